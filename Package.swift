@@ -1,0 +1,76 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point one way: hive -> {HiveMaster, HiveDemo -> HiveWorker} -> HiveIPC -> CHiveShims.
+// HiveMaster and HiveIPC never import NIO: the master stays single-threaded so it may fork and spawn safely.
+let package = Package(
+    name: "Hive",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "hive", targets: ["hive"]),
+        .library(name: "HiveWorker", targets: ["HiveWorker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+    ],
+    targets: [
+        .target(name: "CHiveShims"),
+        .target(
+            name: "HiveIPC",
+            dependencies: [
+                "CHiveShims",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
+        .target(
+            name: "HiveMaster",
+            dependencies: [
+                "HiveIPC",
+                "CHiveShims",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "HiveWorker",
+            dependencies: [
+                "HiveIPC",
+                "CHiveShims",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "HiveDemo",
+            dependencies: ["HiveWorker"],
+            resources: []
+        ),
+        .executableTarget(
+            name: "hive",
+            dependencies: [
+                "HiveMaster",
+                "HiveWorker",
+                "HiveDemo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "HiveIPCTests", dependencies: ["HiveIPC"]),
+        .testTarget(
+            name: "HiveWorkerTests",
+            dependencies: [
+                "HiveWorker",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "IntegrationTests", dependencies: ["hive"]),
+    ]
+)

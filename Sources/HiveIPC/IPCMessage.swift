@@ -1,0 +1,133 @@
+/// The records processes exchange over their Unix sockets (SOCK_SEQPACKET: one message per record).
+///
+/// master -> worker: `connection` (with the socket attached), `stop`.
+/// worker -> worker: `push`, `broadcast`, `disconnect` (routed straight to the owner, never via the master).
+/// worker -> master: `ready`.
+public enum IPCMessage: Sendable, Equatable {
+    /// A new connection; the socket travels as SCM_RIGHTS with the record.
+    case connection(ConnectionID)
+    /// Deliver one WebSocket message to one connection owned by the receiving worker.
+    case push(ConnectionID, opcode: UInt8, payload: [UInt8])
+    /// Deliver one WebSocket message to every established WebSocket connection of the receiving worker.
+    case broadcast(opcode: UInt8, payload: [UInt8])
+    /// Close one connection owned by the receiving worker with a WebSocket close code (HTTP: just close).
+    case disconnect(ConnectionID, code: UInt16, reason: String)
+    /// Stop serving: close WebSocket connections with `closeCode`, finish in-flight HTTP responses, exit.
+    case stop(closeCode: UInt16)
+    /// The worker can serve (sent once, after its event loop runs).
+    case ready(worker: Int, pid: Int32)
+
+    enum Kind: UInt8 {
+        case connection = 1, push, broadcast, disconnect, stop, ready
+    }
+
+    /// Payloads above this travel in a memfd attached to the record, so one record never exceeds the socket's
+    /// buffer (about 212 KB by default) and big messages cost one copy into shared memory instead of a stall.
+    public static let maxInlinePayload = 60 * 1024
+    static let headerCapacity = 32
+    public static let maxRecordSize = maxInlinePayload + headerCapacity
+}
+
+/// Byte-level codec for `IPCMessage`. Little-endian fixed fields; payloads last.
+enum IPCCodec {
+    enum DecodeError: Error, CustomStringConvertible {
+        case truncated(kind: UInt8, length: Int)
+        case unknownKind(UInt8)
+        case missingDescriptor(String)
+
+        var description: String {
+            switch self {
+            case .truncated(let kind, let length): "IPC record of kind \(kind) is truncated (\(length) bytes)"
+            case .unknownKind(let kind): "IPC record has unknown kind \(kind)"
+            case .missingDescriptor(let what): "IPC record \(what) arrived without its file descriptor"
+            }
+        }
+    }
+
+    /// Encodes everything but an external payload. `payloadInline` false means the payload goes in a memfd.
+    static func encode(_ message: IPCMessage, payloadInline: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        switch message {
+        case .connection(let id):
+            out.append(IPCMessage.Kind.connection.rawValue)
+            append(id.rawValue, to: &out)
+        case .push(let id, let opcode, let payload):
+            out.append(IPCMessage.Kind.push.rawValue)
+            out.append(payloadInline ? 0 : 1)
+            out.append(opcode)
+            append(id.rawValue, to: &out)
+            if payloadInline { out += payload }
+        case .broadcast(let opcode, let payload):
+            out.reserveCapacity(payloadInline ? payload.count + 3 : 3)
+            out.append(IPCMessage.Kind.broadcast.rawValue)
+            out.append(payloadInline ? 0 : 1)
+            out.append(opcode)
+            if payloadInline { out += payload }
+        case .disconnect(let id, let code, let reason):
+            out.append(IPCMessage.Kind.disconnect.rawValue)
+            append(id.rawValue, to: &out)
+            append(UInt64(code), to: &out)
+            out += Array(reason.utf8.prefix(123))
+        case .stop(let closeCode):
+            out.append(IPCMessage.Kind.stop.rawValue)
+            append(UInt64(closeCode), to: &out)
+        case .ready(let worker, let pid):
+            out.append(IPCMessage.Kind.ready.rawValue)
+            append(UInt64(worker), to: &out)
+            append(UInt64(UInt32(bitPattern: pid)), to: &out)
+        }
+        return out
+    }
+
+    /// Whether the record's payload lives in the attached descriptor (push/broadcast with the external flag).
+    static func hasExternalPayload(_ record: UnsafeRawBufferPointer) -> Bool {
+        guard record.count >= 2, let kind = IPCMessage.Kind(rawValue: record[0]) else { return false }
+        return (kind == .push || kind == .broadcast) && record[1] == 1
+    }
+
+    /// Decodes a record; `external` supplies the payload when it travelled in a memfd.
+    static func decode(_ record: UnsafeRawBufferPointer, external: [UInt8]?) throws -> IPCMessage {
+        guard let first = record.first else { throw DecodeError.truncated(kind: 0, length: 0) }
+        guard let kind = IPCMessage.Kind(rawValue: first) else { throw DecodeError.unknownKind(first) }
+        func need(_ count: Int) throws {
+            if record.count < count { throw DecodeError.truncated(kind: first, length: record.count) }
+        }
+        switch kind {
+        case .connection:
+            try need(9)
+            return .connection(ConnectionID(rawValue: word(record, at: 1)))
+        case .push:
+            try need(11)
+            let payload = external ?? Array(record[11...])
+            return .push(ConnectionID(rawValue: word(record, at: 3)), opcode: record[2], payload: payload)
+        case .broadcast:
+            try need(3)
+            return .broadcast(opcode: record[2], payload: external ?? Array(record[3...]))
+        case .disconnect:
+            try need(17)
+            let reason = String(decoding: record[17...], as: UTF8.self)
+            return .disconnect(
+                ConnectionID(rawValue: word(record, at: 1)), code: UInt16(truncatingIfNeeded: word(record, at: 9)),
+                reason: reason
+            )
+        case .stop:
+            try need(9)
+            return .stop(closeCode: UInt16(truncatingIfNeeded: word(record, at: 1)))
+        case .ready:
+            try need(17)
+            return .ready(
+                worker: Int(word(record, at: 1)), pid: Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
+            )
+        }
+    }
+
+    private static func append(_ value: UInt64, to out: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    private static func word(_ record: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
+        var value: UInt64 = 0
+        withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: record[offset..<offset + 8])) }
+        return UInt64(littleEndian: value)
+    }
+}

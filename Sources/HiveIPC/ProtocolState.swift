@@ -1,0 +1,55 @@
+/// What a connection speaks right now. Swoole's `websocket_status` is the reference: a connection starts as
+/// plain HTTP, may go through the WebSocket handshake, and only `.websocket` can receive a push or a broadcast.
+public enum ProtocolState: UInt64, Sendable, CaseIterable, CustomStringConvertible {
+    case http = 1
+    case websocketHandshake = 2
+    case websocket = 3
+    case closing = 4
+    case closed = 5
+
+    public var description: String {
+        switch self {
+        case .http: "http"
+        case .websocketHandshake: "websocket-handshake"
+        case .websocket: "websocket"
+        case .closing: "closing"
+        case .closed: "closed"
+        }
+    }
+
+    public init?(name: String) {
+        guard let match = Self.allCases.first(where: { $0.description == name }) else { return nil }
+        self = match
+    }
+}
+
+/// Lifecycle of a registry slot. Ownership moves with it: the master takes a `.free` slot to `.reserved` (fd in
+/// flight to the worker), the owning worker takes it to `.active` when it adopts the socket and back to `.free`
+/// when the connection ends. The master frees the slots of a worker that died, and a reserved slot whose hand-off
+/// failed.
+public enum SlotState: UInt64, Sendable {
+    case free = 0
+    case reserved = 1
+    case active = 2
+}
+
+/// What the master's worker table says about a worker, mirrored in the registry so every process can read it.
+public enum WorkerState: UInt64, Sendable, CustomStringConvertible {
+    case none = 0
+    case starting = 1
+    case running = 2
+    case stopping = 3
+    case restarting = 4
+    case exited = 5
+
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .starting: "starting"
+        case .running: "running"
+        case .stopping: "stopping"
+        case .restarting: "restarting"
+        case .exited: "exited"
+        }
+    }
+}

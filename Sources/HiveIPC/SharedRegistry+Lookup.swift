@@ -1,0 +1,74 @@
+import Atomics
+
+/// A copy of one slot, read without locks: fields may be a few updates apart, but the id/generation check makes
+/// sure it describes the connection asked for.
+public struct ConnectionSnapshot: Sendable, Hashable {
+    public var id: ConnectionID
+    public var worker: Int
+    public var protocolState: ProtocolState
+    public var remote: RemoteAddress
+    public var connectedAt: UInt64
+    public var lastActivity: UInt64
+    public var bytesIn: UInt64
+    public var bytesOut: UInt64
+    public var framesIn: UInt64
+    public var framesOut: UInt64
+    public var queuedOut: UInt64
+    public var requests: UInt64
+}
+
+extension SharedRegistry {
+    /// The live connection with this id, or nil when it is unknown, closed, or the slot now holds a newer
+    /// connection.
+    public func lookup(_ id: ConnectionID) -> ConnectionSnapshot? {
+        guard id.slot < capacity, id.worker < workerCount else { return nil }
+        guard let snapshot = snapshot(slot: id.slot), snapshot.id == id else { return nil }
+        return snapshot
+    }
+
+    /// The protocol state of a live connection, or nil (the cheap check a push makes).
+    public func protocolState(of id: ConnectionID) -> ProtocolState? {
+        guard id.slot < capacity, id.worker < workerCount else { return nil }
+        guard slot(id.slot, .state).load(ordering: .acquiring) == SlotState.active.rawValue,
+            slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation),
+            slot(id.slot, .worker).load(ordering: .relaxed) == UInt64(id.worker)
+        else { return nil }
+        return ProtocolState(rawValue: slot(id.slot, .protocolState).load(ordering: .acquiring))
+    }
+
+    /// Reads slot `index` if it holds an active connection.
+    public func snapshot(slot index: Int) -> ConnectionSnapshot? {
+        guard slot(index, .state).load(ordering: .acquiring) == SlotState.active.rawValue else { return nil }
+        let generation = UInt32(truncatingIfNeeded: slot(index, .generation).load(ordering: .relaxed))
+        let worker = Int(slot(index, .worker).load(ordering: .relaxed))
+        let portAndFamily = slot(index, .portAndFamily).load(ordering: .relaxed)
+        let remote = RemoteAddress(
+            family: RemoteAddress.Family(rawValue: UInt8(portAndFamily & 0xFF)) ?? .none,
+            bytes: (slot(index, .addressHigh).load(ordering: .relaxed), slot(index, .addressLow).load(ordering: .relaxed)),
+            port: UInt16(truncatingIfNeeded: portAndFamily >> 8)
+        )
+        guard worker < workerCount,
+            let state = ProtocolState(rawValue: slot(index, .protocolState).load(ordering: .acquiring))
+        else { return nil }
+        return ConnectionSnapshot(
+            id: ConnectionID(generation: generation, worker: worker, slot: index),
+            worker: worker,
+            protocolState: state,
+            remote: remote,
+            connectedAt: slot(index, .connectedAt).load(ordering: .relaxed),
+            lastActivity: slot(index, .lastActivity).load(ordering: .relaxed),
+            bytesIn: slot(index, .bytesIn).load(ordering: .relaxed),
+            bytesOut: slot(index, .bytesOut).load(ordering: .relaxed),
+            framesIn: slot(index, .framesIn).load(ordering: .relaxed),
+            framesOut: slot(index, .framesOut).load(ordering: .relaxed),
+            queuedOut: slot(index, .queuedOut).load(ordering: .relaxed),
+            requests: slot(index, .requests).load(ordering: .relaxed)
+        )
+    }
+
+    /// Every live connection of every worker, in slot order. A lazy walk over the table: it allocates nothing per
+    /// free slot.
+    public var connections: some Sequence<ConnectionSnapshot> {
+        (0..<capacity).lazy.compactMap { self.snapshot(slot: $0) }
+    }
+}

@@ -1,0 +1,63 @@
+import Atomics
+
+// The master's side of the slot life cycle. Only the master calls these; it is single-threaded.
+extension SharedRegistry {
+    /// Takes a free slot for a new connection owned by `worker` and returns its id, or nil when every slot is in
+    /// use (the caller answers 503). Never touches a live slot.
+    public func reserve(worker: Int, remote: RemoteAddress, now: UInt64 = Clock.wallNanoseconds()) -> ConnectionID? {
+        for step in 0..<capacity {
+            let index = (cursorPosition + step) % capacity
+            guard slot(index, .state).load(ordering: .acquiring) == SlotState.free.rawValue else { continue }
+            // Generations start at 1 and skip 0 on wrap, so an id is never 0 and a stale id never matches.
+            var generation = UInt32(truncatingIfNeeded: slot(index, .generation).load(ordering: .relaxed)) &+ 1
+            if generation == 0 { generation = 1 }
+            slot(index, .generation).store(UInt64(generation), ordering: .relaxed)
+            slot(index, .worker).store(UInt64(worker), ordering: .relaxed)
+            slot(index, .addressHigh).store(remote.bytes.0, ordering: .relaxed)
+            slot(index, .addressLow).store(remote.bytes.1, ordering: .relaxed)
+            slot(index, .portAndFamily).store(UInt64(remote.port) << 8 | UInt64(remote.family.rawValue), ordering: .relaxed)
+            slot(index, .connectedAt).store(now, ordering: .relaxed)
+            slot(index, .state).store(SlotState.reserved.rawValue, ordering: .releasing)
+            cursorPosition = (index + 1) % capacity
+            return ConnectionID(generation: generation, worker: worker, slot: index)
+        }
+        return nil
+    }
+
+    /// Gives back a slot whose hand-off failed (the worker never saw it).
+    public func release(_ id: ConnectionID) {
+        let state = slot(id.slot, .state)
+        guard state.load(ordering: .acquiring) == SlotState.reserved.rawValue,
+            slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
+        else { return }
+        state.store(SlotState.free.rawValue, ordering: .releasing)
+    }
+
+    /// Frees every slot owned by a worker that died: its sockets died with it. Returns how many were freed.
+    /// This is the one place where a slot has a second writer, and only once its owner is gone (nginx force-unlocks
+    /// the shared mutex of a reaped process the same way).
+    @discardableResult
+    public func reclaimSlots(ofWorker worker: Int) -> Int {
+        var freed = 0
+        for index in 0..<capacity {
+            let state = slot(index, .state)
+            guard state.load(ordering: .acquiring) != SlotState.free.rawValue,
+                slot(index, .worker).load(ordering: .relaxed) == UInt64(worker)
+            else { continue }
+            slot(index, .protocolState).store(ProtocolState.closed.rawValue, ordering: .relaxed)
+            state.store(SlotState.free.rawValue, ordering: .releasing)
+            freed += 1
+        }
+        self.worker(worker, .httpConnections).store(0, ordering: .relaxed)
+        self.worker(worker, .webSocketConnections).store(0, ordering: .relaxed)
+        self.worker(worker, .closed).store(self.worker(worker, .assigned).load(ordering: .relaxed), ordering: .relaxed)
+        return freed
+    }
+
+    /// Connections a worker holds now (handed to it and not yet finished), for least-connections dispatch.
+    public func openConnections(ofWorker worker: Int) -> Int {
+        let assigned = self.worker(worker, .assigned).load(ordering: .relaxed)
+        let closed = self.worker(worker, .closed).load(ordering: .relaxed)
+        return assigned > closed ? Int(assigned - closed) : 0
+    }
+}

@@ -1,0 +1,69 @@
+import Atomics
+
+// The owning worker's side of the slot life cycle, called on the worker's event loop. Counters are plain
+// load+store: each word has one writer, so no read-modify-write is needed.
+extension SharedRegistry {
+    /// Claims a reserved slot for a socket the worker just adopted. False if the id is stale (the master freed the
+    /// slot meanwhile): the caller must close the socket.
+    public func activate(_ id: ConnectionID, now: UInt64 = Clock.wallNanoseconds()) -> Bool {
+        let state = slot(id.slot, .state)
+        guard state.load(ordering: .acquiring) == SlotState.reserved.rawValue,
+            slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
+        else { return false }
+        for field in [SlotField.bytesIn, .bytesOut, .framesIn, .framesOut, .queuedOut, .requests] {
+            slot(id.slot, field).store(0, ordering: .relaxed)
+        }
+        slot(id.slot, .lastActivity).store(now, ordering: .relaxed)
+        slot(id.slot, .protocolState).store(ProtocolState.http.rawValue, ordering: .relaxed)
+        state.store(SlotState.active.rawValue, ordering: .releasing)
+        increment(worker: id.worker, .httpConnections)
+        return true
+    }
+
+    /// Moves a live connection to another protocol state and keeps the worker's per-protocol counts in step.
+    public func setProtocol(_ id: ConnectionID, _ newState: ProtocolState) {
+        let word = slot(id.slot, .protocolState)
+        let old = ProtocolState(rawValue: word.load(ordering: .relaxed))
+        guard old != newState else { return }
+        word.store(newState.rawValue, ordering: .releasing)
+        if old == .http { decrement(worker: id.worker, .httpConnections) }
+        if old == .websocket { decrement(worker: id.worker, .webSocketConnections) }
+        if newState == .http { increment(worker: id.worker, .httpConnections) }
+        if newState == .websocket { increment(worker: id.worker, .webSocketConnections) }
+    }
+
+    /// Ends a connection: the slot goes back to the master's free pool. Safe to call twice.
+    public func free(_ id: ConnectionID) {
+        let state = slot(id.slot, .state)
+        guard state.load(ordering: .acquiring) == SlotState.active.rawValue,
+            slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
+        else { return }
+        setProtocol(id, .closed)
+        state.store(SlotState.free.rawValue, ordering: .releasing)
+        increment(worker: id.worker, .closed)
+    }
+
+    @inline(__always)
+    public func add(_ amount: Int, to field: SlotField, of id: ConnectionID) {
+        let word = slot(id.slot, field)
+        word.store(word.load(ordering: .relaxed) &+ UInt64(truncatingIfNeeded: amount), ordering: .relaxed)
+    }
+
+    @inline(__always)
+    public func set(_ value: UInt64, _ field: SlotField, of id: ConnectionID) {
+        slot(id.slot, field).store(value, ordering: .relaxed)
+    }
+
+    @inline(__always)
+    public func increment(worker: Int, _ field: WorkerField, by amount: UInt64 = 1) {
+        let word = self.worker(worker, field)
+        word.store(word.load(ordering: .relaxed) &+ amount, ordering: .relaxed)
+    }
+
+    @inline(__always)
+    public func decrement(worker: Int, _ field: WorkerField) {
+        let word = self.worker(worker, field)
+        let value = word.load(ordering: .relaxed)
+        word.store(value > 0 ? value - 1 : 0, ordering: .relaxed)
+    }
+}

@@ -1,0 +1,215 @@
+import Atomics
+
+#if canImport(Glibc)
+import CHiveShims
+import Glibc
+#endif
+
+/// The shared connection registry: one `MAP_SHARED` mapping that every process reads, made by the master before
+/// the first worker starts. It holds only fixed-size records of 64-bit atomic words: no classes, strings or
+/// pointers, because each process maps it at its own address.
+///
+/// Layout, all little-endian UInt64 words:
+///
+///     [ header: 16 words ][ workers: workerCount x 32 words ][ slots: capacity x 16 words ]
+///
+/// Each field has exactly one writer, named next to it in `Header`, `WorkerField` and `SlotField`. Writers
+/// publish a slot by storing its `state` last (release); readers load `state` first (acquire) and then check the
+/// generation against the id they hold.
+public final class SharedRegistry: @unchecked Sendable {
+    // @unchecked: the instance only holds the mapping's address and sizes, fixed after init; every access to the
+    // mapped words goes through UnsafeAtomic. The master's allocation cursor is touched by the master alone.
+
+    public enum Header: Int, CaseIterable {
+        case magic = 0          // master, at creation
+        case version            // master, at creation
+        case capacity           // master, at creation
+        case workerCount        // master, at creation
+        case masterPID          // master
+        case startedAt          // master: wall clock ns
+        case accepted           // master: connections accepted
+        case refusedFull        // master: answered 503 because the registry was full
+        case refusedBusy        // master: no worker could take the socket (all inboxes full)
+        case acceptErrors       // master: EMFILE/ENFILE and other accept failures
+        static let words = 16
+    }
+
+    public enum WorkerField: Int, CaseIterable {
+        case pid = 0            // master
+        case state              // master (WorkerState)
+        case startedAt          // master: wall clock ns
+        case restarts           // master
+        case lastExitStatus     // master: raw wait status of the previous process, or 0
+        case assigned           // master: connections handed to this worker id, total
+        case closed             // worker: connections it finished, total (assigned - closed = open)
+        case httpConnections    // worker: open connections in .http
+        case webSocketConnections // worker: open connections in .websocket
+        case requests           // worker: HTTP requests answered
+        case messagesIn         // worker: WebSocket messages received
+        case messagesOut        // worker: WebSocket messages sent (one per connection reached)
+        case pushesFailed       // worker: pushes refused (not a WebSocket, unknown id, inbox full)
+        case slowConsumers      // worker: connections closed because their output queue overflowed
+        case protocolErrors     // worker: connections failed for bad HTTP or WebSocket input
+        case broadcasts         // worker: broadcasts delivered to this worker's connections
+        static let words = 32
+    }
+
+    public enum SlotField: Int, CaseIterable {
+        case generation = 0     // master, while reserving
+        case state              // master: free -> reserved; owner: reserved -> active -> free (SlotState)
+        case worker             // master, while reserving
+        case addressHigh        // master, while reserving
+        case addressLow         // master, while reserving
+        case portAndFamily      // master, while reserving: port << 8 | family
+        case connectedAt        // master, while reserving: wall clock ns
+        case protocolState      // owner worker (ProtocolState)
+        case lastActivity       // owner worker: wall clock ns
+        case bytesIn            // owner worker
+        case bytesOut           // owner worker
+        case framesIn           // owner worker: WebSocket frames (or HTTP requests before the upgrade)
+        case framesOut          // owner worker
+        case queuedOut          // owner worker: bytes written but not yet sent to the socket
+        case requests           // owner worker: HTTP requests on this connection
+        static let words = 16
+    }
+
+    static let magic: UInt64 = 0x4849_5645_5245_4731  // "HIVEREG1"
+    static let version: UInt64 = 1
+
+    public let capacity: Int
+    public let workerCount: Int
+    /// The memfd behind the mapping (-1 for a heap registry in tests). Passed to spawned workers.
+    public let fd: Int32
+    private let base: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
+    private let byteCount: Int
+    private let ownsHeap: Bool
+    /// Master only: where the next free-slot search starts, so allocation is O(1) amortized until nearly full.
+    var cursorPosition = 0
+
+    public static func byteCount(capacity: Int, workerCount: Int) -> Int {
+        (Header.words + workerCount * WorkerField.words + capacity * SlotField.words) * 8
+    }
+
+    /// Creates a registry in a new memfd (master, before any worker exists).
+    public static func create(capacity: Int, workerCount: Int) throws -> SharedRegistry {
+        precondition(capacity > 0 && capacity <= ConnectionID.maxSlots)
+        precondition(workerCount > 0 && workerCount <= ConnectionID.maxWorkers)
+        let size = byteCount(capacity: capacity, workerCount: workerCount)
+        let fd = try syscall("memfd_create", while: "creating the connection registry") {
+            CHiveShims_memfd_create("hive-registry", UInt32(CHiveShims_MFD_CLOEXEC))
+        }
+        do {
+            try syscall("ftruncate", while: "sizing the connection registry to \(size) bytes") {
+                ftruncate(fd, off_t(size))
+            }
+            let pointer = try map(fd: fd, size: size)
+            let registry = SharedRegistry(
+                base: pointer, byteCount: size, capacity: capacity, workerCount: workerCount, fd: fd, ownsHeap: false
+            )
+            registry.initializeHeader()
+            return registry
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Maps a registry made by the master (worker, from the fd it inherited).
+    public static func attach(fd: Int32) throws -> SharedRegistry {
+        var st = stat()
+        try syscall("fstat", while: "reading the size of the connection registry (fd \(fd))") { fstat(fd, &st) }
+        let size = Int(st.st_size)
+        guard size >= Header.words * 8 else {
+            throw SystemError("mmap", while: "attaching a registry of \(size) bytes: too small", errno: EINVAL)
+        }
+        let pointer = try map(fd: fd, size: size)
+        let header = UnsafeAtomic<UInt64>(at: pointer)
+        guard header.load(ordering: .acquiring) == magic else {
+            munmap(pointer, size)
+            throw SystemError("mmap", while: "attaching fd \(fd): it is not a Hive registry", errno: EINVAL)
+        }
+        let capacity = Int(UnsafeAtomic<UInt64>(at: pointer + Header.capacity.rawValue).load(ordering: .relaxed))
+        let workers = Int(UnsafeAtomic<UInt64>(at: pointer + Header.workerCount.rawValue).load(ordering: .relaxed))
+        guard byteCount(capacity: capacity, workerCount: workers) <= size else {
+            munmap(pointer, size)
+            throw SystemError("mmap", while: "attaching fd \(fd): header does not match its size", errno: EINVAL)
+        }
+        return SharedRegistry(
+            base: pointer, byteCount: size, capacity: capacity, workerCount: workers, fd: fd, ownsHeap: false
+        )
+    }
+
+    /// A registry on zeroed heap memory, for unit tests of the slot logic without processes.
+    public static func heap(capacity: Int, workerCount: Int) -> SharedRegistry {
+        let size = byteCount(capacity: capacity, workerCount: workerCount)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        let pointer = raw.bindMemory(to: UnsafeAtomic<UInt64>.Storage.self, capacity: size / 8)
+        let registry = SharedRegistry(
+            base: pointer, byteCount: size, capacity: capacity, workerCount: workerCount, fd: -1, ownsHeap: true
+        )
+        registry.initializeHeader()
+        return registry
+    }
+
+    private static func map(fd: Int32, size: Int) throws -> UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage> {
+        let raw = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        // MAP_FAILED is not imported into Swift: it is (void *)-1.
+        guard let raw, raw != UnsafeMutableRawPointer(bitPattern: -1) else {
+            throw SystemError("mmap", while: "mapping the connection registry (\(size) bytes)")
+        }
+        return raw.bindMemory(to: UnsafeAtomic<UInt64>.Storage.self, capacity: size / 8)
+    }
+
+    private init(
+        base: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>,
+        byteCount: Int,
+        capacity: Int,
+        workerCount: Int,
+        fd: Int32,
+        ownsHeap: Bool
+    ) {
+        self.base = base
+        self.byteCount = byteCount
+        self.capacity = capacity
+        self.workerCount = workerCount
+        self.fd = fd
+        self.ownsHeap = ownsHeap
+    }
+
+    deinit {
+        if ownsHeap {
+            UnsafeMutableRawPointer(base).deallocate()
+        } else {
+            munmap(base, byteCount)
+        }
+    }
+
+    private func initializeHeader() {
+        header(.capacity).store(UInt64(capacity), ordering: .relaxed)
+        header(.workerCount).store(UInt64(workerCount), ordering: .relaxed)
+        header(.version).store(Self.version, ordering: .relaxed)
+        header(.magic).store(Self.magic, ordering: .releasing)
+    }
+
+    // MARK: - Word access
+
+    @inline(__always)
+    public func header(_ field: Header) -> UnsafeAtomic<UInt64> {
+        UnsafeAtomic(at: base + field.rawValue)
+    }
+
+    @inline(__always)
+    public func worker(_ id: Int, _ field: WorkerField) -> UnsafeAtomic<UInt64> {
+        precondition(id >= 0 && id < workerCount, "worker \(id) is outside the registry (\(workerCount) workers)")
+        return UnsafeAtomic(at: base + Header.words + id * WorkerField.words + field.rawValue)
+    }
+
+    @inline(__always)
+    public func slot(_ index: Int, _ field: SlotField) -> UnsafeAtomic<UInt64> {
+        precondition(index >= 0 && index < capacity, "slot \(index) is outside the registry (\(capacity) slots)")
+        return UnsafeAtomic(
+            at: base + Header.words + workerCount * WorkerField.words + index * SlotField.words + field.rawValue
+        )
+    }
+}

@@ -1,0 +1,37 @@
+import HiveIPC
+
+/// What the master needs to run. Built by the CLI from `hive start` options.
+public struct MasterConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var workers: Int
+    public var dispatch: DispatchMode
+    public var runDirectory: String
+    public var maxConnections: Int
+    /// Seconds to wait for workers to finish on stop before SIGKILL.
+    public var grace: Double
+    /// The executable started as each worker (normally /proc/self/exe resolved at startup).
+    public var executable: String
+    /// Arguments after the executable that make it a worker: the hidden `worker` subcommand and the forwarded
+    /// options. The master appends the descriptor numbers and the worker id.
+    public var workerArguments: [String]
+
+    public init(
+        host: String, port: Int, workers: Int, dispatch: DispatchMode, runDirectory: String, maxConnections: Int,
+        grace: Double, executable: String, workerArguments: [String]
+    ) {
+        self.host = host
+        self.port = port
+        self.workers = workers
+        self.dispatch = dispatch
+        self.runDirectory = runDirectory
+        self.maxConnections = maxConnections
+        self.grace = grace
+        self.executable = executable
+        self.workerArguments = workerArguments
+    }
+
+    public var listenDescription: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}

@@ -1,0 +1,151 @@
+import HiveIPC
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The master: one thread, one poll loop. It listens, accepts, picks a worker and hands the socket over with
+/// SCM_RIGHTS; it starts, watches and restarts workers; it never touches a connection's bytes (except to refuse
+/// one with 503) and never blocks on a worker.
+public final class MasterLoop {
+    let configuration: MasterConfiguration
+    var logger: Logger
+    let pid = getpid()
+    var workers: [WorkerEntry] = []
+    var dispatcher: Dispatcher
+    var registry: SharedRegistry!
+    var listener: Listener?
+    var signals: SignalChannel!
+    var masterInbox: (receive: RecordChannel, send: RecordChannel)!
+    var spawner: WorkerSpawner
+    var announcedReady = false
+    /// Monotonic ns until which accepting is paused after EMFILE/ENFILE, so the loop does not spin.
+    var acceptPausedUntil: UInt64 = 0
+    var stopDeadline: UInt64?
+    var exitStatus: Int32 = 0
+    let runDirectory: RunDirectory
+
+    public init(configuration: MasterConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.logger[metadataKey: "process.role"] = "master"
+        self.logger[metadataKey: "pid"] = "\(getpid())"
+        self.dispatcher = Dispatcher(mode: configuration.dispatch)
+        self.spawner = WorkerSpawner(executable: configuration.executable, baseArguments: configuration.workerArguments)
+        self.runDirectory = RunDirectory(path: configuration.runDirectory)
+    }
+
+    /// Runs until stopped; returns the process exit status.
+    public func run() throws -> Int32 {
+        let threads = Self.threadCount()
+        guard threads == 1 else { throw MasterError.multiThreaded(threads: threads) }
+
+        try runDirectory.claim(pid: pid)
+        defer { runDirectory.release(pid: pid) }
+        let listener = try Listener(host: configuration.host, port: configuration.port)
+        self.listener = listener
+        defer { self.listener?.close() }
+
+        registry = try SharedRegistry.create(capacity: configuration.maxConnections, workerCount: configuration.workers)
+        registry.header(.masterPID).store(UInt64(pid), ordering: .relaxed)
+        registry.header(.startedAt).store(Clock.wallNanoseconds(), ordering: .relaxed)
+        masterInbox = try RecordChannel.pair(while: "creating the master's inbox")
+        for id in 0..<configuration.workers {
+            let inbox = try RecordChannel.pair(while: "creating the inbox of worker \(id)")
+            workers.append(WorkerEntry(id: id, inbox: inbox))
+        }
+        signals = try SignalChannel()
+        for id in workers.indices { try spawnWorker(id) }
+
+        try loop()
+        logger.notice("master stopped", metadata: ["exit.status": "\(exitStatus)"])
+        return exitStatus
+    }
+
+    private func loop() throws {
+        while true {
+            let now = Clock.monotonicNanoseconds()
+            if let deadline = stopDeadline {
+                if workers.allSatisfy({ $0.pid == 0 }) { return }
+                if now >= deadline { killRemainingWorkers() }
+            }
+            respawnDueWorkers(now: now)
+
+            let accepting = listener != nil && announcedReady && stopDeadline == nil && now >= acceptPausedUntil
+            var fds = [
+                pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: masterInbox.receive.fd, events: Int16(POLLIN), revents: 0),
+            ]
+            if accepting, let listener { fds.append(pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0)) }
+            let rc = poll(&fds, nfds_t(fds.count), pollTimeout(now: now))
+            if rc < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("poll", while: "waiting in the master loop")
+            }
+            if fds[0].revents != 0 { handleSignals() }
+            if fds[1].revents != 0 { readMasterInbox() }
+            if fds.count > 2, fds[2].revents != 0 { acceptConnections() }
+        }
+    }
+
+    /// Milliseconds until the next timed duty: a respawn, the end of an accept pause, or the stop deadline.
+    private func pollTimeout(now: UInt64) -> Int32 {
+        var next: UInt64 = now + 1_000_000_000
+        for worker in workers where worker.respawnAt > 0 { next = min(next, worker.respawnAt) }
+        if acceptPausedUntil > now { next = min(next, acceptPausedUntil) }
+        if let stopDeadline { next = min(next, stopDeadline) }
+        return Int32(clamping: (next > now ? next - now : 0) / 1_000_000 + 1)
+    }
+
+    private func handleSignals() {
+        while let sig = signals.next() {
+            switch sig {
+            case SIGCHLD: reapChildren()
+            case SIGTERM, SIGINT: beginStop(reason: sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            default: logger.info("signal ignored", metadata: ["signal": "\(sig)"])
+            }
+        }
+    }
+
+    private func readMasterInbox() {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+        defer { buffer.deallocate() }
+        while true {
+            let received: (IPCMessage, descriptor: Int32)?
+            do {
+                received = try masterInbox.receive.receive(blocking: false, buffer: buffer)
+            } catch {
+                logger.warning("unreadable message on the master's inbox", metadata: ["error": "\(error)"])
+                continue
+            }
+            guard let (message, _) = received else { return }
+            if case .ready(let id, let workerPID) = message, id < workers.count, workers[id].pid == workerPID {
+                workers[id].state = .running
+                registry.worker(id, .state).store(WorkerState.running.rawValue, ordering: .relaxed)
+                logger.debug("worker ready", metadata: ["worker.id": "\(id)", "worker.pid": "\(workerPID)"])
+                announceReadyIfAllRunning()
+            }
+        }
+    }
+
+    private func announceReadyIfAllRunning() {
+        guard !announcedReady, workers.allSatisfy({ $0.state == .running }) else { return }
+        announcedReady = true
+        writeLine(
+            "hive: ready on http://\(configuration.listenDescription) with \(workers.count) workers "
+                + "(dispatch \(configuration.dispatch.rawValue), master pid \(pid), run dir \(configuration.runDirectory))"
+        )
+    }
+
+    static func threadCount() -> Int {
+        guard let dir = opendir("/proc/self/task") else { return 1 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { count += 1 }
+        }
+        return count
+    }
+}
