@@ -35,3 +35,8 @@ public struct MasterConfiguration: Sendable {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
+
+extension MasterConfiguration {
+    /// The running executable, which the master starts again as each worker.
+    public static func currentExecutable() -> String { WorkerSpawner.currentExecutable() }
+}

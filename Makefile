@@ -1,0 +1,47 @@
+# Hive: thin wrappers over swift build / swift test. Every target installs what it needs on a fresh Debian 12
+# machine (as root), and skips what is already there.
+SWIFT ?= swift
+HIVE_DEBUG := .build/debug/hive
+PORT ?= 9501
+WORKERS ?= 2
+APT_PACKAGES := libhiredis-dev redis-server pkg-config python3
+
+.PHONY: all deps build release run test unit integration conformance clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "make: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# Serves the demo page and its WebSocket on http://127.0.0.1:$(PORT)/ with $(WORKERS) workers.
+run: build
+	@scripts/ensure-redis.sh
+	$(HIVE_DEBUG) start --port $(PORT) --workers $(WORKERS)
+
+# The whole suite: unit and integration tests (real hive binary), then WebSocket conformance (Autobahn).
+test: build
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	$(MAKE) conformance
+
+unit: build
+	$(SWIFT) test --filter 'HiveIPCTests|HiveWorkerTests'
+
+integration: build
+	$(SWIFT) test --filter IntegrationTests
+
+conformance: build
+	Tests/Conformance/run-conformance.sh $(HIVE_DEBUG)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,95 @@
+import HiveIPC
+import Logging
+import NIOCore
+
+/// The server as an application sees it from inside one worker: Swoole's `$server` (push, broadcast, exists,
+/// isEstablished, getClientInfo, connections, disconnect). Safe to call from any thread; the work happens on this
+/// worker's event loop, or on the owning worker's for connections it does not hold.
+public final class Hive: @unchecked Sendable {
+    // @unchecked: immutable after init except `table`, which is only touched on `eventLoop` (every mutation goes
+    // through `onLoop`), and the registry, whose words are atomics with one writer each.
+    public let workerID: Int
+    public let eventLoop: EventLoop
+    public let logger: Logger
+    let registry: SharedRegistry
+    let limits: ConnectionLimits
+    let application: HiveApplication
+    let table = ConnectionTable()
+    var outbox: PeerOutbox!
+
+    init(workerID: Int, eventLoop: EventLoop, registry: SharedRegistry, limits: ConnectionLimits,
+         application: HiveApplication, logger: Logger) {
+        self.workerID = workerID
+        self.eventLoop = eventLoop
+        self.registry = registry
+        self.limits = limits
+        self.application = application
+        self.logger = logger
+    }
+
+    /// Number of workers in this Hive.
+    public var workerCount: Int { registry.workerCount }
+
+    /// Sends a message to one connection, whichever worker holds it.
+    /// - Throws: `HiveError.unknownConnection` when no such connection is open, `HiveError.notWebSocket` when it
+    ///   is not an established WebSocket (a plain HTTP keep-alive connection, say), `HiveError.workerBusy` when the
+    ///   owner's inbox is full.
+    public func push(_ id: ConnectionID, _ message: HiveMessage) throws {
+        guard let state = registry.protocolState(of: id) else {
+            registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
+            throw HiveError.unknownConnection(id)
+        }
+        guard state == .websocket else {
+            registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
+            throw HiveError.notWebSocket(id, state)
+        }
+        if id.worker == workerID {
+            onLoop { self.deliver(.push(id, opcode: message.opcode, payload: message.bytes)) }
+        } else if !outbox.send(.push(id, opcode: message.opcode, payload: message.bytes), to: id.worker) {
+            registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
+            throw HiveError.workerBusy(id, worker: id.worker)
+        }
+    }
+
+    /// Sends a message to every established WebSocket connection of every worker; plain HTTP connections never
+    /// receive it. One record goes to each other worker that has WebSocket clients, and each worker encodes the
+    /// frame once.
+    public func broadcast(_ message: HiveMessage) {
+        let record = IPCMessage.broadcast(opcode: message.opcode, payload: message.bytes)
+        for worker in 0..<registry.workerCount where worker != workerID {
+            guard registry.worker(worker, .webSocketConnections).load(ordering: .relaxed) > 0 else { continue }
+            if !outbox.send(record, to: worker) {
+                registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
+            }
+        }
+        onLoop { self.deliver(record) }
+    }
+
+    /// Whether a connection with this id is open (any protocol).
+    public func exists(_ id: ConnectionID) -> Bool { registry.protocolState(of: id) != nil }
+
+    /// Whether the connection is an established WebSocket (Swoole's `isEstablished`).
+    public func isEstablished(_ id: ConnectionID) -> Bool { registry.protocolState(of: id) == .websocket }
+
+    /// What the registry knows about a connection (Swoole's `getClientInfo`), or nil.
+    public func connectionInfo(_ id: ConnectionID) -> ConnectionSnapshot? { registry.lookup(id) }
+
+    /// Every open connection of every worker, read from the shared registry.
+    public var connections: some Sequence<ConnectionSnapshot> { registry.connections }
+
+    /// Closes a connection on whichever worker holds it: a WebSocket gets a close frame with `code`.
+    /// - Throws: `HiveError.unknownConnection` when no such connection is open.
+    public func disconnect(_ id: ConnectionID, code: UInt16 = 1000, reason: String = "") throws {
+        guard registry.protocolState(of: id) != nil else { throw HiveError.unknownConnection(id) }
+        let record = IPCMessage.disconnect(id, code: code, reason: reason)
+        if id.worker == workerID {
+            onLoop { self.deliver(record) }
+        } else if !outbox.send(record, to: id.worker) {
+            throw HiveError.workerBusy(id, worker: id.worker)
+        }
+    }
+
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if eventLoop.inEventLoop { body() } else { eventLoop.execute(body) }
+    }
+}

@@ -1,0 +1,37 @@
+import HiveIPC
+
+/// The connection a WebSocket hook is about.
+public struct HiveConnection: Sendable, Hashable {
+    public var id: ConnectionID
+    /// The path the client upgraded on ("/", "/echo").
+    public var path: String
+    public var remote: RemoteAddress
+}
+
+/// What an application implements: Swoole's event callbacks (onWorkerStart, onOpen, onMessage, onRequest,
+/// onClose), as one protocol with defaults. Every hook of a worker runs on that worker's event loop, one at a
+/// time, so an application needs no locks for state it keeps per worker.
+public protocol HiveApplication: Sendable {
+    /// The worker is ready to serve (Swoole's onWorkerStart). `hive.workerID` says which one: start work that
+    /// only one worker should do (a Redis subscription, say) when it is 0.
+    func workerStart(_ hive: Hive)
+    /// Whether a WebSocket upgrade on this request path is accepted. Default: every path.
+    func shouldUpgrade(path: String) -> Bool
+    /// A WebSocket connection is established (onOpen).
+    func open(_ connection: HiveConnection, hive: Hive)
+    /// A complete WebSocket message arrived (onMessage). Throwing closes that connection with 1011.
+    func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws
+    /// A plain HTTP request (onRequest). Throwing answers 500 and logs the error with the connection id.
+    func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse
+    /// A connection of either protocol ended (onClose).
+    func close(_ id: ConnectionID, hive: Hive)
+}
+
+extension HiveApplication {
+    public func workerStart(_ hive: Hive) {}
+    public func shouldUpgrade(path: String) -> Bool { true }
+    public func open(_ connection: HiveConnection, hive: Hive) {}
+    public func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws {}
+    public func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse { .notFound }
+    public func close(_ id: ConnectionID, hive: Hive) {}
+}

@@ -1,0 +1,96 @@
+import HiveIPC
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// One established WebSocket connection of this worker: the write side (pushes, broadcasts, replies) and the
+/// events of its frame handler. Lives on the worker's event loop.
+final class WebSocketSession: WebSocketFrameHandlerDelegate {
+    let connection: HiveConnection
+    let channel: Channel
+    let writer: WebSocketRawWriter
+    weak var frameHandler: WebSocketFrameHandler?
+    private let hive: Hive
+    private var isClosing = false
+
+    init(connection: HiveConnection, channel: Channel, writer: WebSocketRawWriter, hive: Hive) {
+        self.connection = connection
+        self.channel = channel
+        self.writer = writer
+        self.hive = hive
+    }
+
+    var id: ConnectionID { connection.id }
+
+    /// Writes one pre-encoded frame. A client whose queue is already past --max-output-buffer is a slow consumer:
+    /// it is closed with 1008 instead of growing the queue, so it never slows the other clients of this hive.
+    /// Returns whether the frame was queued.
+    @discardableResult
+    func send(encodedFrame: ByteBuffer, flush: Bool = true) -> Bool {
+        guard !isClosing else { return false }
+        guard channel.isWritable else {
+            hive.registry.increment(worker: hive.workerID, .slowConsumers)
+            hive.logger.info(
+                "closing a slow WebSocket consumer",
+                metadata: ["connection.id": "\(id)", "queued.limit": "\(hive.limits.maxOutputBuffer)"]
+            )
+            close(code: .policyViolation, reason: "output queue over \(hive.limits.maxOutputBuffer) bytes")
+            return false
+        }
+        writer.write(encodedFrame, promise: nil)
+        if flush { writer.flush() }
+        hive.registry.add(1, to: .framesOut, of: id)
+        hive.registry.increment(worker: hive.workerID, .messagesOut)
+        return true
+    }
+
+    func close(code: WebSocketErrorCode, reason: String) {
+        guard !isClosing else { return }
+        isClosing = true
+        hive.registry.setProtocol(id, .closing)
+        if let frameHandler {
+            frameHandler.initiateClose(code: code, reason: reason)
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: WebSocketFrameHandlerDelegate
+
+    func webSocketReceived(_ message: WebSocketMessage) {
+        hive.registry.increment(worker: hive.workerID, .messagesIn)
+        let hiveMessage: HiveMessage
+        switch message.kind {
+        case .text: hiveMessage = .text(String(buffer: message.data))
+        case .binary: hiveMessage = .binary(Array(buffer: message.data))
+        }
+        do {
+            try hive.application.message(hiveMessage, from: connection, hive: hive)
+        } catch {
+            hive.logger.error(
+                "message hook failed; closing the connection",
+                metadata: ["connection.id": "\(id)", "error": "\(error)"]
+            )
+            close(code: .unexpectedServerError, reason: "application error")
+        }
+    }
+
+    func webSocketFrameRead(bytes: Int) {
+        hive.registry.add(1, to: .framesIn, of: id)
+    }
+
+    func webSocketFrameWritten(bytes: Int) {
+        hive.registry.add(1, to: .framesOut, of: id)
+    }
+
+    func webSocketClosing(code: WebSocketErrorCode, initiatedByPeer: Bool) {
+        isClosing = true
+        hive.registry.setProtocol(id, .closing)
+        if case .protocolError = code { hive.registry.increment(worker: hive.workerID, .protocolErrors) }
+        if case .dataInconsistentWithMessage = code { hive.registry.increment(worker: hive.workerID, .protocolErrors) }
+        if case .messageTooLarge = code { hive.registry.increment(worker: hive.workerID, .protocolErrors) }
+    }
+}
+
+@available(*, unavailable)
+extension WebSocketSession: Sendable {}

@@ -1,0 +1,77 @@
+import HiveIPC
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+
+/// Builds the pipeline of an adopted connection: HTTP/1.1 with a WebSocket upgrader on the same port.
+///
+///     head | record | [ws raw writer] | http encoder, decoder, pipelining, upgrade | http request handler | tail
+///     after an upgrade:  record | ws raw writer | ws frame encoder, decoder | ws frame handler
+enum WorkerPipeline {
+    static let httpHandlerName = "hive.http"
+
+    static func configure(_ channel: Channel, id: ConnectionID, hive: Hive) throws {
+        let pipeline = channel.pipeline.syncOperations
+        let record = ConnectionRecordHandler(id: id, hive: hive)
+        try pipeline.addHandler(record)
+
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: hive.limits.maxMessageSize,
+            automaticErrorHandling: false,
+            shouldUpgrade: { channel, head in
+                let path = String(head.uri.prefix { $0 != "?" })
+                guard hive.application.shouldUpgrade(path: path) else {
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                }
+                hive.registry.setProtocol(id, .websocketHandshake)
+                return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+            },
+            upgradePipelineHandler: { channel, head in
+                channel.eventLoop.makeCompletedFuture {
+                    try upgradeToWebSocket(channel, head: head, id: id, hive: hive)
+                }
+            }
+        )
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = hive.limits.maxHeaderSize
+        decoderLimits.maxHeaderListSize = hive.limits.maxHeaderSize
+        try pipeline.configureHTTPServerPipeline(
+            withPipeliningAssistance: true,
+            withServerUpgrade: (
+                upgraders: [upgrader],
+                completionHandler: { context in
+                    // Frames must never reach the HTTP handler: it would fail to unwrap them.
+                    _ = context.pipeline.removeHandler(name: httpHandlerName)
+                }
+            ),
+            withErrorHandling: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: decoderLimits
+        )
+        try pipeline.addHandler(HTTPRequestHandler(id: id, hive: hive), name: httpHandlerName)
+    }
+
+    private static func upgradeToWebSocket(_ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: Hive) throws {
+        let pipeline = channel.pipeline.syncOperations
+        let record = try pipeline.handler(type: ConnectionRecordHandler.self)
+        let writer = WebSocketRawWriter()
+        try pipeline.addHandler(writer, position: .after(record))
+        let connection = HiveConnection(
+            id: id,
+            path: String(head.uri.prefix { $0 != "?" }),
+            remote: hive.registry.lookup(id)?.remote ?? .unknown
+        )
+        let session = WebSocketSession(connection: connection, channel: channel, writer: writer, hive: hive)
+        let limits = WebSocketLimits(
+            maxMessageSize: hive.limits.maxMessageSize,
+            pingInterval: hive.limits.pingInterval,
+            pongTimeout: hive.limits.pongTimeout
+        )
+        let frameHandler = WebSocketFrameHandler(limits: limits, writer: writer, delegate: session)
+        session.frameHandler = frameHandler
+        try pipeline.addHandler(frameHandler)
+        hive.registry.setProtocol(id, .websocket)
+        hive.table.addSession(session)
+        hive.application.open(connection, hive: hive)
+    }
+}

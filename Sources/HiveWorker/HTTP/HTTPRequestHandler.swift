@@ -1,0 +1,152 @@
+import HiveIPC
+import NIOCore
+import NIOHTTP1
+
+/// Plain HTTP/1.1 for one connection: collects a request within the limits, calls the application's request
+/// hook, writes the response, and keeps the connection alive between requests for at most --http-idle-timeout.
+/// Pipelined requests are serialized by NIO's HTTPServerPipelineHandler in front of it.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Waiting for a request head; the timer closes a client that takes too long (slowloris).
+        case idle
+        case receiving(HTTPRequestHead, body: [UInt8])
+        /// A limit was hit and the error response is out; everything else is ignored until the close.
+        case failed
+    }
+
+    private let id: ConnectionID
+    private let hive: Hive
+    private var state = State.idle
+    private var headTimer: Scheduled<Void>?
+    private var served = 0
+
+    init(id: ConnectionID, hive: Hive) {
+        self.id = id
+        self.hive = hive
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        armHeadTimer(context: context, after: hive.limits.handshakeTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        headTimer?.cancel()
+        headTimer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .idle):
+            headTimer?.cancel()
+            headTimer = nil
+            if Self.headSize(head) > hive.limits.maxHeaderSize {
+                return fail(context: context, status: .requestHeaderFieldsTooLarge,
+                            message: "request line and headers exceed \(hive.limits.maxHeaderSize) bytes")
+            }
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > hive.limits.maxBodySize {
+                return fail(context: context, status: .payloadTooLarge,
+                            message: "request body of \(length) bytes exceeds \(hive.limits.maxBodySize) bytes")
+            }
+            state = .receiving(head, body: [])
+        case (.body(let chunk), .receiving(let head, var body)):
+            guard body.count + chunk.readableBytes <= hive.limits.maxBodySize else {
+                return fail(context: context, status: .payloadTooLarge,
+                            message: "request body exceeds \(hive.limits.maxBodySize) bytes")
+            }
+            state = .failed  // drop the reference so appending does not copy
+            body += chunk.readableBytesView
+            state = .receiving(head, body: body)
+        case (.end, .receiving(let head, let body)):
+            state = .idle
+            respond(context: context, head: head, body: body)
+        case (_, .failed):
+            break
+        default:
+            fail(context: context, status: .badRequest, message: "unexpected request part")
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        hive.logger.debug("malformed HTTP request", metadata: ["connection.id": "\(id)", "error": "\(parserError)"])
+        switch parserError {
+        case .headerOverflow:
+            fail(context: context, status: .requestHeaderFieldsTooLarge,
+                 message: "request line and headers exceed \(hive.limits.maxHeaderSize) bytes")
+        default:
+            fail(context: context, status: .badRequest, message: "malformed HTTP request (\(parserError))")
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, body: [UInt8]) {
+        let request = HiveRequest(
+            connection: id, method: head.method.rawValue, uri: head.uri,
+            headers: head.headers.map { ($0.name, $0.value) }, body: body
+        )
+        hive.registry.add(1, to: .requests, of: id)
+        hive.registry.increment(worker: hive.workerID, .requests)
+        var response: HiveResponse
+        do {
+            response = try hive.application.request(request, hive: hive)
+        } catch {
+            hive.logger.error(
+                "request hook failed; answering 500",
+                metadata: ["connection.id": "\(id)", "http.path": "\(request.path)", "error": "\(error)"]
+            )
+            response = .text("internal server error\n", status: 500)
+        }
+        let keepAlive = head.isKeepAlive
+        write(context: context, response: response, version: head.version, keepAlive: keepAlive)
+        served += 1
+        if keepAlive {
+            armHeadTimer(context: context, after: hive.limits.httpIdleTimeout)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    /// Answers an error and closes: after a limit or a parse error the rest of the stream cannot be trusted.
+    private func fail(context: ChannelHandlerContext, status: HTTPResponseStatus, message: String) {
+        if case .failed = state { return }
+        state = .failed
+        headTimer?.cancel()
+        hive.registry.increment(worker: hive.workerID, .protocolErrors)
+        let response = HiveResponse.text("\(status.code) \(status.reasonPhrase): \(message)\n", status: Int(status.code))
+        write(context: context, response: response, version: .http1_1, keepAlive: false)
+        context.close(promise: nil)
+    }
+
+    private func write(context: ChannelHandlerContext, response: HiveResponse, version: HTTPVersion, keepAlive: Bool) {
+        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func armHeadTimer(context: ChannelHandlerContext, after timeout: TimeAmount) {
+        headTimer?.cancel()
+        let channel = context.channel
+        headTimer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    /// Request line plus headers as they were on the wire (to within a few bytes of separators).
+    static func headSize(_ head: HTTPRequestHead) -> Int {
+        var size = head.method.rawValue.utf8.count + head.uri.utf8.count + 12
+        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
+        return size
+    }
+}
+
+@available(*, unavailable)
+extension HTTPRequestHandler: Sendable {}

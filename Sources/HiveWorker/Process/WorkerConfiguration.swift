@@ -1,0 +1,44 @@
+import NIOCore
+
+/// Per-connection limits: what one client may cost a worker. Defaults follow what Swoole, Workerman and
+/// Centrifugo users know.
+public struct ConnectionLimits: Sendable {
+    /// Largest WebSocket message (after reassembly) a client may send; more is closed with 1009.
+    public var maxMessageSize = 1 << 20
+    /// Bytes queued for one client before it counts as a slow consumer and is closed (1008).
+    public var maxOutputBuffer = 1 << 20
+    /// Request line plus headers; more is answered 431.
+    public var maxHeaderSize = 8 * 1024
+    /// Request body; more is answered 413.
+    public var maxBodySize = 1 << 20
+    /// Time a new connection has to deliver its first request head (slowloris guard).
+    public var handshakeTimeout: TimeAmount = .seconds(10)
+    /// Time an idle HTTP keep-alive connection stays open between requests.
+    public var httpIdleTimeout: TimeAmount = .seconds(60)
+    /// WebSocket ping period; nil disables server pings.
+    public var pingInterval: TimeAmount? = .seconds(25)
+    /// Time to wait for any frame after a ping before the connection counts as dead.
+    public var pongTimeout: TimeAmount = .seconds(10)
+
+    public init() {}
+}
+
+/// What a worker process is given by the master: its id and the descriptors it inherited.
+public struct WorkerConfiguration: Sendable {
+    public var workerID: Int
+    public var registryFD: Int32
+    public var inboxFD: Int32
+    public var masterFD: Int32
+    /// The sending end of every worker's inbox, indexed by worker id (this worker's own included).
+    public var peerFDs: [Int32]
+    public var limits: ConnectionLimits
+
+    public init(workerID: Int, registryFD: Int32, inboxFD: Int32, masterFD: Int32, peerFDs: [Int32], limits: ConnectionLimits) {
+        self.workerID = workerID
+        self.registryFD = registryFD
+        self.inboxFD = inboxFD
+        self.masterFD = masterFD
+        self.peerFDs = peerFDs
+        self.limits = limits
+    }
+}

@@ -1,0 +1,250 @@
+import NIOCore
+import NIOWebSocket
+
+extension WebSocketFrameHandler {
+    /// The RFC 6455 rules for one server-side connection, without I/O: frames in, actions out.
+    ///
+    /// Everything here is driven by peer data, so nothing traps: every violation becomes a `.fail` action with the
+    /// close code RFC 6455 7.4.1 prescribes, and the machine then ignores the rest of the connection.
+    struct StateMachine {
+        enum State: Equatable {
+            /// Messages flow both ways.
+            case open
+            /// We sent a close frame and wait for the peer's; data frames are no longer delivered.
+            case closeSent
+            /// The handshake finished or the connection failed: nothing the peer sends matters any more.
+            case closed
+        }
+
+        enum Action: Equatable {
+            case none
+            /// A complete, validated data message for the owner.
+            case deliver(WebSocketMessage)
+            /// Answer a ping with this (unmasked) payload.
+            case sendPong(ByteBuffer)
+            /// The peer started the close handshake: reply with `replyCode`, then close the connection. `peerCode` is
+            /// what the peer sent, or 1005 ("no status received", RFC 6455 7.1.5) when its close frame had no body.
+            case answerClose(peerCode: WebSocketErrorCode, replyCode: WebSocketErrorCode)
+            /// The peer broke the protocol: send a close frame with `code`, then close without waiting for the
+            /// peer's close (RFC 6455 7.1.7 "fail the WebSocket connection").
+            case fail(WebSocketErrorCode, reason: String)
+            /// The peer answered the close we sent (or misbehaved while we waited for that): close the connection.
+            case closeConnection
+        }
+
+        /// A text or binary message whose final fragment has not arrived yet.
+        private struct PartialMessage {
+            var kind: WebSocketMessage.Kind
+            /// Unmasked bytes of all fragments so far. Grows by doubling, so reassembly stays O(total bytes)
+            /// however many fragments there are (Autobahn 9.3.1 sends 65,536 of them).
+            var data: ByteBuffer
+            /// Fed with each text fragment as it arrives, so bad UTF-8 fails the connection at the first bad
+            /// fragment rather than at the end of the message.
+            var validator: UTF8Validator
+        }
+
+        private(set) var state: State = .open
+        private var partial: PartialMessage?
+        private let maxMessageSize: Int
+
+        init(maxMessageSize: Int) {
+            self.maxMessageSize = maxMessageSize
+        }
+
+        /// Applies one frame from the peer.
+        mutating func receive(_ frame: WebSocketFrame) -> Action {
+            switch self.state {
+            case .closed:
+                return .none
+            case .closeSent:
+                // After our close frame only the peer's close matters (RFC 6455 5.5.1): data frames, pings and even
+                // broken frames are dropped, and the close timer bounds the wait.
+                guard frame.opcode == .connectionClose else {
+                    return .none
+                }
+                self.state = .closed
+                return .closeConnection
+            case .open:
+                break
+            }
+
+            // RFC 6455 5.1: a server MUST close the connection on an unmasked client frame.
+            guard frame.maskKey != nil else {
+                return self.fail(.protocolError, reason: "unmasked frame")
+            }
+            // No extension is ever negotiated, so no reserved bit has a meaning (RFC 6455 5.2).
+            guard frame.reservedBits.isEmpty else {
+                return self.fail(.protocolError, reason: "reserved bits set")
+            }
+
+            switch frame.opcode {
+            case .text:
+                return self.startMessage(.text, frame: frame)
+            case .binary:
+                return self.startMessage(.binary, frame: frame)
+            case .continuation:
+                return self.continueMessage(frame)
+            case .ping, .pong, .connectionClose:
+                // NIO's decoder already rejects both, but frames may come from elsewhere (tests, another decoder).
+                guard frame.fin else {
+                    return self.fail(.protocolError, reason: "fragmented control frame")
+                }
+                guard frame.data.readableBytes <= WebSocketFrameCodec.maxControlPayload else {
+                    return self.fail(.protocolError, reason: "control frame longer than 125 bytes")
+                }
+                switch frame.opcode {
+                case .ping:
+                    return .sendPong(Self.unmaskedPayload(of: frame))
+                case .pong:
+                    // Unsolicited pongs are allowed (RFC 6455 5.5.3); the handler counts any frame as liveness.
+                    return .none
+                default:
+                    return self.receiveClose(frame)
+                }
+            default:
+                return self.fail(.protocolError, reason: "reserved opcode")
+            }
+        }
+
+        /// Applies an error from NIO's `WebSocketFrameDecoder`, which stops decoding after it.
+        mutating func receiveDecoderError(_ error: NIOWebSocketError) -> Action {
+            switch self.state {
+            case .open:
+                switch error {
+                case .invalidFrameLength:
+                    return self.fail(.messageTooLarge, reason: "frame too large")
+                case .fragmentedControlFrame:
+                    return self.fail(.protocolError, reason: "fragmented control frame")
+                case .multiByteControlFrameLength:
+                    return self.fail(.protocolError, reason: "control frame longer than 125 bytes")
+                }
+            case .closeSent:
+                // Our close frame is already out and no second one may follow: just stop.
+                self.state = .closed
+                return .closeConnection
+            case .closed:
+                return .none
+            }
+        }
+
+        /// Moves to `.closeSent` for a server-initiated close. Returns false when a close already started (either
+        /// side), in which case no close frame may be sent.
+        mutating func startClose() -> Bool {
+            guard self.state == .open else {
+                return false
+            }
+            self.state = .closeSent
+            self.partial = nil
+            return true
+        }
+
+        /// The connection is going away without (more of) a handshake: TCP closed, keep-alive timeout, removal.
+        mutating func markClosed() {
+            self.state = .closed
+            self.partial = nil
+        }
+
+        private mutating func fail(_ code: WebSocketErrorCode, reason: String) -> Action {
+            self.markClosed()
+            return .fail(code, reason: reason)
+        }
+
+        private mutating func startMessage(_ kind: WebSocketMessage.Kind, frame: WebSocketFrame) -> Action {
+            guard self.partial == nil else {
+                return self.fail(.protocolError, reason: "new message inside a fragmented message")
+            }
+            // Checked on the masked length, before the unmasking copy.
+            guard frame.data.readableBytes <= self.maxMessageSize else {
+                return self.fail(.messageTooLarge, reason: "message larger than \(self.maxMessageSize) bytes")
+            }
+            let data = Self.unmaskedPayload(of: frame)
+            var validator = UTF8Validator()
+            if kind == .text {
+                guard validator.feed(data) else {
+                    return self.fail(.dataInconsistentWithMessage, reason: "invalid UTF-8")
+                }
+            }
+            guard frame.fin else {
+                self.partial = PartialMessage(kind: kind, data: data, validator: validator)
+                return .none
+            }
+            return self.finishMessage(kind: kind, data: data, validator: validator)
+        }
+
+        private mutating func continueMessage(_ frame: WebSocketFrame) -> Action {
+            guard var partial = self.partial else {
+                return self.fail(.protocolError, reason: "continuation frame without a message")
+            }
+            // Drop our copy first, or the append below would see a shared buffer and copy the whole message for
+            // every fragment: quadratic in the number of fragments.
+            self.partial = nil
+
+            let length = frame.data.readableBytes
+            guard length <= self.maxMessageSize - partial.data.readableBytes else {
+                return self.fail(.messageTooLarge, reason: "message larger than \(self.maxMessageSize) bytes")
+            }
+            let start = partial.data.readableBytes
+            partial.data.writeImmutableBuffer(frame.data)
+            if let key = frame.maskKey {
+                WebSocketFrameCodec.unmask(&partial.data, key: key, fromReadableOffset: start)
+            }
+            if partial.kind == .text {
+                var validator = partial.validator
+                let valid = partial.data.withUnsafeReadableBytes { bytes in
+                    validator.feed(UnsafeRawBufferPointer(rebasing: bytes[start...]))
+                }
+                guard valid else {
+                    return self.fail(.dataInconsistentWithMessage, reason: "invalid UTF-8")
+                }
+                partial.validator = validator
+            }
+            guard frame.fin else {
+                self.partial = partial
+                return .none
+            }
+            return self.finishMessage(kind: partial.kind, data: partial.data, validator: partial.validator)
+        }
+
+        private mutating func finishMessage(
+            kind: WebSocketMessage.Kind,
+            data: ByteBuffer,
+            validator: UTF8Validator
+        ) -> Action {
+            // A text message may not end inside a character, even if every fragment was a valid prefix.
+            guard kind == .binary || validator.isAtBoundary else {
+                return self.fail(.dataInconsistentWithMessage, reason: "invalid UTF-8")
+            }
+            return .deliver(WebSocketMessage(kind: kind, data: data))
+        }
+
+        private mutating func receiveClose(_ frame: WebSocketFrame) -> Action {
+            var payload = Self.unmaskedPayload(of: frame)
+            // A close ends any fragmented message: Autobahn 7.1.5 expects the peer's code back, not 1002.
+            self.partial = nil
+            guard payload.readableBytes > 0 else {
+                self.state = .closed
+                return .answerClose(peerCode: WebSocketErrorCode(codeNumber: 1005), replyCode: .normalClosure)
+            }
+            guard let number = payload.readInteger(as: UInt16.self) else {
+                return self.fail(.protocolError, reason: "close frame with a 1-byte body")
+            }
+            guard WebSocketFrameCodec.isValidReceivedCloseCode(number) else {
+                return self.fail(.protocolError, reason: "invalid close code \(number)")
+            }
+            guard UTF8Validator.isValid(payload) else {
+                return self.fail(.dataInconsistentWithMessage, reason: "close reason is not valid UTF-8")
+            }
+            self.state = .closed
+            let code = WebSocketErrorCode(codeNumber: Int(number))
+            return .answerClose(peerCode: code, replyCode: code)
+        }
+
+        private static func unmaskedPayload(of frame: WebSocketFrame) -> ByteBuffer {
+            var data = frame.data
+            if let key = frame.maskKey {
+                WebSocketFrameCodec.unmask(&data, key: key)
+            }
+            return data
+        }
+    }
+}

@@ -1,0 +1,290 @@
+import NIOCore
+import NIOWebSocket
+
+/// Per-connection WebSocket limits, fixed when the handler is created.
+struct WebSocketLimits: Sendable {
+    /// Largest reassembled message in bytes; a bigger one fails the connection with 1009. NIO's decoder has its own
+    /// per-frame limit (the upgrader's `maxFrameSize`), which should not be smaller than this.
+    var maxMessageSize: Int
+    /// Interval between keep-alive pings; nil sends none.
+    var pingInterval: TimeAmount?
+    /// How long after a ping some frame (any frame, not only the pong) must arrive before the connection is dropped.
+    var pongTimeout: TimeAmount
+    /// How long a close we started waits for the peer's close, and how long a close frame may take to be written,
+    /// before the TCP connection is closed anyway. Bounds the life of a connection whose peer stopped reading.
+    var closeTimeout: TimeAmount = .seconds(2)
+}
+
+/// Callbacks to the owner (the worker's connection object). All called on the channel's event loop.
+protocol WebSocketFrameHandlerDelegate: AnyObject {
+    /// A complete, validated data message. Replies written through the `WebSocketRawWriter` from here need no
+    /// flush: the handler flushes at the end of the read batch.
+    func webSocketReceived(_ message: WebSocketMessage)
+    /// Every inbound frame, with its payload length (for counters and last activity).
+    func webSocketFrameRead(bytes: Int)
+    /// Every frame this handler writes itself (pong, close, ping), with its payload length.
+    func webSocketFrameWritten(bytes: Int)
+    /// The close handshake started, from either side, or the connection was dropped by the keep-alive timeout
+    /// (code 1006). Called at most once. A peer's close without a body reports 1005 (RFC 6455 7.1.5).
+    func webSocketClosing(code: WebSocketErrorCode, initiatedByPeer: Bool)
+}
+
+/// The RFC 6455 protocol layer of a server connection: validates and reassembles the frames NIO's
+/// `WebSocketFrameDecoder` produces, answers pings, runs the close handshake and keep-alive, and hands complete
+/// messages to its delegate. It consumes every frame; nothing is forwarded.
+///
+/// It writes only through the `WebSocketRawWriter` (frames encoded by `WebSocketFrameCodec`), and flushes once per
+/// read batch in `channelReadComplete`, except on the close path, which flushes at once. The protocol rules live in
+/// `StateMachine`; this class does the I/O, the timers and the delegate calls.
+///
+/// The upgrader must be created with `automaticErrorHandling: false`: decoder errors reach `errorCaught` here and
+/// this handler sends the close frame.
+final class WebSocketFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+
+    private var stateMachine: StateMachine
+    private let limits: WebSocketLimits
+    private let writer: WebSocketRawWriter
+    /// Weak: the owner keeps the channel, the channel keeps this handler; a strong reference would be a cycle.
+    private weak var delegate: (any WebSocketFrameHandlerDelegate)?
+    /// From `handlerAdded` to `handlerRemoved`: `initiateClose` and the timers are not given a context.
+    private var context: ChannelHandlerContext?
+    /// Something was written (or a message was delivered, whose reply may have been) since the last flush.
+    private var needsFlush = false
+    private var closingReported = false
+    private var pingTask: Scheduled<Void>?
+    /// Pending from a ping until the next inbound frame.
+    private var pongDeadline: Scheduled<Void>?
+    private var closeDeadline: Scheduled<Void>?
+
+    /// - Parameters:
+    ///   - limits: Message size, keep-alive and close timing.
+    ///   - writer: The connection's raw writer, already in the pipeline (position `.first`).
+    ///   - delegate: Receives messages and events; held weakly.
+    init(limits: WebSocketLimits, writer: WebSocketRawWriter, delegate: any WebSocketFrameHandlerDelegate) {
+        self.limits = limits
+        self.writer = writer
+        self.delegate = delegate
+        self.stateMachine = StateMachine(maxMessageSize: limits.maxMessageSize)
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // After an upgrade the channel is already active and channelActive will not come.
+        if context.channel.isActive {
+            self.startKeepAlive(context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.cancelTimers()
+        self.stateMachine.markClosed()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.startKeepAlive(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.cancelTimers()
+        self.stateMachine.markClosed()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        self.delegate?.webSocketFrameRead(bytes: frame.length)
+        // Any frame proves the peer is alive, not only the pong to our ping.
+        self.pongDeadline?.cancel()
+        self.pongDeadline = nil
+        self.perform(self.stateMachine.receive(frame), context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // One flush per read batch: a burst of pings, or of messages the owner answers, becomes one write syscall.
+        if self.needsFlush {
+            self.needsFlush = false
+            self.writer.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let error = error as? NIOWebSocketError {
+            self.perform(self.stateMachine.receiveDecoderError(error), context: context)
+        }
+        // Forwarded like NIO's WebSocketProtocolErrorHandler does, so a later handler can still log it.
+        context.fireErrorCaught(error)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Graceful stop: clients get 1001 "going away" and a chance to answer before the socket closes.
+            self.initiateClose(code: .goingAway, reason: "server shutting down")
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    // MARK: Owner API
+
+    /// Starts the server-initiated close handshake: sends a close frame with `code`, stops delivering messages, and
+    /// closes the TCP connection when the peer answers or after `limits.closeTimeout`. Does nothing if a close
+    /// already started or the handler is not in a pipeline. Call on the channel's event loop.
+    func initiateClose(code: WebSocketErrorCode, reason: String) {
+        guard let context = self.context else {
+            return
+        }
+        context.eventLoop.assertInEventLoop()
+        guard self.stateMachine.startClose() else {
+            return
+        }
+        self.reportClosing(code: code, initiatedByPeer: false)
+        self.cancelKeepAlive()
+        let frame = WebSocketFrameCodec.encodeClose(code: code, reason: reason, allocator: context.channel.allocator)
+        self.writer.write(frame, promise: nil)
+        self.writer.flush()
+        self.needsFlush = false
+        self.delegate?.webSocketFrameWritten(bytes: Self.closePayloadLength(frame))
+        self.scheduleCloseDeadline(context: context)
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: StateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .deliver(let message):
+            self.needsFlush = true
+            self.delegate?.webSocketReceived(message)
+        case .sendPong(let payload):
+            self.writeControlFrame(.pong, payload: payload, context: context)
+        case .answerClose(let peerCode, let replyCode):
+            self.reportClosing(code: peerCode, initiatedByPeer: true)
+            self.sendCloseAndCloseChannel(code: replyCode, reason: "", context: context)
+        case .fail(let code, let reason):
+            self.reportClosing(code: code, initiatedByPeer: false)
+            self.sendCloseAndCloseChannel(code: code, reason: reason, context: context)
+        case .closeConnection:
+            self.cancelTimers()
+            context.close(promise: nil)
+        }
+    }
+
+    private func writeControlFrame(_ opcode: WebSocketOpcode, payload: ByteBuffer, context: ChannelHandlerContext) {
+        let frame = WebSocketFrameCodec.encode(opcode: opcode, payload: payload, allocator: context.channel.allocator)
+        self.writer.write(frame, promise: nil)
+        self.needsFlush = true
+        self.delegate?.webSocketFrameWritten(bytes: payload.readableBytes)
+    }
+
+    /// Sends a close frame and closes the connection once it is written. The server closes TCP first
+    /// (RFC 6455 7.1.1) and does not wait for the peer's close after failing the connection (7.1.7).
+    private func sendCloseAndCloseChannel(code: WebSocketErrorCode, reason: String, context: ChannelHandlerContext) {
+        self.cancelKeepAlive()
+        let frame = WebSocketFrameCodec.encodeClose(code: code, reason: reason, allocator: context.channel.allocator)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        self.writer.write(frame, promise: written)
+        self.writer.flush()
+        self.needsFlush = false
+        self.delegate?.webSocketFrameWritten(bytes: Self.closePayloadLength(frame))
+        // Closing right away would fail a close frame still queued behind a full socket buffer; wait for the write,
+        // and let the deadline cover a peer that never reads.
+        let channel = context.channel
+        written.futureResult.whenComplete { _ in
+            channel.close(promise: nil)
+        }
+        self.scheduleCloseDeadline(context: context)
+    }
+
+    private func reportClosing(code: WebSocketErrorCode, initiatedByPeer: Bool) {
+        guard !self.closingReported else {
+            return
+        }
+        self.closingReported = true
+        self.delegate?.webSocketClosing(code: code, initiatedByPeer: initiatedByPeer)
+    }
+
+    /// Close frames are at most 125 bytes of payload, so their header is always 2 bytes.
+    private static func closePayloadLength(_ frame: ByteBuffer) -> Int {
+        frame.readableBytes - 2
+    }
+
+    // MARK: Timers
+
+    private func startKeepAlive(context: ChannelHandlerContext) {
+        guard let interval = self.limits.pingInterval, self.pingTask == nil, self.stateMachine.state == .open else {
+            return
+        }
+        self.pingTask = context.eventLoop.assumeIsolated().scheduleTask(in: interval) { [weak self] in
+            self?.pingTimerFired()
+        }
+    }
+
+    private func pingTimerFired() {
+        self.pingTask = nil
+        guard let context = self.context, self.stateMachine.state == .open else {
+            return
+        }
+        self.writeControlFrame(.ping, payload: ByteBuffer(), context: context)
+        // Timers fire outside a read batch: nothing else would flush.
+        self.needsFlush = false
+        self.writer.flush()
+        // Keep the older deadline if a ping is still unanswered: the peer has been silent since then.
+        if self.pongDeadline == nil {
+            self.pongDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.limits.pongTimeout) {
+                [weak self] in
+                self?.pongDeadlinePassed()
+            }
+        }
+        self.startKeepAlive(context: context)
+    }
+
+    /// The peer sent nothing for `pongTimeout` after a ping. The connection is dropped without a close frame (what
+    /// the peer's side will report as 1006, abnormal closure): a peer that does not answer pings would not answer a
+    /// close either, and a close frame would only wait in a send buffer that may already be full.
+    private func pongDeadlinePassed() {
+        self.pongDeadline = nil
+        guard let context = self.context, self.stateMachine.state == .open else {
+            return
+        }
+        self.stateMachine.markClosed()
+        self.reportClosing(code: WebSocketErrorCode(codeNumber: 1006), initiatedByPeer: false)
+        self.cancelTimers()
+        context.close(promise: nil)
+    }
+
+    private func scheduleCloseDeadline(context: ChannelHandlerContext) {
+        guard self.closeDeadline == nil else {
+            return
+        }
+        let channel = context.channel
+        self.closeDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.limits.closeTimeout) {
+            [weak self] in
+            self?.closeDeadline = nil
+            self?.stateMachine.markClosed()
+            channel.close(promise: nil)
+        }
+    }
+
+    private func cancelKeepAlive() {
+        self.pingTask?.cancel()
+        self.pingTask = nil
+        self.pongDeadline?.cancel()
+        self.pongDeadline = nil
+    }
+
+    private func cancelTimers() {
+        self.cancelKeepAlive()
+        self.closeDeadline?.cancel()
+        self.closeDeadline = nil
+    }
+}
+
+@available(*, unavailable)
+extension WebSocketFrameHandler: Sendable {}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import HiveWorker
+import NIOCore
+
+/// Options that shape each connection. `start` takes them and forwards them, unchanged, to every worker.
+struct LimitOptions: ParsableArguments {
+    @Option(help: "Largest WebSocket message a client may send, in bytes; more is closed with 1009.")
+    var maxMessageSize: Int = 1 << 20
+
+    @Option(help: "Bytes queued for one client before it is closed as a slow consumer (1008).")
+    var maxOutputBuffer: Int = 1 << 20
+
+    @Option(help: "Largest request line plus headers, in bytes; more is answered 431.")
+    var maxHeaderSize: Int = 8 * 1024
+
+    @Option(help: "Largest HTTP request body, in bytes; more is answered 413.")
+    var maxBodySize: Int = 1 << 20
+
+    @Option(help: "Seconds a new connection has to send its first request head.")
+    var handshakeTimeout: Double = 10
+
+    @Option(help: "Seconds an idle HTTP keep-alive connection stays open.")
+    var httpIdleTimeout: Double = 60
+
+    @Option(help: "Seconds between WebSocket pings (0 disables them).")
+    var pingInterval: Double = 25
+
+    @Option(help: "Seconds to wait for any frame after a ping before closing the connection.")
+    var pongTimeout: Double = 10
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        for (name, value) in [
+            ("--max-message-size", maxMessageSize), ("--max-output-buffer", maxOutputBuffer),
+            ("--max-header-size", maxHeaderSize), ("--max-body-size", maxBodySize),
+        ] where value <= 0 {
+            throw ValidationError("\(name) must be a positive number of bytes, got \(value)")
+        }
+        if maxMessageSize > Int(UInt32.max) {
+            throw ValidationError("--max-message-size must be at most \(UInt32.max) bytes, got \(maxMessageSize)")
+        }
+        for (name, value) in [
+            ("--handshake-timeout", handshakeTimeout), ("--http-idle-timeout", httpIdleTimeout),
+            ("--pong-timeout", pongTimeout),
+        ] where !(value > 0) {
+            throw ValidationError("\(name) must be a positive number of seconds, got \(value)")
+        }
+        if !(pingInterval >= 0) { throw ValidationError("--ping-interval must be 0 or more seconds, got \(pingInterval)") }
+        if LogLevelParser.parse(logLevel) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \"\(logLevel)\"")
+        }
+    }
+
+    var limits: ConnectionLimits {
+        var limits = ConnectionLimits()
+        limits.maxMessageSize = maxMessageSize
+        limits.maxOutputBuffer = maxOutputBuffer
+        limits.maxHeaderSize = maxHeaderSize
+        limits.maxBodySize = maxBodySize
+        limits.handshakeTimeout = .seconds(handshakeTimeout)
+        limits.httpIdleTimeout = .seconds(httpIdleTimeout)
+        limits.pingInterval = pingInterval > 0 ? .seconds(pingInterval) : nil
+        limits.pongTimeout = .seconds(pongTimeout)
+        return limits
+    }
+
+    /// The same options as command-line arguments, for the worker processes.
+    var arguments: [String] {
+        [
+            "--max-message-size", String(maxMessageSize), "--max-output-buffer", String(maxOutputBuffer),
+            "--max-header-size", String(maxHeaderSize), "--max-body-size", String(maxBodySize),
+            "--handshake-timeout", String(handshakeTimeout), "--http-idle-timeout", String(httpIdleTimeout),
+            "--ping-interval", String(pingInterval), "--pong-timeout", String(pongTimeout),
+            "--log-level", logLevel,
+        ]
+    }
+}
+
+extension TimeAmount {
+    static func seconds(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import HiveIPC
+import HiveMaster
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `hive start`: runs the master in the foreground. Synchronous on purpose: no thread may exist before the
+/// master starts its workers.
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start the master and its workers (foreground).")
+
+    @Option(help: "Address to listen on (an IPv4 or IPv6 address).")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port to listen on.")
+    var port: Int = 9501
+
+    @Option(help: "Number of worker processes (default: number of CPU cores).")
+    var workers: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
+    @Option(help: "How the master picks a worker: least-connections, round-robin or ip-hash.")
+    var dispatch: String = DispatchMode.leastConnections.rawValue
+
+    @Option(help: "Folder for the pid file (default: hive-<port> under the system temp dir).")
+    var runDir: String?
+
+    @Option(help: "Registry capacity: connections open at once; more are answered 503.")
+    var maxConnections: Int = 65_536
+
+    @Option(help: "Seconds workers get to close their connections on stop before they are killed.")
+    var grace: Double = 5
+
+    @OptionGroup var limits: LimitOptions
+
+    func validate() throws {
+        guard (1...65_535).contains(port) else { throw ValidationError("--port must be between 1 and 65535, got \(port)") }
+        guard (1...ConnectionID.maxWorkers).contains(workers) else {
+            throw ValidationError("--workers must be between 1 and \(ConnectionID.maxWorkers), got \(workers)")
+        }
+        guard DispatchMode(rawValue: dispatch) != nil else {
+            let modes = DispatchMode.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("--dispatch must be one of \(modes); got \"\(dispatch)\"")
+        }
+        guard (1...ConnectionID.maxSlots).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be between 1 and \(ConnectionID.maxSlots), got \(maxConnections)")
+        }
+        guard grace >= 0 else { throw ValidationError("--grace must be 0 or more seconds, got \(grace)") }
+    }
+
+    func run() throws {
+        let logger = makeLogger(level: limits.logLevel, label: "hive")
+        let configuration = MasterConfiguration(
+            host: host,
+            port: port,
+            workers: workers,
+            dispatch: DispatchMode(rawValue: dispatch)!,
+            runDirectory: runDir ?? RunDirectory.defaultPath(port: port),
+            maxConnections: maxConnections,
+            grace: grace,
+            executable: MasterConfiguration.currentExecutable(),
+            workerArguments: ["worker"] + limits.arguments
+        )
+        do {
+            let status = try MasterLoop(configuration: configuration, logger: logger).run()
+            Glibc.exit(status)
+        } catch {
+            writeLine("hive: error: \(error)", to: 2)
+            Glibc.exit(1)
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import HiveDemo
+import HiveIPC
+import HiveWorker
+
+/// The hidden subcommand the master spawns for each worker. Not for people: its descriptors must be inherited.
+struct Worker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one worker (started by the master).",
+        shouldDisplay: false
+    )
+
+    @Option var workerID: Int
+    @Option var registryFd: Int32
+    @Option var inboxFd: Int32
+    @Option var masterFd: Int32
+    @Option var peerFds: String
+    @OptionGroup var limits: LimitOptions
+
+    func run() throws {
+        let logger = makeLogger(level: limits.logLevel, label: "hive")
+        let peers = peerFds.split(separator: ",").compactMap { Int32($0) }
+        let configuration = WorkerConfiguration(
+            workerID: workerID, registryFD: registryFd, inboxFD: inboxFd, masterFD: masterFd, peerFDs: peers,
+            limits: limits.limits
+        )
+        do {
+            try WorkerProcess(configuration: configuration, application: DemoApplication(), logger: logger).run()
+        } catch {
+            writeLine("hive: worker \(workerID) error: \(error)", to: 2)
+            throw ExitCode(3)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Run the Autobahn|Testsuite WebSocket conformance cases 1.*-10.* (including
+# the 9.* limits/performance cases) against Hive's /echo endpoint.
+#
+#   Tests/Conformance/run-conformance.sh PATH_TO_HIVE_BINARY
+#
+# Starts `hive start` on a free loopback port with 2 workers and a 16 MiB
+# message limit (9.1.6/9.2.6 send 16 MiB messages), waits for it to log
+# "ready", runs Tests/Conformance/autobahn/run.sh against ws://127.0.0.1:PORT/echo
+# and stops hive again. 12.* and 13.* (permessage-deflate) are excluded: Hive
+# declines the extension for now.
+#
+# Report: .build/autobahn-report/ (index.html, summary.txt, wstest.log), with
+# hive's own output in .build/autobahn-report/hive.log.
+# Exit status: the suite's (0 no case FAILED; 1 a case FAILED or never ran;
+# 2 usage, install or connection problem); 2 as well when hive does not start.
+#
+# Environment: AUTOBAHN_OUT (default .build/autobahn-report, relative to the
+# repository root), AUTOBAHN_TIMEOUT (default 600 s), and the other AUTOBAHN_*
+# variables of autobahn/run.sh (see autobahn/README.md).
+set -euo pipefail
+
+log() { echo "run-conformance: $*" >&2; }
+
+if [ $# -ne 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
+  echo "usage: $0 PATH_TO_HIVE_BINARY" >&2
+  exit 2
+fi
+HIVE="$1"
+case "$HIVE" in
+  */*) ;;
+  *) HIVE="$(command -v "$HIVE" || true)" ;;  # a bare name: look it up on PATH
+esac
+if [ -z "$HIVE" ] || [ ! -f "$HIVE" ] || [ ! -x "$HIVE" ]; then
+  log "not an executable: $1"
+  exit 2
+fi
+# absolute, because everything below runs from the repository root
+HIVE="$(cd "$(dirname "$HIVE")" && pwd)/$(basename "$HIVE")"
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE/../.."
+
+export AUTOBAHN_OUT="${AUTOBAHN_OUT:-.build/autobahn-report}"
+export AUTOBAHN_TIMEOUT="${AUTOBAHN_TIMEOUT:-600}"
+export AUTOBAHN_AGENT="${AUTOBAHN_AGENT:-hive}"
+READY_TIMEOUT=30   # seconds for hive to log "ready"
+STOP_TIMEOUT=10    # seconds between SIGTERM and SIGKILL
+
+mkdir -p "$AUTOBAHN_OUT"
+HIVE_LOG="$AUTOBAHN_OUT/hive.log"
+RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/hive-conformance.XXXXXX")"
+HIVE_PID=""
+
+show_log() {
+  echo "----- hive log ($HIVE_LOG) -----" >&2
+  cat "$HIVE_LOG" >&2 || true
+  echo "----- end of hive log -----" >&2
+}
+
+# Stop hive by its PID: SIGTERM, up to STOP_TIMEOUT s to exit, then SIGKILL.
+stop_hive() {
+  local pid="$HIVE_PID" i
+  [ -n "$pid" ] || return 0
+  HIVE_PID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "hive (pid $pid) still running ${STOP_TIMEOUT} s after SIGTERM; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+cleanup() {
+  stop_hive
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+
+log "starting $HIVE on port $PORT (run dir $RUN_DIR, log $HIVE_LOG)"
+"$HIVE" start --port "$PORT" --workers 2 --max-message-size 16777216 --run-dir "$RUN_DIR" \
+  >"$HIVE_LOG" 2>&1 </dev/null &
+HIVE_PID=$!
+
+# Wait until hive logs "ready"; give up early if it exits.
+deadline=$((SECONDS + READY_TIMEOUT))
+until grep -qw ready "$HIVE_LOG" 2>/dev/null; do
+  if ! kill -0 "$HIVE_PID" 2>/dev/null; then
+    rc=0
+    wait "$HIVE_PID" || rc=$?
+    HIVE_PID=""
+    log "hive exited with status $rc before it was ready"
+    show_log
+    exit 2
+  fi
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    log "hive did not log 'ready' within ${READY_TIMEOUT} s"
+    show_log
+    exit 2
+  fi
+  sleep 0.2
+done
+log "hive is ready (pid $HIVE_PID)"
+
+rc=0
+Tests/Conformance/autobahn/run.sh "ws://127.0.0.1:$PORT/echo" --exclude "12.*,13.*" || rc=$?
+
+if ! kill -0 "$HIVE_PID" 2>/dev/null; then
+  hive_rc=0
+  wait "$HIVE_PID" || hive_rc=$?
+  HIVE_PID=""
+  log "hive exited on its own (status $hive_rc) during the suite"
+  [ "$rc" != 0 ] || rc=1
+fi
+stop_hive
+
+if [ "$rc" != 0 ]; then
+  show_log
+  # repeat the suite's summary so that it is what the output ends with
+  [ ! -f "$AUTOBAHN_OUT/summary.txt" ] || cat "$AUTOBAHN_OUT/summary.txt" >&2
+  log "the conformance suite failed (status $rc); report in $AUTOBAHN_OUT/index.html"
+fi
+exit "$rc"

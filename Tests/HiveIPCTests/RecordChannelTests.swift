@@ -1,0 +1,89 @@
+import Glibc
+import XCTest
+
+@testable import HiveIPC
+
+final class RecordChannelTests: XCTestCase {
+    private var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: IPCMessage.maxRecordSize, alignment: 8)
+
+    override func tearDown() { buffer.deallocate() }
+
+    func testEveryMessageKind_roundTrips() throws {
+        let (a, b) = try RecordChannel.pair(while: "testing")
+        defer { a.close(); b.close() }
+        let id = ConnectionID(generation: 3, worker: 1, slot: 9)
+        let messages: [IPCMessage] = [
+            .push(id, opcode: 1, payload: Array("hi".utf8)),
+            .broadcast(opcode: 2, payload: [0, 1, 2, 255]),
+            .disconnect(id, code: 1008, reason: "bye"),
+            .stop(closeCode: 1001),
+            .ready(worker: 3, pid: 4242),
+        ]
+        for message in messages {
+            XCTAssertEqual(try a.send(message, blocking: false), .sent)
+            let received = try XCTUnwrap(try b.receive(blocking: true, buffer: buffer))
+            XCTAssertEqual(received.0, message)
+            XCTAssertEqual(received.descriptor, -1)
+        }
+    }
+
+    func testConnection_passesAWorkingDescriptorWithSCMRights() throws {
+        let (a, b) = try RecordChannel.pair(while: "testing")
+        defer { a.close(); b.close() }
+        var pipeFDs: [Int32] = [-1, -1]
+        XCTAssertEqual(pipe(&pipeFDs), 0)
+        let id = ConnectionID(generation: 1, worker: 0, slot: 1)
+        XCTAssertEqual(try a.send(.connection(id), attach: pipeFDs[1], blocking: false), .sent)
+        close(pipeFDs[1])
+        let (message, fd) = try XCTUnwrap(try b.receive(blocking: true, buffer: buffer))
+        XCTAssertEqual(message, .connection(id))
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        XCTAssertEqual(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC, "received descriptors are close-on-exec")
+        XCTAssertEqual(write(fd, "x", 1), 1)
+        close(fd)
+        var byte: UInt8 = 0
+        XCTAssertEqual(read(pipeFDs[0], &byte, 1), 1)
+        XCTAssertEqual(byte, UInt8(ascii: "x"))
+        close(pipeFDs[0])
+    }
+
+    func testLargePayload_travelsInAMemfdIntact() throws {
+        let (a, b) = try RecordChannel.pair(while: "testing")
+        defer { a.close(); b.close() }
+        let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        XCTAssertEqual(try a.send(.broadcast(opcode: 2, payload: payload), blocking: false), .sent)
+        let (message, fd) = try XCTUnwrap(try b.receive(blocking: true, buffer: buffer))
+        XCTAssertEqual(fd, -1)
+        XCTAssertEqual(message, .broadcast(opcode: 2, payload: payload))
+    }
+
+    func testNonBlockingSend_whenTheInboxIsFull_saysWouldBlock() throws {
+        let (a, b) = try RecordChannel.pair(while: "testing")
+        defer { a.close(); b.close() }
+        let payload = [UInt8](repeating: 7, count: 32 * 1024)
+        var results: [RecordChannel.SendResult] = []
+        for _ in 0..<10_000 {
+            let result = try a.send(.broadcast(opcode: 2, payload: payload), blocking: false)
+            results.append(result)
+            if result == .wouldBlock { break }
+        }
+        XCTAssertEqual(results.last, .wouldBlock)
+    }
+
+    func testNonBlockingReceive_onAnEmptyInbox_returnsNil() throws {
+        let (a, b) = try RecordChannel.pair(while: "testing")
+        defer { a.close(); b.close() }
+        XCTAssertNil(try b.receive(blocking: false, buffer: buffer))
+    }
+
+    func testGarbageRecord_isAnErrorNotACrash() throws {
+        let (a, b) = try RecordChannel.pair(while: "testing")
+        defer { a.close(); b.close() }
+        var junk: [UInt8] = [99, 1, 2]
+        XCTAssertEqual(send(a.fd, &junk, junk.count, 0), 3)
+        XCTAssertThrowsError(try b.receive(blocking: true, buffer: buffer))
+        var truncated: [UInt8] = [IPCMessage.Kind.push.rawValue, 0]
+        XCTAssertEqual(send(a.fd, &truncated, truncated.count, 0), 2)
+        XCTAssertThrowsError(try b.receive(blocking: true, buffer: buffer))
+    }
+}

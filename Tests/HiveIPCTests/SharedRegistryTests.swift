@@ -1,0 +1,132 @@
+import Glibc
+import XCTest
+
+@testable import HiveIPC
+
+final class SharedRegistryTests: XCTestCase {
+    let remote = RemoteAddress(family: .ipv4, bytes: (0x0100_007F, 0), port: 5555)
+
+    func testReserve_thenActivate_makesTheConnectionVisibleAsHTTP() throws {
+        let registry = SharedRegistry.heap(capacity: 4, workerCount: 2)
+        let id = try XCTUnwrap(registry.reserve(worker: 1, remote: remote))
+        XCTAssertEqual(id.worker, 1)
+        XCTAssertNil(registry.lookup(id), "a reserved slot is not a live connection yet")
+        XCTAssertTrue(registry.activate(id))
+        let snapshot = try XCTUnwrap(registry.lookup(id))
+        XCTAssertEqual(snapshot.protocolState, .http)
+        XCTAssertEqual(snapshot.remote.description, "127.0.0.1:5555")
+        XCTAssertEqual(registry.worker(1, .httpConnections).load(ordering: .relaxed), 1)
+    }
+
+    func testSetProtocol_movesPerWorkerCounts() throws {
+        let registry = SharedRegistry.heap(capacity: 4, workerCount: 1)
+        let id = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        XCTAssertTrue(registry.activate(id))
+        registry.setProtocol(id, .websocketHandshake)
+        registry.setProtocol(id, .websocket)
+        XCTAssertEqual(registry.protocolState(of: id), .websocket)
+        XCTAssertEqual(registry.worker(0, .httpConnections).load(ordering: .relaxed), 0)
+        XCTAssertEqual(registry.worker(0, .webSocketConnections).load(ordering: .relaxed), 1)
+        registry.free(id)
+        XCTAssertEqual(registry.worker(0, .webSocketConnections).load(ordering: .relaxed), 0)
+        XCTAssertEqual(registry.openConnections(ofWorker: 0), 0 + 0, "assigned is the master's count; none assigned here")
+    }
+
+    func testStaleID_afterSlotReuse_isNotFound() throws {
+        let registry = SharedRegistry.heap(capacity: 1, workerCount: 1)
+        let first = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        XCTAssertTrue(registry.activate(first))
+        registry.free(first)
+        let second = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        XCTAssertTrue(registry.activate(second))
+        XCTAssertEqual(first.slot, second.slot)
+        XCTAssertNotEqual(first, second, "the generation makes ids unique")
+        XCTAssertNil(registry.lookup(first))
+        XCTAssertNil(registry.protocolState(of: first))
+        XCTAssertNotNil(registry.lookup(second))
+        registry.free(first)  // a stale free must not end the new connection
+        XCTAssertNotNil(registry.lookup(second))
+    }
+
+    func testReserve_whenFull_returnsNilAndNeverTakesALiveSlot() throws {
+        let registry = SharedRegistry.heap(capacity: 2, workerCount: 1)
+        let a = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        let b = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        XCTAssertTrue(registry.activate(a))
+        XCTAssertNil(registry.reserve(worker: 0, remote: remote))
+        XCTAssertTrue(registry.activate(b))
+        XCTAssertNotNil(registry.lookup(a))
+        registry.free(a)
+        let c = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        XCTAssertEqual(c.slot, a.slot)
+    }
+
+    func testRelease_ofAFailedHandOff_freesTheSlot() throws {
+        let registry = SharedRegistry.heap(capacity: 1, workerCount: 1)
+        let id = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        registry.release(id)
+        XCTAssertFalse(registry.activate(id), "a worker must not adopt a released slot")
+        XCTAssertNotNil(registry.reserve(worker: 0, remote: remote))
+    }
+
+    func testReclaimSlots_ofADeadWorker_freesOnlyItsSlots() throws {
+        let registry = SharedRegistry.heap(capacity: 8, workerCount: 2)
+        let mine = try (0..<3).map { _ in try XCTUnwrap(registry.reserve(worker: 0, remote: remote)) }
+        let theirs = try XCTUnwrap(registry.reserve(worker: 1, remote: remote))
+        for id in mine + [theirs] { XCTAssertTrue(registry.activate(id)) }
+        XCTAssertEqual(registry.reclaimSlots(ofWorker: 0), 3)
+        for id in mine { XCTAssertNil(registry.lookup(id)) }
+        XCTAssertNotNil(registry.lookup(theirs))
+        XCTAssertEqual(Array(registry.connections).map(\.id), [theirs])
+    }
+
+    func testMemfdRegistry_attachedAgain_seesTheSameSlots() throws {
+        let registry = try SharedRegistry.create(capacity: 16, workerCount: 2)
+        defer { close(registry.fd) }
+        let id = try XCTUnwrap(registry.reserve(worker: 1, remote: remote))
+        let other = try SharedRegistry.attach(fd: registry.fd)
+        XCTAssertEqual(other.capacity, 16)
+        XCTAssertEqual(other.workerCount, 2)
+        XCTAssertTrue(other.activate(id))
+        XCTAssertEqual(registry.protocolState(of: id), .http)
+    }
+
+    /// Several processes write their own slots and counters at once; every write lands.
+    func testConcurrentWriters_inSeveralProcesses_allLand() throws {
+        let workers = 4
+        let perWorker = 500
+        let registry = try SharedRegistry.create(capacity: workers * perWorker, workerCount: workers)
+        defer { close(registry.fd) }
+        var ids: [[ConnectionID]] = []
+        for worker in 0..<workers {
+            ids.append(try (0..<perWorker).map { _ in try XCTUnwrap(registry.reserve(worker: worker, remote: remote)) })
+        }
+        var children: [pid_t] = []
+        for worker in 0..<workers {
+            let mine = ids[worker]
+            let child = fork()
+            if child == 0 {
+                // Only atomics on the shared mapping, then _exit: safe in the child of a threaded test runner.
+                for id in mine {
+                    guard registry.activate(id) else { _exit(2) }
+                    registry.setProtocol(id, .websocket)
+                    for _ in 0..<10 { registry.add(7, to: .bytesIn, of: id) }
+                }
+                _exit(0)
+            }
+            XCTAssertGreaterThan(child, 0)
+            children.append(child)
+        }
+        for child in children {
+            var status: Int32 = 0
+            waitpid(child, &status, 0)
+            XCTAssertEqual(status, 0, "a writer process failed")
+        }
+        let live = Array(registry.connections)
+        XCTAssertEqual(live.count, workers * perWorker)
+        XCTAssertTrue(live.allSatisfy { $0.protocolState == .websocket && $0.bytesIn == 70 })
+        for worker in 0..<workers {
+            XCTAssertEqual(registry.worker(worker, .webSocketConnections).load(ordering: .relaxed), UInt64(perWorker))
+        }
+    }
+}
