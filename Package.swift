@@ -71,6 +71,6 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["hive"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["hive", "HiveIPC"]),
     ]
 )

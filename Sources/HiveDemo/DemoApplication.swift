@@ -7,7 +7,9 @@ import HiveWorker
 /// - `GET /` the page, `GET /favicon.ico` the icon (the browser's extra keep-alive connection), `GET /hello`
 ///   plain text for benchmarks.
 /// - WebSocket `/`: JSON `{"action": ..., "content": ...}`; `hello` -> "hello", `who` -> the connection and
-///   worker ids, `broadcast` -> `content` to every WebSocket client of every worker, anything else -> "hello".
+///   worker ids, `broadcast` -> `content` to every WebSocket client of every worker, `push` -> `content` to the
+///   connection whose id is in `to` (answers "pushed" or the push error's text), `throw` -> the hook throws (the
+///   connection is closed with 1011, the worker keeps serving), anything else -> "hello".
 /// - WebSocket `/echo`: every message back exactly (conformance tests).
 public struct DemoApplication: HiveApplication {
     public init() {}
@@ -15,12 +17,17 @@ public struct DemoApplication: HiveApplication {
     public func shouldUpgrade(path: String) -> Bool { path == "/" || path == "/echo" }
 
     public func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse {
+        var response: HiveResponse
         switch (request.method, request.path) {
-        case ("GET", "/"), ("HEAD", "/"): .html(DemoPage.html)
-        case ("GET", "/favicon.ico"), ("HEAD", "/favicon.ico"): .bytes(Favicon.bytes, contentType: "image/x-icon")
-        case ("GET", "/hello"), ("HEAD", "/hello"): .text("hello")
-        default: .notFound
+        case ("GET", "/"), ("HEAD", "/"): response = .html(DemoPage.html)
+        case ("GET", "/favicon.ico"), ("HEAD", "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
+        case ("GET", "/hello"), ("HEAD", "/hello"): response = .text("hello")
+        default: response = .notFound
         }
+        // Which connection and worker served this: the way to find a plain HTTP connection's id from outside.
+        response.headers.append(("X-Hive-Connection", request.connection.description))
+        response.headers.append(("X-Hive-Worker", String(hive.workerID)))
+        return response
     }
 
     public func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws {
@@ -28,11 +35,15 @@ public struct DemoApplication: HiveApplication {
             try hive.push(connection.id, message)
             return
         }
-        try hive.push(connection.id, .text(reply(to: message, from: connection, hive: hive)))
+        try hive.push(connection.id, .text(try reply(to: message, from: connection, hive: hive)))
+    }
+
+    struct DemoError: Error, CustomStringConvertible {
+        var description: String { "the client asked this hook to throw (action \"throw\")" }
     }
 
     /// What the page's WebSocket answers. A `broadcast` is sent to everyone and answered with nothing extra.
-    func reply(to message: HiveMessage, from connection: HiveConnection, hive: Hive) -> String {
+    func reply(to message: HiveMessage, from connection: HiveConnection, hive: Hive) throws -> String {
         guard case .text(let text) = message else {
             return "error: binary messages are not understood here; send JSON text like "
                 + #"{"action": "hello", "content": ""}"#
@@ -51,6 +62,17 @@ public struct DemoApplication: HiveApplication {
             let content = object["content"] as? String ?? ""
             hive.broadcast(.text(content))
             return "broadcast sent to every WebSocket client"
+        case "push":
+            guard let to = (object["to"] as? String).flatMap(UInt64.init) ?? (object["to"] as? NSNumber)?.uint64Value
+            else { return "error: push needs \"to\": the id of the connection to push to" }
+            do {
+                try hive.push(ConnectionID(rawValue: to), .text(object["content"] as? String ?? ""))
+                return "pushed"
+            } catch {
+                return "error: \(error)"
+            }
+        case "throw":
+            throw DemoError()
         default:
             return "hello"
         }

@@ -1,4 +1,9 @@
 import ArgumentParser
+import HiveIPC
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct HiveCommand: ParsableCommand {
@@ -7,4 +12,21 @@ struct HiveCommand: ParsableCommand {
         abstract: "A multi-process WebSocket + HTTP push server (a master hands connections to forked workers).",
         subcommands: [Start.self, Worker.self]
     )
+
+    /// Like ArgumentParser's `main`, but an invalid option exits with status 1 (Docs/OPERATIONS.md), not 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                writeLine(message)
+                Glibc.exit(0)
+            }
+            if !message.isEmpty { writeLine("hive: error: \(message)", to: 2) }
+            Glibc.exit(error is ExitCode ? code.rawValue : 1)
+        }
+    }
 }

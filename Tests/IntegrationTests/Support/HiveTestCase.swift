@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+
+/// Starts real `hive` masters for a test and always stops them, printing their log when the test failed.
+class HiveTestCase: XCTestCase {
+    private var started: [HiveProcess] = []
+
+    /// Starts `hive start` on a free port with its run dir inside the process's own temp folder.
+    func startHive(workers: Int = 2, _ extra: [String] = []) throws -> (HiveProcess, port: Int) {
+        let port = HiveProcess.freePort()
+        let hive = try HiveProcess(
+            arguments: ["--port", String(port), "--workers", String(workers), "--run-dir", "run"] + extra
+        )
+        started.append(hive)
+        try hive.start()
+        return (hive, port)
+    }
+
+    override func tearDown() {
+        for hive in started {
+            _ = try? hive.stop()
+            if testRun?.hasSucceeded == false {
+                writeLine("----- hive log (\(hive.logURL.path)) -----\n" + hive.log())
+            }
+        }
+        started = []
+        super.tearDown()
+    }
+
+    func writeLine(_ text: String) {
+        FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
+    }
+
+    /// A JSON action for the demo page's WebSocket.
+    func action(_ name: String, _ fields: [String: String] = [:]) -> String {
+        var object = fields
+        object["action"] = name
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Asks a demo WebSocket which worker serves it (`who`).
+    func worker(of client: WebSocketTestClient) throws -> Int {
+        try client.sendText(action("who"))
+        guard case .text(let reply) = try client.receiveMessage(), let last = reply.split(separator: " ").last,
+            let worker = Int(last)
+        else { throw TestClientError.misuse("unexpected reply to who") }
+        return worker
+    }
+
+    func connectionID(of client: WebSocketTestClient) throws -> UInt64 {
+        try client.sendText(action("who"))
+        guard case .text(let reply) = try client.receiveMessage() else { throw TestClientError.misuse("no reply to who") }
+        let words = reply.split(separator: " ")
+        guard let index = words.firstIndex(of: "connection"), let id = UInt64(words[index + 1]) else {
+            throw TestClientError.misuse("unexpected reply to who: \(reply)")
+        }
+        return id
+    }
+}
