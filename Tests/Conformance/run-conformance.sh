@@ -7,8 +7,8 @@
 # Starts `hive start` on a free loopback port with 2 workers and a 16 MiB
 # message limit (9.1.6/9.2.6 send 16 MiB messages), waits for it to log
 # "ready", runs Tests/Conformance/autobahn/run.sh against ws://127.0.0.1:PORT/echo
-# and stops hive again. 12.* and 13.* (permessage-deflate) are excluded: Hive
-# declines the extension for now.
+# and stops hive again. All 517 cases run: Hive declines permessage-deflate for
+# now, so 12.* and 13.* end as UNIMPLEMENTED within seconds (not a failure).
 #
 # Report: .build/autobahn-report/ (index.html, summary.txt, wstest.log), with
 # hive's own output in .build/autobahn-report/hive.log.
@@ -114,7 +114,7 @@ done
 log "hive is ready (pid $HIVE_PID)"
 
 rc=0
-Tests/Conformance/autobahn/run.sh "ws://127.0.0.1:$PORT/echo" --exclude "12.*,13.*" || rc=$?
+Tests/Conformance/autobahn/run.sh "ws://127.0.0.1:$PORT/echo" || rc=$?
 
 if ! kill -0 "$HIVE_PID" 2>/dev/null; then
   hive_rc=0
