@@ -58,6 +58,7 @@ enum DemoPage {
       <select id="action" aria-label="action">
         <option value="who">who</option>
         <option value="hello">hello</option>
+        <option value="broadcast">broadcast</option>
       </select>
       <input id="content" type="text" placeholder="Message" aria-label="content">
       <button id="send" type="submit" disabled>Send</button>
