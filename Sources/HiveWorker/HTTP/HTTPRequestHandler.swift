@@ -51,7 +51,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                             message: "request body of \(length) bytes exceeds \(hive.limits.maxBodySize) bytes")
             }
             state = .receiving(head, body: [])
+            // A body that stalls holds a connection and a registry slot as surely as a slow head: every chunk
+            // must arrive within the handshake timeout of the previous one.
+            armHeadTimer(context: context, after: hive.limits.handshakeTimeout)
         case (.body(let chunk), .receiving(let head, var body)):
+            armHeadTimer(context: context, after: hive.limits.handshakeTimeout)
             guard body.count + chunk.readableBytes <= hive.limits.maxBodySize else {
                 return fail(context: context, status: .payloadTooLarge,
                             message: "request body exceeds \(hive.limits.maxBodySize) bytes")
@@ -60,6 +64,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             body += chunk.readableBytesView
             state = .receiving(head, body: body)
         case (.end, .receiving(let head, let body)):
+            headTimer?.cancel()
+            headTimer = nil
             state = .idle
             respond(context: context, head: head, body: body)
         case (_, .failed):
@@ -112,15 +118,22 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Answers an error and closes: after a limit or a parse error the rest of the stream cannot be trusted.
+    /// The close is staged (RFC 9112 section 9.6): stop writing, keep reading and discarding for a moment, then
+    /// close. Closing with unread input at once makes the kernel send a reset, which can destroy the error
+    /// response before the client reads it.
     private func fail(context: ChannelHandlerContext, status: HTTPResponseStatus, message: String) {
         if case .failed = state { return }
         state = .failed
-        headTimer?.cancel()
         hive.registry.increment(worker: hive.workerID, .protocolErrors)
         let response = HiveResponse.text("\(status.code) \(status.reasonPhrase): \(message)\n", status: Int(status.code))
         write(context: context, response: response, version: .http1_1, keepAlive: false)
-        context.close(promise: nil)
+        let channel = context.channel
+        context.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+        armHeadTimer(context: context, after: Self.lingerAfterError)
     }
+
+    /// How long a connection that failed keeps draining input before it is closed.
+    static let lingerAfterError: TimeAmount = .seconds(1)
 
     private func write(context: ChannelHandlerContext, response: HiveResponse, version: HTTPVersion, keepAlive: Bool) {
         var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })

@@ -19,7 +19,7 @@ class HiveTestCase: XCTestCase {
     override func tearDown() {
         for hive in started {
             _ = try? hive.stop()
-            if testRun?.hasSucceeded == false {
+            if (testRun?.totalFailureCount ?? 0) > 0 {
                 writeLine("----- hive log (\(hive.logURL.path)) -----\n" + hive.log())
             }
         }
