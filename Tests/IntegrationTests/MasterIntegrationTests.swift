@@ -1,0 +1,83 @@
+import Foundation
+import HiveIPC
+import XCTest
+
+/// The master under stress: out of file descriptors, and a worker that dies.
+final class MasterIntegrationTests: HiveTestCase {
+    /// With its descriptor limit at what it already holds, the master's accept fails with EMFILE: it must back
+    /// off (counted, logged, no busy loop) and serve the waiting client once descriptors are available again.
+    func testAcceptEMFILE_backsOffWithoutSpinning_andRecovers() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let master = hive.pid!
+        let registry = try RegistryProbe.attach(masterPID: master)
+        // The limit applies to descriptor numbers: at the lowest free number, the next accept gets EMFILE.
+        let open = Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(master)/fd").compactMap(Int.init))
+        let lowestFree = (0...).first { !open.contains($0) }!
+        try prlimit(pid: master, openFiles: lowestFree)
+        defer { try? prlimit(pid: master, openFiles: 1024) }
+
+        let client = try HTTPTestClient(port: port, timeout: 5)  // completes in the kernel's backlog
+        try client.send(raw: "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        try RegistryProbe.wait(registry, "an accept error") { $0.header(.acceptErrors).load(ordering: .relaxed) > 0 }
+        let cpuBefore = try cpuTicks(of: master)
+        usleep(1_000_000)
+        let cpuAfter = try cpuTicks(of: master)
+        // Spinning on a pending connection would burn ~100 ticks per second; backing off 100 ms costs ~0.
+        XCTAssertLessThan(cpuAfter - cpuBefore, 20, "the master spun while out of descriptors")
+        let errors = registry.header(.acceptErrors).load(ordering: .relaxed)
+        XCTAssertLessThan(errors, 30, "accept was retried \(errors) times in about a second")
+        try hive.waitForLog(containing: "out of file descriptors; pausing accept for 100 ms")
+
+        try prlimit(pid: master, openFiles: 1024)
+        let response = try client.readResponse()
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.text, "hello")
+    }
+
+    /// A worker killed with SIGKILL is restarted with the same id; its connections are freed in the registry and
+    /// the other worker's clients are untouched.
+    func testWorkerKilled_isRestartedWithTheSameID_andOthersKeepTheirClients() throws {
+        let (hive, port) = try startHive(workers: 2, ["--dispatch", "round-robin"])
+        let registry = try RegistryProbe.attach(masterPID: hive.pid!)
+        let a = try WebSocketTestClient(port: port)
+        let b = try WebSocketTestClient(port: port)
+        let aID = ConnectionID(rawValue: try connectionID(of: a))
+        let bID = ConnectionID(rawValue: try connectionID(of: b))
+        XCTAssertNotEqual(aID.worker, bID.worker)
+        let victim = try XCTUnwrap(hive.currentWorkerPIDs()[aID.worker])
+
+        kill(victim, SIGKILL)
+        XCTAssertTrue(a.isClosedByPeer(within: 3), "the dead worker's client was not disconnected")
+        try hive.waitForLog(containing: "worker \(aID.worker) pid", count: 2)
+        let replacement = try XCTUnwrap(hive.currentWorkerPIDs()[aID.worker])
+        XCTAssertNotEqual(replacement, victim)
+        try RegistryProbe.wait(registry, "the replacement running") {
+            $0.worker(aID.worker, .state).load(ordering: .relaxed) == WorkerState.running.rawValue
+        }
+        XCTAssertEqual(registry.worker(aID.worker, .restarts).load(ordering: .relaxed), 1)
+        XCTAssertNil(registry.lookup(aID))
+        XCTAssertEqual(registry.protocolState(of: bID), .websocket)
+
+        try b.sendText(action("hello"))
+        XCTAssertEqual(try b.receiveMessage(), .text("hello"))
+        var reached: Set<Int> = []
+        for _ in 0..<4 { reached.insert(try worker(of: try WebSocketTestClient(port: port))) }
+        XCTAssertEqual(reached, [0, 1], "the replacement takes new clients")
+    }
+
+    private func prlimit(pid: Int32, openFiles: Int) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+        process.arguments = ["--pid", String(pid), "--nofile=\(openFiles):"]  // the soft limit: lowering the hard one is not allowed here
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "prlimit failed")
+    }
+
+    /// utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15).
+    private func cpuTicks(of pid: Int32) throws -> Int {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
+        return Int(fields[11])! + Int(fields[12])!
+    }
+}
