@@ -31,14 +31,14 @@ run: build
 # The whole suite: unit and integration tests (real hive binary), then WebSocket conformance (Autobahn).
 test: build
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 	$(MAKE) conformance
 
 unit: build
-	$(SWIFT) test --filter 'HiveIPCTests|HiveWorkerTests'
+	$(SWIFT) test --disable-swift-testing --filter 'HiveIPCTests|HiveWorkerTests'
 
 integration: build
-	$(SWIFT) test --filter IntegrationTests
+	$(SWIFT) test --disable-swift-testing --filter IntegrationTests
 
 conformance: build
 	Tests/Conformance/run-conformance.sh $(HIVE_DEBUG)
