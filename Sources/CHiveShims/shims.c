@@ -55,7 +55,7 @@ ssize_t CHiveShims_recvRecord(int sock, void *buf, size_t cap, int *fdOut, int f
         n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
     if (n < 0) return n;
-    int bad = (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
+    int bad = (msg.msg_flags & MSG_TRUNC) != 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) { bad = 1; continue; }
         size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -70,6 +70,9 @@ ssize_t CHiveShims_recvRecord(int sock, void *buf, size_t cap, int *fdOut, int f
         errno = EMSGSIZE;
         return -1;
     }
+    // MSG_CTRUNC: the record is whole but its descriptor did not fit (the receiver is at its open-file limit, and
+    // the kernel closed it). The caller must still learn which connection was lost, so the record is returned.
+    if ((msg.msg_flags & MSG_CTRUNC) != 0 && *fdOut < 0) *fdOut = CHiveShims_DESCRIPTOR_LOST;
     return n;
 }
 

@@ -72,8 +72,19 @@ public struct RecordChannel: Sendable {
         return .sent
     }
 
+    /// A record arrived but the descriptor sent with it could not be received: the receiving process is at its
+    /// open-file limit (the kernel closed the descriptor). For a connection, the slot must be given back.
+    public struct DescriptorLost: Error, CustomStringConvertible {
+        public let message: IPCMessage
+        public var description: String {
+            "the descriptor of \(RecordChannel.name(of: message)) was lost: this process is at its open-file limit "
+                + "(raise `ulimit -n`, or lower --max-connections)"
+        }
+    }
+
     /// Receives one message. Returns nil at end of stream (every sender closed), or when non-blocking and
     /// nothing is queued. A `.connection` message comes with its socket in `descriptor`.
+    /// - Throws: `DescriptorLost` when the record's descriptor could not be received.
     public func receive(blocking: Bool, buffer: UnsafeMutableRawBufferPointer) throws -> (IPCMessage, descriptor: Int32)? {
         var descriptor: Int32 = -1
         let length = CHiveShims_recvRecord(fd, buffer.baseAddress, buffer.count, &descriptor, blocking ? 0 : Int32(MSG_DONTWAIT))
@@ -83,6 +94,9 @@ public struct RecordChannel: Sendable {
         }
         if length == 0 { return nil }
         let record = UnsafeRawBufferPointer(rebasing: buffer[0..<length])
+        if descriptor == CHiveShims_DESCRIPTOR_LOST {
+            throw DescriptorLost(message: try IPCCodec.decode(record, external: []))
+        }
         do {
             if IPCCodec.hasExternalPayload(record) {
                 guard descriptor >= 0 else { throw IPCCodec.DecodeError.missingDescriptor("with an external payload") }

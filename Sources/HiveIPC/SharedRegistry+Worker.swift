@@ -20,6 +20,17 @@ extension SharedRegistry {
         return true
     }
 
+    /// Gives back a reserved slot whose socket never arrived (the descriptor was lost on the way). Counted as
+    /// closed so least-connections dispatch does not see a phantom connection.
+    public func abandon(_ id: ConnectionID) {
+        let state = slot(id.slot, .state)
+        guard state.load(ordering: .acquiring) == SlotState.reserved.rawValue,
+            slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
+        else { return }
+        state.store(SlotState.free.rawValue, ordering: .releasing)
+        increment(worker: id.worker, .closed)
+    }
+
     /// Moves a live connection to another protocol state and keeps the worker's per-protocol counts in step.
     public func setProtocol(_ id: ConnectionID, _ newState: ProtocolState) {
         let word = slot(id.slot, .protocolState)

@@ -56,7 +56,8 @@ public final class SharedRegistry: @unchecked Sendable {
 
     public enum SlotField: Int, CaseIterable {
         case generation = 0     // master, while reserving
-        case state              // master: free -> reserved; owner: reserved -> active -> free (SlotState)
+        case state              // master: free -> reserved; owner: reserved -> active -> free, or reserved -> free
+                                // when the socket was lost on the way (SlotState)
         case worker             // master, while reserving
         case addressHigh        // master, while reserving
         case addressLow         // master, while reserving

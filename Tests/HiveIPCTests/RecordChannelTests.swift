@@ -87,3 +87,36 @@ final class RecordChannelTests: XCTestCase {
         XCTAssertThrowsError(try b.receive(blocking: true, buffer: buffer))
     }
 }
+
+final class RecordChannelDescriptorLimitTests: XCTestCase {
+    /// A receiver at its open-file limit still learns which connection it lost, instead of a bare error that
+    /// would leave the connection's slot reserved forever.
+    func testReceive_whenOutOfDescriptors_reportsTheLostConnection() throws {
+        let (a, b) = try RecordChannel.pair(while: "testing")
+        defer { a.close(); b.close() }
+        var pipeFDs: [Int32] = [-1, -1]
+        XCTAssertEqual(pipe(&pipeFDs), 0)
+        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
+        let id = ConnectionID(generation: 9, worker: 0, slot: 4)
+        XCTAssertEqual(try a.send(.connection(id), attach: pipeFDs[1], blocking: false), .sent)
+
+        var saved = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved)
+        let lowestFree = dup(0)
+        close(lowestFree)
+        var limited = saved
+        limited.rlim_cur = rlim_t(lowestFree)
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limited), 0)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: IPCMessage.maxRecordSize, alignment: 8)
+        defer { buffer.deallocate() }
+        var lost: RecordChannel.DescriptorLost?
+        do {
+            _ = try b.receive(blocking: true, buffer: buffer)
+        } catch let error as RecordChannel.DescriptorLost {
+            lost = error
+        } catch {}
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved)
+        XCTAssertEqual(lost?.message, .connection(id))
+        XCTAssertTrue(lost?.description.contains("open-file limit") ?? false)
+    }
+}

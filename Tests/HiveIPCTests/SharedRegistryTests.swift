@@ -130,3 +130,15 @@ final class SharedRegistryTests: XCTestCase {
         }
     }
 }
+
+extension SharedRegistryTests {
+    func testAbandon_ofAReservedSlot_freesItAndCountsItClosed() throws {
+        let registry = SharedRegistry.heap(capacity: 1, workerCount: 1)
+        let id = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        registry.increment(worker: 0, .assigned)
+        registry.abandon(id)
+        XCTAssertEqual(registry.openConnections(ofWorker: 0), 0)
+        XCTAssertFalse(registry.activate(id))
+        XCTAssertNotNil(registry.reserve(worker: 0, remote: remote))
+    }
+}

@@ -34,6 +34,26 @@ final class MasterIntegrationTests: HiveTestCase {
         XCTAssertEqual(response.text, "hello")
     }
 
+    /// A worker at its open-file limit cannot receive a socket: the connection is lost, but its slot is given back
+    /// (no phantom connection for dispatch, no leak) and the worker serves again once descriptors free up.
+    func testWorkerOutOfDescriptors_losesTheConnectionButNotTheSlot() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let registry = try RegistryProbe.attach(masterPID: hive.pid!)
+        let worker = try XCTUnwrap(hive.currentWorkerPIDs()[0])
+        let open = Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(worker)/fd").compactMap(Int.init))
+        try prlimit(pid: worker, openFiles: (0...).first { !open.contains($0) }!)
+
+        let client = try HTTPTestClient(port: port, timeout: 3)
+        try client.send(raw: "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(client.isClosedByPeer(within: 3), "the lost connection was not closed")
+        try hive.waitForLog(containing: "a connection was lost on its way to this worker")
+        XCTAssertEqual(Array(registry.connections).count, 0)
+        XCTAssertEqual(registry.openConnections(ofWorker: 0), 0)
+
+        try prlimit(pid: worker, openFiles: 1024)
+        XCTAssertEqual(try HTTPTestClient(port: port).request(path: "/hello").status, 200)
+    }
+
     /// A worker killed with SIGKILL is restarted with the same id; its connections are freed in the registry and
     /// the other worker's clients are untouched.
     func testWorkerKilled_isRestartedWithTheSameID_andOthersKeepTheirClients() throws {

@@ -13,11 +13,14 @@
 /// Returns the bytes sent, or -1 with errno set. Always passes MSG_NOSIGNAL.
 ssize_t CHiveShims_sendRecord(int sock, const void *buf, size_t len, int fd, int flags);
 
-/// Receives one record. `*fdOut` is the passed descriptor or -1. The ancillary data is checked before it is
-/// trusted: only SOL_SOCKET/SCM_RIGHTS is accepted, MSG_CTRUNC and MSG_TRUNC are errors (EMSGSIZE), and
+/// Receives one record. `*fdOut` is the passed descriptor, -1 if none, or CHiveShims_DESCRIPTOR_LOST when one was
+/// sent but could not be received (MSG_CTRUNC: the receiver is out of descriptors). The ancillary data is checked
+/// before it is trusted: only SOL_SOCKET/SCM_RIGHTS is accepted, a truncated record is an error (EMSGSIZE), and
 /// descriptors beyond the first are closed. Descriptors arrive close-on-exec.
 /// Returns the record length, 0 at end of stream, or -1 with errno set.
 ssize_t CHiveShims_recvRecord(int sock, void *buf, size_t cap, int *fdOut, int flags);
+
+#define CHiveShims_DESCRIPTOR_LOST (-2)
 
 int CHiveShims_memfd_create(const char *name, unsigned int flags);
 int CHiveShims_signalfd(const sigset_t *mask);                 // SFD_CLOEXEC | SFD_NONBLOCK

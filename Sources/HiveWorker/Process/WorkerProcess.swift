@@ -53,6 +53,10 @@ public final class WorkerProcess {
             let received: (IPCMessage, descriptor: Int32)?
             do {
                 received = try inbox.receive(blocking: true, buffer: buffer)
+            } catch let lost as RecordChannel.DescriptorLost {
+                if case .connection(let id) = lost.message { registry.abandon(id) }
+                logger.warning("a connection was lost on its way to this worker", metadata: ["error": "\(lost)"])
+                continue
             } catch {
                 logger.warning("unreadable record in the inbox; skipped", metadata: ["error": "\(error)"])
                 continue
