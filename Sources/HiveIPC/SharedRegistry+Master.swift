@@ -33,24 +33,32 @@ extension SharedRegistry {
         state.store(SlotState.free.rawValue, ordering: .releasing)
     }
 
-    /// Frees every slot owned by a worker that died: its sockets died with it. Returns how many were freed.
-    /// This is the one place where a slot has a second writer, and only once its owner is gone (nginx force-unlocks
-    /// the shared mutex of a reaped process the same way).
+    /// Frees every slot a dead worker process held: its sockets died with it. `pid` is that process; with
+    /// `includeReserved`, sockets still in flight to the worker id are freed too (the caller drained its inbox).
+    /// Returns how many were freed. This is the one place where a slot has a second writer, and only once its owner
+    /// is gone (nginx force-unlocks the shared mutex of a reaped process the same way).
     @discardableResult
-    public func reclaimSlots(ofWorker worker: Int) -> Int {
+    public func reclaimSlots(ofWorker worker: Int, pid: Int32, includeReserved: Bool) -> Int {
         var freed = 0
         for index in 0..<capacity {
             let state = slot(index, .state)
-            guard state.load(ordering: .acquiring) != SlotState.free.rawValue,
+            let current = state.load(ordering: .acquiring)
+            guard current != SlotState.free.rawValue,
                 slot(index, .worker).load(ordering: .relaxed) == UInt64(worker)
             else { continue }
+            if current == SlotState.active.rawValue {
+                guard slot(index, .ownerPID).load(ordering: .relaxed) == UInt64(UInt32(bitPattern: pid)) else { continue }
+                let protocolState = ProtocolState(rawValue: slot(index, .protocolState).load(ordering: .relaxed))
+                if protocolState == .http { decrement(worker: worker, .httpConnections) }
+                if protocolState == .websocket { decrement(worker: worker, .webSocketConnections) }
+            } else if !includeReserved {
+                continue
+            }
             slot(index, .protocolState).store(ProtocolState.closed.rawValue, ordering: .relaxed)
             state.store(SlotState.free.rawValue, ordering: .releasing)
+            increment(worker: worker, .closed)
             freed += 1
         }
-        self.worker(worker, .httpConnections).store(0, ordering: .relaxed)
-        self.worker(worker, .webSocketConnections).store(0, ordering: .relaxed)
-        self.worker(worker, .closed).store(self.worker(worker, .assigned).load(ordering: .relaxed), ordering: .relaxed)
         return freed
     }
 

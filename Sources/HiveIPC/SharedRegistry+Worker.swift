@@ -1,11 +1,16 @@
 import Atomics
 
-// The owning worker's side of the slot life cycle, called on the worker's event loop. Counters are plain
-// load+store: each word has one writer, so no read-modify-write is needed.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The owning worker's side of the slot life cycle, called on the worker's event loop. Slot counters are plain
+// load+store: each word has one writer, so no read-modify-write is needed. Worker counters use atomic
+// read-modify-write: during a reload two processes share a worker id.
 extension SharedRegistry {
     /// Claims a reserved slot for a socket the worker just adopted. False if the id is stale (the master freed the
     /// slot meanwhile): the caller must close the socket.
-    public func activate(_ id: ConnectionID, now: UInt64 = Clock.wallNanoseconds()) -> Bool {
+    public func activate(_ id: ConnectionID, pid: Int32 = getpid(), now: UInt64 = Clock.wallNanoseconds()) -> Bool {
         let state = slot(id.slot, .state)
         guard state.load(ordering: .acquiring) == SlotState.reserved.rawValue,
             slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
@@ -14,6 +19,7 @@ extension SharedRegistry {
             slot(id.slot, field).store(0, ordering: .relaxed)
         }
         slot(id.slot, .lastActivity).store(now, ordering: .relaxed)
+        slot(id.slot, .ownerPID).store(UInt64(UInt32(bitPattern: pid)), ordering: .relaxed)
         slot(id.slot, .protocolState).store(ProtocolState.http.rawValue, ordering: .relaxed)
         state.store(SlotState.active.rawValue, ordering: .releasing)
         increment(worker: id.worker, .httpConnections)
@@ -67,14 +73,11 @@ extension SharedRegistry {
 
     @inline(__always)
     public func increment(worker: Int, _ field: WorkerField, by amount: UInt64 = 1) {
-        let word = self.worker(worker, field)
-        word.store(word.load(ordering: .relaxed) &+ amount, ordering: .relaxed)
+        self.worker(worker, field).wrappingIncrement(by: amount, ordering: .relaxed)
     }
 
     @inline(__always)
     public func decrement(worker: Int, _ field: WorkerField) {
-        let word = self.worker(worker, field)
-        let value = word.load(ordering: .relaxed)
-        word.store(value > 0 ? value - 1 : 0, ordering: .relaxed)
+        self.worker(worker, field).wrappingDecrement(ordering: .relaxed)
     }
 }

@@ -41,6 +41,8 @@ public final class SharedRegistry: @unchecked Sendable {
         case restarts           // master
         case lastExitStatus     // master: raw wait status of the previous process, or 0
         case assigned           // master: connections handed to this worker id, total
+        // The counters below are written by the worker process(es) holding this id: normally one, two for a moment
+        // during a reload, so they are updated with atomic read-modify-write operations.
         case closed             // worker: connections it finished, total (assigned - closed = open)
         case httpConnections    // worker: open connections in .http
         case webSocketConnections // worker: open connections in .websocket
@@ -71,6 +73,8 @@ public final class SharedRegistry: @unchecked Sendable {
         case framesOut          // owner worker
         case queuedOut          // owner worker: bytes written but not yet sent to the socket
         case requests           // owner worker: HTTP requests on this connection
+        case ownerPID           // owner worker, at activation: the process holding the socket (two processes
+                                // share a worker id while a reload replaces one; the master frees by pid)
         static let words = 16
     }
 

@@ -33,11 +33,11 @@ extension MasterLoop {
             let child = waitpid(-1, &status, WNOHANG)
             if child <= 0 { return }
             guard let id = workers.firstIndex(where: { $0.pid == child }) else { continue }
-            workerExited(id, status: status)
+            workerExited(id, pid: child, status: status)
         }
     }
 
-    private func workerExited(_ id: Int, status: Int32) {
+    private func workerExited(_ id: Int, pid child: pid_t, status: Int32) {
         let lived = Clock.monotonicNanoseconds() - workers[id].startedAt
         let exitCode = (status >> 8) & 0xFF
         let signal = status & 0x7F
@@ -45,7 +45,7 @@ extension MasterLoop {
         workers[id].pid = 0
         registry.worker(id, .lastExitStatus).store(UInt64(UInt32(bitPattern: status)), ordering: .relaxed)
         registry.worker(id, .pid).store(0, ordering: .relaxed)
-        let freed = registry.reclaimSlots(ofWorker: id)
+        let freed = registry.reclaimSlots(ofWorker: id, pid: child, includeReserved: true)
         drainInbox(of: id)
 
         if stopDeadline != nil {

@@ -72,12 +72,32 @@ final class SharedRegistryTests: XCTestCase {
     func testReclaimSlots_ofADeadWorker_freesOnlyItsSlots() throws {
         let registry = SharedRegistry.heap(capacity: 8, workerCount: 2)
         let mine = try (0..<3).map { _ in try XCTUnwrap(registry.reserve(worker: 0, remote: remote)) }
+        let inFlight = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
         let theirs = try XCTUnwrap(registry.reserve(worker: 1, remote: remote))
-        for id in mine + [theirs] { XCTAssertTrue(registry.activate(id)) }
-        XCTAssertEqual(registry.reclaimSlots(ofWorker: 0), 3)
-        for id in mine { XCTAssertNil(registry.lookup(id)) }
+        for id in mine { XCTAssertTrue(registry.activate(id, pid: 100)) }
+        XCTAssertTrue(registry.activate(theirs, pid: 200))
+        XCTAssertEqual(registry.reclaimSlots(ofWorker: 0, pid: 100, includeReserved: true), 4)
+        for id in mine + [inFlight] { XCTAssertNil(registry.lookup(id)) }
+        XCTAssertFalse(registry.activate(inFlight, pid: 100))
         XCTAssertNotNil(registry.lookup(theirs))
         XCTAssertEqual(Array(registry.connections).map(\.id), [theirs])
+        XCTAssertEqual(registry.worker(0, .httpConnections).load(ordering: .relaxed), 0)
+    }
+
+    /// During a reload the old and the new process share a worker id: the old one's death frees only its own
+    /// connections, and never the sockets in flight to the new one.
+    func testReclaimSlots_byPID_sparesTheOtherProcessOfTheSameWorkerID() throws {
+        let registry = SharedRegistry.heap(capacity: 8, workerCount: 1)
+        let old = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        let new = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        let inFlight = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
+        XCTAssertTrue(registry.activate(old, pid: 100))
+        XCTAssertTrue(registry.activate(new, pid: 101))
+        XCTAssertEqual(registry.reclaimSlots(ofWorker: 0, pid: 100, includeReserved: false), 1)
+        XCTAssertNil(registry.lookup(old))
+        XCTAssertNotNil(registry.lookup(new))
+        XCTAssertTrue(registry.activate(inFlight, pid: 101), "a socket in flight to the new process stays reserved")
+        XCTAssertEqual(registry.worker(0, .httpConnections).load(ordering: .relaxed), 2)
     }
 
     func testMemfdRegistry_attachedAgain_seesTheSameSlots() throws {

@@ -1,4 +1,4 @@
-import HiveIPC
+
 
 /// Why a push, or a disconnect, could not be done. The text names the connection, what it is, and what to do;
 /// the caller decides whether it is worth a log line (a broadcast never produces these: it only reaches
