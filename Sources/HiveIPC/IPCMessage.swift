@@ -1,8 +1,8 @@
 /// The records processes exchange over their Unix sockets (SOCK_SEQPACKET: one message per record).
 ///
-/// master -> worker: `connection` (with the socket attached), `stop`.
+/// master -> worker: `connection` (with the socket attached), `stop`, `retire`.
 /// worker -> worker: `push`, `broadcast`, `disconnect` (routed straight to the owner, never via the master).
-/// worker -> master: `ready`.
+/// worker -> master: `ready`, `retired`.
 public enum IPCMessage: Sendable, Equatable {
     /// A new connection; the socket travels as SCM_RIGHTS with the record.
     case connection(ConnectionID)
@@ -16,9 +16,14 @@ public enum IPCMessage: Sendable, Equatable {
     case stop(closeCode: UInt16)
     /// The worker can serve (sent once, after its event loop runs).
     case ready(worker: Int, pid: Int32)
+    /// Reload, step 1: stop reading the inbox and stop worker-wide duties (the application's `workerStop`), keep
+    /// serving the connections already held until SIGTERM. Its replacement will read the same inbox.
+    case retire
+    /// Reload, step 2: the worker process has let go of its inbox; the master may start its replacement.
+    case retired(worker: Int, pid: Int32)
 
     enum Kind: UInt8 {
-        case connection = 1, push, broadcast, disconnect, stop, ready
+        case connection = 1, push, broadcast, disconnect, stop, ready, retire, retired
     }
 
     /// Payloads above this travel in a memfd attached to the record, so one record never exceeds the socket's
@@ -71,10 +76,16 @@ enum IPCCodec {
         case .stop(let closeCode):
             out.append(IPCMessage.Kind.stop.rawValue)
             append(UInt64(closeCode), to: &out)
-        case .ready(let worker, let pid):
-            out.append(IPCMessage.Kind.ready.rawValue)
+        case .ready(let worker, let pid), .retired(let worker, let pid):
+            if case .ready = message {
+                out.append(IPCMessage.Kind.ready.rawValue)
+            } else {
+                out.append(IPCMessage.Kind.retired.rawValue)
+            }
             append(UInt64(worker), to: &out)
             append(UInt64(UInt32(bitPattern: pid)), to: &out)
+        case .retire:
+            out.append(IPCMessage.Kind.retire.rawValue)
         }
         return out
     }
@@ -113,11 +124,13 @@ enum IPCCodec {
         case .stop:
             try need(9)
             return .stop(closeCode: UInt16(truncatingIfNeeded: word(record, at: 1)))
-        case .ready:
+        case .ready, .retired:
             try need(17)
-            return .ready(
-                worker: Int(word(record, at: 1)), pid: Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
-            )
+            let worker = Int(word(record, at: 1))
+            let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
+            return kind == .ready ? .ready(worker: worker, pid: pid) : .retired(worker: worker, pid: pid)
+        case .retire:
+            return .retire
         }
     }
 

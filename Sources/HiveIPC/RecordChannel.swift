@@ -163,6 +163,8 @@ public struct RecordChannel: Sendable {
         case .disconnect(let id, _, _): "a disconnect of connection \(id)"
         case .stop: "a stop request"
         case .ready(let worker, _): "worker \(worker)'s ready signal"
+        case .retire: "a retire request"
+        case .retired(let worker, _): "worker \(worker)'s retired signal"
         }
     }
 }

@@ -60,7 +60,7 @@ struct Start: ParsableCommand {
             maxConnections: maxConnections,
             grace: grace,
             executable: MasterConfiguration.currentExecutable(),
-            workerArguments: ["worker"] + limits.arguments
+            workerArguments: ["worker", "--grace", String(grace)] + limits.arguments
         )
         do {
             let status = try MasterLoop(configuration: configuration, logger: logger).run()

@@ -15,15 +15,17 @@ struct Worker: ParsableCommand {
     @Option var inboxFd: Int32
     @Option var masterFd: Int32
     @Option var peerFds: String
+    @Option var grace: Double = 5
     @OptionGroup var limits: LimitOptions
 
     func run() throws {
         let logger = makeLogger(level: limits.logLevel, label: "hive")
         let peers = peerFds.split(separator: ",").compactMap { Int32($0) }
-        let configuration = WorkerConfiguration(
+        var configuration = WorkerConfiguration(
             workerID: workerID, registryFD: registryFd, inboxFD: inboxFd, masterFD: masterFd, peerFDs: peers,
             limits: limits.limits
         )
+        configuration.grace = .seconds(grace)
         do {
             try WorkerProcess(configuration: configuration, application: DemoApplication(), logger: logger).run()
         } catch {

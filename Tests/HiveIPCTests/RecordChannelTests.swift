@@ -18,6 +18,8 @@ final class RecordChannelTests: XCTestCase {
             .disconnect(id, code: 1008, reason: "bye"),
             .stop(closeCode: 1001),
             .ready(worker: 3, pid: 4242),
+            .retire,
+            .retired(worker: 2, pid: 77),
         ]
         for message in messages {
             XCTAssertEqual(try a.send(message, blocking: false), .sent)

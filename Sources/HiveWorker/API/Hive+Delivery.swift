@@ -25,7 +25,7 @@ extension Hive {
             } else {
                 table.channels[id]?.close(promise: nil)
             }
-        case .connection, .stop, .ready:
+        case .connection, .stop, .ready, .retire, .retired:
             preconditionFailure("\(record) is not a delivery")
         }
     }

@@ -15,6 +15,10 @@ public protocol HiveApplication: Sendable {
     /// The worker is ready to serve (Swoole's onWorkerStart). `hive.workerID` says which one: start work that
     /// only one worker should do (a Redis subscription, say) when it is 0.
     func workerStart(_ hive: Hive)
+    /// The worker stops its worker-wide duties (Swoole's onWorkerStop): on stop, and on reload before its
+    /// replacement starts, so a duty held by one worker (a Redis subscription) is never held twice. Connections may
+    /// still be open and served after it.
+    func workerStop(_ hive: Hive)
     /// Whether a WebSocket upgrade on this request path is accepted. Default: every path.
     func shouldUpgrade(path: String) -> Bool
     /// A WebSocket connection is established (onOpen).
@@ -29,6 +33,7 @@ public protocol HiveApplication: Sendable {
 
 extension HiveApplication {
     public func workerStart(_ hive: Hive) {}
+    public func workerStop(_ hive: Hive) {}
     public func shouldUpgrade(path: String) -> Bool { true }
     public func open(_ connection: HiveConnection, hive: Hive) {}
     public func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws {}

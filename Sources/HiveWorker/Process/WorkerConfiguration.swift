@@ -32,6 +32,9 @@ public struct WorkerConfiguration: Sendable {
     /// The sending end of every worker's inbox, indexed by worker id (this worker's own included).
     public var peerFDs: [Int32]
     public var limits: ConnectionLimits
+    /// How long a stopping worker waits for its connections before it exits on its own (the master normally kills
+    /// it first; this covers a master that is gone).
+    public var grace: TimeAmount = .seconds(5)
 
     public init(workerID: Int, registryFD: Int32, inboxFD: Int32, masterFD: Int32, peerFDs: [Int32], limits: ConnectionLimits) {
         self.workerID = workerID

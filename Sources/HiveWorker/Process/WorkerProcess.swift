@@ -6,8 +6,9 @@ import NIOCore
 import NIOPosix
 import NIOWebSocket
 
-/// A worker: one NIO event loop serving the connections the master hands it, plus the main thread reading the
-/// worker's inbox (NIO cannot receive SCM_RIGHTS, so the inbox is read with recvmsg outside NIO).
+/// A worker: one NIO event loop serving the connections the master hands it, an inbox thread reading the worker's
+/// Unix socket (NIO cannot receive SCM_RIGHTS, so it is read with recvmsg outside NIO), and the main thread
+/// waiting for SIGTERM/SIGINT with sigwait (no handler runs asynchronously).
 public final class WorkerProcess {
     private let configuration: WorkerConfiguration
     private let application: HiveApplication
@@ -22,11 +23,17 @@ public final class WorkerProcess {
         self.logger[metadataKey: "pid"] = "\(getpid())"
     }
 
-    /// Serves until the master says stop (or dies). Never returns normally: the process exits.
+    /// Serves until told to stop. Never returns: the process exits.
     public func run() throws -> Never {
-        // Die with the master, even on kill -9, so no worker is ever orphaned.
-        _ = CHiveShims_setParentDeathSignal(SIGTERM)
+        // Blocked before any thread exists, so every thread inherits the mask and only sigwait below sees them.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         signal(SIGPIPE, SIG_IGN)
+        // Die with the master, even on kill -9, so no worker is ever orphaned: SIGTERM is a graceful stop.
+        _ = CHiveShims_setParentDeathSignal(SIGTERM)
         if getppid() == 1 { exit(1) }  // the master died before we set the death signal
 
         let registry = try SharedRegistry.attach(fd: configuration.registryFD)
@@ -41,20 +48,111 @@ public final class WorkerProcess {
             peers: configuration.peerFDs.map(RecordChannel.init(fd:)), logger: logger,
             onDrop: { _, _ in registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed) }
         )
-        let inbox = RecordChannel(fd: configuration.inboxFD)
         let master = RecordChannel(fd: configuration.masterFD)
+        let lifecycle = WorkerLifecycle(hive: hive, grace: configuration.grace)
 
         try loop.submit { hive.application.workerStart(hive) }.wait()
-        try master.send(.ready(worker: configuration.workerID, pid: getpid()), blocking: true)
+        let inbox = InboxReader(
+            inbox: RecordChannel(fd: configuration.inboxFD), master: master, hive: hive, group: group,
+            lifecycle: lifecycle, logger: logger
+        )
+        let thread = Thread { inbox.run() }
+        thread.name = "hive-inbox"
+        thread.start()
+        try master.send(.ready(worker: workerID, pid: getpid()), blocking: true)
         logger.info("worker serving")
 
+        while true {
+            var sig: Int32 = 0
+            sigwait(&stopSignals, &sig)
+            logger.info("stop signal received", metadata: ["signal": "\(sig)"])
+            loop.execute { lifecycle.stop(closeCode: lifecycle.isRetired ? 1012 : 1001) }
+        }
+    }
+}
+
+/// Stopping, on the event loop: WebSocket clients get the close code (1001 Going Away on stop, 1012 Service Restart
+/// after a reload), idle HTTP connections close, and the process exits when the last connection is gone, or after
+/// the grace period if the master is not there to kill it.
+final class WorkerLifecycle: @unchecked Sendable {
+    // @unchecked: `retired` is written by the inbox thread and read by others under `lock`; the rest is touched on
+    // the event loop only.
+    private let hive: Hive
+    private let grace: TimeAmount
+    private let lock = NSLock()
+    private var retired = false
+    private var stopping = false
+    private var dutiesStopped = false
+
+    init(hive: Hive, grace: TimeAmount) {
+        self.hive = hive
+        self.grace = grace
+    }
+
+    var isRetired: Bool { lock.withLock { retired } }
+
+    /// Reload step 1, on the event loop: stop worker-wide duties; the inbox thread stops reading after this.
+    func retire() {
+        lock.withLock { retired = true }
+        stopDuties()
+    }
+
+    func stop(closeCode: UInt16) {
+        hive.eventLoop.preconditionInEventLoop()
+        guard !stopping else { return }
+        stopping = true
+        stopDuties()
+        let table = hive.table
+        hive.logger.info("stopping", metadata: ["connections": "\(table.channels.count)", "close.code": "\(closeCode)"])
+        table.onEmpty = { exit(0) }
+        if table.channels.isEmpty { exit(0) }
+        hive.eventLoop.scheduleTask(in: grace + .seconds(1)) { exit(0) }
+        for session in table.sessions.values {
+            session.close(code: WebSocketErrorCode(codeNumber: Int(closeCode)), reason: closeCode == 1012 ? "server restarting" : "server stopping")
+        }
+        for (id, channel) in table.channels where table.sessions[id] == nil {
+            channel.close(promise: nil)
+        }
+    }
+
+    private func stopDuties() {
+        guard !dutiesStopped else { return }
+        dutiesStopped = true
+        hive.application.workerStop(hive)
+    }
+}
+
+/// Reads the worker's inbox on its own thread and hands every record to the event loop.
+final class InboxReader: @unchecked Sendable {
+    // @unchecked: every property is immutable; the thread that runs `run()` is the only reader of `inbox`.
+    private let inbox: RecordChannel
+    private let master: RecordChannel
+    private let hive: Hive
+    private let group: EventLoopGroup
+    private let lifecycle: WorkerLifecycle
+    private let logger: Logger
+
+    init(inbox: RecordChannel, master: RecordChannel, hive: Hive, group: EventLoopGroup, lifecycle: WorkerLifecycle,
+         logger: Logger) {
+        self.inbox = inbox
+        self.master = master
+        self.hive = hive
+        self.group = group
+        self.lifecycle = lifecycle
+        self.logger = logger
+    }
+
+    func run() {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: IPCMessage.maxRecordSize, alignment: 8)
+        defer { buffer.deallocate() }
+        let hive = self.hive
+        let lifecycle = self.lifecycle
         while true {
             let received: (IPCMessage, descriptor: Int32)?
             do {
                 received = try inbox.receive(blocking: true, buffer: buffer)
             } catch let lost as RecordChannel.DescriptorLost {
-                if case .connection(let id) = lost.message { registry.abandon(id) }
+                if case .connection(let id) = lost.message { hive.registry.abandon(id) }
                 logger.warning("a connection was lost on its way to this worker", metadata: ["error": "\(lost)"])
                 continue
             } catch {
@@ -62,24 +160,36 @@ public final class WorkerProcess {
                 continue
             }
             guard let (message, descriptor) = received else {
-                logger.notice("inbox closed; exiting")
-                exit(0)
+                logger.notice("inbox closed; stopping")
+                hive.eventLoop.execute { lifecycle.stop(closeCode: 1001) }
+                return
             }
             switch message {
             case .connection(let id):
-                adopt(descriptor, id: id, hive: hive, group: group)
+                adopt(descriptor, id: id)
             case .push, .broadcast, .disconnect:
-                loop.execute { hive.deliver(message) }
+                hive.eventLoop.execute { hive.deliver(message) }
             case .stop(let closeCode):
-                loop.execute { Self.stop(hive: hive, closeCode: closeCode) }
-            case .ready:
-                logger.warning("unexpected ready record in a worker inbox; ignored")
+                hive.eventLoop.execute { lifecycle.stop(closeCode: closeCode) }
+            case .retire:
+                // Let go of the inbox: everything after this record belongs to the replacement.
+                try? hive.eventLoop.submit { lifecycle.retire() }.wait()
+                do {
+                    try master.send(.retired(worker: hive.workerID, pid: getpid()), blocking: true)
+                } catch {
+                    logger.error("cannot tell the master this worker retired", metadata: ["error": "\(error)"])
+                }
+                logger.info("retired; serving held connections until told to stop")
+                return
+            case .ready, .retired:
+                logger.warning("unexpected \(message) record in a worker inbox; ignored")
             }
         }
     }
 
-    private func adopt(_ fd: Int32, id: ConnectionID, hive: Hive, group: EventLoopGroup) {
+    private func adopt(_ fd: Int32, id: ConnectionID) {
         let logger = self.logger
+        let hive = self.hive
         ClientBootstrap(group: group)
             .channelOption(
                 ChannelOptions.writeBufferWaterMark,
@@ -98,21 +208,5 @@ public final class WorkerProcess {
             .whenFailure { error in
                 logger.warning("cannot adopt a connection", metadata: ["connection.id": "\(id)", "error": "\(error)"])
             }
-    }
-
-    /// Graceful stop: WebSocket clients get `closeCode` (1001 Going Away), idle HTTP connections close now, busy
-    /// ones after their response; the process exits when the last connection is gone (the master kills it after
-    /// the grace period otherwise).
-    private static func stop(hive: Hive, closeCode: UInt16) {
-        hive.logger.info("stopping", metadata: ["connections": "\(hive.table.channels.count)"])
-        hive.table.onEmpty = { exit(0) }
-        if hive.table.channels.isEmpty { exit(0) }
-        for session in hive.table.sessions.values {
-            session.close(code: WebSocketErrorCode(codeNumber: Int(closeCode)), reason: "server stopping")
-        }
-        for (id, channel) in hive.table.channels where hive.table.sessions[id] == nil {
-            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-            channel.close(promise: nil)
-        }
     }
 }
