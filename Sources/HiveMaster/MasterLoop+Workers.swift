@@ -32,6 +32,7 @@ extension MasterLoop {
             var status: Int32 = 0
             let child = waitpid(-1, &status, WNOHANG)
             if child <= 0 { return }
+            if retiredWorkerExited(pid: child, status: status) { continue }
             guard let id = workers.firstIndex(where: { $0.pid == child }) else { continue }
             workerExited(id, pid: child, status: status)
         }
@@ -47,6 +48,9 @@ extension MasterLoop {
         registry.worker(id, .pid).store(0, ordering: .relaxed)
         let freed = registry.reclaimSlots(ofWorker: id, pid: child, includeReserved: true)
         drainInbox(of: id)
+        if let current = reload?.current, current.oldPID == child {
+            advanceReload()  // it died mid-reload: the ordinary restart below brings up the new executable
+        }
 
         if stopDeadline != nil {
             workers[id].state = .exited
@@ -103,6 +107,8 @@ extension MasterLoop {
         listener?.close()
         listener = nil
         stopDeadline = Clock.monotonicNanoseconds() + UInt64(configuration.grace * 1e9)
+        reload = nil
+        for pid in retiringWorkers.keys { kill(pid, SIGTERM) }
         for id in workers.indices {
             workers[id].respawnAt = 0
             guard workers[id].pid > 0 else { continue }
@@ -114,6 +120,7 @@ extension MasterLoop {
     }
 
     func killRemainingWorkers() {
+        for pid in retiringWorkers.keys { kill(pid, SIGKILL) }
         for worker in workers where worker.pid > 0 {
             logger.warning(
                 "worker did not stop within the grace period; killing it",

@@ -24,6 +24,9 @@ public final class MasterLoop {
     var acceptPausedUntil: UInt64 = 0
     var stopDeadline: UInt64?
     var exitStatus: Int32 = 0
+    var reload: ReloadPlan?
+    /// Old worker processes that retired during a reload and still serve the connections they held.
+    var retiringWorkers: [pid_t: (id: Int, killAt: UInt64?)] = [:]
     let runDirectory: RunDirectory
 
     public init(configuration: MasterConfiguration, logger: Logger) {
@@ -67,10 +70,11 @@ public final class MasterLoop {
         while true {
             let now = Clock.monotonicNanoseconds()
             if let deadline = stopDeadline {
-                if workers.allSatisfy({ $0.pid == 0 }) { return }
+                if workers.allSatisfy({ $0.pid == 0 }) && retiringWorkers.isEmpty { return }
                 if now >= deadline { killRemainingWorkers() }
             }
             respawnDueWorkers(now: now)
+            checkReloadDeadlines(now: now)
 
             let accepting = listener != nil && announcedReady && stopDeadline == nil && now >= acceptPausedUntil
             var fds = [
@@ -95,6 +99,7 @@ public final class MasterLoop {
         for worker in workers where worker.respawnAt > 0 { next = min(next, worker.respawnAt) }
         if acceptPausedUntil > now { next = min(next, acceptPausedUntil) }
         if let stopDeadline { next = min(next, stopDeadline) }
+        if let reloadDeadline { next = min(next, reloadDeadline) }
         return Int32(clamping: (next > now ? next - now : 0) / 1_000_000 + 1)
     }
 
@@ -103,6 +108,7 @@ public final class MasterLoop {
             switch sig {
             case SIGCHLD: reapChildren()
             case SIGTERM, SIGINT: beginStop(reason: sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            case SIGUSR1: beginReload()
             default: logger.info("signal ignored", metadata: ["signal": "\(sig)"])
             }
         }
@@ -120,11 +126,17 @@ public final class MasterLoop {
                 continue
             }
             guard let (message, _) = received else { return }
-            if case .ready(let id, let workerPID) = message, id < workers.count, workers[id].pid == workerPID {
+            switch message {
+            case .ready(let id, let workerPID) where id < workers.count && workers[id].pid == workerPID:
                 workers[id].state = .running
                 registry.worker(id, .state).store(WorkerState.running.rawValue, ordering: .relaxed)
                 logger.debug("worker ready", metadata: ["worker.id": "\(id)", "worker.pid": "\(workerPID)"])
                 announceReadyIfAllRunning()
+                replacementReady(id, pid: workerPID)
+            case .retired(let id, let workerPID) where id < workers.count:
+                workerRetired(id, pid: workerPID)
+            default:
+                logger.debug("unexpected record on the master's inbox", metadata: ["record": "\(message)"])
             }
         }
     }

@@ -58,9 +58,9 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func end() {
         guard !ended else { return }
         ended = true
-        hive.table.remove(id)
         hive.registry.free(id)
         hive.application.close(id, hive: hive)
+        hive.table.remove(id)  // last: removing the last connection of a stopping worker ends the process
     }
 }
 
