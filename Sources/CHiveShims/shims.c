@@ -102,3 +102,10 @@ int CHiveShims_readSignal(int sfd) {
     if (n != sizeof(info)) return -1;
     return (int)info.ssi_signo;
 }
+
+long long CHiveShims_peerUID(int sock) {
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    return (long long)credentials.uid;
+}

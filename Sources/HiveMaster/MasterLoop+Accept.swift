@@ -1,3 +1,4 @@
+import CHiveShims
 import HiveIPC
 import Logging
 

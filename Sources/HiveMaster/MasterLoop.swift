@@ -27,6 +27,7 @@ public final class MasterLoop {
     var reload: ReloadPlan?
     /// Old worker processes that retired during a reload and still serve the connections they held.
     var retiringWorkers: [pid_t: (id: Int, killAt: UInt64?)] = [:]
+    var control: ControlServer?
     let runDirectory: RunDirectory
 
     public init(configuration: MasterConfiguration, logger: Logger) {
@@ -59,6 +60,9 @@ public final class MasterLoop {
             workers.append(WorkerEntry(id: id, inbox: inbox))
         }
         signals = try SignalChannel()
+        let control = try ControlServer(path: runDirectory.controlSocket)
+        self.control = control
+        defer { control.close() }
         for id in workers.indices { try spawnWorker(id) }
 
         try loop()
@@ -76,12 +80,17 @@ public final class MasterLoop {
             respawnDueWorkers(now: now)
             checkReloadDeadlines(now: now)
 
+            control?.expire(now: now)
+
             let accepting = listener != nil && announcedReady && stopDeadline == nil && now >= acceptPausedUntil
             var fds = [
                 pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: masterInbox.receive.fd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: accepting ? listener!.fd : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: control?.fd ?? -1, events: Int16(POLLIN), revents: 0),
             ]
-            if accepting, let listener { fds.append(pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0)) }
+            let clients = Array(control?.clients.keys ?? [:].keys)
+            fds += clients.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let rc = poll(&fds, nfds_t(fds.count), pollTimeout(now: now))
             if rc < 0 {
                 if errno == EINTR { continue }
@@ -89,7 +98,11 @@ public final class MasterLoop {
             }
             if fds[0].revents != 0 { handleSignals() }
             if fds[1].revents != 0 { readMasterInbox() }
-            if fds.count > 2, fds[2].revents != 0 { acceptConnections() }
+            if fds[2].revents != 0 { acceptConnections() }
+            if fds[3].revents != 0 { control?.acceptClients(now: Clock.monotonicNanoseconds()) }
+            for (index, client) in clients.enumerated() where fds[4 + index].revents != 0 {
+                handleControl(client: client)
+            }
         }
     }
 

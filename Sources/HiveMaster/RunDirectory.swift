@@ -8,6 +8,7 @@ import Glibc
 public struct RunDirectory: Sendable {
     public let path: String
     public var pidFile: String { path + "/hive.pid" }
+    public var controlSocket: String { path + "/hive.sock" }
 
     public init(path: String) { self.path = path }
 

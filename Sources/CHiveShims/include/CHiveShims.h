@@ -27,6 +27,8 @@ int CHiveShims_signalfd(const sigset_t *mask);                 // SFD_CLOEXEC | 
 int CHiveShims_accept4(int sock, struct sockaddr *addr, socklen_t *len);   // SOCK_CLOEXEC | SOCK_NONBLOCK
 int CHiveShims_setParentDeathSignal(int sig);                   // prctl(PR_SET_PDEATHSIG, sig)
 int CHiveShims_setProcessName(const char *name);                // prctl(PR_SET_NAME, name)
+/// The uid of the process at the other end of a Unix socket (SO_PEERCRED); -1 on error.
+long long CHiveShims_peerUID(int sock);
 /// Reads one signalfd record; returns the signal number, 0 if none was pending, -1 on error.
 int CHiveShims_readSignal(int sfd);
 

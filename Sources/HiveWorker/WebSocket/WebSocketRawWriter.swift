@@ -31,6 +31,7 @@ final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannelHandler 
     /// Once the handler is out of the pipeline the write fails with `ChannelError.ioOnClosedChannel`.
     func write(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>?) {
         guard let context = self.context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
         context.eventLoop.assertInEventLoop()

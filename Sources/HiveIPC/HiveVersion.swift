@@ -1,0 +1,4 @@
+/// The version `hive status` reports.
+public enum HiveVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,56 @@
+import HiveIPC
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Requests on the control socket. Each is answered at once from the master's own state; the registry travels to
+// the CLI as a descriptor, so `status` and `connections` are computed by the CLI, not here.
+extension MasterLoop {
+    func handleControl(client: Int32) {
+        guard let control, let (line, body) = control.read(client: client) else { return }
+        let words = line.split(separator: " ").map(String.init)
+        switch words.first {
+        case "hello":
+            control.reply(client, helloText(), attach: registry.fd)
+        case "push" where words.count == 3:
+            guard let id = UInt64(words[1]).map(ConnectionID.init(rawValue:)), let length = Int(words[2]) else {
+                return control.reply(client, "error malformed push request: expected `push <id> <length>`")
+            }
+            let text = String(decoding: body.prefix(length), as: UTF8.self)
+            control.reply(client, route(.push(id, opcode: 0x1, payload: Array(text.utf8)), to: id))
+        case "disconnect" where words.count == 3:
+            guard let id = UInt64(words[1]).map(ConnectionID.init(rawValue:)), let code = UInt16(words[2]) else {
+                return control.reply(client, "error malformed disconnect request: expected `disconnect <id> <code>`")
+            }
+            control.reply(client, route(.disconnect(id, code: code, reason: "disconnected by an operator"), to: id))
+        default:
+            control.reply(client, "error unknown request \"\(line.prefix(40))\"; expected hello, push or disconnect")
+        }
+    }
+
+    /// Sends a push or disconnect to the connection's owning worker, after the same checks as the library API, so
+    /// the shell sees the same typed error text.
+    private func route(_ record: IPCMessage, to id: ConnectionID) -> String {
+        guard let state = registry.protocolState(of: id) else { return "error \(HiveError.unknownConnection(id))" }
+        if case .push = record, state != .websocket { return "error \(HiveError.notWebSocket(id, state))" }
+        let sent = (try? workers[id.worker].inbox.send.send(record, blocking: false)) ?? .wouldBlock
+        guard sent == .sent else { return "error \(HiveError.workerBusy(id, worker: id.worker))" }
+        return "ok connection \(id) on worker \(id.worker)"
+    }
+
+    private func helloText() -> String {
+        [
+            "version \(HiveVersion.current)",
+            "pid \(pid)",
+            "listen \(configuration.listenDescription)",
+            "dispatch \(configuration.dispatch.rawValue)",
+            "run-dir \(configuration.runDirectory)",
+            "workers \(configuration.workers)",
+            "max-connections \(configuration.maxConnections)",
+            "started \(registry.header(.startedAt).load(ordering: .relaxed))",
+            "reloading \(reload != nil)",
+        ].joined(separator: "\n")
+    }
+}

@@ -1,0 +1,78 @@
+import CHiveShims
+import HiveIPC
+import HiveMaster
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One request to a master's control socket and its reply (see `ControlServer` for the protocol).
+struct ControlClient {
+    let runDirectory: RunDirectory
+
+    struct Reply {
+        var text: String
+        /// A descriptor the master attached (the registry, for `hello`), or -1.
+        var descriptor: Int32
+    }
+
+    func request(_ line: String, body: [UInt8] = [], timeout: Int = 2) throws -> Reply {
+        let path = runDirectory.controlSocket
+        let fd = socket(AF_UNIX, CHiveShims_SOCK_STREAM | CHiveShims_SOCK_CLOEXEC, 0)
+        guard fd >= 0 else { throw SystemError("socket", while: "connecting to \(path)") }
+        defer { close(fd) }
+        var wait = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8).prefix($0.count - 1)) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            throw OperatorError("cannot reach the master's control socket \(path): \(String(cString: strerror(errno))); "
+                + "is the master running, and are you its user?")
+        }
+        let request = Array((line + "\n").utf8) + body
+        var offset = 0
+        while offset < request.count {
+            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + offset, request.count - offset, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw SystemError("send", while: "sending a request to \(path)") }
+            offset += n
+        }
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var descriptor: Int32 = -1
+        var text: [UInt8] = []
+        let first = chunk.withUnsafeMutableBytes { CHiveShims_recvRecord(fd, $0.baseAddress, $0.count, &descriptor, 0) }
+        guard first >= 0 else { throw SystemError("recvmsg", while: "reading the master's reply on \(path)") }
+        text += chunk[0..<first]
+        while first > 0 {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { break }
+            text += chunk[0..<n]
+        }
+        return Reply(text: String(decoding: text, as: UTF8.self), descriptor: descriptor)
+    }
+}
+
+/// What `hello` tells about a master; the registry comes with it.
+struct MasterFacts {
+    var fields: [String: String]
+    var registry: SharedRegistry
+
+    init(client: ControlClient) throws {
+        let reply = try client.request("hello")
+        guard reply.descriptor >= 0 else {
+            throw OperatorError("the master did not send its registry: \(reply.text.prefix(200))")
+        }
+        fields = [:]
+        for line in reply.text.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+        }
+        registry = try SharedRegistry.attach(fd: reply.descriptor)
+    }
+
+    subscript(_ key: String) -> String { fields[key] ?? "?" }
+}

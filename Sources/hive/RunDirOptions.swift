@@ -1,0 +1,28 @@
+import ArgumentParser
+import HiveMaster
+
+/// How the operator commands find a master: its run dir, given directly or derived from the port.
+struct RunDirOptions: ParsableArguments {
+    @Option(help: "Run dir of the master (default: hive-<port> under the system temp dir).")
+    var runDir: String?
+
+    @Option(help: "Port of the master, used to find its default run dir.")
+    var port: Int = 9501
+
+    var runDirectory: RunDirectory { RunDirectory(path: runDir ?? RunDirectory.defaultPath(port: port)) }
+
+    /// The pid of the running master, or a clear error (exit status 1).
+    func requireMaster() throws -> Int32 {
+        guard let pid = runDirectory.runningMasterPID() else {
+            throw OperatorError("no Hive master is running for run dir \(runDirectory.path) (start one with "
+                + "`hive start`, or pass --run-dir / --port of the one you mean)")
+        }
+        return pid
+    }
+}
+
+/// An operator command failed: one line, exit status 1.
+struct OperatorError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import HiveIPC
+
+/// A snapshot of a running Hive, read by the CLI from the master's registry and /proc: the master does no work
+/// for it beyond handing over the registry descriptor.
+struct StatusReport {
+    struct Master {
+        var pid: Int32
+        var version: String
+        var listen: String
+        var dispatch: String
+        var runDirectory: String
+        var startedAt: UInt64
+        var uptimeSeconds: Double
+        var loadAverage: [Double]
+        var rssBytes: Int?
+        var accepted: UInt64
+        var refusedFull: UInt64
+        var refusedBusy: UInt64
+        var acceptErrors: UInt64
+        var reloading: Bool
+    }
+
+    struct Worker {
+        var id: Int
+        var pid: Int32
+        var state: WorkerState
+        var uptimeSeconds: Double
+        var rssBytes: Int?
+        var http: UInt64
+        var websocket: UInt64
+        var requests: UInt64
+        var messagesIn: UInt64
+        var messagesOut: UInt64
+        var pushesFailed: UInt64
+        var slowConsumers: UInt64
+        var protocolErrors: UInt64
+        var restarts: UInt64
+        /// How the previous process of this id ended, if one did: "status 1" or "signal 9".
+        var lastExit: String?
+    }
+
+    var master: Master
+    var workers: [Worker]
+    var takenAt: Date
+
+    var http: UInt64 { workers.reduce(0) { $0 + $1.http } }
+    var websocket: UInt64 { workers.reduce(0) { $0 + $1.websocket } }
+
+    init(facts: MasterFacts) {
+        let registry = facts.registry
+        let now = Clock.wallNanoseconds()
+        let started = UInt64(facts["started"]) ?? registry.header(.startedAt).load(ordering: .relaxed)
+        let pid = Int32(facts["pid"]) ?? 0
+        master = Master(
+            pid: pid, version: facts["version"], listen: facts["listen"], dispatch: facts["dispatch"],
+            runDirectory: facts["run-dir"], startedAt: started,
+            uptimeSeconds: Double(now &- started) / 1e9, loadAverage: Self.loadAverage(),
+            rssBytes: Self.rss(of: pid),
+            accepted: registry.header(.accepted).load(ordering: .relaxed),
+            refusedFull: registry.header(.refusedFull).load(ordering: .relaxed),
+            refusedBusy: registry.header(.refusedBusy).load(ordering: .relaxed),
+            acceptErrors: registry.header(.acceptErrors).load(ordering: .relaxed),
+            reloading: facts["reloading"] == "true"
+        )
+        workers = (0..<registry.workerCount).map { id in
+            func word(_ field: SharedRegistry.WorkerField) -> UInt64 { registry.worker(id, field).load(ordering: .relaxed) }
+            let pid = Int32(truncatingIfNeeded: word(.pid))
+            let status = Int32(truncatingIfNeeded: word(.lastExitStatus))
+            let restarts = word(.restarts)
+            var lastExit: String?
+            if restarts > 0 || status != 0 {
+                lastExit = status & 0x7F != 0 ? "signal \(status & 0x7F)" : "status \((status >> 8) & 0xFF)"
+            }
+            return Worker(
+                id: id, pid: pid, state: WorkerState(rawValue: word(.state)) ?? .none,
+                uptimeSeconds: pid > 0 ? Double(now &- word(.startedAt)) / 1e9 : 0,
+                rssBytes: pid > 0 ? Self.rss(of: pid) : nil,
+                http: word(.httpConnections), websocket: word(.webSocketConnections), requests: word(.requests),
+                messagesIn: word(.messagesIn), messagesOut: word(.messagesOut), pushesFailed: word(.pushesFailed),
+                slowConsumers: word(.slowConsumers), protocolErrors: word(.protocolErrors), restarts: restarts,
+                lastExit: lastExit
+            )
+        }
+        takenAt = Date()
+    }
+
+    /// Resident memory of a process from /proc/<pid>/status (VmRSS), in bytes.
+    static func rss(of pid: Int32) -> Int? {
+        guard pid > 0, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { return nil }
+        return kilobytes * 1024
+    }
+
+    static func loadAverage() -> [Double] {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return [] }
+        return text.split(separator: " ").prefix(3).compactMap { Double($0) }
+    }
+
+    /// The stable JSON form (field names are documented in Docs/OPERATIONS.md).
+    func json(previous: StatusReport? = nil) -> [String: Any] {
+        let elapsed = previous.map { takenAt.timeIntervalSince($0.takenAt) } ?? 0
+        var object: [String: Any] = [
+            "master": [
+                "pid": master.pid, "version": master.version, "listen": master.listen, "dispatch": master.dispatch,
+                "runDir": master.runDirectory, "startedAt": Double(master.startedAt) / 1e9,
+                "uptimeSeconds": (master.uptimeSeconds * 10).rounded() / 10, "loadAverage": master.loadAverage,
+                "rssBytes": master.rssBytes as Any, "accepted": master.accepted, "refusedFull": master.refusedFull,
+                "refusedBusy": master.refusedBusy, "acceptErrors": master.acceptErrors, "reloading": master.reloading,
+            ] as [String: Any],
+            "connections": ["total": http + websocket, "http": http, "websocket": websocket],
+            "redis": NSNull(),
+        ]
+        object["workers"] = workers.map { worker -> [String: Any] in
+            var entry: [String: Any] = [
+                "id": worker.id, "pid": worker.pid, "state": worker.state.description, "restarts": worker.restarts,
+                "uptimeSeconds": (worker.uptimeSeconds * 10).rounded() / 10, "rssBytes": worker.rssBytes as Any,
+                "connections": ["http": worker.http, "websocket": worker.websocket],
+                "requests": worker.requests, "messagesIn": worker.messagesIn, "messagesOut": worker.messagesOut,
+                "pushesFailed": worker.pushesFailed, "slowConsumers": worker.slowConsumers,
+                "protocolErrors": worker.protocolErrors, "lastExit": worker.lastExit as Any,
+            ]
+            if let before = previous?.workers.first(where: { $0.id == worker.id }), elapsed > 0 {
+                entry["rates"] = [
+                    "requestsPerSecond": Double(worker.requests &- before.requests) / elapsed,
+                    "messagesInPerSecond": Double(worker.messagesIn &- before.messagesIn) / elapsed,
+                    "messagesOutPerSecond": Double(worker.messagesOut &- before.messagesOut) / elapsed,
+                ]
+            }
+            return entry
+        }
+        return object
+    }
+}
