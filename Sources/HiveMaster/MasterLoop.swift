@@ -157,10 +157,14 @@ public final class MasterLoop {
     private func announceReadyIfAllRunning() {
         guard !announcedReady, workers.allSatisfy({ $0.state == .running }) else { return }
         announcedReady = true
-        writeLine(
+        let line =
             "hive: ready on http://\(configuration.listenDescription) with \(workers.count) workers "
-                + "(dispatch \(configuration.dispatch.rawValue), master pid \(pid), run dir \(configuration.runDirectory))"
-        )
+            + "(dispatch \(configuration.dispatch.rawValue), master pid \(pid), run dir \(configuration.runDirectory))"
+        writeLine(line)
+        if configuration.readyNotification >= 0 {
+            writeLine(line, to: configuration.readyNotification)
+            close(configuration.readyNotification)
+        }
     }
 
     static func threadCount() -> Int {

@@ -32,6 +32,12 @@ struct Start: ParsableCommand {
     @Option(help: "Seconds workers get to close their connections on stop before they are killed.")
     var grace: Double = 5
 
+    @Flag(help: "Detach: run in the background, log to --log-file; stop/reload/status find it through --run-dir.")
+    var daemon = false
+
+    @Option(help: "Log file of a --daemon master (default: hive.log in the run dir).")
+    var logFile: String?
+
     @OptionGroup var limits: LimitOptions
 
     func validate() throws {
@@ -50,23 +56,36 @@ struct Start: ParsableCommand {
     }
 
     func run() throws {
+        let runDirectory = runDir ?? RunDirectory.defaultPath(port: port)
+        var readyNotification: Int32 = -1
+        if daemon {
+            do {
+                mkdir(runDirectory, 0o700)
+                readyNotification = try Daemon.detach(logFile: logFile ?? runDirectory + "/hive.log")
+            } catch {
+                writeLine("hive: error: \(error)", to: 2)
+                Glibc.exit(1)
+            }
+        }
         let logger = makeLogger(level: limits.logLevel, label: "hive")
-        let configuration = MasterConfiguration(
+        var configuration = MasterConfiguration(
             host: host,
             port: port,
             workers: workers,
             dispatch: DispatchMode(rawValue: dispatch)!,
-            runDirectory: runDir ?? RunDirectory.defaultPath(port: port),
+            runDirectory: runDirectory,
             maxConnections: maxConnections,
             grace: grace,
             executable: MasterConfiguration.currentExecutable(),
             workerArguments: ["worker", "--grace", String(grace)] + limits.arguments
         )
+        configuration.readyNotification = readyNotification
         do {
             let status = try MasterLoop(configuration: configuration, logger: logger).run()
             Glibc.exit(status)
         } catch {
             writeLine("hive: error: \(error)", to: 2)
+            if readyNotification >= 0 { writeLine("hive: error: \(error)", to: readyNotification) }
             Glibc.exit(1)
         }
     }
