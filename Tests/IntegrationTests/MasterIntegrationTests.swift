@@ -85,6 +85,23 @@ final class MasterIntegrationTests: HiveTestCase {
         XCTAssertEqual(reached, [0, 1], "the replacement takes new clients")
     }
 
+    /// A worker that keeps dying young is restarted with a growing delay (100 ms doubling), so a crash loop
+    /// never spins the master; the first restart is immediate.
+    func testCrashLoop_isRestartedWithGrowingBackOff() throws {
+        let (hive, _) = try startHive(workers: 1)
+        for round in 1...4 {
+            let pid = try XCTUnwrap(hive.currentWorkerPIDs()[0])
+            kill(pid, SIGKILL)
+            try hive.waitForLog(containing: "worker 0 pid", count: round + 1, timeout: 5)
+        }
+        let delays = hive.log().split(separator: "\n").filter { $0.contains("worker exited unexpectedly") }.compactMap {
+            line -> Int? in
+            guard let range = line.range(of: "restart.delayMs=") else { return nil }
+            return Int(line[range.upperBound...].prefix { $0.isNumber })
+        }
+        XCTAssertEqual(delays, [0, 100, 200, 400])
+    }
+
     private func prlimit(pid: Int32, openFiles: Int) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
