@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: hive -> {HiveMaster, HiveDemo -> HiveWorker} -> HiveIPC -> CHiveShims.
+// Dependencies point one way: hive -> {HiveMaster, HiveDemo -> HiveWorker -> HiveRedis} -> HiveIPC -> CHiveShims;
+// HiveRedis -> CHiredis (Debian's libhiredis-dev, a system library).
 // HiveMaster and HiveIPC never import NIO: the master stays single-threaded so it may fork and spawn safely.
 let package = Package(
     name: "Hive",
@@ -18,6 +19,15 @@ let package = Package(
     ],
     targets: [
         .target(name: "CHiveShims"),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .target(
+            name: "HiveRedis",
+            dependencies: [
+                "CHiredis",
+                "HiveIPC",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "HiveIPC",
             dependencies: [
@@ -37,6 +47,7 @@ let package = Package(
             name: "HiveWorker",
             dependencies: [
                 "HiveIPC",
+                "HiveRedis",
                 "CHiveShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -47,8 +58,7 @@ let package = Package(
         ),
         .target(
             name: "HiveDemo",
-            dependencies: ["HiveWorker"],
-            resources: []
+            dependencies: ["HiveWorker"]
         ),
         .executableTarget(
             name: "hive",
@@ -56,11 +66,13 @@ let package = Package(
                 "HiveMaster",
                 "HiveWorker",
                 "HiveDemo",
+                "HiveRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "HiveIPCTests", dependencies: ["HiveIPC"]),
+        .testTarget(name: "HiveRedisTests", dependencies: ["HiveRedis"]),
         .testTarget(
             name: "HiveWorkerTests",
             dependencies: [

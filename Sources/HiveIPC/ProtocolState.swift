@@ -53,3 +53,20 @@ public enum WorkerState: UInt64, Sendable, CustomStringConvertible {
         }
     }
 }
+
+/// The Redis subscription of worker 0, as `hive status` shows it.
+public enum RedisState: UInt64, Sendable, CustomStringConvertible {
+    case off = 0
+    case connecting = 1
+    case subscribed = 2
+    case disconnected = 3
+
+    public var description: String {
+        switch self {
+        case .off: "off"
+        case .connecting: "connecting"
+        case .subscribed: "subscribed"
+        case .disconnected: "disconnected"
+        }
+    }
+}

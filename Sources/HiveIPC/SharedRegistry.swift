@@ -11,7 +11,7 @@ import Glibc
 ///
 /// Layout, all little-endian UInt64 words:
 ///
-///     [ header: 16 words ][ workers: workerCount x 32 words ][ slots: capacity x 16 words ]
+///     [ header: 16 words ][ redis: 32 words ][ workers: workerCount x 32 words ][ slots: capacity x 16 words ]
 ///
 /// Each field has exactly one writer, named next to it in `Header`, `WorkerField` and `SlotField`. Writers
 /// publish a slot by storing its `state` last (release); readers load `state` first (acquire) and then check the
@@ -32,6 +32,22 @@ public final class SharedRegistry: @unchecked Sendable {
         case refusedBusy        // master: no worker could take the socket (all inboxes full)
         case acceptErrors       // master: EMFILE/ENFILE and other accept failures
         static let words = 16
+    }
+
+    /// The Redis subscription, written by the worker-0 process that holds it (one at a time: a reload retires the
+    /// old one before its replacement subscribes).
+    public enum RedisField: Int, CaseIterable {
+        case state = 0          // RedisState
+        case messages           // messages received
+        case bytes              // payload bytes received
+        case reconnects         // successful subscriptions after the first
+        case lastMessageAt      // wall clock ns
+        case subscribedSince    // wall clock ns, 0 when not subscribed
+        case dropped            // messages dropped because worker 0's queue was full
+        case lastErrorLength    // bytes of text in lastError..., stored after the text
+        case lastError          // 16 words (128 bytes) of UTF-8 text
+        static let words = 32
+        static let errorWords = 16
     }
 
     public enum WorkerField: Int, CaseIterable {
@@ -79,7 +95,7 @@ public final class SharedRegistry: @unchecked Sendable {
     }
 
     static let magic: UInt64 = 0x4849_5645_5245_4731  // "HIVEREG1"
-    static let version: UInt64 = 1
+    static let version: UInt64 = 2
 
     public let capacity: Int
     public let workerCount: Int
@@ -92,7 +108,7 @@ public final class SharedRegistry: @unchecked Sendable {
     var cursorPosition = 0
 
     public static func byteCount(capacity: Int, workerCount: Int) -> Int {
-        (Header.words + workerCount * WorkerField.words + capacity * SlotField.words) * 8
+        (Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words) * 8
     }
 
     /// Creates a registry in a new memfd (master, before any worker exists).
@@ -205,16 +221,43 @@ public final class SharedRegistry: @unchecked Sendable {
     }
 
     @inline(__always)
+    public func redis(_ field: RedisField, word: Int = 0) -> UnsafeAtomic<UInt64> {
+        UnsafeAtomic(at: base + Header.words + field.rawValue + word)
+    }
+
+    @inline(__always)
     public func worker(_ id: Int, _ field: WorkerField) -> UnsafeAtomic<UInt64> {
         precondition(id >= 0 && id < workerCount, "worker \(id) is outside the registry (\(workerCount) workers)")
-        return UnsafeAtomic(at: base + Header.words + id * WorkerField.words + field.rawValue)
+        return UnsafeAtomic(at: base + Header.words + RedisField.words + id * WorkerField.words + field.rawValue)
     }
 
     @inline(__always)
     public func slot(_ index: Int, _ field: SlotField) -> UnsafeAtomic<UInt64> {
         precondition(index >= 0 && index < capacity, "slot \(index) is outside the registry (\(capacity) slots)")
         return UnsafeAtomic(
-            at: base + Header.words + workerCount * WorkerField.words + index * SlotField.words + field.rawValue
+            at: base + Header.words + RedisField.words + workerCount * WorkerField.words + index * SlotField.words
+                + field.rawValue
         )
+    }
+
+    /// The last Redis error, as text (at most 128 bytes). Written by the subscriber only.
+    public var redisLastError: String {
+        get {
+            let length = min(Int(redis(.lastErrorLength).load(ordering: .acquiring)), RedisField.errorWords * 8)
+            var words = (0..<RedisField.errorWords).map { redis(.lastError, word: $0).load(ordering: .relaxed) }
+            return words.withUnsafeBytes { String(decoding: $0.prefix(length), as: UTF8.self) }
+        }
+        set {
+            var bytes: [UInt8] = []
+            for scalar in newValue.unicodeScalars {  // whole characters only
+                let encoded = Array(String(scalar).utf8)
+                if bytes.count + encoded.count > RedisField.errorWords * 8 { break }
+                bytes += encoded
+            }
+            var words = [UInt64](repeating: 0, count: RedisField.errorWords)
+            words.withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
+            for (index, word) in words.enumerated() { redis(.lastError, word: index).store(word, ordering: .relaxed) }
+            redis(.lastErrorLength).store(UInt64(bytes.count), ordering: .releasing)
+        }
     }
 }

@@ -18,6 +18,8 @@ public struct MasterConfiguration: Sendable {
     /// A descriptor that receives the `ready` line (or the start error) and is then closed: how `start --daemon`
     /// learns that the detached master serves. -1 when running in the foreground.
     public var readyNotification: Int32 = -1
+    /// What `hive status` shows about the Redis subscription (address, channels, patterns); empty when off.
+    public var redis: [String: String] = [:]
 
     public init(
         host: String, port: Int, workers: Int, dispatch: DispatchMode, runDirectory: String, maxConnections: Int,

@@ -51,6 +51,6 @@ extension MasterLoop {
             "max-connections \(configuration.maxConnections)",
             "started \(registry.header(.startedAt).load(ordering: .relaxed))",
             "reloading \(reload != nil)",
-        ].joined(separator: "\n")
+        ].joined(separator: "\n") + configuration.redis.sorted { $0.key < $1.key }.map { "\n\($0.key) \($0.value)" }.joined()
     }
 }

@@ -40,6 +40,8 @@ struct Start: ParsableCommand {
 
     @OptionGroup var limits: LimitOptions
 
+    @OptionGroup var redis: RedisOptions
+
     func validate() throws {
         guard (1...65_535).contains(port) else { throw ValidationError("--port must be between 1 and 65535, got \(port)") }
         guard (1...ConnectionID.maxWorkers).contains(workers) else {
@@ -77,9 +79,16 @@ struct Start: ParsableCommand {
             maxConnections: maxConnections,
             grace: grace,
             executable: MasterConfiguration.currentExecutable(),
-            workerArguments: ["worker", "--grace", String(grace)] + limits.arguments
+            workerArguments: ["worker", "--grace", String(grace)] + limits.arguments + redis.arguments
         )
         configuration.readyNotification = readyNotification
+        if let subscription = redis.configuration {
+            configuration.redis = [
+                "redis-address": subscription.url.description,
+                "redis-channels": subscription.channels.joined(separator: ","),
+                "redis-patterns": subscription.patterns.joined(separator: ","),
+            ]
+        }
         do {
             let status = try MasterLoop(configuration: configuration, logger: logger).run()
             Glibc.exit(status)

@@ -18,7 +18,7 @@ extension StatusReport {
             + (master.reloading ? "   RELOADING" : ""))
         let exits = workers.filter { $0.restarts > 0 }.map { "worker \($0.id): \($0.restarts) restarts, last \($0.lastExit ?? "?")" }
         lines.append("exits: " + (exits.isEmpty ? "none" : exits.joined(separator: "; ")))
-        lines.append("redis: not configured")
+        lines.append("redis: " + redisLine())
         lines.append("\(rule) WORKERS \(rule)----")
         var header = ["id", "pid", "state", "uptime", "memory", "http", "websocket", "requests", "msg in", "msg out",
                       "push fail", "restarts"]
@@ -47,6 +47,21 @@ extension StatusReport {
         rows.append(total)
         lines += Self.table(rows)
         return lines.joined(separator: "\n")
+    }
+
+    private func redisLine() -> String {
+        guard let redis else { return "off (--redis none)" }
+        var parts = ["\(redis.state) \(redis.address)"]
+        if !redis.channels.isEmpty { parts.append("channels \(redis.channels.joined(separator: ", "))") }
+        if !redis.patterns.isEmpty { parts.append("patterns \(redis.patterns.joined(separator: ", "))") }
+        parts.append("messages \(redis.messages) (\(Self.bytes(Int(redis.bytes))))")
+        parts.append("reconnects \(redis.reconnects)")
+        if redis.dropped > 0 { parts.append("dropped \(redis.dropped)") }
+        if redis.lastMessageAt > 0 {
+            parts.append("last message \(Self.duration(Double(Clock.wallNanoseconds() &- redis.lastMessageAt) / 1e9)) ago")
+        }
+        if !redis.lastError.isEmpty && redis.state != .subscribed { parts.append("last error: \(redis.lastError)") }
+        return parts.joined(separator: " · ")
     }
 
     static func table(_ rows: [[String]]) -> [String] {

@@ -40,8 +40,24 @@ struct StatusReport {
         var lastExit: String?
     }
 
+    struct Redis {
+        var state: RedisState
+        var address: String
+        var channels: [String]
+        var patterns: [String]
+        var messages: UInt64
+        var bytes: UInt64
+        var reconnects: UInt64
+        var dropped: UInt64
+        var lastError: String
+        var lastMessageAt: UInt64
+        var subscribedSince: UInt64
+    }
+
     var master: Master
     var workers: [Worker]
+    /// nil when the master runs without Redis (`--redis none`).
+    var redis: Redis?
     var takenAt: Date
 
     var http: UInt64 { workers.reduce(0) { $0 + $1.http } }
@@ -82,6 +98,16 @@ struct StatusReport {
                 lastExit: lastExit
             )
         }
+        if let address = facts.fields["redis-address"] {
+            func word(_ field: SharedRegistry.RedisField) -> UInt64 { registry.redis(field).load(ordering: .relaxed) }
+            let names = { (key: String) in facts.fields[key].map { $0.split(separator: ",").map(String.init) } ?? [] }
+            redis = Redis(
+                state: RedisState(rawValue: word(.state)) ?? .off, address: address, channels: names("redis-channels"),
+                patterns: names("redis-patterns"), messages: word(.messages), bytes: word(.bytes),
+                reconnects: word(.reconnects), dropped: word(.dropped), lastError: registry.redisLastError,
+                lastMessageAt: word(.lastMessageAt), subscribedSince: word(.subscribedSince)
+            )
+        }
         takenAt = Date()
     }
 
@@ -111,7 +137,16 @@ struct StatusReport {
                 "refusedBusy": master.refusedBusy, "acceptErrors": master.acceptErrors, "reloading": master.reloading,
             ] as [String: Any],
             "connections": ["total": http + websocket, "http": http, "websocket": websocket],
-            "redis": NSNull(),
+            "redis": redis.map { redis -> Any in
+                let time = { (ns: UInt64) -> Any in ns == 0 ? NSNull() : Double(ns) / 1e9 }
+                return [
+                    "state": redis.state.description, "address": redis.address, "channels": redis.channels,
+                    "patterns": redis.patterns, "messages": redis.messages, "bytes": redis.bytes,
+                    "reconnects": redis.reconnects, "dropped": redis.dropped,
+                    "lastError": redis.lastError.isEmpty ? NSNull() : redis.lastError,
+                    "lastMessageAt": time(redis.lastMessageAt), "subscribedSince": time(redis.subscribedSince),
+                ] as [String: Any]
+            } ?? NSNull(),
         ]
         object["workers"] = workers.map { worker -> [String: Any] in
             var entry: [String: Any] = [

@@ -17,6 +17,7 @@ struct Worker: ParsableCommand {
     @Option var peerFds: String
     @Option var grace: Double = 5
     @OptionGroup var limits: LimitOptions
+    @OptionGroup var redis: RedisOptions
 
     func run() throws {
         let logger = makeLogger(level: limits.logLevel, label: "hive")
@@ -26,6 +27,7 @@ struct Worker: ParsableCommand {
             limits: limits.limits
         )
         configuration.grace = .seconds(grace)
+        configuration.redis = redis.configuration
         do {
             try WorkerProcess(configuration: configuration, application: DemoApplication(), logger: logger).run()
         } catch {

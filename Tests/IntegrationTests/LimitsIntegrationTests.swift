@@ -540,7 +540,7 @@ final class LimitsIntegrationTests: XCTestCase {
             .appendingPathComponent("hive-limits-\(UUID().uuidString.prefix(8))", isDirectory: true)
         let process = try HiveProcess(
             arguments: ["--port", String(port), "--workers", String(workers), "--run-dir", runDirectory.path,
-                        "--dispatch", "round-robin"] + extra)
+                        "--dispatch", "round-robin", "--redis", "none"] + extra)
         launched.append(process)
         try process.start()
         let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(process.pid))

@@ -11,7 +11,8 @@ public final class Hive: @unchecked Sendable {
     public let workerID: Int
     public let eventLoop: EventLoop
     public let logger: Logger
-    let registry: SharedRegistry
+    /// The shared registry, for reading (`connections`, `connectionInfo` are the usual way in).
+    public let registry: SharedRegistry
     let limits: ConnectionLimits
     let application: HiveApplication
     let table = ConnectionTable()

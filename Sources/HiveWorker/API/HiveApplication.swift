@@ -1,4 +1,5 @@
 import HiveIPC
+import HiveRedis
 
 /// The connection a WebSocket hook is about.
 public struct HiveConnection: Sendable, Hashable {
@@ -29,6 +30,9 @@ public protocol HiveApplication: Sendable {
     func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse
     /// A connection of either protocol ended (onClose).
     func close(_ id: ConnectionID, hive: Hive)
+    /// A message from the Redis subscription (worker 0 only, on its event loop). Default: `broadcast` it, as a text
+    /// frame when the payload is valid UTF-8 and binary otherwise. Implement it to route instead.
+    func redisMessage(_ message: RedisSubscriber.Message, hive: Hive)
 }
 
 extension HiveApplication {
@@ -39,4 +43,18 @@ extension HiveApplication {
     public func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws {}
     public func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse { .notFound }
     public func close(_ id: ConnectionID, hive: Hive) {}
+    public func redisMessage(_ message: RedisSubscriber.Message, hive: Hive) {
+        hive.broadcast(HiveMessage(redisPayload: message.payload))
+    }
+}
+
+extension HiveMessage {
+    /// Text when the bytes are valid UTF-8, binary otherwise: how a Redis payload becomes a WebSocket message.
+    public init(redisPayload payload: [UInt8]) {
+        if let text = String(validating: payload, as: UTF8.self) {
+            self = .text(text)
+        } else {
+            self = .binary(payload)
+        }
+    }
 }

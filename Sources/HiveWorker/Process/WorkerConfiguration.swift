@@ -1,3 +1,4 @@
+import HiveRedis
 import NIOCore
 
 /// Per-connection limits: what one client may cost a worker. Defaults follow what Swoole, Workerman and
@@ -35,6 +36,8 @@ public struct WorkerConfiguration: Sendable {
     /// How long a stopping worker waits for its connections before it exits on its own (the master normally kills
     /// it first; this covers a master that is gone).
     public var grace: TimeAmount = .seconds(5)
+    /// The Redis subscription worker 0 holds (nil: none).
+    public var redis: RedisSubscriber.Configuration?
 
     public init(workerID: Int, registryFD: Int32, inboxFD: Int32, masterFD: Int32, peerFDs: [Int32], limits: ConnectionLimits) {
         self.workerID = workerID

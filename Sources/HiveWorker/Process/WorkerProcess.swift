@@ -49,9 +49,12 @@ public final class WorkerProcess {
             onDrop: { _, _ in registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed) }
         )
         let master = RecordChannel(fd: configuration.masterFD)
-        let lifecycle = WorkerLifecycle(hive: hive, grace: configuration.grace)
+        // Worker 0 alone holds the Redis subscription (Swoole's story: worker 0 subscribes in onWorkerStart).
+        let redis = workerID == 0 ? configuration.redis.map { RedisFanOut(configuration: $0, hive: hive) } : nil
+        let lifecycle = WorkerLifecycle(hive: hive, grace: configuration.grace, redis: redis)
 
         try loop.submit { hive.application.workerStart(hive) }.wait()
+        redis?.start()
         let inbox = InboxReader(
             inbox: RecordChannel(fd: configuration.inboxFD), master: master, hive: hive, group: group,
             lifecycle: lifecycle, logger: logger
@@ -79,28 +82,33 @@ final class WorkerLifecycle: @unchecked Sendable {
     // the event loop only.
     private let hive: Hive
     private let grace: TimeAmount
+    private let redis: RedisFanOut?
     private let lock = NSLock()
     private var retired = false
     private var stopping = false
     private var dutiesStopped = false
 
-    init(hive: Hive, grace: TimeAmount) {
+    init(hive: Hive, grace: TimeAmount, redis: RedisFanOut?) {
         self.hive = hive
         self.grace = grace
+        self.redis = redis
     }
 
     var isRetired: Bool { lock.withLock { retired } }
 
-    /// Reload step 1, on the event loop: stop worker-wide duties; the inbox thread stops reading after this.
+    /// Reload step 1, on the inbox thread: stop worker-wide duties (the Redis subscription is closed before this
+    /// returns, so the replacement's subscription never overlaps it); the inbox thread stops reading after this.
     func retire() {
         lock.withLock { retired = true }
-        stopDuties()
+        redis?.stop()
+        try? hive.eventLoop.submit { self.stopDuties() }.wait()
     }
 
     func stop(closeCode: UInt16) {
         hive.eventLoop.preconditionInEventLoop()
         guard !stopping else { return }
         stopping = true
+        redis?.stop()  // closes the socket and joins the subscriber thread; bounded by a connect timeout
         stopDuties()
         let table = hive.table
         hive.logger.info("stopping", metadata: ["connections": "\(table.channels.count)", "close.code": "\(closeCode)"])
@@ -173,7 +181,7 @@ final class InboxReader: @unchecked Sendable {
                 hive.eventLoop.execute { lifecycle.stop(closeCode: closeCode) }
             case .retire:
                 // Let go of the inbox: everything after this record belongs to the replacement.
-                try? hive.eventLoop.submit { lifecycle.retire() }.wait()
+                lifecycle.retire()
                 do {
                     try master.send(.retired(worker: hive.workerID, pid: getpid()), blocking: true)
                 } catch {

@@ -8,8 +8,10 @@ class HiveTestCase: XCTestCase {
     /// Starts `hive start` on a free port with its run dir inside the process's own temp folder.
     func startHive(workers: Int = 2, _ extra: [String] = []) throws -> (HiveProcess, port: Int) {
         let port = HiveProcess.freePort()
+        // Tests that are not about Redis must not depend on (or subscribe to) whatever Redis the machine has.
+        let redis = extra.contains("--redis") ? [] : ["--redis", "none"]
         let hive = try HiveProcess(
-            arguments: ["--port", String(port), "--workers", String(workers), "--run-dir", "run"] + extra
+            arguments: ["--port", String(port), "--workers", String(workers), "--run-dir", "run"] + redis + extra
         )
         started.append(hive)
         try hive.start()

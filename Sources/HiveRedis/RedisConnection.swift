@@ -1,0 +1,130 @@
+import CHiredis
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A reply from Redis, copied out of hiredis' reply object.
+public enum RedisReply: Sendable, Equatable {
+    case string([UInt8])
+    case status(String)
+    case error(String)
+    case integer(Int)
+    case null
+    case array([RedisReply])
+
+    init(_ reply: UnsafePointer<redisReply>) {
+        let value = reply.pointee
+        switch value.type {
+        case REDIS_REPLY_STRING:
+            self = .string(value.str.map { Array(UnsafeRawBufferPointer(start: $0, count: value.len)) } ?? [])
+        case REDIS_REPLY_STATUS:
+            self = .status(value.str.map { String(cString: $0) } ?? "")
+        case REDIS_REPLY_ERROR:
+            self = .error(value.str.map { String(cString: $0) } ?? "")
+        case REDIS_REPLY_INTEGER:
+            self = .integer(Int(value.integer))
+        case REDIS_REPLY_ARRAY:
+            self = .array((0..<value.elements).compactMap { value.element[$0].map { RedisReply(UnsafePointer($0)) } })
+        default:
+            self = .null
+        }
+    }
+
+    var text: String? {
+        switch self {
+        case .string(let bytes): String(decoding: bytes, as: UTF8.self)
+        case .status(let text): text
+        default: nil
+        }
+    }
+}
+
+/// What went wrong talking to Redis, with the address and what to do.
+public struct RedisError: Error, CustomStringConvertible, Equatable {
+    public let address: String
+    public let message: String
+
+    public var description: String { "Redis at \(address): \(message)" }
+}
+
+/// One blocking hiredis connection, used by one thread. `fd` may be shut down from another thread to interrupt a
+/// blocking read (the owner still frees the context).
+final class RedisConnection {
+    private let context: UnsafeMutablePointer<redisContext>
+    let url: RedisURL
+
+    var fd: Int32 { context.pointee.fd }
+
+    /// Connects (bounded by `timeout` seconds), authenticates, and turns on TCP keep-alive.
+    init(url: RedisURL, timeout: Int = 2) throws {
+        self.url = url
+        let limit = timeval(tv_sec: timeout, tv_usec: 0)
+        let made: UnsafeMutablePointer<redisContext>?
+        switch url.endpoint {
+        case .tcp(let host, let port): made = redisConnectWithTimeout(host, Int32(port), limit)
+        case .unix(let path): made = redisConnectUnixWithTimeout(path, limit)
+        }
+        guard let made else { throw RedisError(address: url.description, message: "out of memory while connecting") }
+        guard made.pointee.err == 0 else {
+            let reason = withUnsafeBytes(of: made.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            redisFree(made)
+            throw RedisError(address: url.description, message: "cannot connect: \(reason); is redis-server running there?")
+        }
+        context = made
+        if case .tcp = url.endpoint { redisEnableKeepAlive(context) }
+        // No read timeout: a subscription legitimately idles for hours.
+        redisSetTimeout(context, timeval(tv_sec: 0, tv_usec: 0))
+        if let password = url.password {
+            let reply = try command(["AUTH", password].map { Array($0.utf8) })
+            if case .error(let message) = reply {
+                throw RedisError(address: url.description, message: "AUTH failed: \(message); check the password in the URL")
+            }
+        }
+    }
+
+    deinit { redisFree(context) }
+
+    /// Sends one command and waits for its reply.
+    func command(_ arguments: [[UInt8]]) throws -> RedisReply {
+        let count = arguments.count
+        var lengths = arguments.map { $0.count }
+        // hiredis copies the arguments into its output buffer, so pointers only need to live for this call.
+        let pointers = arguments.map { argument -> UnsafeMutablePointer<CChar> in
+            let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(argument.count, 1))
+            argument.withUnsafeBytes { UnsafeMutableRawPointer(pointer).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(pointer), byteCount: argument.count) }
+            return pointer
+        }
+        defer { pointers.forEach { $0.deallocate() } }
+        var argv: [UnsafePointer<CChar>?] = pointers.map { UnsafePointer($0) }
+        guard let raw = redisCommandArgv(context, Int32(count), &argv, &lengths) else { throw currentError("command failed") }
+        defer { freeReplyObject(raw) }
+        return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Blocks until Redis sends something (a pub/sub message, say).
+    func readReply() throws -> RedisReply {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw currentError("connection lost") }
+        defer { freeReplyObject(raw) }
+        return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private func currentError(_ fallback: String) -> RedisError {
+        let reason = withUnsafeBytes(of: context.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return RedisError(address: url.description, message: reason.isEmpty ? fallback : reason)
+    }
+}
+
+/// `PUBLISH` from the shell (`hive publish`): one connection, one command.
+public enum RedisPublisher {
+    /// Returns how many subscribers received the message.
+    public static func publish(url: RedisURL, channel: String, payload: [UInt8]) throws -> Int {
+        let connection = try RedisConnection(url: url)
+        switch try connection.command([Array("PUBLISH".utf8), Array(channel.utf8), payload]) {
+        case .integer(let receivers): return receivers
+        case .error(let message): throw RedisError(address: url.description, message: "PUBLISH failed: \(message)")
+        default: throw RedisError(address: url.description, message: "PUBLISH gave an unexpected reply")
+        }
+    }
+}

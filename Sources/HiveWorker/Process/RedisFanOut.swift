@@ -1,0 +1,36 @@
+import Atomics
+import HiveIPC
+import HiveRedis
+import Logging
+
+/// Worker 0's Redis subscription, handed to the event loop: each message goes to the application's
+/// `redisMessage` hook (default: broadcast). The subscriber thread never waits for the loop: at most
+/// `maxPending` messages may wait for it, beyond that they are dropped and counted (`redis.dropped`), because
+/// Redis disconnects a subscriber that falls behind and that would lose everything.
+final class RedisFanOut: Sendable {
+    static let maxPending = 100_000
+
+    private let subscriber: RedisSubscriber
+    private let pending = ManagedAtomic<Int>(0)
+
+    init(configuration: RedisSubscriber.Configuration, hive: Hive) {
+        let pending = self.pending
+        let registry = hive.registry
+        subscriber = RedisSubscriber(configuration: configuration, registry: registry, logger: hive.logger) { message in
+            guard pending.loadThenWrappingIncrement(ordering: .relaxed) < Self.maxPending else {
+                pending.wrappingDecrement(ordering: .relaxed)
+                registry.redis(.dropped).wrappingIncrement(ordering: .relaxed)
+                return
+            }
+            hive.eventLoop.execute {
+                pending.wrappingDecrement(ordering: .relaxed)
+                hive.application.redisMessage(message, hive: hive)
+            }
+        }
+    }
+
+    func start() { subscriber.start() }
+
+    /// Returns once the subscription is closed: nothing more will be delivered by this process.
+    func stop() { subscriber.stop() }
+}

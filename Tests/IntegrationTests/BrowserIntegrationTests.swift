@@ -1,0 +1,85 @@
+import Foundation
+import HiveIPC
+import XCTest
+
+/// The demo page in a real browser: headless Chromium loads it from a 2-worker hive, its WebSocket connects, a
+/// message sent from the page's form is answered, and a broadcast from another client reaches the page, while the
+/// browser's plain HTTP keep-alive connection (page and favicon) never gets a WebSocket frame.
+///
+/// Chromium is required: if it is missing the test fails with how to install it (`make deps` does).
+final class BrowserIntegrationTests: HiveTestCase {
+    /// JavaScript: the texts of the page's message list, in order.
+    private let messagesJS = "Array.from(document.querySelectorAll('#messages li'), li => li.textContent)"
+
+    func testDemoPage_connectsSendsHello_receivesABroadcast_andTheFaviconConnectionGetsNoFrames() throws {
+        let (hive, port) = try startHive(workers: 2)
+        let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(hive.pid))
+        let browser = try HeadlessChromium()
+        defer { browser.close() }
+
+        // The page loads and its WebSocket connects.
+        try browser.navigate(to: "http://127.0.0.1:\(port)/")
+        try browser.waitFor("document.getElementById('status').textContent === 'Connected'", timeout: 5)
+        XCTAssertEqual(try browser.evaluate("document.title") as? String, "Hive demo")
+
+        // "hello" through the form, as a user would: pick the action, click Send.
+        try browser.evaluate(
+            """
+            document.getElementById('action').value = 'hello';
+            document.getElementById('send').click();
+            """)
+        try browser.waitFor(
+            "(() => { const li = document.querySelectorAll('#messages li');"
+                + " return li.length > 0 && li[li.length - 1].textContent === 'hello'; })()",
+            timeout: 5)
+
+        // A broadcast from another WebSocket client reaches the page (and the sender).
+        let client = try WebSocketTestClient(port: port, path: "/")
+        defer { client.close() }
+        try client.sendText(#"{"action":"broadcast","content":"hello-from-test"}"#)
+        try browser.waitFor("\(messagesJS).includes('hello-from-test')", timeout: 5)
+        let got = [try client.receiveMessage(), try client.receiveMessage()]
+        XCTAssertTrue(got.contains(.text("hello-from-test")), "\(got)")
+        XCTAssertTrue(got.contains(.text("broadcast sent to every WebSocket client")), "\(got)")
+        XCTAssertEqual(try browser.evaluate(messagesJS) as? [String], ["hello", "hello-from-test"])
+        XCTAssertEqual(try browser.evaluate("document.getElementById('status').textContent") as? String, "Connected")
+
+        // The page and its favicon came over plain HTTP keep-alive connections, which never got a WebSocket frame:
+        // the only HTTP requests hive sees here are the browser's GET / and GET /favicon.ico.
+        try RegistryProbe.wait(registry, "the browser's GET / and GET /favicon.ico on plain HTTP connections") {
+            $0.connections.filter { $0.protocolState == .http }.reduce(0) { $0 + $1.requests } >= 2
+        }
+        let connections = Array(registry.connections)
+        let http = connections.filter { $0.protocolState == .http }
+        let websockets = connections.filter { $0.protocolState == .websocket }
+        XCTAssertEqual(http.reduce(0) { $0 + $1.requests }, 2, "\(http)")
+        for connection in http {
+            XCTAssertEqual(connection.framesOut, 0, "plain HTTP connection got WebSocket frames: \(connection)")
+        }
+        XCTAssertEqual(websockets.count, 2, "the page's WebSocket and the test client's: \(connections)")
+        for connection in websockets {
+            XCTAssertGreaterThan(connection.framesOut, 0, "\(connection)")
+        }
+
+        // A picture for humans (CI keeps .build/artifacts).
+        let screenshot = Self.packageRoot().appendingPathComponent(".build/artifacts/demo-page.png").path
+        let bytes = try browser.screenshot(to: screenshot)
+        let png = try XCTUnwrap(FileManager.default.contents(atPath: screenshot))
+        XCTAssertEqual(png.count, bytes)
+        XCTAssertEqual(Array(png.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], "not a PNG")
+        writeLine("BrowserIntegrationTests: screenshot \(screenshot) (\(bytes) bytes)")
+    }
+
+    /// The package root: the parent of the `.build` folder holding the hive binary, else the current directory
+    /// (which `swift test` sets to the package root).
+    static func packageRoot() -> URL {
+        var url = HiveProcess.binaryURL().standardizedFileURL
+        while url.pathComponents.count > 1 {
+            url.deleteLastPathComponent()
+            if url.lastPathComponent == ".build" {
+                return url.deletingLastPathComponent()
+            }
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }
+}

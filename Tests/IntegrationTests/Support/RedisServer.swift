@@ -1,0 +1,752 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+// MARK: - RedisServer
+
+/// A private `redis-server` on a free loopback port, for tests of Hive's Redis subscription (worker 0 subscribes and
+/// broadcasts every published message to all WebSocket clients).
+///
+/// Started with Foundation's Process, never daemonized, with no persistence (`--save "" --appendonly no`); its log
+/// and working directory are a fresh temporary directory that is kept after the test. Readiness is a `PING` answered
+/// with `+PONG` by this very process (checked with `INFO server`'s `process_id`), polled every 10 ms, never a fixed
+/// sleep. Only the pid started here is ever signalled.
+///
+/// Every `command` opens its own short-lived connection, so commands keep working across `restart()` and are safe to
+/// send from any thread; note that this connection shows up in `clientList()`. For a long-lived connection (e.g. a
+/// subscriber of its own) use `connect()`.
+///
+/// `@unchecked Sendable`: the one mutable field, `process`, is guarded by `lock`; everything else is immutable.
+final class RedisServer: @unchecked Sendable {
+    let port: Int
+    let executable: URL
+    /// Fresh per instance: redis-server's `--dir`, holding `redis.log` (its `--logfile`) and `redis.out`.
+    let directory: URL
+    let logURL: URL
+    /// stdout and stderr of redis-server: empty unless it fails before it opens its log file (bad arguments).
+    let outputURL: URL
+
+    var url: String { "redis://127.0.0.1:\(self.port)" }
+
+    private let lock = NSLock()
+    // Guarded by `lock`.
+    private var process: Process?
+
+    /// Text redis-server logs (then exits) when it cannot bind its port.
+    static let bindFailure = "Failed listening on port"
+
+    /// Finds `redis-server` and picks a port; nothing runs until `start()`.
+    /// - Parameter port: a fixed port, for tests that need one; a free loopback port if nil. A port is picked by
+    ///   binding 127.0.0.1:0, so another process could take it first; `start()` then fails fast with the log.
+    /// - Throws: `RedisServerError.notInstalled` (run `make deps`) if there is no `redis-server`.
+    init(port: Int? = nil) throws {
+        self.executable = try Self.locateExecutable()
+        self.port = port ?? HiveProcess.freePort()
+        self.directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("redis-it-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        self.logURL = self.directory.appendingPathComponent("redis.log")
+        self.outputURL = self.directory.appendingPathComponent("redis.out")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        self.stop()
+    }
+
+    // MARK: Locating
+
+    /// `$REDIS_SERVER` if set, else the first executable `redis-server` on `$PATH` or in `extraDirectories` (test
+    /// runners, e.g. Xcode's, may run with a short PATH).
+    static func locateExecutable(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        extraDirectories: [String] = ["/usr/local/bin", "/opt/homebrew/bin", "/usr/bin", "/usr/sbin"]
+    ) throws -> URL {
+        if let override = environment["REDIS_SERVER"], !override.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: override) else {
+                throw RedisServerError.notInstalled(searched: ["$REDIS_SERVER=\(override)"])
+            }
+            return URL(fileURLWithPath: override)
+        }
+        let path = (environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        var searched: [String] = []
+        for directory in path + extraDirectories where !directory.isEmpty && !searched.contains(directory) {
+            searched.append(directory)
+            let candidate = URL(fileURLWithPath: directory).appendingPathComponent("redis-server")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) {
+                return candidate
+            }
+        }
+        throw RedisServerError.notInstalled(searched: searched)
+    }
+
+    // MARK: Lifecycle
+
+    /// Launches redis-server and returns once this process answers `PING` with `+PONG`.
+    ///
+    /// Fails fast, carrying the log: `portInUse` if redis-server logs "Failed listening on port" (or another
+    /// redis-server answers on the port), `exited` if it exits, `startTimeout` after `timeout` seconds. A failed
+    /// start leaves no process behind. May be called again after `stop()` / `kill9()`, on the same port.
+    func start(timeout: TimeInterval = 10) throws {
+        let process = Process()
+        process.executableURL = self.executable
+        process.arguments = [
+            "--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--logfile", self.logURL.path, "--dir", self.directory.path,
+        ]
+        process.currentDirectoryURL = self.directory
+        process.standardInput = FileHandle.nullDevice
+        // Appended to, never truncated: after a restart the earlier run's lines are still there to read.
+        if !FileManager.default.fileExists(atPath: self.outputURL.path) {
+            FileManager.default.createFile(atPath: self.outputURL.path, contents: nil)
+        }
+        let output = try FileHandle(forWritingTo: self.outputURL)
+        defer { try? output.close() }   // the child has its own copy
+        output.seekToEndOfFile()
+        process.standardOutput = output
+        process.standardError = output
+        // Only what this run logs counts: a restart must not trip over the previous run's lines.
+        let logOffset = FileManager.default.contents(atPath: self.logURL.path)?.count ?? 0
+
+        try self.locked {
+            if let running = self.process, running.isRunning {
+                throw TestClientError.misuse(
+                    "RedisServer.start() while pid \(running.processIdentifier) is still running (port \(self.port))")
+            }
+            do {
+                try process.run()
+            } catch {
+                throw TestClientError.launchFailed(path: self.executable.path, underlying: "\(error)")
+            }
+            self.process = process
+        }
+        do {
+            try self.waitUntilReady(process, logOffset: logOffset, timeout: timeout)
+        } catch {
+            Self.terminate(process, signal: SIGKILL, timeout: 5)
+            throw error
+        }
+    }
+
+    /// SIGTERM to the pid started here, up to `timeout` seconds for it to exit, then SIGKILL. Never throws; safe
+    /// before `start()`, after an exit, and any number of times.
+    func stop(timeout: TimeInterval = 5) {
+        guard let process = self.locked({ self.process }), process.isRunning else { return }
+        if !Self.terminate(process, signal: SIGTERM, timeout: timeout) {
+            Self.note("pid \(process.processIdentifier) still running \(timeout) s after SIGTERM; sending SIGKILL")
+            if !Self.terminate(process, signal: SIGKILL, timeout: 5) {
+                Self.note("pid \(process.processIdentifier) survived SIGKILL for 5 s")
+            }
+        }
+    }
+
+    /// SIGKILL (no shutdown at all, like a crash) and waits briefly for the exit. Never throws.
+    func kill9() {
+        guard let process = self.locked({ self.process }), process.isRunning else { return }
+        if !Self.terminate(process, signal: SIGKILL, timeout: 5) {
+            Self.note("pid \(process.processIdentifier) survived SIGKILL for 5 s")
+        }
+    }
+
+    /// `stop()`, waits until the port can be bound again, then `start()` on the same port: clients see their
+    /// connections closed and can reconnect to the same `url`.
+    func restart(timeout: TimeInterval = 10) throws {
+        self.stop()
+        try self.waitUntilPortIsFree(timeout: timeout)
+        try self.start(timeout: timeout)
+    }
+
+    /// Waits until nothing listens on `port` any more: a bind with SO_REUSEADDR (as redis-server binds) succeeds.
+    func waitUntilPortIsFree(timeout: TimeInterval = 10) throws {
+        let deadline = TestDeadline(seconds: timeout)
+        while !Self.canBind(port: self.port) {
+            if deadline.remaining <= 0 {
+                throw TestClientError.timedOut(
+                    seconds: timeout, waitingFor: "port \(self.port) to be free after stopping redis-server")
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// The pid of the last redis-server started here, or nil before `start()`.
+    var pid: Int32? {
+        self.locked { self.process?.processIdentifier }
+    }
+
+    var isRunning: Bool {
+        self.locked { self.process?.isRunning ?? false }
+    }
+
+    /// The whole log of every run so far (invalid UTF-8 replaced), followed by redis-server's own stdout/stderr if
+    /// it wrote any (it only does when it fails before opening the log file).
+    func log() -> String {
+        let log = FileManager.default.contents(atPath: self.logURL.path).map { String(decoding: $0, as: UTF8.self) }
+        let output = FileManager.default.contents(atPath: self.outputURL.path) ?? Data()
+        guard !output.isEmpty else { return log ?? "" }
+        return (log ?? "") + "\n----- redis-server stdout/stderr (\(self.outputURL.path)) -----\n"
+            + String(decoding: output, as: UTF8.self)
+    }
+
+    // MARK: Commands
+
+    /// A new connection of its own, e.g. for a subscriber. Throws `TestClientError.syscall` if nothing listens.
+    func connect(timeout: TimeInterval = 5) throws -> RESPConnection {
+        try RESPConnection(port: self.port, timeout: timeout)
+    }
+
+    /// Sends one command on a fresh connection and returns the reply. An error reply is returned as `.error`, not
+    /// thrown, so tests can assert on it; only I/O and protocol failures throw.
+    func command(_ args: [String], timeout: TimeInterval = 5) throws -> RESPValue {
+        try self.command(args.map { Array($0.utf8) }, timeout: timeout)
+    }
+
+    /// `command` with binary-safe arguments.
+    func command(_ args: [[UInt8]], timeout: TimeInterval = 5) throws -> RESPValue {
+        let connection = try RESPConnection(port: self.port, timeout: timeout)
+        defer { connection.close() }
+        return try connection.command(args)
+    }
+
+    /// `PUBLISH channel message`; returns the number of clients that received it (Redis counts every matching
+    /// channel and pattern subscription).
+    @discardableResult
+    func publish(channel: String, message: String) throws -> Int {
+        try self.publish(channel: channel, bytes: Array(message.utf8))
+    }
+
+    /// `PUBLISH` with a binary payload; returns the number of receivers.
+    @discardableResult
+    func publish(channel: String, bytes: [UInt8]) throws -> Int {
+        try self.integer(self.command([Array("PUBLISH".utf8), Array(channel.utf8), bytes]), from: "PUBLISH \(channel)")
+    }
+
+    /// `PUBSUB NUMSUB channel`: how many clients subscribe to exactly this channel (patterns not counted).
+    func numsub(_ channel: String) throws -> Int {
+        let reply = try self.command(["PUBSUB", "NUMSUB", channel])
+        guard case .array(let items?) = reply, items.count == 2, items[0].stringValue == channel,
+            case .integer(let count) = items[1]
+        else {
+            throw RedisServerError.unexpectedReply(command: "PUBSUB NUMSUB \(channel)", reply: reply)
+        }
+        return count
+    }
+
+    /// `PUBSUB NUMPAT`: the number of pattern subscriptions, over all clients.
+    func numpat() throws -> Int {
+        try self.integer(self.command(["PUBSUB", "NUMPAT"]), from: "PUBSUB NUMPAT")
+    }
+
+    /// `CLIENT LIST`: one line per connection, including the one this call opened for itself (`cmd=client|list`).
+    func clientList() throws -> String {
+        let reply = try self.command(["CLIENT", "LIST"])
+        guard case .bulk(let bytes?) = reply else {
+            throw RedisServerError.unexpectedReply(command: "CLIENT LIST", reply: reply)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Polls `PUBSUB NUMSUB channel` every 10 ms until it equals `count` exactly (so it can also wait for
+    /// subscribers to go, with `count: 0`). Throws `TestClientError.timedOut` with the last value seen.
+    func waitForSubscribers(channel: String, count: Int, timeout: TimeInterval = 5) throws {
+        try self.poll("PUBSUB NUMSUB \(channel) to be \(count)", expected: count, timeout: timeout) {
+            try self.numsub(channel)
+        }
+    }
+
+    /// Polls `PUBSUB NUMPAT` every 10 ms until it equals `count` exactly.
+    func waitForPatternSubscribers(count: Int, timeout: TimeInterval = 5) throws {
+        try self.poll("PUBSUB NUMPAT to be \(count)", expected: count, timeout: timeout) {
+            try self.numpat()
+        }
+    }
+
+    // MARK: Helpers
+
+    private func integer(_ reply: RESPValue, from command: String) throws -> Int {
+        guard case .integer(let value) = reply else {
+            throw RedisServerError.unexpectedReply(command: command, reply: reply)
+        }
+        return value
+    }
+
+    private func poll(_ what: String, expected: Int, timeout: TimeInterval, value: () throws -> Int) throws {
+        let deadline = TestDeadline(seconds: timeout)
+        while true {
+            let current = try value()
+            if current == expected {
+                return
+            }
+            if deadline.remaining <= 0 {
+                throw TestClientError.timedOut(seconds: timeout, waitingFor: "\(what) (last seen \(current))")
+            }
+            usleep(10_000)
+        }
+    }
+
+    private func waitUntilReady(_ process: Process, logOffset: Int, timeout: TimeInterval) throws {
+        let deadline = TestDeadline(seconds: timeout)
+        let pid = Int(process.processIdentifier)
+        var lastAttempt = "no attempt yet"
+        while true {
+            // Liveness first: a bind failure logged just before exiting is then still seen below.
+            let running = process.isRunning
+            if self.logSince(logOffset).contains(Self.bindFailure) {
+                throw RedisServerError.portInUse(port: self.port, logPath: self.logURL.path, log: self.log())
+            }
+            if !running {
+                throw RedisServerError.exited(
+                    status: Self.exitStatus(of: process), waitingFor: "PING to answer +PONG on port \(self.port)",
+                    logPath: self.logURL.path, log: self.log())
+            }
+            do {
+                let connection = try RESPConnection(port: self.port, timeout: max(0.05, min(1, deadline.remaining)))
+                defer { connection.close() }
+                let reply = try connection.command(["PING"])
+                if reply == .simple("PONG") {
+                    let server = try Self.processID(from: connection.command(["INFO", "server"]))
+                    if server == pid {
+                        return
+                    }
+                    try self.reportOtherServer(pid: server, ours: process, logOffset: logOffset)
+                }
+                lastAttempt = "PING answered \(reply)"
+            } catch let error as RedisServerError {
+                throw error
+            } catch {
+                lastAttempt = "\(error)"
+            }
+            if deadline.remaining <= 0 {
+                throw RedisServerError.startTimeout(
+                    seconds: timeout, port: self.port, lastAttempt: lastAttempt, logPath: self.logURL.path,
+                    log: self.log())
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// Another redis-server answered on our port: ours is about to log its bind failure and exit. Give it a moment
+    /// so the error can carry that log, which says more than a pid mismatch.
+    private func reportOtherServer(pid other: Int?, ours process: Process, logOffset: Int) throws -> Never {
+        Self.terminate(process, signal: 0, timeout: 2)
+        if self.logSince(logOffset).contains(Self.bindFailure) {
+            throw RedisServerError.portInUse(port: self.port, logPath: self.logURL.path, log: self.log())
+        }
+        throw RedisServerError.portInUse(
+            port: self.port, logPath: self.logURL.path,
+            log: "another redis-server (pid \(other.map(String.init) ?? "unknown")) answers on port \(self.port), "
+                + "not pid \(process.processIdentifier) started here; its log so far:\n" + self.log())
+    }
+
+    private func logSince(_ offset: Int) -> String {
+        guard let data = FileManager.default.contents(atPath: self.logURL.path), data.count > offset else { return "" }
+        return String(decoding: data.dropFirst(offset), as: UTF8.self)
+    }
+
+    /// `process_id:<pid>` from an `INFO server` reply.
+    private static func processID(from reply: RESPValue) -> Int? {
+        guard let text = reply.stringValue else { return nil }
+        // "\r\n" is one Character in Swift, so split on isNewline rather than on "\r" or "\n".
+        for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix("process_id:") {
+            return Int(line.dropFirst("process_id:".count))
+        }
+        return nil
+    }
+
+    /// Sends `signal` (0: none, just wait) if the process still runs, then waits up to `timeout` for its exit.
+    @discardableResult
+    private static func terminate(_ process: Process, signal: Int32, timeout: TimeInterval) -> Bool {
+        if signal != 0, process.isRunning {
+            systemKill(process.processIdentifier, signal)
+        }
+        // Foundation reaps the child on its own thread and then flips isRunning; waitpid here would race it.
+        let deadline = TestDeadline(seconds: timeout)
+        while process.isRunning {
+            if deadline.remaining <= 0 { return false }
+            usleep(5_000)
+        }
+        return true
+    }
+
+    /// True if 127.0.0.1:`port` can be bound with SO_REUSEADDR, i.e. nothing listens there (TIME_WAIT is fine).
+    private static func canBind(port: Int) -> Bool {
+        #if canImport(Glibc)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = TestSocket.loopback(port: port)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    private static func exitStatus(of process: Process) -> Int32 {
+        switch process.terminationReason {
+        case .exit: return process.terminationStatus
+        case .uncaughtSignal: return 128 + process.terminationStatus
+        @unknown default: return process.terminationStatus
+        }
+    }
+
+    /// NSLock.withLock is macOS 14+; the package still names macOS 13.
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return try body()
+    }
+
+    /// Progress notes go to fd 2 directly: Swift 6 rejects the C `stderr` global, and XCTest captures stdout.
+    private static func note(_ message: String) {
+        let line = "RedisServer: \(message)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+}
+
+// File-scope forwarder: inside RedisServer the name `kill` would read as one of its own methods.
+@discardableResult
+private func systemKill(_ pid: Int32, _ signal: Int32) -> Int32 {
+    kill(pid, signal)
+}
+
+// MARK: - Errors
+
+/// Failures specific to redis-server and RESP. Socket errors and timeouts are `TestClientError`s, as elsewhere.
+enum RedisServerError: Error, CustomStringConvertible, Sendable {
+    /// No `redis-server` executable; `searched` lists where it was looked for.
+    case notInstalled(searched: [String])
+    /// redis-server exited before it answered PING.
+    case exited(status: Int32, waitingFor: String, logPath: String, log: String)
+    /// The port is taken ("Failed listening on port", or another redis-server answered there).
+    case portInUse(port: Int, logPath: String, log: String)
+    /// No `+PONG` from this process within `seconds`.
+    case startTimeout(seconds: TimeInterval, port: Int, lastAttempt: String, logPath: String, log: String)
+    /// The bytes received are not valid RESP.
+    case protocolError(reason: String, bufferedBytes: [UInt8])
+    /// A well-formed reply of the wrong shape for the command (e.g. an error where an integer was expected).
+    case unexpectedReply(command: String, reply: RESPValue)
+
+    var description: String {
+        switch self {
+        case .notInstalled(let searched):
+            return "redis-server is not installed (looked in \(searched.joined(separator: ", "))): run `make deps` "
+                + "(it installs redis-server), or set REDIS_SERVER to its path"
+        case .exited(let status, let what, let logPath, let log):
+            return "redis-server exited with status \(status) while waiting for \(what); log \(logPath):\n"
+                + Self.tail(of: log)
+        case .portInUse(let port, let logPath, let log):
+            return "redis-server could not listen on 127.0.0.1:\(port) (port in use); log \(logPath):\n"
+                + Self.tail(of: log)
+        case .startTimeout(let seconds, let port, let lastAttempt, let logPath, let log):
+            return "redis-server did not answer PING with +PONG on port \(port) within "
+                + String(format: "%.1f", seconds) + " s (last attempt: \(lastAttempt)); log \(logPath):\n"
+                + Self.tail(of: log)
+        case .protocolError(let reason, let buffered):
+            return "malformed RESP reply: \(reason); \(buffered.count) bytes buffered: "
+                + RESPValue.quote(buffered, limit: 512)
+        case .unexpectedReply(let command, let reply):
+            return "unexpected reply to \(command): \(reply)"
+        }
+    }
+
+    private static func tail(of log: String, lines: Int = 100) -> String {
+        let all = log.split(separator: "\n", omittingEmptySubsequences: false)
+        guard all.count > lines else { return log }
+        return "… (\(all.count - lines) earlier lines omitted)\n" + all.suffix(lines).joined(separator: "\n")
+    }
+}
+
+// MARK: - RESP
+
+/// One RESP2 reply. `nil` payloads are Redis's null bulk string (`$-1`) and null array (`*-1`).
+enum RESPValue: Equatable, Sendable, CustomStringConvertible {
+    case simple(String)
+    case error(String)
+    case integer(Int)
+    case bulk([UInt8]?)
+    case array([RESPValue]?)
+
+    /// A bulk string holding `text` as UTF-8: `reply == .text("OK")` reads better than spelling out the bytes.
+    static func text(_ text: String) -> RESPValue {
+        .bulk(Array(text.utf8))
+    }
+
+    /// Simple and (non-null) bulk strings as text, invalid UTF-8 replaced; nil for anything else.
+    var stringValue: String? {
+        switch self {
+        case .simple(let text): return text
+        case .bulk(let bytes?): return String(decoding: bytes, as: UTF8.self)
+        default: return nil
+        }
+    }
+
+    var bytesValue: [UInt8]? {
+        switch self {
+        case .simple(let text): return Array(text.utf8)
+        case .bulk(let bytes?): return bytes
+        default: return nil
+        }
+    }
+
+    var intValue: Int? {
+        if case .integer(let value) = self { return value }
+        return nil
+    }
+
+    var arrayValue: [RESPValue]? {
+        if case .array(let items?) = self { return items }
+        return nil
+    }
+
+    var isError: Bool {
+        if case .error = self { return true }
+        return false
+    }
+
+    /// One line, close to the wire: `+OK`, `-ERR …`, `:1`, `"bulk"`, `(nil bulk)`, `[…]`; long bulks truncated.
+    var description: String {
+        switch self {
+        case .simple(let text): return "+" + text
+        case .error(let text): return "-" + text
+        case .integer(let value): return ":\(value)"
+        case .bulk(nil): return "(nil bulk)"
+        case .bulk(let bytes?): return Self.quote(bytes)
+        case .array(nil): return "(nil array)"
+        case .array(let items?): return "[" + items.map(\.description).joined(separator: ", ") + "]"
+        }
+    }
+
+    /// `bytes` in quotes, with \r, \n, \", \\ and non-printable bytes escaped, cut after `limit` bytes.
+    static func quote(_ bytes: [UInt8], limit: Int = 200) -> String {
+        var text = "\""
+        for byte in bytes.prefix(limit) {
+            switch byte {
+            case 0x0D: text += "\\r"
+            case 0x0A: text += "\\n"
+            case 0x22: text += "\\\""
+            case 0x5C: text += "\\\\"
+            case 0x20..<0x7F: text.unicodeScalars.append(UnicodeScalar(byte))
+            default: text += String(format: "\\x%02x", byte)
+            }
+        }
+        text += "\""
+        return bytes.count > limit ? text + "… (\(bytes.count) bytes)" : text
+    }
+}
+
+/// Reads one complete RESP2 reply off a TestSocket: bulk strings of any size, arrays nested to any depth.
+enum RESPParser {
+    private static let crlf: [UInt8] = [0x0D, 0x0A]
+    /// Refuse absurd lengths: a garbage header must fail the test, not exhaust memory. Redis's own limit
+    /// (proto-max-bulk-len) defaults to 512 MB.
+    static let maxLength = 1 << 30
+
+    static func read(from socket: TestSocket, deadline: TestDeadline, waitingFor what: String) throws -> RESPValue {
+        let line = try socket.read(until: Self.crlf, deadline: deadline, waitingFor: what)
+        guard let type = line.first else {
+            throw RedisServerError.protocolError(reason: "empty line", bufferedBytes: socket.buffer)
+        }
+        let rest = String(decoding: line.dropFirst(), as: UTF8.self)
+        switch type {
+        case UInt8(ascii: "+"):
+            return .simple(rest)
+        case UInt8(ascii: "-"):
+            return .error(rest)
+        case UInt8(ascii: ":"):
+            return .integer(try Self.number(rest, in: line, socket: socket))
+        case UInt8(ascii: "$"):
+            let length = try Self.length(rest, in: line, socket: socket)
+            guard length >= 0 else { return .bulk(nil) }
+            let bytes = try socket.read(exactly: length + 2, deadline: deadline, waitingFor: what)
+            guard bytes.suffix(2).elementsEqual(Self.crlf) else {
+                throw RedisServerError.protocolError(
+                    reason: "bulk string of \(length) bytes not followed by CRLF", bufferedBytes: bytes)
+            }
+            return .bulk(Array(bytes.prefix(length)))
+        case UInt8(ascii: "*"):
+            let count = try Self.length(rest, in: line, socket: socket)
+            guard count >= 0 else { return .array(nil) }
+            var items: [RESPValue] = []
+            items.reserveCapacity(min(count, 1024))
+            for _ in 0..<count {
+                items.append(try Self.read(from: socket, deadline: deadline, waitingFor: what))
+            }
+            return .array(items)
+        default:
+            throw RedisServerError.protocolError(
+                reason: "unknown type byte \(RESPValue.quote([type])) in line \(RESPValue.quote(line))",
+                bufferedBytes: socket.buffer)
+        }
+    }
+
+    private static func number(_ text: String, in line: [UInt8], socket: TestSocket) throws -> Int {
+        guard let value = Int(text) else {
+            throw RedisServerError.protocolError(
+                reason: "bad number in line \(RESPValue.quote(line))", bufferedBytes: socket.buffer)
+        }
+        return value
+    }
+
+    /// A bulk or array length: -1 (null) up to `maxLength`.
+    private static func length(_ text: String, in line: [UInt8], socket: TestSocket) throws -> Int {
+        let value = try Self.number(text, in: line, socket: socket)
+        guard value >= -1, value <= Self.maxLength else {
+            throw RedisServerError.protocolError(
+                reason: "length out of range in line \(RESPValue.quote(line))", bufferedBytes: socket.buffer)
+        }
+        return value
+    }
+}
+
+/// A message delivered to a subscribed connection. `pattern` is set for `pmessage` (pattern subscriptions).
+struct RESPPubSubMessage: Equatable, Sendable {
+    var pattern: String?
+    var channel: String
+    var payload: [UInt8]
+
+    var text: String { String(decoding: self.payload, as: UTF8.self) }
+}
+
+/// A minimal blocking Redis client over one TCP connection to 127.0.0.1 (RESP2, no dependencies).
+///
+/// Sends exactly what it is told and reads one reply per `readReply()`; never reconnects, so a test can see the
+/// server drop it (e.g. after `RedisServer.restart()`). Every read is bounded by a deadline.
+final class RESPConnection {
+    let port: Int
+    /// Default budget in seconds for each reply, and for each blocked send.
+    var timeout: TimeInterval
+    private let socket: TestSocket
+
+    /// Connects at once; throws `TestClientError.syscall` (e.g. ECONNREFUSED) if nothing listens.
+    init(port: Int, timeout: TimeInterval = 5) throws {
+        self.port = port
+        self.timeout = timeout
+        self.socket = try TestSocket(port: port, timeout: timeout)
+    }
+
+    /// Closes the socket; also done on deinit.
+    func close() {
+        self.socket.close()
+    }
+
+    // MARK: Commands
+
+    /// Sends one command and reads its reply. An error reply comes back as `.error`, not thrown.
+    func command(_ args: [String]) throws -> RESPValue {
+        try self.command(args.map { Array($0.utf8) })
+    }
+
+    /// `command` with binary-safe arguments.
+    func command(_ args: [[UInt8]]) throws -> RESPValue {
+        try self.send(args)
+        return try self.readReply(waitingFor: "the reply to \(Self.describe(args))")
+    }
+
+    /// Sends one command as a RESP array of bulk strings, without reading the reply (pipelining, SUBSCRIBE).
+    func send(_ args: [[UInt8]]) throws {
+        try self.socket.send(Self.encode(args))
+    }
+
+    func send(_ args: [String]) throws {
+        try self.send(args.map { Array($0.utf8) })
+    }
+
+    /// Sends raw bytes, e.g. an inline command or a malformed request.
+    func send(raw bytes: [UInt8]) throws {
+        try self.socket.send(bytes)
+    }
+
+    /// The next reply, or push message on a subscribed connection.
+    /// - Parameter timeout: seconds for the whole reply; `self.timeout` if nil.
+    func readReply(timeout: TimeInterval? = nil) throws -> RESPValue {
+        try self.readReply(timeout: timeout, waitingFor: "a RESP reply")
+    }
+
+    // MARK: Pub/Sub
+
+    /// `SUBSCRIBE channels…`, then reads one confirmation per channel.
+    func subscribe(_ channels: [String]) throws {
+        try self.subscribe(kind: "subscribe", channels)
+    }
+
+    /// `PSUBSCRIBE patterns…`, then reads one confirmation per pattern.
+    func psubscribe(_ patterns: [String]) throws {
+        try self.subscribe(kind: "psubscribe", patterns)
+    }
+
+    /// The next `message` / `pmessage` on a subscribed connection; anything else throws `unexpectedReply`.
+    func readPubSubMessage(timeout: TimeInterval? = nil) throws -> RESPPubSubMessage {
+        let reply = try self.readReply(timeout: timeout, waitingFor: "a published message")
+        guard let items = reply.arrayValue, let kind = items.first?.stringValue else {
+            throw RedisServerError.unexpectedReply(command: "(subscribed connection)", reply: reply)
+        }
+        if kind == "message", items.count == 3, let channel = items[1].stringValue, let payload = items[2].bytesValue {
+            return RESPPubSubMessage(pattern: nil, channel: channel, payload: payload)
+        }
+        if kind == "pmessage", items.count == 4, let pattern = items[1].stringValue,
+            let channel = items[2].stringValue, let payload = items[3].bytesValue
+        {
+            return RESPPubSubMessage(pattern: pattern, channel: channel, payload: payload)
+        }
+        throw RedisServerError.unexpectedReply(command: "(subscribed connection)", reply: reply)
+    }
+
+    // MARK: Connection state
+
+    /// True if the server closes the connection within `seconds` (data arriving first is kept).
+    func isClosedByPeer(within seconds: TimeInterval) -> Bool {
+        (try? self.socket.waitForClose(deadline: TestDeadline(seconds: seconds))) ?? true
+    }
+
+    /// True if at least one byte is waiting or arrives within `seconds`, e.g. to assert nothing was published.
+    func receivedAnything(within seconds: TimeInterval) -> Bool {
+        (try? self.socket.receivedAnything(deadline: TestDeadline(seconds: seconds))) ?? false
+    }
+
+    // MARK: Encoding
+
+    /// `*<n>\r\n` then `$<len>\r\n<bytes>\r\n` per argument: the form redis-cli sends.
+    static func encode(_ args: [[UInt8]]) -> [UInt8] {
+        var bytes = Array("*\(args.count)\r\n".utf8)
+        for arg in args {
+            bytes += Array("$\(arg.count)\r\n".utf8)
+            bytes += arg
+            bytes += [0x0D, 0x0A]
+        }
+        return bytes
+    }
+
+    /// A command for error messages: the first few arguments, quoted, long ones cut.
+    static func describe(_ args: [[UInt8]]) -> String {
+        let shown = args.prefix(4).map { RESPValue.quote($0, limit: 40) }.joined(separator: " ")
+        return args.count > 4 ? shown + " … (\(args.count) arguments)" : shown
+    }
+
+    private func readReply(timeout: TimeInterval? = nil, waitingFor what: String) throws -> RESPValue {
+        try RESPParser.read(
+            from: self.socket, deadline: TestDeadline(seconds: timeout ?? self.timeout),
+            waitingFor: "\(what) from redis on port \(self.port)")
+    }
+
+    private func subscribe(kind: String, _ names: [String]) throws {
+        try self.send([kind.uppercased()] + names)
+        for name in names {
+            let reply = try self.readReply(waitingFor: "the \(kind) confirmation for \(name)")
+            guard let items = reply.arrayValue, items.count == 3, items[0].stringValue == kind,
+                items[1].stringValue == name, items[2].intValue != nil
+            else {
+                throw RedisServerError.unexpectedReply(command: "\(kind.uppercased()) \(name)", reply: reply)
+            }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension RESPConnection: Sendable {}   // one owner: replies are read in order by one test thread
