@@ -245,7 +245,7 @@ final class HeadlessChromium {
         return data.count
     }
 
-    /// The browser's stdout and stderr so far, without its D-Bus noise.
+    /// The browser's stdout and stderr so far (errors quote its tail, minus the D-Bus noise).
     func log() -> String {
         guard let data = FileManager.default.contents(atPath: self.logURL.path) else { return "" }
         return String(decoding: data, as: UTF8.self)

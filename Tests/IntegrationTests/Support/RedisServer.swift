@@ -100,7 +100,7 @@ final class RedisServer: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         // Appended to, never truncated: after a restart the earlier run's lines are still there to read.
         if !FileManager.default.fileExists(atPath: self.outputURL.path) {
-            FileManager.default.createFile(atPath: self.outputURL.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: self.outputURL.path, contents: nil)
         }
         let output = try FileHandle(forWritingTo: self.outputURL)
         defer { try? output.close() }   // the child has its own copy
