@@ -2,17 +2,22 @@ import Foundation
 import HiveIPC
 import XCTest
 
-/// The demo page in a real browser: headless Chromium loads it from a 2-worker hive, its WebSocket connects, a
-/// message sent from the page's form is answered, and a broadcast from another client reaches the page, while the
-/// browser's plain HTTP keep-alive connection (page and favicon) never gets a WebSocket frame.
+/// The demo page in a real browser: headless Chromium loads it from a 2-worker hive subscribed to a real Redis, its
+/// WebSocket connects, a message sent from the page's form is answered, a Redis PUBLISH and a broadcast from another
+/// client reach the page, while the browser's plain HTTP keep-alive connection (page and favicon) never gets a
+/// WebSocket frame: the story, in the browser it happened in.
 ///
 /// Chromium is required: if it is missing the test fails with how to install it (`make deps` does).
 final class BrowserIntegrationTests: HiveTestCase {
     /// JavaScript: the texts of the page's message list, in order.
     private let messagesJS = "Array.from(document.querySelectorAll('#messages li'), li => li.textContent)"
 
-    func testDemoPage_connectsSendsHello_receivesABroadcast_andTheFaviconConnectionGetsNoFrames() throws {
-        let (hive, port) = try startHive(workers: 2)
+    func testDemoPage_connectsSendsHello_receivesRedisAndABroadcast_andTheFaviconConnectionGetsNoFrames() throws {
+        let redis = try RedisServer()
+        try redis.start()
+        defer { redis.stop() }
+        let (hive, port) = try startHive(workers: 2, ["--redis", redis.url])
+        try redis.waitForSubscribers(channel: "test", count: 1)
         let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(hive.pid))
         let browser = try HeadlessChromium()
         defer { browser.close() }
@@ -33,6 +38,10 @@ final class BrowserIntegrationTests: HiveTestCase {
                 + " return li.length > 0 && li[li.length - 1].textContent === 'hello'; })()",
             timeout: 5)
 
+        // A message published to Redis reaches the page through worker 0's subscription.
+        XCTAssertEqual(try redis.publish(channel: "test", message: "hello-from-redis"), 1)
+        try browser.waitFor("\(messagesJS).includes('hello-from-redis')", timeout: 5)
+
         // A broadcast from another WebSocket client reaches the page (and the sender).
         let client = try WebSocketTestClient(port: port, path: "/")
         defer { client.close() }
@@ -41,7 +50,7 @@ final class BrowserIntegrationTests: HiveTestCase {
         let got = [try client.receiveMessage(), try client.receiveMessage()]
         XCTAssertTrue(got.contains(.text("hello-from-test")), "\(got)")
         XCTAssertTrue(got.contains(.text("broadcast sent to every WebSocket client")), "\(got)")
-        XCTAssertEqual(try browser.evaluate(messagesJS) as? [String], ["hello", "hello-from-test"])
+        XCTAssertEqual(try browser.evaluate(messagesJS) as? [String], ["hello", "hello-from-redis", "hello-from-test"])
         XCTAssertEqual(try browser.evaluate("document.getElementById('status').textContent") as? String, "Connected")
 
         // The page and its favicon came over plain HTTP keep-alive connections, which never got a WebSocket frame:
@@ -57,6 +66,7 @@ final class BrowserIntegrationTests: HiveTestCase {
             XCTAssertEqual(connection.framesOut, 0, "plain HTTP connection got WebSocket frames: \(connection)")
         }
         XCTAssertEqual(websockets.count, 2, "the page's WebSocket and the test client's: \(connections)")
+        XCTAssertFalse(hive.log().contains(" warning ") || hive.log().contains(" error "), hive.log())
         for connection in websockets {
             XCTAssertGreaterThan(connection.framesOut, 0, "\(connection)")
         }
