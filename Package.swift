@@ -71,6 +71,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Load generator for Docs/BENCHMARKS.md and scripts/bench.sh: a lean NIO WebSocket client, no Hive code.
+        .executableTarget(
+            name: "hive-bench",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "HiveIPCTests", dependencies: ["HiveIPC"]),
         .testTarget(name: "HiveRedisTests", dependencies: ["HiveRedis"]),
         .testTarget(

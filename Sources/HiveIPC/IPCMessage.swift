@@ -8,8 +8,10 @@ public enum IPCMessage: Sendable, Equatable {
     case connection(ConnectionID)
     /// Deliver one WebSocket message to one connection owned by the receiving worker.
     case push(ConnectionID, opcode: UInt8, payload: [UInt8])
-    /// Deliver one WebSocket message to every established WebSocket connection of the receiving worker.
-    case broadcast(opcode: UInt8, payload: [UInt8])
+    /// Deliver `messages` WebSocket messages to every established WebSocket connection of the receiving worker.
+    /// `frames` are the server frames already encoded (by the sender, once for every worker), back to back: the
+    /// receiver writes this one buffer to each of its connections.
+    case broadcast(frames: [UInt8], messages: Int)
     /// Close one connection owned by the receiving worker with a WebSocket close code (HTTP: just close).
     case disconnect(ConnectionID, code: UInt16, reason: String)
     /// Stop serving: close WebSocket connections with `closeCode`, finish in-flight HTTP responses, exit.
@@ -62,12 +64,12 @@ enum IPCCodec {
             out.append(opcode)
             append(id.rawValue, to: &out)
             if payloadInline { out += payload }
-        case .broadcast(let opcode, let payload):
-            out.reserveCapacity(payloadInline ? payload.count + 3 : 3)
+        case .broadcast(let frames, let messages):
+            out.reserveCapacity(payloadInline ? frames.count + 10 : 10)
             out.append(IPCMessage.Kind.broadcast.rawValue)
             out.append(payloadInline ? 0 : 1)
-            out.append(opcode)
-            if payloadInline { out += payload }
+            append(UInt64(messages), to: &out)
+            if payloadInline { out += frames }
         case .disconnect(let id, let code, let reason):
             out.append(IPCMessage.Kind.disconnect.rawValue)
             append(id.rawValue, to: &out)
@@ -112,8 +114,8 @@ enum IPCCodec {
             let payload = external ?? Array(record[11...])
             return .push(ConnectionID(rawValue: word(record, at: 3)), opcode: record[2], payload: payload)
         case .broadcast:
-            try need(3)
-            return .broadcast(opcode: record[2], payload: external ?? Array(record[3...]))
+            try need(10)
+            return .broadcast(frames: external ?? Array(record[10...]), messages: Int(word(record, at: 2)))
         case .disconnect:
             try need(17)
             let reason = String(decoding: record[17...], as: UTF8.self)

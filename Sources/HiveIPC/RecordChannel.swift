@@ -50,7 +50,7 @@ public struct RecordChannel: Sendable {
     public func send(_ message: IPCMessage, attach: Int32 = -1, blocking: Bool) throws -> SendResult {
         let payload: [UInt8]?
         switch message {
-        case .push(_, _, let bytes), .broadcast(_, let bytes): payload = bytes
+        case .push(_, _, let bytes), .broadcast(let bytes, _): payload = bytes
         default: payload = nil
         }
         let inline = (payload?.count ?? 0) <= IPCMessage.maxInlinePayload
@@ -159,7 +159,7 @@ public struct RecordChannel: Sendable {
         switch message {
         case .connection(let id): "connection \(id)"
         case .push(let id, _, let payload): "a \(payload.count)-byte push to connection \(id)"
-        case .broadcast(_, let payload): "a \(payload.count)-byte broadcast"
+        case .broadcast(let frames, let messages): "a broadcast of \(messages) messages (\(frames.count) bytes)"
         case .disconnect(let id, _, _): "a disconnect of connection \(id)"
         case .stop: "a stop request"
         case .ready(let worker, _): "worker \(worker)'s ready signal"

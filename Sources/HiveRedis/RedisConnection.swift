@@ -110,6 +110,15 @@ final class RedisConnection {
         return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
     }
 
+    /// A reply already received and buffered, or nil: never blocks. Lets a reader take a burst in one go.
+    func bufferedReply() throws -> RedisReply? {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw currentError("protocol error") }
+        guard let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
     private func currentError(_ fallback: String) -> RedisError {
         let reason = withUnsafeBytes(of: context.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         return RedisError(address: url.description, message: reason.isEmpty ? fallback : reason)

@@ -40,7 +40,7 @@ public final class RedisSubscriber: @unchecked Sendable {
     public let configuration: Configuration
     private let registry: SharedRegistry?
     private let logger: Logger
-    private let onMessage: @Sendable (Message) -> Void
+    private let onMessages: @Sendable ([Message]) -> Void
     private let condition = NSCondition()
     private var stopped = false
     private var finished = false
@@ -48,14 +48,14 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     /// - Parameters:
     ///   - registry: where `hive status` reads the subscription's state and counters (nil in tests).
-    ///   - onMessage: called on the subscriber thread for each message; must not block for long (Redis drops
-    ///     subscribers that fall behind).
+    ///   - onMessages: called on the subscriber thread with the messages read in one go (one, or a burst that was
+    ///     already buffered), in publish order; must not block for long (Redis drops subscribers that fall behind).
     public init(configuration: Configuration, registry: SharedRegistry?, logger: Logger,
-                onMessage: @escaping @Sendable (Message) -> Void) {
+                onMessages: @escaping @Sendable ([Message]) -> Void) {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
-        self.onMessage = onMessage
+        self.onMessages = onMessages
     }
 
     public func start() {
@@ -153,26 +153,40 @@ public final class RedisSubscriber: @unchecked Sendable {
         }
     }
 
+    static let maxBatch = 1024
+
     private func receive(_ connection: RedisConnection) throws {
+        var batch: [Message] = []
         while true {
-            let reply = try connection.readReply()
-            guard case .array(let parts) = reply, let kind = parts.first?.text else { continue }
-            let message: Message
-            switch (kind, parts.count) {
-            case ("message", 3):
-                guard case .string(let payload) = parts[2] else { continue }
-                message = Message(channel: parts[1].text ?? "", pattern: nil, payload: payload)
-            case ("pmessage", 4):
-                guard case .string(let payload) = parts[3] else { continue }
-                message = Message(channel: parts[2].text ?? "", pattern: parts[1].text, payload: payload)
-            default:
-                continue  // subscribe confirmations
+            // Block for one reply, then take the ones hiredis already has buffered: a burst is handed on as one
+            // batch, and becomes one write per WebSocket connection downstream.
+            var reply: RedisReply? = try connection.readReply()
+            while let current = reply {
+                if let message = Self.message(from: current) { batch.append(message) }
+                reply = batch.count < Self.maxBatch ? try connection.bufferedReply() : nil
             }
+            guard !batch.isEmpty else { continue }
             if isStopped { return }
-            registry?.redis(.messages).wrappingIncrement(ordering: .relaxed)
-            registry?.redis(.bytes).wrappingIncrement(by: UInt64(message.payload.count), ordering: .relaxed)
+            registry?.redis(.messages).wrappingIncrement(by: UInt64(batch.count), ordering: .relaxed)
+            registry?.redis(.bytes).wrappingIncrement(by: UInt64(batch.reduce(0) { $0 + $1.payload.count }), ordering: .relaxed)
             registry?.redis(.lastMessageAt).store(Clock.wallNanoseconds(), ordering: .relaxed)
-            onMessage(message)
+            onMessages(batch)
+            batch.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// A published message, or nil for subscribe confirmations and anything else.
+    static func message(from reply: RedisReply) -> Message? {
+        guard case .array(let parts) = reply, let kind = parts.first?.text else { return nil }
+        switch (kind, parts.count) {
+        case ("message", 3):
+            guard case .string(let payload) = parts[2] else { return nil }
+            return Message(channel: parts[1].text ?? "", pattern: nil, payload: payload)
+        case ("pmessage", 4):
+            guard case .string(let payload) = parts[3] else { return nil }
+            return Message(channel: parts[2].text ?? "", pattern: parts[1].text, payload: payload)
+        default:
+            return nil
         }
     }
 

@@ -14,7 +14,7 @@ final class RecordChannelTests: XCTestCase {
         let id = ConnectionID(generation: 3, worker: 1, slot: 9)
         let messages: [IPCMessage] = [
             .push(id, opcode: 1, payload: Array("hi".utf8)),
-            .broadcast(opcode: 2, payload: [0, 1, 2, 255]),
+            .broadcast(frames: [0x82, 2, 1, 255], messages: 1),
             .disconnect(id, code: 1008, reason: "bye"),
             .stop(closeCode: 1001),
             .ready(worker: 3, pid: 4242),
@@ -53,10 +53,10 @@ final class RecordChannelTests: XCTestCase {
         let (a, b) = try RecordChannel.pair(while: "testing")
         defer { a.close(); b.close() }
         let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        XCTAssertEqual(try a.send(.broadcast(opcode: 2, payload: payload), blocking: false), .sent)
+        XCTAssertEqual(try a.send(.broadcast(frames: payload, messages: 1), blocking: false), .sent)
         let (message, fd) = try XCTUnwrap(try b.receive(blocking: true, buffer: buffer))
         XCTAssertEqual(fd, -1)
-        XCTAssertEqual(message, .broadcast(opcode: 2, payload: payload))
+        XCTAssertEqual(message, .broadcast(frames: payload, messages: 1))
     }
 
     func testNonBlockingSend_whenTheInboxIsFull_saysWouldBlock() throws {
@@ -65,7 +65,7 @@ final class RecordChannelTests: XCTestCase {
         let payload = [UInt8](repeating: 7, count: 32 * 1024)
         var results: [RecordChannel.SendResult] = []
         for _ in 0..<10_000 {
-            let result = try a.send(.broadcast(opcode: 2, payload: payload), blocking: false)
+            let result = try a.send(.broadcast(frames: payload, messages: 1), blocking: false)
             results.append(result)
             if result == .wouldBlock { break }
         }

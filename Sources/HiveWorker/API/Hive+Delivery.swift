@@ -5,7 +5,15 @@ import NIOWebSocket
 // Delivery of records addressed to this worker's connections: from its own hooks, or from other workers' inbox
 // records. Always on the event loop.
 extension Hive {
-    func deliver(_ record: IPCMessage) {
+    /// Delivers records in order and flushes each connection they touched once, at the end: a burst of messages
+    /// becomes one write (one writev) per connection, not one per message.
+    func deliver(_ records: [IPCMessage]) {
+        eventLoop.preconditionInEventLoop()
+        for record in records { deliver(record, flush: false) }
+        table.flushPending()
+    }
+
+    func deliver(_ record: IPCMessage, flush: Bool = true) {
         eventLoop.preconditionInEventLoop()
         switch record {
         case .push(let id, let opcode, let payload):
@@ -14,11 +22,12 @@ extension Hive {
                 registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
                 return
             }
-            session.send(encodedFrame: encode(opcode: opcode, payload: payload))
-        case .broadcast(let opcode, let payload):
+            var frames = ByteBufferAllocator().buffer(capacity: payload.count + 10)
+            Self.appendFrame(opcode: opcode, payload: payload, to: &frames)
+            session.send(encodedFrames: frames, messages: 1, flush: flush)
+        case .broadcast(let frames, let messages):
             guard !table.sessions.isEmpty else { return }
-            registry.increment(worker: workerID, .broadcasts)
-            table.broadcast(encodedFrame: encode(opcode: opcode, payload: payload))
+            table.broadcast(encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
         case .disconnect(let id, let code, let reason):
             if let session = table.sessions[id] {
                 session.close(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason)
@@ -30,13 +39,34 @@ extension Hive {
         }
     }
 
-    private func encode(opcode: UInt8, payload: [UInt8]) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: payload.count)
-        buffer.writeBytes(payload)
-        return WebSocketFrameCodec.encode(
+    /// Encodes messages as server frames (unmasked), back to back in one buffer: done once per broadcast, for
+    /// every worker.
+    static func encodeFrames(_ messages: [HiveMessage]) -> ByteBuffer {
+        var frames = ByteBufferAllocator().buffer(capacity: messages.reduce(0) { $0 + $1.byteCount + 10 })
+        for message in messages {
+            switch message {
+            case .text(let text): appendFrame(opcode: 0x1, payload: Array(text.utf8), to: &frames)
+            case .binary(let bytes): appendFrame(opcode: 0x2, payload: bytes, to: &frames)
+            }
+        }
+        return frames
+    }
+
+    static func appendFrame(opcode: UInt8, payload: [UInt8], to frames: inout ByteBuffer) {
+        let encoded = WebSocketFrameCodec.encode(
             opcode: WebSocketOpcode(encodedWebSocketOpcode: opcode) ?? .binary,
-            payload: buffer,
+            payload: ByteBuffer(bytes: payload),
             allocator: ByteBufferAllocator()
         )
+        frames.writeImmutableBuffer(encoded)
+    }
+}
+
+extension HiveMessage {
+    var byteCount: Int {
+        switch self {
+        case .text(let text): text.utf8.count
+        case .binary(let bytes): bytes.count
+        }
     }
 }

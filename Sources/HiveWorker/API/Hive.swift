@@ -53,17 +53,30 @@ public final class Hive: @unchecked Sendable {
     }
 
     /// Sends a message to every established WebSocket connection of every worker; plain HTTP connections never
-    /// receive it. One record goes to each other worker that has WebSocket clients, and each worker encodes the
-    /// frame once.
+    /// receive it.
     public func broadcast(_ message: HiveMessage) {
-        let record = IPCMessage.broadcast(opcode: message.opcode, payload: message.bytes)
+        broadcast([message])
+    }
+
+    /// Sends messages, in order, to every established WebSocket connection of every worker. The frames are encoded
+    /// once, here; one record goes to each other worker that has WebSocket clients, and each worker writes the
+    /// same buffer to every connection it holds, with one flush per connection for the whole batch.
+    public func broadcast(_ messages: [HiveMessage]) {
+        guard !messages.isEmpty else { return }
+        let frames = Self.encodeFrames(messages)
+        var record: IPCMessage?
         for worker in 0..<registry.workerCount where worker != workerID {
             guard registry.worker(worker, .webSocketConnections).load(ordering: .relaxed) > 0 else { continue }
-            if !outbox.send(record, to: worker) {
+            if record == nil { record = .broadcast(frames: Array(frames.readableBytesView), messages: messages.count) }
+            if !outbox.send(record!, to: worker) {
                 registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
             }
         }
-        onLoop { self.deliver(record) }
+        let count = messages.count
+        onLoop {
+            guard !self.table.sessions.isEmpty else { return }
+            self.table.broadcast(encodedFrames: frames, messages: count, flush: true)
+        }
     }
 
     /// Whether a connection with this id is open (any protocol).

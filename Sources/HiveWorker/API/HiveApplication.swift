@@ -30,9 +30,10 @@ public protocol HiveApplication: Sendable {
     func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse
     /// A connection of either protocol ended (onClose).
     func close(_ id: ConnectionID, hive: Hive)
-    /// A message from the Redis subscription (worker 0 only, on its event loop). Default: `broadcast` it, as a text
-    /// frame when the payload is valid UTF-8 and binary otherwise. Implement it to route instead.
-    func redisMessage(_ message: RedisSubscriber.Message, hive: Hive)
+    /// Messages from the Redis subscription, in publish order: one, or a burst that arrived together (worker 0
+    /// only, on its event loop). Default: `broadcast` them, each as a text frame when its payload is valid UTF-8 and
+    /// binary otherwise. Implement it to route instead.
+    func redisMessages(_ messages: [RedisSubscriber.Message], hive: Hive)
 }
 
 extension HiveApplication {
@@ -43,8 +44,8 @@ extension HiveApplication {
     public func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws {}
     public func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse { .notFound }
     public func close(_ id: ConnectionID, hive: Hive) {}
-    public func redisMessage(_ message: RedisSubscriber.Message, hive: Hive) {
-        hive.broadcast(HiveMessage(redisPayload: message.payload))
+    public func redisMessages(_ messages: [RedisSubscriber.Message], hive: Hive) {
+        hive.broadcast(messages.map { HiveMessage(redisPayload: $0.payload) })
     }
 }
 

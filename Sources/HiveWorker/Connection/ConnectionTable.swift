@@ -9,6 +9,8 @@ final class ConnectionTable {
     private(set) var sessions: [ConnectionID: WebSocketSession] = [:]
     /// Called when the last connection is gone (used while stopping).
     var onEmpty: (() -> Void)?
+    /// Sessions written without a flush in the current batch.
+    private var unflushed: [WebSocketSession] = []
 
     func add(_ id: ConnectionID, channel: Channel) { channels[id] = channel }
 
@@ -20,13 +22,24 @@ final class ConnectionTable {
         if channels.isEmpty { onEmpty?() }
     }
 
-    /// Writes one encoded frame to every established WebSocket of this worker: the frame was encoded once, and
-    /// the same buffer (reference-counted, not copied) goes to each connection. Returns how many it reached.
+    /// Writes encoded frames to every established WebSocket of this worker: they were encoded once, and the same
+    /// buffer (reference-counted, not copied) goes to each connection. Returns how many it reached.
     @discardableResult
-    func broadcast(encodedFrame: ByteBuffer) -> Int {
+    func broadcast(encodedFrames: ByteBuffer, messages: Int, flush: Bool) -> Int {
         var reached = 0
-        for session in sessions.values where session.send(encodedFrame: encodedFrame) { reached += 1 }
+        for session in sessions.values where session.send(encodedFrames: encodedFrames, messages: messages, flush: flush) {
+            reached += 1
+        }
         return reached
+    }
+
+    func markUnflushed(_ session: WebSocketSession) { unflushed.append(session) }
+
+    /// Flushes every session written in this batch, once each.
+    func flushPending() {
+        let sessions = unflushed
+        unflushed.removeAll(keepingCapacity: true)
+        for session in sessions { session.flushIfNeeded() }
     }
 }
 

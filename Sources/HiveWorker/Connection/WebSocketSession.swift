@@ -12,6 +12,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     weak var frameHandler: WebSocketFrameHandler?
     private let hive: Hive
     private var isClosing = false
+    private var needsFlush = false
 
     init(connection: HiveConnection, channel: Channel, writer: WebSocketRawWriter, hive: Hive) {
         self.connection = connection
@@ -22,11 +23,11 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
 
     var id: ConnectionID { connection.id }
 
-    /// Writes one pre-encoded frame. A client whose queue is already past --max-output-buffer is a slow consumer:
-    /// it is closed with 1008 instead of growing the queue, so it never slows the other clients of this hive.
-    /// Returns whether the frame was queued.
+    /// Writes pre-encoded frames (`messages` of them). A client whose queue is already past --max-output-buffer is
+    /// a slow consumer: it is closed with 1008 instead of growing the queue, so it never slows the other clients of
+    /// this worker. Without `flush`, the table flushes it at the end of the batch. Returns whether it was queued.
     @discardableResult
-    func send(encodedFrame: ByteBuffer, flush: Bool = true) -> Bool {
+    func send(encodedFrames: ByteBuffer, messages: Int, flush: Bool = true) -> Bool {
         guard !isClosing else { return false }
         guard channel.isWritable else {
             hive.registry.increment(worker: hive.workerID, .slowConsumers)
@@ -37,11 +38,22 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
             close(code: .policyViolation, reason: "output queue over \(hive.limits.maxOutputBuffer) bytes")
             return false
         }
-        writer.write(encodedFrame, promise: nil)
-        if flush { writer.flush() }
-        hive.registry.add(1, to: .framesOut, of: id)
-        hive.registry.increment(worker: hive.workerID, .messagesOut)
+        writer.write(encodedFrames, promise: nil)
+        if flush {
+            writer.flush()
+        } else if !needsFlush {
+            needsFlush = true
+            hive.table.markUnflushed(self)
+        }
+        hive.registry.add(messages, to: .framesOut, of: id)
+        hive.registry.increment(worker: hive.workerID, .messagesOut, by: UInt64(messages))
         return true
+    }
+
+    func flushIfNeeded() {
+        guard needsFlush else { return }
+        needsFlush = false
+        writer.flush()
     }
 
     func close(code: WebSocketErrorCode, reason: String) {

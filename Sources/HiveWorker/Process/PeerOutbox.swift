@@ -78,7 +78,7 @@ final class PeerOutbox: @unchecked Sendable {
 
     private static func size(of message: IPCMessage) -> Int {
         switch message {
-        case .push(_, _, let payload), .broadcast(_, let payload): payload.count + 16
+        case .push(_, _, let payload), .broadcast(let payload, _): payload.count + 16
         default: 32
         }
     }

@@ -3,10 +3,10 @@ import HiveIPC
 import HiveRedis
 import Logging
 
-/// Worker 0's Redis subscription, handed to the event loop: each message goes to the application's
-/// `redisMessage` hook (default: broadcast). The subscriber thread never waits for the loop: at most
-/// `maxPending` messages may wait for it, beyond that they are dropped and counted (`redis.dropped`), because
-/// Redis disconnects a subscriber that falls behind and that would lose everything.
+/// Worker 0's Redis subscription, handed to the event loop in batches: the application's `redisMessages` hook gets
+/// each batch (default: broadcast it). The subscriber thread never waits for the loop: at most `maxPending`
+/// messages may wait for it, beyond that they are dropped and counted (`redis.dropped`), because Redis disconnects
+/// a subscriber that falls behind and that would lose everything.
 final class RedisFanOut: Sendable {
     static let maxPending = 100_000
 
@@ -16,15 +16,16 @@ final class RedisFanOut: Sendable {
     init(configuration: RedisSubscriber.Configuration, hive: Hive) {
         let pending = self.pending
         let registry = hive.registry
-        subscriber = RedisSubscriber(configuration: configuration, registry: registry, logger: hive.logger) { message in
-            guard pending.loadThenWrappingIncrement(ordering: .relaxed) < Self.maxPending else {
-                pending.wrappingDecrement(ordering: .relaxed)
-                registry.redis(.dropped).wrappingIncrement(ordering: .relaxed)
+        subscriber = RedisSubscriber(configuration: configuration, registry: registry, logger: hive.logger) { batch in
+            let count = batch.count
+            guard pending.loadThenWrappingIncrement(by: count, ordering: .relaxed) + count <= Self.maxPending else {
+                pending.wrappingDecrement(by: count, ordering: .relaxed)
+                registry.redis(.dropped).wrappingIncrement(by: UInt64(count), ordering: .relaxed)
                 return
             }
             hive.eventLoop.execute {
-                pending.wrappingDecrement(ordering: .relaxed)
-                hive.application.redisMessage(message, hive: hive)
+                pending.wrappingDecrement(by: count, ordering: .relaxed)
+                hive.application.redisMessages(batch, hive: hive)
             }
         }
     }

@@ -132,7 +132,7 @@ final class WorkerLifecycle: @unchecked Sendable {
 
 /// Reads the worker's inbox on its own thread and hands every record to the event loop.
 final class InboxReader: @unchecked Sendable {
-    // @unchecked: every property is immutable; the thread that runs `run()` is the only reader of `inbox`.
+    // @unchecked: only the thread that runs `run()` touches `deliveries` and reads `inbox`; the rest is immutable.
     private let inbox: RecordChannel
     private let master: RecordChannel
     private let hive: Hive
@@ -150,49 +150,94 @@ final class InboxReader: @unchecked Sendable {
         self.logger = logger
     }
 
+    private enum Received {
+        case record(IPCMessage, descriptor: Int32)
+        case nothing
+        case closed
+    }
+
+    /// Records waiting to be handed to the event loop as one batch.
+    private var deliveries: [IPCMessage] = []
+    static let maxBatch = 256
+
     func run() {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: IPCMessage.maxRecordSize, alignment: 8)
         defer { buffer.deallocate() }
+        while true {
+            // Block for one record, then take what else is already queued without blocking: a burst of
+            // broadcasts reaches the event loop as one batch, and each connection is flushed once for it.
+            var next = receive(blocking: true, buffer: buffer)
+            while true {
+                switch next {
+                case .closed:
+                    handOffDeliveries()
+                    logger.notice("inbox closed; stopping")
+                    let lifecycle = self.lifecycle
+                    hive.eventLoop.execute { lifecycle.stop(closeCode: 1001) }
+                    return
+                case .nothing:
+                    break
+                case .record(let message, let descriptor):
+                    if !handle(message, descriptor: descriptor) { return }
+                }
+                if case .nothing = next { break }
+                if deliveries.count >= Self.maxBatch { break }
+                next = receive(blocking: false, buffer: buffer)
+            }
+            handOffDeliveries()
+        }
+    }
+
+    private func receive(blocking: Bool, buffer: UnsafeMutableRawBufferPointer) -> Received {
+        do {
+            guard let (message, descriptor) = try inbox.receive(blocking: blocking, buffer: buffer) else {
+                return blocking ? .closed : .nothing
+            }
+            return .record(message, descriptor: descriptor)
+        } catch let lost as RecordChannel.DescriptorLost {
+            if case .connection(let id) = lost.message { hive.registry.abandon(id) }
+            logger.warning("a connection was lost on its way to this worker", metadata: ["error": "\(lost)"])
+        } catch {
+            logger.warning("unreadable record in the inbox; skipped", metadata: ["error": "\(error)"])
+        }
+        return blocking ? receive(blocking: true, buffer: buffer) : .nothing
+    }
+
+    private func handOffDeliveries() {
+        guard !deliveries.isEmpty else { return }
+        let batch = deliveries
+        deliveries.removeAll(keepingCapacity: true)
+        let hive = self.hive
+        hive.eventLoop.execute { hive.deliver(batch) }
+    }
+
+    /// Returns false when this thread must stop reading the inbox (the worker retired).
+    private func handle(_ message: IPCMessage, descriptor: Int32) -> Bool {
         let hive = self.hive
         let lifecycle = self.lifecycle
-        while true {
-            let received: (IPCMessage, descriptor: Int32)?
+        switch message {
+        case .connection(let id):
+            adopt(descriptor, id: id)
+        case .push, .broadcast, .disconnect:
+            deliveries.append(message)
+        case .stop(let closeCode):
+            handOffDeliveries()
+            hive.eventLoop.execute { lifecycle.stop(closeCode: closeCode) }
+        case .retire:
+            // Let go of the inbox: everything after this record belongs to the replacement.
+            handOffDeliveries()
+            lifecycle.retire()
             do {
-                received = try inbox.receive(blocking: true, buffer: buffer)
-            } catch let lost as RecordChannel.DescriptorLost {
-                if case .connection(let id) = lost.message { hive.registry.abandon(id) }
-                logger.warning("a connection was lost on its way to this worker", metadata: ["error": "\(lost)"])
-                continue
+                try master.send(.retired(worker: hive.workerID, pid: getpid()), blocking: true)
             } catch {
-                logger.warning("unreadable record in the inbox; skipped", metadata: ["error": "\(error)"])
-                continue
+                logger.error("cannot tell the master this worker retired", metadata: ["error": "\(error)"])
             }
-            guard let (message, descriptor) = received else {
-                logger.notice("inbox closed; stopping")
-                hive.eventLoop.execute { lifecycle.stop(closeCode: 1001) }
-                return
-            }
-            switch message {
-            case .connection(let id):
-                adopt(descriptor, id: id)
-            case .push, .broadcast, .disconnect:
-                hive.eventLoop.execute { hive.deliver(message) }
-            case .stop(let closeCode):
-                hive.eventLoop.execute { lifecycle.stop(closeCode: closeCode) }
-            case .retire:
-                // Let go of the inbox: everything after this record belongs to the replacement.
-                lifecycle.retire()
-                do {
-                    try master.send(.retired(worker: hive.workerID, pid: getpid()), blocking: true)
-                } catch {
-                    logger.error("cannot tell the master this worker retired", metadata: ["error": "\(error)"])
-                }
-                logger.info("retired; serving held connections until told to stop")
-                return
-            case .ready, .retired:
-                logger.warning("unexpected \(message) record in a worker inbox; ignored")
-            }
+            logger.info("retired; serving held connections until told to stop")
+            return false
+        case .ready, .retired:
+            logger.warning("unexpected \(message) record in a worker inbox; ignored")
         }
+        return true
     }
 
     private func adopt(_ fd: Int32, id: ConnectionID) {
