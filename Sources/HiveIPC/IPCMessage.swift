@@ -1,6 +1,7 @@
 /// The records processes exchange over their Unix sockets (SOCK_SEQPACKET: one message per record).
 ///
-/// master -> worker: `connection` (with the socket attached), `stop`, `retire`.
+/// master -> worker: `connection` (with the socket attached), `retire`. (Stopping is SIGTERM: it must reach a
+/// worker that no longer reads its inbox, too.)
 /// worker -> worker: `push`, `broadcast`, `disconnect` (routed straight to the owner, never via the master).
 /// worker -> master: `ready`, `retired`.
 public enum IPCMessage: Sendable, Equatable {
@@ -14,8 +15,6 @@ public enum IPCMessage: Sendable, Equatable {
     case broadcast(frames: [UInt8], messages: Int)
     /// Close one connection owned by the receiving worker with a WebSocket close code (HTTP: just close).
     case disconnect(ConnectionID, code: UInt16, reason: String)
-    /// Stop serving: close WebSocket connections with `closeCode`, finish in-flight HTTP responses, exit.
-    case stop(closeCode: UInt16)
     /// The worker can serve (sent once, after its event loop runs).
     case ready(worker: Int, pid: Int32)
     /// Reload, step 1: stop reading the inbox and stop worker-wide duties (the application's `workerStop`), keep
@@ -25,7 +24,7 @@ public enum IPCMessage: Sendable, Equatable {
     case retired(worker: Int, pid: Int32)
 
     enum Kind: UInt8 {
-        case connection = 1, push, broadcast, disconnect, stop, ready, retire, retired
+        case connection = 1, push, broadcast, disconnect, ready = 6, retire, retired
     }
 
     /// Payloads above this travel in a memfd attached to the record, so one record never exceeds the socket's
@@ -75,9 +74,6 @@ enum IPCCodec {
             append(id.rawValue, to: &out)
             append(UInt64(code), to: &out)
             out += Array(reason.utf8.prefix(123))
-        case .stop(let closeCode):
-            out.append(IPCMessage.Kind.stop.rawValue)
-            append(UInt64(closeCode), to: &out)
         case .ready(let worker, let pid), .retired(let worker, let pid):
             if case .ready = message {
                 out.append(IPCMessage.Kind.ready.rawValue)
@@ -123,9 +119,6 @@ enum IPCCodec {
                 ConnectionID(rawValue: word(record, at: 1)), code: UInt16(truncatingIfNeeded: word(record, at: 9)),
                 reason: reason
             )
-        case .stop:
-            try need(9)
-            return .stop(closeCode: UInt16(truncatingIfNeeded: word(record, at: 1)))
         case .ready, .retired:
             try need(17)
             let worker = Int(word(record, at: 1))

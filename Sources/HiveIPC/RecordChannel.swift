@@ -161,7 +161,6 @@ public struct RecordChannel: Sendable {
         case .push(let id, _, let payload): "a \(payload.count)-byte push to connection \(id)"
         case .broadcast(let frames, let messages): "a broadcast of \(messages) messages (\(frames.count) bytes)"
         case .disconnect(let id, _, _): "a disconnect of connection \(id)"
-        case .stop: "a stop request"
         case .ready(let worker, _): "worker \(worker)'s ready signal"
         case .retire: "a retire request"
         case .retired(let worker, _): "worker \(worker)'s retired signal"

@@ -16,7 +16,6 @@ final class RecordChannelTests: XCTestCase {
             .push(id, opcode: 1, payload: Array("hi".utf8)),
             .broadcast(frames: [0x82, 2, 1, 255], messages: 1),
             .disconnect(id, code: 1008, reason: "bye"),
-            .stop(closeCode: 1001),
             .ready(worker: 3, pid: 4242),
             .retire,
             .retired(worker: 2, pid: 77),

@@ -34,7 +34,7 @@ extension Hive {
             } else {
                 table.channels[id]?.close(promise: nil)
             }
-        case .connection, .stop, .ready, .retire, .retired:
+        case .connection, .ready, .retire, .retired:
             preconditionFailure("\(record) is not a delivery")
         }
     }

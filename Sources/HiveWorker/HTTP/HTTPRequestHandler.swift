@@ -20,7 +20,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let id: ConnectionID
     private let hive: Hive
     private var state = State.idle
-    private var headTimer: Scheduled<Void>?
+    /// When the connection is closed unless something re-arms it (slowloris, stalled body, idle keep-alive).
+    /// One scheduled task per connection re-checks this deadline when it fires, so arming costs a clock read per
+    /// request instead of a timer allocation and a heap insertion.
+    private var deadline = NIODeadline.distantFuture
+    private var timer: Scheduled<Void>?
     private var served = 0
 
     init(id: ConnectionID, hive: Hive) {
@@ -33,15 +37,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        headTimer?.cancel()
-        headTimer = nil
+        timer?.cancel()
+        timer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
-            headTimer?.cancel()
-            headTimer = nil
+            deadline = .distantFuture
             if Self.headSize(head) > hive.limits.maxHeaderSize {
                 return fail(context: context, status: .requestHeaderFieldsTooLarge,
                             message: "request line and headers exceed \(hive.limits.maxHeaderSize) bytes")
@@ -64,8 +67,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             body += chunk.readableBytesView
             state = .receiving(head, body: body)
         case (.end, .receiving(let head, let body)):
-            headTimer?.cancel()
-            headTimer = nil
+            deadline = .distantFuture
             state = .idle
             respond(context: context, head: head, body: body)
         case (_, .failed):
@@ -148,9 +150,25 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func armHeadTimer(context: ChannelHandlerContext, after timeout: TimeAmount) {
-        headTimer?.cancel()
-        let channel = context.channel
-        headTimer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        let newDeadline = NIODeadline.now() + timeout
+        let earlier = newDeadline < deadline
+        deadline = newDeadline
+        if timer == nil || earlier { scheduleTimer(context: context) }
+    }
+
+    private func scheduleTimer(context: ChannelHandlerContext) {
+        timer?.cancel()
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = bound.value
+            handler.timer = nil
+            if handler.deadline == .distantFuture { return }  // disarmed; the next arm schedules again
+            if NIODeadline.now() >= handler.deadline {
+                context.close(promise: nil)
+            } else {
+                handler.scheduleTimer(context: context)  // re-armed meanwhile: wait for the new deadline
+            }
+        }
     }
 
     /// Request line plus headers as they were on the wire (to within a few bytes of separators).

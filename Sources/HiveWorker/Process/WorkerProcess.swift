@@ -220,9 +220,6 @@ final class InboxReader: @unchecked Sendable {
             adopt(descriptor, id: id)
         case .push, .broadcast, .disconnect:
             deliveries.append(message)
-        case .stop(let closeCode):
-            handOffDeliveries()
-            hive.eventLoop.execute { lifecycle.stop(closeCode: closeCode) }
         case .retire:
             // Let go of the inbox: everything after this record belongs to the replacement.
             handOffDeliveries()
