@@ -1,0 +1,269 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct FanoutOptions: Sendable {
+    var target = ConnectTarget()
+    var redis = "redis://127.0.0.1:6379"
+    var channel = "test"
+    var clients = 1000
+    var messages = 100
+    var size = 64
+    /// Messages per second; nil publishes back to back (pipelined on one connection).
+    var rate: Double?
+    var processes = 1
+    var threads = 1
+    var httpIdle = 10
+    /// After the last publish, how long clients may take to receive everything.
+    var drainSeconds = 30.0
+    /// Pause between "every client has its 101" and the first publish.
+    var settleSeconds = 0.1
+    var hivePids: [Int32] = []
+    /// Replaces the computed global timeout (the smoke test's hard bound).
+    var timeoutOverride: Double?
+    /// A check of the checker: publish message 1 twice, never publish message 3, publish 5 before 4. Every client
+    /// must then report exactly 1 duplicate, 1 lost and 1 out-of-order delivery.
+    var injectFaults = false
+
+    init() {}
+
+    init(_ args: Arguments) throws {
+        target.host = try args.loopbackHost()
+        target.port = try args.int("port", default: 9501)
+        target.path = args.string("path", default: "/")
+        target.perAddress = try args.int("per-address", default: 10_000)
+        target.concurrency = try args.int("concurrency", default: 256)
+        redis = args.string("redis", default: redis)
+        channel = args.string("channel", default: channel)
+        clients = try args.int("clients", default: clients)
+        messages = try args.int("messages", default: messages)
+        size = try args.int("size", default: size)
+        rate = try args.optionalDouble("rate")
+        // At most 10,000 connections per generator process: the hard limit is 20,000 descriptors per process.
+        processes = try args.int("processes", default: max(1, (clients + 9_999) / 10_000))
+        threads = try args.int("threads", default: 1)
+        httpIdle = try args.int("http-idle", default: httpIdle)
+        drainSeconds = try args.double("drain", default: drainSeconds)
+        settleSeconds = try args.double("settle", default: settleSeconds)
+        hivePids = try args.pids("hive-pids")
+        timeoutOverride = try args.optionalDouble("timeout")
+        injectFaults = args.flag("inject-faults")
+        try validate()
+    }
+
+    func validate() throws {
+        guard clients >= 1, messages >= 1, !injectFaults || messages >= 6 else { throw Arguments.UsageError(description: "--clients and --messages must be >= 1") }
+        guard size >= Payload.minimumSize else {
+            throw Arguments.UsageError(description: "--size must be at least \(Payload.minimumSize) (sequence + timestamp)")
+        }
+        if let rate, rate <= 0 { throw Arguments.UsageError(description: "--rate must be > 0") }
+        guard processes >= 1, (clients + processes - 1) / processes <= 18_000 else {
+            throw Arguments.UsageError(description: "\(clients) clients need more than \(processes) process(es): 20,000 files per process")
+        }
+    }
+
+    /// Connecting is the slow part of a big run: budget 30 s plus 2 ms per client.
+    var connectBudget: Double { 30 + Double(clients) * 0.002 }
+    var publishBudget: Double { rate.map { Double(messages) / $0 } ?? 10 }
+    /// The whole run can never take longer than this (SIGALRM ends it, and its shards with it).
+    var globalTimeout: Double { timeoutOverride ?? (connectBudget + 15 + publishBudget + drainSeconds + 30) }
+}
+
+/// `hive-bench fanout`: K shard processes hold the WebSocket clients; this process publishes on Redis and adds up.
+enum Fanout {
+    static func run(_ o: FanoutOptions) throws -> FanoutReport {
+        armGlobalTimeout(seconds: o.globalTimeout)
+        var report = FanoutReport()
+        report.clients = o.clients
+        report.messages = o.messages
+        report.size = o.size
+        let runID = UInt32.random(in: 1...UInt32.max)
+
+        var shardOptions = ShardOptions()
+        shardOptions.role = "fanout"
+        shardOptions.target = o.target
+        shardOptions.clients = o.clients
+        shardOptions.messages = o.messages
+        shardOptions.size = o.size
+        shardOptions.runID = runID
+        shardOptions.threads = o.threads
+        shardOptions.timeout = o.globalTimeout
+        let shards = try ShardGroup(options: shardOptions, processes: o.processes)
+        report.processes = shards.shards.count
+
+        // 1. Every client connected (or given up on).
+        let connected = try shards.collect("connected", until: Clock.now() + UInt64(o.connectBudget * 1e9))
+        for c in connected {
+            report.connected += c.connected ?? 0
+            report.connectFailed += c.failed ?? 0
+            report.connectRetried += c.retried ?? 0
+            report.connectSeconds = max(report.connectSeconds, c.connectSeconds ?? 0)
+            for e in c.errors ?? [] where report.connectErrors.count < 5 && !report.connectErrors.contains(e) {
+                report.connectErrors.append(e)
+            }
+        }
+
+        // 2. The favicon keep-alive connections, 3. Hive's subscription in place.
+        let probe = HTTPIdleProbe(host: o.target.host, port: o.target.port, count: o.httpIdle)
+        let redis = try RedisPublisher(url: o.redis)
+        let subscribedBy = Clock.now() + 10_000_000_000
+        var subscribers = try redis.subscribers(of: o.channel)
+        while subscribers < 1 && Clock.now() < subscribedBy {
+            Clock.sleep(seconds: 0.02)
+            subscribers = try redis.subscribers(of: o.channel)
+        }
+        guard subscribers >= 1 else {
+            throw Arguments.UsageError(description: "nobody subscribes to \"\(o.channel)\" on \(o.redis) after 10 s: is hive using this Redis?")
+        }
+        Clock.sleep(seconds: o.settleSeconds)
+
+        // 4. The window: CPU of everyone at its start, shards note theirs.
+        let hivePids = ProcFS.withChildren(o.hivePids)
+        let hiveCPUBefore = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+        let redisCPUBefore = redis.serverCPU()
+        shards.broadcast("go")
+        _ = try shards.collect("going", until: Clock.now() + 10_000_000_000)
+        let windowStart = Clock.now()
+        let selfCPUBefore = CPUTime.ofSelf()
+
+        // 5. Publish.
+        report.publish = try publish(o, runID: runID, on: redis)
+        let firstPublish = report.publish.firstStamp
+
+        // 6. Wait for the shards to see everything (or the drain deadline).
+        shards.broadcast("end \(Clock.now() + UInt64(o.drainSeconds * 1e9))")
+        let results = try shards.collect("result", until: Clock.now() + UInt64((o.drainSeconds + 20) * 1e9))
+        let windowSeconds = Double(Clock.now() - windowStart) / 1e9
+        let selfCPUWindow = CPUTime.ofSelf() - selfCPUBefore
+        let hiveCPUAfter = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+        let redisCPUAfter = redis.serverCPU()
+        report.http = probe.check()
+
+        var tally = FanoutTally()
+        var busiest = 0.0
+        var shardCPU = 0.0
+        for r in results {
+            if let t = r.tally { tally.add(t) }
+            let cpu = r.cpuWindow?.total ?? 0
+            shardCPU += cpu
+            busiest = max(busiest, cpu / max(r.windowSeconds ?? windowSeconds, 1e-9))
+            report.timedOut = report.timedOut || (r.timedOut ?? false)
+            report.generatorRSSPerProcessMB.append(Double(r.rss ?? 0) / 1_048_576)
+        }
+        for (shard, outcome) in zip(shards.shards, shards.reapAll()) where outcome != "exit status 0" {
+            report.problems.append("shard \(shard.index) \(outcome)")
+        }
+
+        report.expectedDeliveries = UInt64(report.connected) * UInt64(o.messages)
+        report.deliveries = tally.unique
+        report.lost = report.expectedDeliveries - min(report.expectedDeliveries, tally.unique)
+        report.duplicated = tally.duplicates
+        report.outOfOrder = tally.outOfOrder
+        report.corrupt = tally.corrupt
+        report.foreign = tally.foreign
+        report.closedDuringRun = tally.closedEarly
+        report.completeClients = tally.complete
+        report.latency = LatencyHistogram(tally.latency).summary
+        if tally.lastReceive > firstPublish {
+            report.deliverySeconds = Double(tally.lastReceive - firstPublish) / 1e9
+            report.deliveriesPerSecond = (Double(tally.unique) / report.deliverySeconds).rounded()
+        }
+
+        var cpu = CPUShare()
+        cpu.windowSeconds = windowSeconds
+        cpu.generatorCores = (shardCPU + selfCPUWindow.total) / windowSeconds
+        cpu.busiestGeneratorProcessCores = max(busiest, selfCPUWindow.total / windowSeconds)
+        cpu.generatorThreadsPerProcess = o.threads
+        if !hivePids.isEmpty { cpu.hiveCores = (hiveCPUAfter - hiveCPUBefore) / windowSeconds }
+        if let a = redisCPUAfter, let b = redisCPUBefore { cpu.redisCores = (a - b) / windowSeconds }
+        cpu.machineCores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        cpu.generatorTotal = CPUTime.ofSelf() + CPUTime.ofChildren()
+        cpu.judge()
+        report.cpu = cpu
+
+        judge(&report)
+        return report
+    }
+
+    static func judge(_ r: inout FanoutReport) {
+        if r.connectFailed > 0 { r.problems.append("\(r.connectFailed) clients could not connect: \(r.connectErrors.joined(separator: " | "))") }
+        if r.lost > 0 { r.problems.append("\(r.lost) deliveries lost") }
+        if r.duplicated > 0 { r.problems.append("\(r.duplicated) deliveries duplicated") }
+        if r.outOfOrder > 0 { r.problems.append("\(r.outOfOrder) deliveries out of order") }
+        if r.corrupt > 0 { r.problems.append("\(r.corrupt) corrupt deliveries") }
+        if r.closedDuringRun > 0 { r.problems.append("\(r.closedDuringRun) clients closed by the server during the run") }
+        if r.http.receivedAnything > 0 { r.problems.append("\(r.http.receivedAnything) plain HTTP connections received \(r.http.bytes) bytes") }
+        if !r.http.setupErrors.isEmpty { r.problems.append("HTTP probe: \(r.http.setupErrors.first!)") }
+        if r.publish.errors > 0 { r.problems.append("\(r.publish.errors) PUBLISH errors") }
+        if r.publish.receiversMin != 1 || r.publish.receiversMax != 1 {
+            r.problems.append("PUBLISH reached \(r.publish.receiversMin)...\(r.publish.receiversMax) subscribers (expected 1)")
+        }
+        if r.latency.negative > 0 { r.problems.append("\(r.latency.negative) deliveries received before they were published") }
+        r.ok = r.problems.isEmpty
+    }
+
+    /// Publishes `messages` payloads, each stamped with the monotonic clock just before its bytes are written.
+    /// Back to back: batches of 32 commands per write, replies read at the end (Redis buffers them). Paced: one
+    /// command at each tick of an absolute schedule (no drift), its reply read before the next tick.
+    static func publish(_ o: FanoutOptions, runID: UInt32, on redis: RedisPublisher) throws -> PublishStats {
+        var stats = PublishStats()
+        stats.messages = o.messages
+        stats.targetRate = o.rate
+        stats.mode = o.rate == nil ? "back-to-back" : "paced"
+        let channel = Array(o.channel.utf8)
+        let command = Array("PUBLISH".utf8)
+        var payload: [UInt8] = []
+        payload.reserveCapacity(o.size)
+        var first: UInt64 = 0
+        var receivers: [Int] = []
+        receivers.reserveCapacity(o.messages)
+
+        var sequences = Array(0..<o.messages)
+        if o.injectFaults {
+            sequences = [0, 1, 1, 2, 5, 4] + Array(6..<o.messages)
+        }
+        stats.messages = sequences.count
+
+        func record(_ reply: RedisPublisher.Reply) {
+            if case .integer(let n) = reply { receivers.append(n) } else { stats.errors += 1 }
+        }
+
+        if let rate = o.rate {
+            let interval = 1e9 / rate
+            let start = Clock.now() + 1_000_000
+            for (i, sequence) in sequences.enumerated() {
+                Clock.sleep(until: start + UInt64(Double(i) * interval))
+                var bytes: [UInt8] = []
+                payload.removeAll(keepingCapacity: true)
+                let stamp = Clock.now()
+                if i == 0 { first = stamp }
+                Payload.encode(runID: runID, sequence: UInt32(sequence), publishedAt: stamp, size: o.size, into: &payload)
+                RedisPublisher.encode([command, channel, payload], into: &bytes)
+                try redis.send(bytes)
+                record(try redis.readReply())
+            }
+            stats.seconds = Double(Clock.now() - first) / 1e9
+        } else {
+            var i = 0
+            while i < sequences.count {
+                var bytes: [UInt8] = []
+                for _ in 0..<min(32, sequences.count - i) {
+                    payload.removeAll(keepingCapacity: true)
+                    let stamp = Clock.now()
+                    if i == 0 { first = stamp }
+                    Payload.encode(runID: runID, sequence: UInt32(sequences[i]), publishedAt: stamp, size: o.size, into: &payload)
+                    RedisPublisher.encode([command, channel, payload], into: &bytes)
+                    i += 1
+                }
+                try redis.send(bytes)
+            }
+            stats.seconds = Double(Clock.now() - first) / 1e9
+            for _ in 0..<sequences.count { record(try redis.readReply()) }
+        }
+        stats.firstStamp = first
+        stats.achievedRate = stats.seconds > 0 ? (Double(sequences.count - 1) / stats.seconds).rounded() : 0
+        stats.receiversMin = receivers.min() ?? 0
+        stats.receiversMax = receivers.max() ?? 0
+        return stats
+    }
+}

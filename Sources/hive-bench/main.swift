@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// hive-bench: the load generator of scripts/bench.sh (see `hive-bench help`). Exit status: 0 when the run completed
+// and every check passed (nothing lost, duplicated, out of order; no bytes on plain HTTP connections), 1 when it
+// completed with problems (the JSON says which), 2 when it could not run, 124 on its global timeout.
+
+let usage = """
+    usage: hive-bench <subcommand> [options]
+
+      fanout    --port P --redis redis://127.0.0.1:PORT --clients N --messages M [--size 64] [--rate R]
+                [--processes K] [--threads T] [--http-idle 10] [--drain 30] [--hive-pids PID,...] [--json]
+                N WebSocket clients on "/" (K processes, sources 127.0.0.2, .3, … 10,000 each); M messages
+                PUBLISHed on "test" back to back or at R/s; exactly-once, order and publish->receive latency.
+      roundtrip --port P [--clients 100] [--messages 1000] [--size 64] [--hive-pids …] [--json]
+                each client sends on /echo and waits for its echo before the next message.
+      idle      --port P --clients N --hive-pids MASTER[,…] [--processes K] [--json]
+                RSS of hive (master + workers, summed) before and after N idle WebSocket connections.
+      smoke     --port P --redis URL   (also: --smoke)
+                200 clients, 50 messages, 2 processes, 10 plain HTTP connections; exits 1 on any loss,
+                duplicate, reordering or byte on an HTTP connection; never runs over 60 s.
+
+    Everything stays on 127.0.0.x. Output: a summary on stderr; with --json, the full report on stdout.
+    """
+
+signal(SIGPIPE, SIG_IGN)
+
+func finish(ok: Bool, json: String, text: String, asJSON: Bool) -> Never {
+    writeAll(2, Array((text + "\n").utf8))
+    if asJSON { writeAll(1, Array((json + "\n").utf8)) }
+    exit(ok ? 0 : 1)
+}
+
+do {
+    let args = try Arguments(CommandLine.arguments)
+    switch args.command {
+    case "fanout":
+        let report = try Fanout.run(try FanoutOptions(args))
+        finish(ok: report.ok, json: Output.json(report), text: Output.text(report), asJSON: args.flag("json"))
+    case "roundtrip":
+        let report = try Roundtrip.run(try RoundtripOptions(args))
+        finish(ok: report.ok, json: Output.json(report), text: Output.text(report), asJSON: args.flag("json"))
+    case "idle":
+        let report = try Idle.run(try IdleOptions(args))
+        finish(ok: report.ok, json: Output.json(report), text: Output.text(report), asJSON: args.flag("json"))
+    case "smoke":
+        // Small enough for a test suite (a few seconds), and still every path: two shard processes, the payload
+        // checks, pipelined PUBLISH and the plain-HTTP probe. The drain and connect budgets are short on purpose.
+        var options = try FanoutOptions(args)
+        if !args.has("clients") { options.clients = 200 }
+        if !args.has("messages") { options.messages = 50 }
+        if !args.has("processes") { options.processes = 2 }
+        if !args.has("drain") { options.drainSeconds = 5 }
+        if !args.has("timeout") { options.timeoutOverride = 60 }
+        try options.validate()
+        let report = try Fanout.run(options)
+        finish(ok: report.ok, json: Output.json(report), text: Output.text(report), asJSON: args.flag("json"))
+    case "shard":
+        Shard.run(try ShardOptions(args))
+    case "help":
+        writeAll(1, Array((usage + "\n").utf8))
+        exit(0)
+    default:
+        throw Arguments.UsageError(description: "unknown subcommand \"\(args.command)\"")
+    }
+} catch {
+    logLine("error: \(error)")
+    exit(2)
+}
