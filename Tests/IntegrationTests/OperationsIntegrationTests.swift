@@ -122,6 +122,24 @@ final class OperationsIntegrationTests: HiveTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/hive.sock"))
     }
 
+    func testDisconnect_closesAWebSocketWithTheCode_andAnHTTPConnection() throws {
+        let (hive, port) = try startHive(workers: 2, ["--dispatch", "round-robin"])
+        let dir = runDir(hive)
+        let socket = try WebSocketTestClient(port: port)
+        let socketID = try connectionID(of: socket)
+        let http = try HTTPTestClient(port: port)
+        let httpID = try XCTUnwrap(try http.request(path: "/hello").header("X-Hive-Connection"))
+
+        let closed = try HiveCLI.run(["disconnect", String(socketID), "--code", "4000", "--run-dir", dir])
+        XCTAssertEqual(closed.status, 0, closed.stderr)
+        XCTAssertEqual(try socket.receiveMessage(), .close(code: 4000, reason: "disconnected by an operator"))
+        XCTAssertEqual(try HiveCLI.run(["disconnect", httpID, "--run-dir", dir]).status, 0)
+        XCTAssertTrue(http.isClosedByPeer(within: 2))
+        let unknown = try HiveCLI.run(["disconnect", "77", "--run-dir", dir])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.stderr.contains("connection 77 does not exist"), unknown.stderr)
+    }
+
     func testStatus_withNothingRunning_exits1WithOneClearLine() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hive-none-\(UUID().uuidString)").path
         for command in [["status"], ["connections"], ["stop"], ["reload"], ["push", "1", "x"]] {
