@@ -5,12 +5,25 @@ import NIOWebSocket
 // Delivery of records addressed to this worker's connections: from its own hooks, or from other workers' inbox
 // records. Always on the event loop.
 extension Hive {
-    /// Delivers records in order and flushes each connection they touched once, at the end: a burst of messages
-    /// becomes one write (one writev) per connection, not one per message.
+    /// Delivers records in order; each connection they touched is flushed once, after every delivery already
+    /// queued on the loop: a burst of messages becomes one write (one writev) per connection, not one per message.
     func deliver(_ records: [IPCMessage]) {
         eventLoop.preconditionInEventLoop()
         for record in records { deliver(record, flush: false) }
-        table.flushPending()
+        deferFlush()
+    }
+
+    /// Schedules one flush of every connection written without a flush. It runs after the tasks already queued on
+    /// the event loop, so when the loop is behind (messages arriving faster than one pass over all connections),
+    /// the messages that piled up go out together: the cost per message falls exactly when it has to. When the loop
+    /// is idle it runs at once, so it adds no latency.
+    func deferFlush() {
+        guard !table.flushScheduled else { return }
+        table.flushScheduled = true
+        eventLoop.execute {
+            self.table.flushScheduled = false
+            self.table.flushPending()
+        }
     }
 
     func deliver(_ record: IPCMessage, flush: Bool = true) {

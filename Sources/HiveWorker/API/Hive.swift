@@ -75,7 +75,8 @@ public final class Hive: @unchecked Sendable {
         let count = messages.count
         onLoop {
             guard !self.table.sessions.isEmpty else { return }
-            self.table.broadcast(encodedFrames: frames, messages: count, flush: true)
+            self.table.broadcast(encodedFrames: frames, messages: count, flush: false)
+            self.deferFlush()
         }
     }
 

@@ -9,8 +9,10 @@ final class ConnectionTable {
     private(set) var sessions: [ConnectionID: WebSocketSession] = [:]
     /// Called when the last connection is gone (used while stopping).
     var onEmpty: (() -> Void)?
-    /// Sessions written without a flush in the current batch.
+    /// Sessions written without a flush, waiting for the deferred flush.
     private var unflushed: [WebSocketSession] = []
+    /// Whether a deferred flush is queued on the event loop (`Hive.deferFlush`).
+    var flushScheduled = false
 
     func add(_ id: ConnectionID, channel: Channel) { channels[id] = channel }
 
