@@ -120,6 +120,7 @@ enum Fanout {
         // 4. The window: CPU of everyone at its start, shards note theirs.
         let hivePids = ProcFS.withChildren(o.hivePids)
         let hiveCPUBefore = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+        let machineBefore = ProcFS.machineBusy()
         let redisCPUBefore = redis.serverCPU()
         shards.broadcast("go")
         _ = try shards.collect("going", until: Clock.now() + 10_000_000_000)
@@ -132,22 +133,26 @@ enum Fanout {
 
         // 6. Wait for the shards to see everything (or the drain deadline).
         shards.broadcast("end \(Clock.now() + UInt64(o.drainSeconds * 1e9))")
-        let results = try shards.collect("result", until: Clock.now() + UInt64((o.drainSeconds + 20) * 1e9))
+        let completions = try shards.collect("complete", until: Clock.now() + UInt64((o.drainSeconds + 20) * 1e9))
         let windowSeconds = Double(Clock.now() - windowStart) / 1e9
         let selfCPUWindow = CPUTime.ofSelf() - selfCPUBefore
         let hiveCPUAfter = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+        let machineAfter = ProcFS.machineBusy()
         let redisCPUAfter = redis.serverCPU()
+        let results = try shards.collect("result", until: Clock.now() + 20_000_000_000)
         report.http = probe.check()
 
         var tally = FanoutTally()
         var busiest = 0.0
         var shardCPU = 0.0
+        for c in completions {
+            let cpu = c.cpuWindow?.total ?? 0
+            shardCPU += cpu
+            busiest = max(busiest, cpu / max(c.windowSeconds ?? windowSeconds, 1e-9))
+            report.timedOut = report.timedOut || (c.timedOut ?? false)
+        }
         for r in results {
             if let t = r.tally { tally.add(t) }
-            let cpu = r.cpuWindow?.total ?? 0
-            shardCPU += cpu
-            busiest = max(busiest, cpu / max(r.windowSeconds ?? windowSeconds, 1e-9))
-            report.timedOut = report.timedOut || (r.timedOut ?? false)
             report.generatorRSSPerProcessMB.append(Double(r.rss ?? 0) / 1_048_576)
         }
         for (shard, outcome) in zip(shards.shards, shards.reapAll()) where outcome != "exit status 0" {
@@ -177,6 +182,7 @@ enum Fanout {
         if !hivePids.isEmpty { cpu.hiveCores = (hiveCPUAfter - hiveCPUBefore) / windowSeconds }
         if let a = redisCPUAfter, let b = redisCPUBefore { cpu.redisCores = (a - b) / windowSeconds }
         cpu.machineCores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        if let a = machineAfter, let b = machineBefore { cpu.machineBusyCores = (a - b) / windowSeconds }
         cpu.generatorTotal = CPUTime.ofSelf() + CPUTime.ofChildren()
         cpu.judge()
         report.cpu = cpu

@@ -86,6 +86,7 @@ enum Idle {
         shards.broadcast("go")
         _ = try shards.collect("going", until: Clock.now() + 10_000_000_000)
         shards.broadcast("end \(Clock.now())")
+        _ = try shards.collect("complete", until: Clock.now() + 20_000_000_000)
         let results = try shards.collect("result", until: Clock.now() + 20_000_000_000)
         var generatorRSS = 0
         for r in results {

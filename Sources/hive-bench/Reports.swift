@@ -14,6 +14,8 @@ struct CPUShare: Codable, Sendable {
     /// redis-server (INFO cpu), for fan-out runs.
     var redisCores: Double?
     var machineCores = 0
+    /// Everything the machine did in the window (from /proc/stat, softirq included), in cores.
+    var machineBusyCores: Double?
     /// Whole run, as getrusage reports it: RUSAGE_SELF of the coordinator plus RUSAGE_CHILDREN (its reaped shards).
     var generatorTotal = CPUTime.zero
     var generatorBottleneck = false
@@ -21,7 +23,7 @@ struct CPUShare: Codable, Sendable {
 
     mutating func judge() {
         let busiest = busiestGeneratorProcessCores / Double(max(1, generatorThreadsPerProcess))
-        let used = generatorCores + (hiveCores ?? 0) + (redisCores ?? 0)
+        let used = machineBusyCores ?? (generatorCores + (hiveCores ?? 0) + (redisCores ?? 0))
         var notes: [String] = []
         if busiest >= 0.85 {
             generatorBottleneck = true
@@ -29,7 +31,7 @@ struct CPUShare: Codable, Sendable {
                                 busiestGeneratorProcessCores, generatorThreadsPerProcess))
         }
         if machineCores > 0, used >= 0.85 * Double(machineCores) {
-            notes.append(String(format: "the machine was CPU-bound (%.2f of %d cores busy; generator %.0f%% of that)",
+            notes.append(String(format: "the machine was CPU-bound (%.2f of %d cores busy; generator processes %.0f%% of that)",
                                 used, machineCores, 100 * generatorCores / max(used, 1e-9)))
         }
         note = notes.joined(separator: "; ")
@@ -162,6 +164,7 @@ enum Output {
         var parts = [String(format: "generator %.2f cores (busiest process %.2f)", c.generatorCores, c.busiestGeneratorProcessCores)]
         if let h = c.hiveCores { parts.append(String(format: "hive %.2f", h)) }
         if let r = c.redisCores { parts.append(String(format: "redis %.2f", r)) }
+        if let m = c.machineBusyCores { parts.append(String(format: "machine busy %.2f of %d", m, c.machineCores)) }
         parts.append(String(format: "generator total %.2f s", c.generatorTotal.total))
         return parts.joined(separator: ", ") + (c.note.isEmpty ? "" : "\n  note: \(c.note)")
     }

@@ -69,6 +69,7 @@ enum Roundtrip {
 
         let hivePids = ProcFS.withChildren(o.hivePids)
         let hiveCPUBefore = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+        let machineBefore = ProcFS.machineBusy()
         let cpuBefore = CPUTime.ofSelf()
         let start = Clock.now()
         for channel in summary.channels { channel.pipeline.fireUserInboundEventTriggered(StartSending()) }
@@ -83,6 +84,7 @@ enum Roundtrip {
         let windowSeconds = Double(Clock.now() - start) / 1e9
         let cpuWindow = CPUTime.ofSelf() - cpuBefore
         let hiveCPUAfter = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+        let machineAfter = ProcFS.machineBusy()
 
         var latency = LatencyHistogram()
         var lastReceive: UInt64 = 0
@@ -111,6 +113,7 @@ enum Roundtrip {
         cpu.generatorThreadsPerProcess = o.threads
         if !hivePids.isEmpty { cpu.hiveCores = (hiveCPUAfter - hiveCPUBefore) / windowSeconds }
         cpu.machineCores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        if let a = machineAfter, let b = machineBefore { cpu.machineBusyCores = (a - b) / windowSeconds }
         cpu.generatorTotal = CPUTime.ofSelf() + CPUTime.ofChildren()
         cpu.judge()
         report.cpu = cpu

@@ -59,10 +59,14 @@ enum Shard {
                 Clock.sleep(seconds: 0.005)
             }
         }
-        // CPU and wall time stop when the last client is complete; then a short linger so that a late duplicate (a
-        // second subscriber, a replayed write) is still counted before the tally is taken.
+        // The window ends when the last client is complete: say so at once (the coordinator samples hive's and
+        // Redis' CPU then), and linger a moment before the tally so a late duplicate (a second subscriber, a replayed
+        // write) is still counted.
         let cpuNow = CPUTime.ofSelf()
-        let windowSeconds = Double(Clock.now() - wallAtGo) / 1e9
+        emit(ShardMessage(
+            type: "complete", shard: options.shard, cpuWindow: cpuNow - cpuAtGo, cpuTotal: cpuNow,
+            windowSeconds: Double(Clock.now() - wallAtGo) / 1e9, timedOut: timedOut
+        ))
         if options.messages > 0 && !timedOut { Clock.sleep(seconds: 0.25) }
         var result = FanoutTally()
         for loop in loops {
@@ -71,8 +75,7 @@ enum Shard {
         }
         emit(ShardMessage(
             type: "result", shard: options.shard, clients: options.clients, connected: summary.channels.count,
-            tally: result, cpuWindow: cpuNow - cpuAtGo, cpuTotal: cpuNow,
-            windowSeconds: windowSeconds, rss: ProcFS.selfRSS(), timedOut: timedOut
+            tally: result, rss: ProcFS.selfRSS()
         ))
         // No orderly shutdown: exiting closes every socket at once, which is all a finished shard needs.
         _exit(0)

@@ -12,7 +12,9 @@ import Foundation
 ///     shard -> {"type":"going"}
 ///     coord -> end <deadline ns>           publishing is over: report when every client has every message, or at the
 ///                                          deadline (CLOCK_MONOTONIC)
-///     shard -> {"type":"result",...}       and exits
+///     shard -> {"type":"complete",...}     every client has every message (or the deadline passed): the end of
+///                                          the window, with the shard's CPU time over it
+///     shard -> {"type":"result",...}       the tally, 250 ms later (late duplicates still count), and exits
 struct ShardMessage: Codable, Sendable {
     var type: String
     var shard: Int

@@ -102,13 +102,44 @@ enum ProcFS {
         return count
     }
 
-    /// utime + stime of a process in seconds (field 14 and 15 of /proc/<pid>/stat).
+    /// CPU seconds of a process, all its threads: the first field of /proc/<pid>/task/*/schedstat is nanoseconds on
+    /// a CPU (exact, where /proc/<pid>/stat counts 10 ms ticks, too coarse for a 0.2 s window). Falls back to stat.
     static func cpu(_ pid: Int32) -> Double? {
+        if let dir = opendir("/proc/\(pid)/task") {
+            defer { closedir(dir) }
+            var total: UInt64 = 0
+            var found = false
+            while let entry = readdir(dir) {
+                let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard Int32(tid) != nil, let text = read("/proc/\(pid)/task/\(tid)/schedstat"),
+                    let ns = text.split(separator: " ").first.flatMap({ UInt64($0) })
+                else { continue }
+                total += ns
+                found = true
+            }
+            if found { return Double(total) / 1e9 }
+        }
+        return statCPU(pid)
+    }
+
+    /// utime + stime of a process in seconds (field 14 and 15 of /proc/<pid>/stat).
+    static func statCPU(_ pid: Int32) -> Double? {
         guard let stat = read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
         // Fields after the command name (which may contain spaces) start at field 3 (state).
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// CPU seconds the whole machine spent busy (everything but idle and iowait, softirq included), from /proc/stat:
+    /// loopback TCP work done in softirq is charged to no process, so per-process sums under-state a saturated box.
+    static func machineBusy() -> Double? {
+        guard let line = read("/proc/stat")?.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+        let ticks = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard ticks.count >= 5 else { return nil }
+        // user nice system idle iowait irq softirq steal (guest time is already inside user).
+        let busy = ticks.prefix(8).enumerated().filter { $0.offset != 3 && $0.offset != 4 }.reduce(0) { $0 + $1.element }
+        return busy / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Direct children of a process, from /proc/<pid>/task/*/children.

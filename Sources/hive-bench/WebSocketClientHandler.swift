@@ -80,8 +80,10 @@ final class WebSocketClientHandler<Behaviour: ClientBehaviour>: ChannelInboundHa
     }
 
     private func process(_ buffer: inout ByteBuffer, context: ChannelHandlerContext, now: UInt64) {
-        if state == .handshaking {
-            guard readHandshake(&buffer, context: context) else { return }
+        if state == .handshaking, !readHandshake(&buffer, context: context) {
+            // The response head arrived in pieces: keep what came so far.
+            if state == .handshaking, buffer.readableBytes > 0 { pending = buffer }
+            return
         }
         while state == .open, buffer.readableBytes >= 2 {
             guard readFrame(&buffer, context: context, now: now) else { break }

@@ -1,0 +1,568 @@
+#!/usr/bin/env bash
+# Hive benchmark: every scenario of the performance issue, 3 runs each, median and spread (min-max) per figure.
+#
+#   scripts/bench.sh                 full run: about 2.5 minutes on 2 cores, plus the release build (~3 min when cold)
+#   BENCH_QUICK=1 scripts/bench.sh   each scenario once at reduced sizes (about 20 s; for development)
+#   BENCH_RUNS=5 scripts/bench.sh    more runs per scenario
+#   BENCH_ONLY="roundtrip idle_10k" scripts/bench.sh   a subset (scenario names as in the table)
+#
+# It builds release, starts its own redis-server and its own `hive start` (release, 2 workers) on free loopback
+# ports, drives them with .build/release/hive-bench (Sources/hive-bench) and Debian's wrk, and writes everything under
+# .build/bench/<UTC time>/: one JSON per run (*.runN.json), the generator's stderr (*.runN.log), `hive status --json`
+# before and after each run, the exact commands (commands.txt), the machine (machine.txt) and the table (summary.md).
+#
+# Generator, server and Redis share the machine's 2 cores: each run reports the generator's CPU (getrusage of itself
+# and its shard processes), hive's and Redis' CPU over the same window, and flags runs where the generator was the
+# bottleneck. Only 127.0.0.x is used. Every wait is bounded; only processes started here are stopped (by pid).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+QUICK=${BENCH_QUICK:-0}
+RUNS=${BENCH_RUNS:-3}
+[[ "$QUICK" == 1 ]] && RUNS=1
+ONLY=${BENCH_ONLY:-}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT="$ROOT/.build/bench/$STAMP"
+mkdir -p "$OUT"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/hive-bench.XXXXXX")
+HIVE="$ROOT/.build/release/hive"
+GEN="$ROOT/.build/release/hive-bench"
+REDIS_PID=""
+REDIS_PORT=""
+HIVE_PID=""
+HIVE_PORT=""
+HIVE_RUN_DIR=""
+CHILD_PID=""
+STARTED=$(date +%s)
+
+log() { echo "bench: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Records the exact command line in commands.txt, then runs it.
+record() {
+  printf '%q ' "$@" >>"$OUT/commands.txt"
+  echo >>"$OUT/commands.txt"
+}
+
+stop_pid() { # pid, seconds before SIGKILL
+  local pid=$1 limit=$2 i
+  [[ -n "$pid" ]] || return 0
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < limit * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "pid $pid did not stop in ${limit}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+stop_hive() {
+  stop_pid "$HIVE_PID" 15
+  HIVE_PID=""
+}
+
+stop_redis() {
+  stop_pid "$REDIS_PID" 10
+  REDIS_PID=""
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  stop_pid "$CHILD_PID" 5 # a generator or wrk run in progress (its shards exit when it does)
+  stop_hive
+  stop_redis
+  rm -rf "$TMP"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free port outside the ephemeral range (32768-60999), so no client socket can take it between the check and bind.
+free_port() {
+  python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    port = random.randint(20000, 30000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free port in 20000-30000")
+PY
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preparation: tools, limits, build, machine.
+
+command -v redis-server >/dev/null || die "redis-server is not installed (make deps)"
+command -v python3 >/dev/null || die "python3 is needed to aggregate results"
+if ! command -v wrk >/dev/null; then
+  log "installing wrk (apt-get install -y wrk)"
+  (apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }) ||
+    die "cannot install wrk"
+fi
+
+# Each generator process holds at most 10,000 connections; each hive worker up to 15,000 in the 30k scenario.
+hard=$(ulimit -Hn)
+[[ "$hard" == unlimited ]] && hard=1048576
+ulimit -n "$hard" || true
+soft=$(ulimit -n)
+((soft >= 12000)) || die "ulimit -n is $soft: the generator needs 12,000 descriptors per process (10,000 connections each)"
+CAN_30K=1
+if ((soft < 16500)); then
+  CAN_30K=0
+  log "ulimit -n is $soft: skipping the 30k scenario (2 hive workers need about 15,000 descriptors each)"
+fi
+
+log "building release (swift build -c release) ..."
+record swift build -c release
+swift build -c release >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log" >&2; die "release build failed (see $OUT/build.log)"; }
+[[ -x "$HIVE" && -x "$GEN" ]] || die "release binaries missing after the build"
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "nproc: $(nproc)"
+  echo "kernel: $(uname -r)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "memory: $(grep MemTotal /proc/meminfo | awk '{printf "%.1f GiB", $2/1048576}')"
+  echo "swift: $(swift --version 2>&1 | head -1)"
+  echo "redis: $(redis-server --version | head -1)"
+  echo "wrk: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+  echo "ulimit -n: $soft"
+  echo "runs per scenario: $RUNS (quick: $QUICK)"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+# ---------------------------------------------------------------------------------------------------------------
+# Services: our own redis-server and hive, started and stopped by pid.
+
+start_redis() {
+  REDIS_PORT=$(free_port)
+  local cmd=(redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no
+    --logfile "$OUT/redis.log")
+  record "${cmd[@]}"
+  "${cmd[@]}" &
+  REDIS_PID=$!
+  local i
+  for ((i = 0; i < 100; i++)); do
+    port_open "$REDIS_PORT" && { log "redis-server pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"; return 0; }
+    kill -0 "$REDIS_PID" 2>/dev/null || die "redis-server exited (see $OUT/redis.log)"
+    sleep 0.1
+  done
+  die "redis-server did not listen on $REDIS_PORT within 10 s"
+}
+
+start_hive() { # name of the scenario (for the log file)
+  stop_hive
+  HIVE_PORT=$(free_port)
+  HIVE_RUN_DIR="$TMP/run-$HIVE_PORT"
+  local logfile="$OUT/hive-$1-$HIVE_PORT.log"
+  local cmd=("$HIVE" start --port "$HIVE_PORT" --workers 2 --run-dir "$HIVE_RUN_DIR"
+    --redis "redis://127.0.0.1:$REDIS_PORT" --max-connections 40000 --log-level notice)
+  record "${cmd[@]}"
+  "${cmd[@]}" >"$logfile" 2>&1 &
+  HIVE_PID=$!
+  local i
+  for ((i = 0; i < 300; i++)); do
+    if grep -qw ready "$logfile" 2>/dev/null; then
+      log "hive pid $HIVE_PID ready on 127.0.0.1:$HIVE_PORT"
+      return 0
+    fi
+    kill -0 "$HIVE_PID" 2>/dev/null || { tail -20 "$logfile" >&2; die "hive exited before it was ready"; }
+    sleep 0.05
+  done
+  die "hive not ready within 15 s (see $logfile)"
+}
+
+hive_status() { # file
+  "$HIVE" status --run-dir "$HIVE_RUN_DIR" --json >"$1" 2>/dev/null || echo '{}' >"$1"
+}
+
+# Before a run: the previous run's connections must be gone from hive (its clients exited), or they would count.
+wait_hive_idle() {
+  local i n
+  for ((i = 0; i < 300; i++)); do
+    n=$("$HIVE" status --run-dir "$HIVE_RUN_DIR" --json 2>/dev/null |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"]["total"])' 2>/dev/null || echo "?")
+    [[ "$n" == 0 ]] && return 0
+    sleep 0.1
+  done
+  log "warning: hive still reports $n connections after 30 s"
+}
+
+want() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
+
+# One run of the generator: JSON to <name>.runN.json, its summary to <name>.runN.log, hive status around it.
+run_generator() { # name run args...
+  local name=$1 run=$2
+  shift 2
+  local base="$OUT/$name.run$run"
+  wait_hive_idle
+  hive_status "$base.status-before.json"
+  record "$GEN" "$@" --json
+  local rc=0
+  # In the background and waited for, so that a signal to this script is handled at once, not after the run.
+  "$GEN" "$@" --json >"$base.json" 2>"$base.log" &
+  CHILD_PID=$!
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  hive_status "$base.status-after.json"
+  echo "$rc" >"$base.rc"
+  sed 's/^/    /' "$base.log" >&2
+  ((rc <= 1)) || log "warning: $name run $run: hive-bench exited $rc"
+}
+
+fanout() { # name clients messages rate(- for back to back) processes
+  local name=$1 clients=$2 messages=$3 rate=$4 processes=$5 run
+  want "$name" || return 0
+  log "== $name: $clients clients, $messages messages, rate $rate, $processes generator process(es)"
+  start_hive "$name"
+  local extra=()
+  [[ "$rate" != - ]] && extra=(--rate "$rate")
+  for ((run = 1; run <= RUNS; run++)); do
+    run_generator "$name" "$run" fanout --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --clients "$clients" --messages "$messages" --size 64 --processes "$processes" --http-idle 10 \
+      --hive-pids "$HIVE_PID" "${extra[@]}"
+  done
+}
+
+roundtrip() { # name clients messages
+  local name=$1 clients=$2 messages=$3 run
+  want "$name" || return 0
+  log "== $name: $clients clients x $messages messages of 64 B on /echo"
+  start_hive "$name"
+  for ((run = 1; run <= RUNS; run++)); do
+    run_generator "$name" "$run" roundtrip --port "$HIVE_PORT" --clients "$clients" --messages "$messages" \
+      --size 64 --hive-pids "$HIVE_PID"
+  done
+}
+
+idle() { # name clients: a fresh hive for every run, so "before" is a server that never held a connection
+  local name=$1 clients=$2 run
+  want "$name" || return 0
+  log "== $name: $clients idle WebSocket connections"
+  for ((run = 1; run <= RUNS; run++)); do
+    start_hive "$name"
+    run_generator "$name" "$run" idle --port "$HIVE_PORT" --clients "$clients" --hive-pids "$HIVE_PID"
+  done
+}
+
+http_wrk() { # name seconds
+  local name=$1 seconds=$2 run
+  want "$name" || return 0
+  log "== $name: wrk -t2 -c100 -d${seconds}s --latency GET /hello"
+  start_hive "$name"
+  for ((run = 1; run <= RUNS; run++)); do
+    local base="$OUT/$name.run$run"
+    wait_hive_idle
+    hive_status "$base.status-before.json"
+    record wrk -t2 -c100 "-d${seconds}s" --latency "http://127.0.0.1:$HIVE_PORT/hello"
+    # wrk under a small Python wrapper: its CPU (RUSAGE_CHILDREN) and hive's (/proc) over the same window.
+    python3 - "$HIVE_PID" "$seconds" "http://127.0.0.1:$HIVE_PORT/hello" >"$base.json" 2>"$base.log" <<'PY' &
+import json, os, re, resource, signal, subprocess, sys, time
+
+master, seconds, url = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+def pids():
+    result = [master]
+    try:
+        for tid in os.listdir(f"/proc/{master}/task"):
+            with open(f"/proc/{master}/task/{tid}/children") as f:
+                result += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    return result
+
+def cpu(pid_list):
+    total = 0.0
+    for pid in pid_list:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+def ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+def machine_busy():
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+hive = pids()
+machine_before = machine_busy()
+hive_before, wall_before = cpu(hive), time.monotonic()
+child = subprocess.Popen(["wrk", "-t2", "-c100", f"-d{seconds}s", "--latency", url],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+def stop(*_):
+    child.kill()  # wrk dies with its wrapper (bench.sh stops the wrapper on exit)
+    sys.exit(143)
+
+signal.signal(signal.SIGTERM, stop)
+try:
+    out, _ = child.communicate(timeout=int(seconds) + 60)
+except subprocess.TimeoutExpired:
+    child.kill()
+    out, _ = child.communicate()
+wall = time.monotonic() - wall_before
+hive_after = cpu(hive)
+machine = (machine_busy() - machine_before) / wall
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+sys.stderr.write(out)
+report = {"scenario": "http", "exitStatus": child.returncode, "seconds": wall}
+m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+report["requestsPerSecond"] = float(m.group(1)) if m else 0.0
+m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+report["requests"] = int(m.group(1)) if m else 0
+for pct in ("50", "75", "90", "99"):
+    m = re.search(rf"^\s+{pct}%\s+(\S+)", out, re.M)
+    report[f"p{pct}Ms"] = ms(m.group(1)) if m else None
+m = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out)
+report["maxMs"] = ms(m.group(3)) if m else None
+m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+report["socketErrors"] = sum(int(x) for x in m.groups()) if m else 0
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+report["non2xx"] = int(m.group(1)) if m else 0
+report["cpu"] = {
+    "windowSeconds": wall,
+    "generatorCores": (usage.ru_utime + usage.ru_stime) / wall,
+    "busiestGeneratorProcessCores": (usage.ru_utime + usage.ru_stime) / wall,
+    "generatorThreadsPerProcess": 2,
+    "hiveCores": (hive_after - hive_before) / wall,
+    "generatorTotal": {"user": usage.ru_utime, "system": usage.ru_stime},
+}
+gen = report["cpu"]["generatorCores"]
+report["cpu"]["generatorBottleneck"] = gen >= 0.85 * 2
+used = machine
+report["cpu"]["machineCores"] = os.cpu_count()
+report["cpu"]["machineBusyCores"] = machine
+report["cpu"]["note"] = "wrk used %.2f cores, hive %.2f" % (gen, report["cpu"]["hiveCores"])
+if used >= 0.85 * os.cpu_count():
+    report["cpu"]["note"] += "; the machine was CPU-bound (%.2f of %d cores busy; generator %.0f%% of that)" % (used, os.cpu_count(), 100 * gen / used)
+report["ok"] = child.returncode == 0 and report["socketErrors"] == 0 and report["non2xx"] == 0 and report["requests"] > 0
+print(json.dumps(report, indent=2))
+PY
+    CHILD_PID=$!
+    wait "$CHILD_PID" || log "warning: $name run $run: the wrk wrapper failed (see $base.log)"
+    CHILD_PID=""
+    hive_status "$base.status-after.json"
+    sed 's/^/    /' "$base.log" >&2
+  done
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scenarios. Full sizes are the issue's; quick sizes only exercise the machinery.
+
+start_redis
+if [[ "$QUICK" == 1 ]]; then
+  fanout fanout_1k_b2b 200 200 - 2
+  fanout fanout_10k_b2b 2000 50 - 2
+  fanout fanout_10k_20ps 2000 20 20 2
+  fanout fanout_10k_5ps 2000 10 5 2
+  fanout fanout_1k_20ps 200 20 20 2
+  http_wrk http_hello 3
+  roundtrip roundtrip 100 200
+  idle idle_10k 2000
+  ((CAN_30K)) && fanout fanout_30k 3000 20 - 3
+else
+  fanout fanout_1k_b2b 1000 1000 - 2
+  fanout fanout_10k_b2b 10000 100 - 2
+  fanout fanout_10k_20ps 10000 100 20 2
+  fanout fanout_10k_5ps 10000 50 5 2
+  fanout fanout_1k_20ps 1000 100 20 2
+  http_wrk http_hello 10
+  roundtrip roundtrip 100 1000
+  idle idle_10k 10000
+  ((CAN_30K)) && fanout fanout_30k 30000 100 - 3
+fi
+stop_hive
+
+# ---------------------------------------------------------------------------------------------------------------
+# The table: median [min-max] over the runs of each scenario, from the JSON files.
+
+ELAPSED=$(($(date +%s) - STARTED))
+python3 - "$OUT" "$ELAPSED" >"$OUT/summary.md" <<'PY'
+import glob, json, os, re, statistics, sys
+
+out, elapsed = sys.argv[1], int(sys.argv[2])
+order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
+         "http_hello", "roundtrip", "idle_10k", "fanout_30k"]
+runs = {}
+for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
+    m = re.match(r"(.+)\.run(\d+)\.json$", os.path.basename(path))
+    if not m:
+        continue
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        data = {"ok": False, "problems": ["no JSON result (see the .log)"]}
+    status = {}
+    for side in ("before", "after"):
+        try:
+            with open(path[:-5] + f".status-{side}.json") as f:
+                status[side] = json.load(f)
+        except (OSError, ValueError):
+            status[side] = {}
+    data["_status"] = status
+    runs.setdefault(m.group(1), []).append(data)
+
+def get(d, path):
+    for key in path.split("."):
+        if not isinstance(d, dict) or d.get(key) is None:
+            return None
+        d = d[key]
+    return d
+
+def spread(values, fmt="{:.0f}"):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(med)
+    return f"{fmt.format(med)} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
+
+def total(values):
+    values = [v for v in values if v is not None]
+    return str(int(sum(values))) if values else "-"
+
+def ms(values):
+    return spread([v / 1000 if v is not None else None for v in values], "{:.1f}")
+
+def server_counters(rs):
+    """Deltas of hive's own counters over each run: anything non-zero deserves a look."""
+    notes = {}
+    for r in rs:
+        b, a = r["_status"].get("before", {}), r["_status"].get("after", {})
+        def wsum(s, key):
+            return sum(w.get(key, 0) or 0 for w in s.get("workers", []))
+        for key in ("slowConsumers", "pushesFailed", "protocolErrors", "restarts"):
+            d = wsum(a, key) - wsum(b, key)
+            if d:
+                notes[key] = notes.get(key, 0) + d
+        for key in ("dropped", "reconnects"):
+            d = (get(a, f"redis.{key}") or 0) - (get(b, f"redis.{key}") or 0)
+            if d:
+                notes[f"redis.{key}"] = notes.get(f"redis.{key}", 0) + d
+        for key in ("refusedBusy", "refusedFull", "acceptErrors"):
+            d = (get(a, f"master.{key}") or 0) - (get(b, f"master.{key}") or 0)
+            if d:
+                notes[f"master.{key}"] = notes.get(f"master.{key}", 0) + d
+    return ", ".join(f"{k} +{v}" for k, v in notes.items())
+
+lines = []
+with open(os.path.join(out, "machine.txt")) as f:
+    lines.append("Machine: " + "; ".join(l.strip() for l in f if l.strip()))
+lines.append(f"Total time of this bench run: {elapsed // 60} min {elapsed % 60} s. Figures: median [min-max] over the runs.")
+lines.append("")
+lines.append("| scenario | runs | throughput | lost | dup | out of order | p50 ms | p90 ms | p99 ms | max ms | HTTP conns w/ bytes | generator CPU (cores; busiest proc) | hive CPU | redis CPU | machine busy | notes |")
+lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+problems = []
+for name in order + sorted(set(runs) - set(order)):
+    rs = runs.get(name)
+    if not rs:
+        continue
+    kind = rs[0].get("scenario", "?")
+    notes = []
+    if any(get(r, "cpu.generatorBottleneck") for r in rs):
+        notes.append("GENERATOR-BOUND in %d/%d runs" % (sum(1 for r in rs if get(r, "cpu.generatorBottleneck")), len(rs)))
+    bound = [r for r in rs if "machine was CPU-bound" in (get(r, "cpu.note") or "")]
+    if bound:
+        share = statistics.median([get(r, "cpu.generatorCores") / max(1e-9, get(r, "cpu.machineBusyCores") or (get(r, "cpu.generatorCores") + (get(r, "cpu.hiveCores") or 0) + (get(r, "cpu.redisCores") or 0))) for r in bound])
+        notes.append("machine CPU-bound in %d/%d runs (generator processes: %.0f%% of the busy CPU)" % (len(bound), len(rs), 100 * share))
+    counters = server_counters(rs)
+    if counters:
+        notes.append("hive counters: " + counters)
+    for i, r in enumerate(rs, 1):
+        if not r.get("ok", False):
+            problems.append(f"{name} run {i}: " + "; ".join(r.get("problems", []) or ["not ok"]))
+    cpu = spread([get(r, "cpu.generatorCores") for r in rs], "{:.2f}") + "; " + \
+        spread([get(r, "cpu.busiestGeneratorProcessCores") for r in rs], "{:.2f}")
+    hive = spread([get(r, "cpu.hiveCores") for r in rs], "{:.2f}")
+    redis = spread([get(r, "cpu.redisCores") for r in rs], "{:.2f}")
+    machine = spread([get(r, "cpu.machineBusyCores") for r in rs], "{:.2f}")
+    if kind == "fanout":
+        r0 = rs[0]
+        label = f"{name} ({r0['clients']} clients, {r0['messages']} msgs, " + \
+            (f"{r0['publish']['targetRate']:.0f}/s" if r0["publish"].get("targetRate") else "back to back") + \
+            f", {r0['processes']} gen procs)"
+        thr = spread([r.get("deliveriesPerSecond") for r in rs]) + " deliveries/s"
+        row = [label, len(rs), thr, total([r.get("lost") for r in rs]), total([r.get("duplicated") for r in rs]),
+               total([r.get("outOfOrder") for r in rs]),
+               ms([get(r, "latency.p50Us") for r in rs]), ms([get(r, "latency.p90Us") for r in rs]),
+               ms([get(r, "latency.p99Us") for r in rs]), ms([get(r, "latency.maxUs") for r in rs]),
+               total([get(r, "http.receivedAnything") for r in rs]) + "/" + total([get(r, "http.connections") for r in rs]),
+               cpu, hive, redis, machine]
+        pub = spread([get(r, "publish.seconds") * 1000 for r in rs if get(r, "publish.seconds") is not None], "{:.1f}")
+        notes.append(f"publish {pub} ms")
+        conn = spread([r.get("connectSeconds") for r in rs], "{:.1f}")
+        notes.append(f"connect {conn} s")
+    elif kind == "roundtrip":
+        r0 = rs[0]
+        label = f"{name} ({r0['clients']} clients x {r0['messagesPerClient']} msgs on /echo)"
+        thr = spread([r.get("messagesPerSecond") for r in rs]) + " messages/s"
+        row = [label, len(rs), thr, total([r.get("expected", 0) - r.get("roundTrips", 0) for r in rs]),
+               "-", "-", ms([get(r, "latency.p50Us") for r in rs]), ms([get(r, "latency.p90Us") for r in rs]),
+               ms([get(r, "latency.p99Us") for r in rs]), ms([get(r, "latency.maxUs") for r in rs]), "-", cpu, hive, "-", machine]
+        notes.append("mismatched echoes " + total([r.get("mismatched") for r in rs]))
+    elif kind == "http":
+        label = f"{name} (wrk -t2 -c100 GET /hello)"
+        thr = spread([r.get("requestsPerSecond") for r in rs]) + " requests/s"
+        row = [label, len(rs), thr, "-", "-", "-", spread([r.get("p50Ms") for r in rs], "{:.2f}"),
+               spread([r.get("p90Ms") for r in rs], "{:.2f}"), spread([r.get("p99Ms") for r in rs], "{:.2f}"),
+               spread([r.get("maxMs") for r in rs], "{:.2f}"), "-", cpu, hive, "-", machine]
+        notes.append("socket errors " + total([r.get("socketErrors") for r in rs]) + ", non-2xx " + total([r.get("non2xx") for r in rs]))
+    elif kind == "idle":
+        r0 = rs[0]
+        label = f"{name} ({r0['clients']} idle WebSocket connections, fresh hive per run)"
+        thr = spread([r.get("rssPerConnectionBytes") for r in rs]) + " B RSS/conn"
+        row = [label, len(rs), thr, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"]
+        notes.append("PSS/conn " + spread([r.get("pssPerConnectionBytes") for r in rs]) + " B")
+        notes.append("RSS " + spread([r.get("rssBeforeBytes", 0) / 1048576 for r in rs], "{:.1f}") + " -> " +
+                     spread([r.get("rssAfterBytes", 0) / 1048576 for r in rs], "{:.1f}") + " MiB")
+        notes.append("hive fds " + spread([r.get("fdsBefore") for r in rs]) + " -> " + spread([r.get("fdsAfter") for r in rs]))
+        notes.append("generator " + spread([r.get("generatorRSSPerConnectionBytes") for r in rs]) + " B/conn")
+    else:
+        continue
+    row.append("; ".join(notes))
+    lines.append("| " + " | ".join(str(c) for c in row) + " |")
+
+lines.append("")
+lines.append("Throughput: fan-out deliveries/s = unique deliveries / (last receive - first publish); latency = receive time "
+             "minus the CLOCK_MONOTONIC publish time carried in each payload. CPU is per measurement window, in cores "
+             "(2 cores in all, shared by generator, hive and Redis; loopback TCP work done in softirq is charged to no "
+             "process, so 'machine busy' from /proc/stat can exceed their sum). GENERATOR-BOUND: a generator "
+             "process used >= 85% of its threads; machine CPU-bound: the machine was >= 85% busy over the window.")
+if problems:
+    lines.append("")
+    lines.append("Problems found:")
+    lines += [f"- {p}" for p in problems]
+else:
+    lines.append("")
+    lines.append("No problems: nothing lost, duplicated or reordered; no byte on a plain HTTP connection; every check passed.")
+print("\n".join(lines))
+PY
+cat "$OUT/summary.md"
+log "raw results in $OUT (total ${ELAPSED}s)"
