@@ -6,7 +6,7 @@ PORT ?= 9501
 WORKERS ?= 2
 APT_PACKAGES := libhiredis-dev redis-server pkg-config python3 chromium
 
-.PHONY: all deps build release run test unit integration conformance clean
+.PHONY: all deps build release run test unit integration conformance bench clean
 
 all: build
 
@@ -42,6 +42,10 @@ integration: build
 
 conformance: build
 	Tests/Conformance/run-conformance.sh $(HIVE_DEBUG)
+
+# Every scenario of Docs/BENCHMARKS.md, 3 runs each, on a release build (about 3 minutes); not part of `make test`.
+bench: deps
+	scripts/bench.sh
 
 clean:
 	rm -rf .build
