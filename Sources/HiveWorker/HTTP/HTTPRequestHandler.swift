@@ -25,6 +25,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// request instead of a timer allocation and a heap insertion.
     private var deadline = NIODeadline.distantFuture
     private var timer: Scheduled<Void>?
+    /// When `timer` fires; a deadline at or after it needs no new task.
+    private var timerFiresAt = NIODeadline.distantFuture
     private var served = 0
 
     init(id: ConnectionID, hive: Hive) {
@@ -56,7 +58,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .receiving(head, body: [])
             // A body that stalls holds a connection and a registry slot as surely as a slow head: every chunk
             // must arrive within the handshake timeout of the previous one.
-            armHeadTimer(context: context, after: hive.limits.handshakeTimeout)
+            if Self.expectsBody(head) { armHeadTimer(context: context, after: hive.limits.handshakeTimeout) }
         case (.body(let chunk), .receiving(let head, var body)):
             armHeadTimer(context: context, after: hive.limits.handshakeTimeout)
             guard body.count + chunk.readableBytes <= hive.limits.maxBodySize else {
@@ -150,18 +152,18 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func armHeadTimer(context: ChannelHandlerContext, after timeout: TimeAmount) {
-        let newDeadline = NIODeadline.now() + timeout
-        let earlier = newDeadline < deadline
-        deadline = newDeadline
-        if timer == nil || earlier { scheduleTimer(context: context) }
+        deadline = NIODeadline.now() + timeout
+        if timer == nil || deadline < timerFiresAt { scheduleTimer(context: context) }
     }
 
     private func scheduleTimer(context: ChannelHandlerContext) {
         timer?.cancel()
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timerFiresAt = deadline
         timer = context.eventLoop.scheduleTask(deadline: deadline) {
             let (handler, context) = bound.value
             handler.timer = nil
+            handler.timerFiresAt = .distantFuture
             if handler.deadline == .distantFuture { return }  // disarmed; the next arm schedules again
             if NIODeadline.now() >= handler.deadline {
                 context.close(promise: nil)
@@ -169,6 +171,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 handler.scheduleTimer(context: context)  // re-armed meanwhile: wait for the new deadline
             }
         }
+    }
+
+    static func expectsBody(_ head: HTTPRequestHead) -> Bool {
+        if let length = head.headers.first(name: "content-length") { return length != "0" }
+        return head.headers.contains(name: "transfer-encoding")
     }
 
     /// Request line plus headers as they were on the wire (to within a few bytes of separators).
