@@ -44,9 +44,10 @@ public final class Hive: @unchecked Sendable {
             registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
             throw HiveError.notWebSocket(id, state)
         }
+        let record = IPCMessage.push(id, opcode: message.opcode, payload: message.bytes)
         if id.worker == workerID {
-            onLoop { self.deliver(.push(id, opcode: message.opcode, payload: message.bytes)) }
-        } else if !outbox.send(.push(id, opcode: message.opcode, payload: message.bytes), to: id.worker) {
+            onLoop { self.deliver(record) }
+        } else if !outbox.send(record, to: id.worker) {
             registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
             throw HiveError.workerBusy(id, worker: id.worker)
         }

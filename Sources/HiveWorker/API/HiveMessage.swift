@@ -18,14 +18,6 @@ public enum HiveMessage: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    init?(opcode: UInt8, payload: [UInt8]) {
-        switch opcode {
-        case 0x1: self = .text(String(decoding: payload, as: UTF8.self))
-        case 0x2: self = .binary(payload)
-        default: return nil
-        }
-    }
-
     public var description: String {
         switch self {
         case .text(let string): "text(\(string.utf8.count) bytes)"

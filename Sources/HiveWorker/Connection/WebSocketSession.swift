@@ -98,9 +98,12 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     func webSocketClosing(code: WebSocketErrorCode, initiatedByPeer: Bool) {
         isClosing = true
         hive.registry.setProtocol(id, .closing)
-        if case .protocolError = code { hive.registry.increment(worker: hive.workerID, .protocolErrors) }
-        if case .dataInconsistentWithMessage = code { hive.registry.increment(worker: hive.workerID, .protocolErrors) }
-        if case .messageTooLarge = code { hive.registry.increment(worker: hive.workerID, .protocolErrors) }
+        switch code {
+        case .protocolError, .dataInconsistentWithMessage, .messageTooLarge:
+            hive.registry.increment(worker: hive.workerID, .protocolErrors)
+        default:
+            break
+        }
     }
 }
 

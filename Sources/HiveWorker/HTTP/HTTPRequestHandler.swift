@@ -27,7 +27,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     /// When `timer` fires; a deadline at or after it needs no new task.
     private var timerFiresAt = NIODeadline.distantFuture
-    private var served = 0
 
     init(id: ConnectionID, hive: Hive) {
         self.id = id
@@ -113,7 +112,6 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let keepAlive = head.isKeepAlive
         write(context: context, response: response, version: head.version, keepAlive: keepAlive)
-        served += 1
         if keepAlive {
             armHeadTimer(context: context, after: hive.limits.httpIdleTimeout)
         } else {

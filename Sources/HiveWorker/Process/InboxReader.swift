@@ -1,0 +1,138 @@
+import CHiveShims
+import Foundation
+import HiveIPC
+import Logging
+import NIOCore
+import NIOPosix
+import NIOWebSocket
+
+/// Reads the worker's inbox on its own thread and hands every record to the event loop.
+final class InboxReader: @unchecked Sendable {
+    // @unchecked: only the thread that runs `run()` touches `deliveries` and reads `inbox`; the rest is immutable.
+    private let inbox: RecordChannel
+    private let master: RecordChannel
+    private let hive: Hive
+    private let group: EventLoopGroup
+    private let lifecycle: WorkerLifecycle
+    private let logger: Logger
+
+    init(inbox: RecordChannel, master: RecordChannel, hive: Hive, group: EventLoopGroup, lifecycle: WorkerLifecycle,
+         logger: Logger) {
+        self.inbox = inbox
+        self.master = master
+        self.hive = hive
+        self.group = group
+        self.lifecycle = lifecycle
+        self.logger = logger
+    }
+
+    private enum Received {
+        case record(IPCMessage, descriptor: Int32)
+        case nothing
+        case closed
+    }
+
+    /// Records waiting to be handed to the event loop as one batch.
+    private var deliveries: [IPCMessage] = []
+    static let maxBatch = 256
+
+    func run() {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: IPCMessage.maxRecordSize, alignment: 8)
+        defer { buffer.deallocate() }
+        while true {
+            // Block for one record, then take what else is already queued without blocking: a burst of
+            // broadcasts reaches the event loop as one batch, and each connection is flushed once for it.
+            var next = receive(blocking: true, buffer: buffer)
+            while true {
+                switch next {
+                case .closed:
+                    handOffDeliveries()
+                    logger.notice("inbox closed; stopping")
+                    let lifecycle = self.lifecycle
+                    hive.eventLoop.execute { lifecycle.stop(closeCode: 1001) }
+                    return
+                case .nothing:
+                    break
+                case .record(let message, let descriptor):
+                    if !handle(message, descriptor: descriptor) { return }
+                }
+                if case .nothing = next { break }
+                if deliveries.count >= Self.maxBatch { break }
+                next = receive(blocking: false, buffer: buffer)
+            }
+            handOffDeliveries()
+        }
+    }
+
+    private func receive(blocking: Bool, buffer: UnsafeMutableRawBufferPointer) -> Received {
+        do {
+            guard let (message, descriptor) = try inbox.receive(blocking: blocking, buffer: buffer) else {
+                return blocking ? .closed : .nothing
+            }
+            return .record(message, descriptor: descriptor)
+        } catch let lost as RecordChannel.DescriptorLost {
+            if case .connection(let id) = lost.message { hive.registry.abandon(id) }
+            logger.warning("a connection was lost on its way to this worker", metadata: ["error": "\(lost)"])
+        } catch {
+            logger.warning("unreadable record in the inbox; skipped", metadata: ["error": "\(error)"])
+        }
+        return blocking ? receive(blocking: true, buffer: buffer) : .nothing
+    }
+
+    private func handOffDeliveries() {
+        guard !deliveries.isEmpty else { return }
+        let batch = deliveries
+        deliveries.removeAll(keepingCapacity: true)
+        let hive = self.hive
+        hive.eventLoop.execute { hive.deliver(batch) }
+    }
+
+    /// Returns false when this thread must stop reading the inbox (the worker retired).
+    private func handle(_ message: IPCMessage, descriptor: Int32) -> Bool {
+        let hive = self.hive
+        let lifecycle = self.lifecycle
+        switch message {
+        case .connection(let id):
+            adopt(descriptor, id: id)
+        case .push, .broadcast, .disconnect:
+            deliveries.append(message)
+        case .retire:
+            // Let go of the inbox: everything after this record belongs to the replacement.
+            handOffDeliveries()
+            lifecycle.retire()
+            do {
+                try master.send(.retired(worker: hive.workerID, pid: getpid()), blocking: true)
+            } catch {
+                logger.error("cannot tell the master this worker retired", metadata: ["error": "\(error)"])
+            }
+            logger.info("retired; serving held connections until told to stop")
+            return false
+        case .ready, .retired:
+            logger.warning("unexpected \(message) record in a worker inbox; ignored")
+        }
+        return true
+    }
+
+    private func adopt(_ fd: Int32, id: ConnectionID) {
+        let logger = self.logger
+        let hive = self.hive
+        ClientBootstrap(group: group)
+            .channelOption(
+                ChannelOptions.writeBufferWaterMark,
+                value: WriteBufferWaterMark(low: hive.limits.maxOutputBuffer / 2, high: hive.limits.maxOutputBuffer)
+            )
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard hive.registry.activate(id) else {
+                        throw SystemError("adopt", while: "adopting connection \(id): its slot was reclaimed", errno: ESTALE)
+                    }
+                    hive.table.add(id, channel: channel)
+                    try WorkerPipeline.configure(channel, id: id, hive: hive)
+                }
+            }
+            .withConnectedSocket(fd)
+            .whenFailure { error in
+                logger.warning("cannot adopt a connection", metadata: ["connection.id": "\(id)", "error": "\(error)"])
+            }
+    }
+}

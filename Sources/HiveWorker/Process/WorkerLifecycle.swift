@@ -1,0 +1,63 @@
+import CHiveShims
+import Foundation
+import HiveIPC
+import Logging
+import NIOCore
+import NIOPosix
+import NIOWebSocket
+
+/// Stopping, on the event loop: WebSocket clients get the close code (1001 Going Away on stop, 1012 Service Restart
+/// after a reload), idle HTTP connections close, and the process exits when the last connection is gone, or after
+/// the grace period if the master is not there to kill it.
+final class WorkerLifecycle: @unchecked Sendable {
+    // @unchecked: `retired` is written by the inbox thread and read by others under `lock`; the rest is touched on
+    // the event loop only.
+    private let hive: Hive
+    private let grace: TimeAmount
+    private let redis: RedisFanOut?
+    private let lock = NSLock()
+    private var retired = false
+    private var stopping = false
+    private var dutiesStopped = false
+
+    init(hive: Hive, grace: TimeAmount, redis: RedisFanOut?) {
+        self.hive = hive
+        self.grace = grace
+        self.redis = redis
+    }
+
+    var isRetired: Bool { lock.withLock { retired } }
+
+    /// Reload step 1, on the inbox thread: stop worker-wide duties (the Redis subscription is closed before this
+    /// returns, so the replacement's subscription never overlaps it); the inbox thread stops reading after this.
+    func retire() {
+        lock.withLock { retired = true }
+        redis?.stop()
+        try? hive.eventLoop.submit { self.stopDuties() }.wait()
+    }
+
+    func stop(closeCode: UInt16) {
+        hive.eventLoop.preconditionInEventLoop()
+        guard !stopping else { return }
+        stopping = true
+        redis?.stop()  // closes the socket and joins the subscriber thread; bounded by a connect timeout
+        stopDuties()
+        let table = hive.table
+        hive.logger.info("stopping", metadata: ["connections": "\(table.channels.count)", "close.code": "\(closeCode)"])
+        table.onEmpty = { exit(0) }
+        if table.channels.isEmpty { exit(0) }
+        hive.eventLoop.scheduleTask(in: grace + .seconds(1)) { exit(0) }
+        for session in table.sessions.values {
+            session.close(code: WebSocketErrorCode(codeNumber: Int(closeCode)), reason: closeCode == 1012 ? "server restarting" : "server stopping")
+        }
+        for (id, channel) in table.channels where table.sessions[id] == nil {
+            channel.close(promise: nil)
+        }
+    }
+
+    private func stopDuties() {
+        guard !dutiesStopped else { return }
+        dutiesStopped = true
+        hive.application.workerStop(hive)
+    }
+}
