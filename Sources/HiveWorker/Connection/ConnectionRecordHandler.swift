@@ -11,11 +11,14 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     typealias OutboundOut = IOData
 
     let id: ConnectionID
+    /// The socket's descriptor (owned by NIO), for the WebSocket session's direct writes.
+    let socket: Int32
     private let hive: Hive
     private var ended = false
 
-    init(id: ConnectionID, hive: Hive) {
+    init(id: ConnectionID, socket: Int32, hive: Hive) {
         self.id = id
+        self.socket = socket
         self.hive = hive
     }
 

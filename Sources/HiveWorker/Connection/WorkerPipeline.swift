@@ -10,9 +10,9 @@ import NIOWebSocket
 enum WorkerPipeline {
     static let httpHandlerName = "hive.http"
 
-    static func configure(_ channel: Channel, id: ConnectionID, hive: Hive) throws {
+    static func configure(_ channel: Channel, id: ConnectionID, socket: Int32, hive: Hive) throws {
         let pipeline = channel.pipeline.syncOperations
-        let record = ConnectionRecordHandler(id: id, hive: hive)
+        let record = ConnectionRecordHandler(id: id, socket: socket, hive: hive)
         try pipeline.addHandler(record)
 
         let upgrader = NIOWebSocketServerUpgrader(
@@ -61,7 +61,7 @@ enum WorkerPipeline {
             path: String(head.uri.prefix { $0 != "?" }),
             remote: hive.registry.lookup(id)?.remote ?? .unknown
         )
-        let session = WebSocketSession(connection: connection, channel: channel, writer: writer, hive: hive)
+        let session = WebSocketSession(connection: connection, channel: channel, socket: record.socket, writer: writer, hive: hive)
         let limits = WebSocketLimits(
             maxMessageSize: hive.limits.maxMessageSize,
             pingInterval: hive.limits.pingInterval,

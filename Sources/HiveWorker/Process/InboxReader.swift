@@ -127,7 +127,7 @@ final class InboxReader: @unchecked Sendable {
                         throw SystemError("adopt", while: "adopting connection \(id): its slot was reclaimed", errno: ESTALE)
                     }
                     hive.table.add(id, channel: channel)
-                    try WorkerPipeline.configure(channel, id: id, hive: hive)
+                    try WorkerPipeline.configure(channel, id: id, socket: fd, hive: hive)
                 }
             }
             .withConnectedSocket(fd)
