@@ -87,7 +87,8 @@ public final class SharedRegistry: @unchecked Sendable {
         case bytesOut           // owner worker
         case framesIn           // owner worker: WebSocket frames (or HTTP requests before the upgrade)
         case framesOut          // owner worker
-        case queuedOut          // owner worker: bytes written but not yet sent to the socket
+        case queuedOut          // owner worker: bytes queued in the worker for the socket, as of the last change of
+                                // the channel's writability (kept off the per-write path)
         case requests           // owner worker: HTTP requests on this connection
         case ownerPID           // owner worker, at activation: the process holding the socket (two processes
                                 // share a worker id while a reload replaces one; the master frees by pid)

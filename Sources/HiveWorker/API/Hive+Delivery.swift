@@ -37,10 +37,13 @@ extension Hive {
             }
             var frames = ByteBufferAllocator().buffer(capacity: payload.count + 10)
             Self.appendFrame(opcode: opcode, payload: payload, to: &frames)
-            session.send(encodedFrames: frames, messages: 1, flush: flush)
+            if session.send(encodedFrames: frames, messages: 1, flush: flush) {
+                registry.increment(worker: workerID, .messagesOut)
+            }
         case .broadcast(let frames, let messages):
             guard !table.sessions.isEmpty else { return }
-            table.broadcast(encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
+            let reached = table.broadcast(encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
+            registry.increment(worker: workerID, .messagesOut, by: UInt64(reached * messages))
         case .disconnect(let id, let code, let reason):
             if let session = table.sessions[id] {
                 session.close(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason)

@@ -76,7 +76,8 @@ public final class Hive: @unchecked Sendable {
         let count = messages.count
         onLoop {
             guard !self.table.sessions.isEmpty else { return }
-            self.table.broadcast(encodedFrames: frames, messages: count, flush: false)
+            let reached = self.table.broadcast(encodedFrames: frames, messages: count, flush: false)
+            self.registry.increment(worker: self.workerID, .messagesOut, by: UInt64(reached * count))
             self.deferFlush()
         }
     }

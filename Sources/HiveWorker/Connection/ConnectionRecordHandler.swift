@@ -33,11 +33,6 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.write(data, promise: promise)
     }
 
-    func flush(context: ChannelHandlerContext) {
-        context.flush()
-        updateQueuedBytes(context: context)
-    }
-
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         updateQueuedBytes(context: context)
         context.fireChannelWritabilityChanged()

@@ -54,7 +54,6 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
             hive.table.markUnflushed(self)
         }
         hive.registry.add(messages, to: .framesOut, of: id)
-        hive.registry.increment(worker: hive.workerID, .messagesOut, by: UInt64(messages))
         return true
     }
 
