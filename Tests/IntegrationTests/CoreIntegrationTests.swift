@@ -141,6 +141,33 @@ final class CoreIntegrationTests: HiveTestCase {
         try RegistryProbe.wait(registry, "the HTTP connection gone") { $0.lookup(httpID) == nil }
     }
 
+    /// IPv6: Hive listens on ::1 and the registry records the client's IPv6 address and port.
+    func testIPv6_isServed_andTheRegistryRecordsTheAddress() throws {
+        let (hive, port) = try startHive(workers: 1, ["--host", "::1"])
+        XCTAssertTrue(hive.log().contains("ready on http://[::1]:\(port)"))
+        let registry = try RegistryProbe.attach(masterPID: hive.pid!)
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = in_port_t(UInt16(port).bigEndian)
+        address.sin6_addr = in6addr_loopback
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+        }
+        XCTAssertEqual(connected, 0)
+        let request = Array("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        XCTAssertEqual(send(fd, request, request.count, 0), request.count)
+        var reply = [UInt8](repeating: 0, count: 1024)
+        XCTAssertGreaterThan(recv(fd, &reply, reply.count, 0), 0)
+        XCTAssertTrue(String(decoding: reply, as: UTF8.self).hasPrefix("HTTP/1.1 200 OK"))
+        try RegistryProbe.wait(registry, "the IPv6 connection") { Array($0.connections).count == 1 }
+        let remote = try XCTUnwrap(registry.connections.first { _ in true }?.remote)
+        XCTAssertEqual(remote.family, .ipv6)
+        XCTAssertEqual(remote.host, "::1")
+        XCTAssertTrue(remote.description.hasPrefix("[::1]:"))
+    }
+
     func testRegistryFull_answers503WithRetryAfter_andRecoversWhenASlotFrees() throws {
         let (hive, port) = try startHive(workers: 1, ["--max-connections", "2"])
         let registry = try RegistryProbe.attach(masterPID: hive.pid!)
