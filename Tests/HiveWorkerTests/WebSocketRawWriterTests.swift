@@ -35,6 +35,25 @@ final class WebSocketRawWriterTests: XCTestCase {
         XCTAssertTrue(try channel.finish().isClean)
     }
 
+    /// The session writes to the socket directly only while NIO holds nothing for it: the writer must count every
+    /// write it handed to NIO until NIO is done with it, flushed or failed.
+    func testUnfinishedWrites_countsWritesUntilNIOIsDoneWithThem() throws {
+        let channel = EmbeddedChannel()
+        let writer = WebSocketRawWriter()
+        try channel.pipeline.syncOperations.addHandler(writer)
+        XCTAssertEqual(writer.unfinishedWrites, 0)
+        writer.write(ByteBuffer(bytes: [0x81, 0x00]), promise: nil)
+        let callerPromise = channel.eventLoop.makePromise(of: Void.self)
+        writer.write(ByteBuffer(bytes: [0x81, 0x00]), promise: callerPromise)
+        XCTAssertEqual(writer.unfinishedWrites, 2, "written but not flushed: NIO still holds them")
+        writer.flush()
+        XCTAssertEqual(writer.unfinishedWrites, 0)
+        XCTAssertNoThrow(try callerPromise.futureResult.wait(), "the caller's promise is still completed")
+        _ = try channel.readOutbound(as: ByteBuffer.self)
+        _ = try channel.readOutbound(as: ByteBuffer.self)
+        XCTAssertTrue(try channel.finish().isClean)
+    }
+
     func testWrite_afterHandlerRemoved_failsPromise() throws {
         let channel = EmbeddedChannel()
         let writer = WebSocketRawWriter()

@@ -67,7 +67,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         pending.removeAll(keepingCapacity: true)
         let total = frames.reduce(0) { $0 + $1.readableBytes }
         var written = 0
-        if (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) == 0 {
+        if writer.unfinishedWrites == 0 {
             written = Self.writeDirectly(frames, to: socket)
             hive.registry.add(written, to: .bytesOut, of: id)
         }

@@ -17,6 +17,11 @@ final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannelHandler 
     /// Set in `handlerAdded`, cleared in `handlerRemoved`; only touched on the channel's event loop.
     private var context: ChannelHandlerContext?
 
+    /// Writes handed to NIO through this handler that NIO has not finished (written to the socket, or failed).
+    /// After the upgrade every write of the connection goes through here, so 0 means NIO holds no byte for the
+    /// socket and a frame may go to the socket directly without being reordered or interleaved.
+    private(set) var unfinishedWrites = 0
+
     init() {}
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -35,7 +40,10 @@ final class WebSocketRawWriter: ChannelOutboundHandler, RemovableChannelHandler 
             return
         }
         context.eventLoop.assertInEventLoop()
-        context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        let finished = promise ?? context.eventLoop.makePromise()
+        self.unfinishedWrites += 1
+        finished.futureResult.assumeIsolated().whenComplete { _ in self.unfinishedWrites -= 1 }
+        context.write(Self.wrapOutboundOut(buffer), promise: finished)
     }
 
     /// Writes and flushes. Call on the channel's event loop.
