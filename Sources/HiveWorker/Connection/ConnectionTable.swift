@@ -20,7 +20,7 @@ final class ConnectionTable {
 
     func remove(_ id: ConnectionID) {
         channels[id] = nil
-        sessions[id] = nil
+        sessions.removeValue(forKey: id)?.invalidate()
         if channels.isEmpty { onEmpty?() }
     }
 

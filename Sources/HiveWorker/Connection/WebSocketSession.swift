@@ -65,6 +65,9 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         guard !pending.isEmpty else { return }
         let frames = pending
         pending.removeAll(keepingCapacity: true)
+        // Once the channel is closed its descriptor number may already belong to a newer connection: never write
+        // to it directly then (the table also drops a closed session's pending frames, see `invalidate`).
+        guard channel.isActive else { return }
         let total = frames.reduce(0) { $0 + $1.readableBytes }
         var written = 0
         if writer.unfinishedWrites == 0 {
@@ -105,6 +108,12 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
             return sendmsg(socket, &message, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
         }
         return withExtendedLifetime(frames) { max(n, 0) }
+    }
+
+    /// The connection ended: forget pending frames so a deferred flush cannot write them anywhere.
+    func invalidate() {
+        pending.removeAll()
+        isClosing = true
     }
 
     func close(code: WebSocketErrorCode, reason: String) {
