@@ -27,20 +27,16 @@ final class ControlServer {
         unlink(path)  // the pid file check proved no live master owns it
         let fd = socket(AF_UNIX, CHiveShims_SOCK_STREAM | CHiveShims_SOCK_CLOEXEC | CHiveShims_SOCK_NONBLOCK, 0)
         guard fd >= 0 else { throw SystemError("socket", while: "creating the control socket \(path)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            Glibc.close(fd)
-            throw SystemError("bind", while: "creating the control socket: path \(path) is too long; use a shorter --run-dir", errno: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         // Created 0600 from the start (umask), not chmod-ed after: no moment where others could connect.
         let previous = umask(0o177)
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        defer { umask(previous) }
+        let rc: Int32
+        do {
+            rc = try UnixSocketAddress.with(path: path, for: "bind", while: "creating the control socket") { bind(fd, $0, $1) }
+        } catch {
+            Glibc.close(fd)
+            throw error
         }
-        umask(previous)
         guard rc == 0, listen(fd, 64) == 0 else {
             let error = SystemError("bind", while: "creating the control socket \(path)")
             Glibc.close(fd)
