@@ -7,18 +7,9 @@ final class FanoutRecorder {
     let size: Int
     let runID: UInt32
 
-    var opened = 0
-    var closed = 0
-    /// Connections that ended before they had every message: their missing messages count as lost.
-    var closedEarly = 0
-    var complete = 0
-    var unique: UInt64 = 0
-    var duplicates: UInt64 = 0
-    var outOfOrder: UInt64 = 0
-    var corrupt: UInt64 = 0
-    var foreign: UInt64 = 0
-    var firstReceive: UInt64 = .max
-    var lastReceive: UInt64 = 0
+    /// The counters, in the form a shard sends them; `firstReceive` stays 0 until the first delivery.
+    var tally = FanoutTally()
+    /// Kept as a histogram while recording; turned into its wire form only for a snapshot.
     var latency = LatencyHistogram()
 
     init(messages: Int, size: Int, runID: UInt32) {
@@ -28,11 +19,9 @@ final class FanoutRecorder {
     }
 
     var snapshot: FanoutTally {
-        FanoutTally(
-            opened: opened, closed: closed, closedEarly: closedEarly, complete: complete, unique: unique,
-            duplicates: duplicates, outOfOrder: outOfOrder, corrupt: corrupt, foreign: foreign,
-            firstReceive: firstReceive == .max ? 0 : firstReceive, lastReceive: lastReceive, latency: latency.wire
-        )
+        var copy = tally
+        copy.latency = latency.wire
+        return copy
     }
 }
 
@@ -79,44 +68,44 @@ struct FanoutBehaviour: ClientBehaviour {
 
     init(recorder: FanoutRecorder) { self.recorder = recorder }
 
-    mutating func opened() { recorder.opened += 1 }
+    mutating func opened() { recorder.tally.opened += 1 }
 
     mutating func start() -> [UInt8]? { nil }
 
     mutating func received(_ payload: UnsafeRawBufferPointer, at time: UInt64) -> [UInt8]? {
         switch Payload.decode(payload, runID: recorder.runID, size: recorder.size) {
         case .corrupt:
-            recorder.corrupt += 1
+            recorder.tally.corrupt += 1
         case .foreign:
-            recorder.foreign += 1
+            recorder.tally.foreign += 1
         case .ok(let sequence, let publishedAt):
             let seq = Int(sequence)
             guard seq < recorder.messages else {
-                recorder.corrupt += 1
+                recorder.tally.corrupt += 1
                 return nil
             }
             if seen.isEmpty { seen = Array(repeating: 0, count: (recorder.messages + 63) / 64) }
             let bit: UInt64 = 1 << UInt64(seq & 63)
             if seen[seq >> 6] & bit != 0 {
-                recorder.duplicates += 1
+                recorder.tally.duplicates += 1
                 return nil
             }
             seen[seq >> 6] |= bit
             count += 1
-            recorder.unique += 1
+            recorder.tally.unique += 1
             // Out of order: a message that arrives after a later one did (per client).
-            if seq < highest { recorder.outOfOrder += 1 } else { highest = seq }
+            if seq < highest { recorder.tally.outOfOrder += 1 } else { highest = seq }
             recorder.latency.record(sent: publishedAt, received: time)
-            if time < recorder.firstReceive { recorder.firstReceive = time }
-            if time > recorder.lastReceive { recorder.lastReceive = time }
-            if count == recorder.messages { recorder.complete += 1 }
+            if recorder.tally.firstReceive == 0 || time < recorder.tally.firstReceive { recorder.tally.firstReceive = time }
+            if time > recorder.tally.lastReceive { recorder.tally.lastReceive = time }
+            if count == recorder.messages { recorder.tally.complete += 1 }
         }
         return nil
     }
 
     mutating func closed() {
-        recorder.closed += 1
-        if count < recorder.messages { recorder.closedEarly += 1 }
+        recorder.tally.closed += 1
+        if count < recorder.messages { recorder.tally.closedEarly += 1 }
     }
 }
 

@@ -46,7 +46,7 @@ enum Shard {
         func settled() -> Int {
             loops.reduce(0) { sum, loop in
                 let bound = table[ObjectIdentifier(loop)]!
-                return sum + ((try? loop.submit { bound.value.complete + bound.value.closedEarly }.wait()) ?? 0)
+                return sum + ((try? loop.submit { bound.value.tally.complete + bound.value.tally.closedEarly }.wait()) ?? 0)
             }
         }
         var timedOut = false
