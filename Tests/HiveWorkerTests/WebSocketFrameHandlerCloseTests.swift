@@ -165,48 +165,60 @@ extension WebSocketFrameHandlerTests {
         XCTAssertTrue(try fixture.channel.finish().isClean)
     }
 
-    // MARK: Decoder errors
+    // MARK: Frame parsing errors (bytes as they come from the socket)
 
-    func testDecoderError_whenFrameTooLarge_failsWith1009() throws {
-        let fixture = try makeFixture()
-        fixture.channel.pipeline.syncOperations.fireErrorCaught(NIOWebSocketError.invalidFrameLength)
-        XCTAssertThrowsError(try fixture.channel.throwIfErrorCaught(), "the error is forwarded")
+    func testParser_whenFrameLongerThanMaxMessageSize_failsWith1009BeforeThePayloadArrives() throws {
+        let fixture = try makeFixture(maxMessageSize: 100, rawBytes: true)
+        // Only the header of a masked 101-byte binary frame: the length alone fails it.
+        try fixture.channel.writeInbound(ByteBuffer(bytes: [0x82, 0x80 | 101, 1, 2, 3, 4]))
         try assertFailed(fixture, code: 1009)
     }
 
-    func testDecoderError_whenControlFrameFragmentedOrTooLong_failsWith1002() throws {
-        for error in [NIOWebSocketError.fragmentedControlFrame, .multiByteControlFrameLength] {
-            let fixture = try makeFixture()
-            fixture.channel.pipeline.syncOperations.fireErrorCaught(error)
-            XCTAssertThrowsError(try fixture.channel.throwIfErrorCaught())
-            try assertFailed(fixture, code: 1002)
-        }
+    func testParser_whenLengthHasTopBitSet_failsWith1009() throws {
+        let fixture = try makeFixture(rawBytes: true)
+        try fixture.channel.writeInbound(ByteBuffer(bytes: [0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1]))
+        try assertFailed(fixture, code: 1009)
     }
 
-    func testDecoderError_fromRealDecoderOnOversizedPing_failsWith1002() throws {
-        // Bytes through NIO's decoder, as on a socket: a masked ping claiming 126 bytes of payload.
-        let fixture = try makeFixture()
-        try fixture.channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)),
-            position: .before(fixture.handler)
-        )
-        var bytes = ByteBuffer(bytes: [0x89, 0x80 | 126, 0x00, 126, 1, 2, 3, 4])
-        bytes.writeRepeatingByte(0, count: 126)
-        XCTAssertThrowsError(try fixture.channel.writeInbound(bytes))
+    func testParser_whenControlFrameFragmented_failsWith1002() throws {
+        let fixture = try makeFixture(rawBytes: true)
+        try fixture.channel.writeInbound(ByteBuffer(bytes: [0x09, 0x80, 1, 2, 3, 4]))  // ping without FIN
         try assertFailed(fixture, code: 1002)
     }
 
-    func testRealDecoder_whenRFCExampleMaskedHello_deliversHello() throws {
-        let fixture = try makeFixture()
-        try fixture.channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)),
-            position: .before(fixture.handler)
-        )
+    func testParser_whenPingClaims126Bytes_failsWith1002() throws {
+        let fixture = try makeFixture(rawBytes: true)
+        var bytes = ByteBuffer(bytes: [0x89, 0x80 | 126, 0x00, 126, 1, 2, 3, 4])
+        bytes.writeRepeatingByte(0, count: 126)
+        try fixture.channel.writeInbound(bytes)
+        try assertFailed(fixture, code: 1002)
+    }
+
+    func testParser_whenRFCExampleMaskedHello_deliversHello() throws {
+        let fixture = try makeFixture(rawBytes: true)
         // RFC 6455 5.7: a single-frame masked text message containing "Hello".
         try fixture.channel.writeInbound(
             ByteBuffer(bytes: [0x81, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58])
         )
         XCTAssertEqual(fixture.delegate.messages.map(\.text), ["Hello"])
+        XCTAssertTrue(try fixture.channel.finish().isClean)
+    }
+
+    func testParser_whenFramesArriveByteByByteAndSeveralInOneRead_deliversEachOnce() throws {
+        let fixture = try makeFixture(rawBytes: true)
+        var stream = ByteBuffer()
+        for text in ["one", String(repeating: "x", count: 300), "three"] {
+            var frame = serialize(clientFrame(.text, text))
+            stream.writeBuffer(&frame)
+        }
+        let all = stream
+        // First byte by byte, then the whole stream in one read.
+        while let byte = stream.readSlice(length: 1) {
+            try fixture.channel.writeInbound(byte)
+        }
+        try fixture.channel.writeInbound(all)
+        let expected = ["one", String(repeating: "x", count: 300), "three"]
+        XCTAssertEqual(fixture.delegate.messages.map(\.text), expected + expected)
         XCTAssertTrue(try fixture.channel.finish().isClean)
     }
 }

@@ -396,10 +396,9 @@ final class WebSocketFrameHandlerTests: XCTestCase {
         let delegate = RecordingDelegate()
         let writer = WebSocketRawWriter()
         let limits = WebSocketLimits(maxMessageSize: 100, pingInterval: .seconds(1), pongTimeout: .seconds(30))
-        try channel.pipeline.syncOperations.addHandler(writer, position: .first)
-        try channel.pipeline.syncOperations.addHandler(
-            WebSocketFrameHandler(limits: limits, writer: writer, delegate: delegate)
-        )
+        let handler = WebSocketFrameHandler(limits: limits, writer: writer, delegate: delegate)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        startKeepAliveSweep(on: channel, limits: limits, handler: handler)
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         XCTAssertEqual(try readFrames(channel).map(\.opcode), [.ping])
         XCTAssertTrue(try channel.finish().isClean)
@@ -427,7 +426,7 @@ final class WebSocketFrameHandlerTests: XCTestCase {
         delegate = nil
         XCTAssertNil(weakDelegate)
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(writer, position: .first)
+        try channel.pipeline.syncOperations.addHandler(ClientFrameSerializer())
         try channel.pipeline.syncOperations.addHandler(handler)
         XCTAssertNoThrow(try channel.writeInbound(clientFrame(.text, "nobody listens")))
         XCTAssertTrue(try channel.finish().isClean)

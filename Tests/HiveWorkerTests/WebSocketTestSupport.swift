@@ -48,20 +48,70 @@ struct Fixture {
 
 let testMaskKey: WebSocketMaskingKey = [0x12, 0x34, 0x56, 0x78]
 
+/// A handler connected to an embedded channel. Tests write `WebSocketFrame`s inbound, which `ClientFrameSerializer`
+/// turns into bytes as a client would send them; with `rawBytes` they write the bytes themselves.
 func makeFixture(
     maxMessageSize: Int = 1 << 20,
     pingInterval: TimeAmount? = nil,
-    pongTimeout: TimeAmount = .seconds(3)
+    pongTimeout: TimeAmount = .seconds(3),
+    rawBytes: Bool = false
 ) throws -> Fixture {
     let channel = EmbeddedChannel()
     let delegate = RecordingDelegate()
     let writer = WebSocketRawWriter()
     let limits = WebSocketLimits(maxMessageSize: maxMessageSize, pingInterval: pingInterval, pongTimeout: pongTimeout)
     let handler = WebSocketFrameHandler(limits: limits, writer: writer, delegate: delegate)
-    try channel.pipeline.syncOperations.addHandler(writer, position: .first)
+    if !rawBytes {
+        try channel.pipeline.syncOperations.addHandler(ClientFrameSerializer())
+    }
     try channel.pipeline.syncOperations.addHandler(handler)
+    startKeepAliveSweep(on: channel, limits: limits, handler: handler)
     try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9001)).wait()
     return Fixture(channel: channel, writer: writer, handler: handler, delegate: delegate)
+}
+
+/// Ticks the handler's keep-alive as the worker's sweep does, from time 0 of the embedded loop.
+func startKeepAliveSweep(on channel: EmbeddedChannel, limits: WebSocketLimits, handler: WebSocketFrameHandler) {
+    guard let period = KeepAliveSweep.period(for: limits) else { return }
+    KeepAliveSweep(eventLoop: channel.embeddedEventLoop) { [weak handler] in handler.map { [$0] } ?? [] }
+        .start(period: period)
+}
+
+/// Writes each inbound `WebSocketFrame` as the bytes a client sends (RFC 6455 5.2), one read per frame. The payload
+/// is taken as it is: `clientFrame` has already masked it.
+final class ClientFrameSerializer: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias InboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(Self.wrapInboundOut(serialize(Self.unwrapInboundIn(data))))
+    }
+}
+
+func serialize(_ frame: WebSocketFrame) -> ByteBuffer {
+    var bytes = ByteBuffer()
+    var first = UInt8(webSocketOpcode: frame.opcode)
+    if frame.fin { first |= 0x80 }
+    if frame.rsv1 { first |= 0x40 }
+    if frame.rsv2 { first |= 0x20 }
+    if frame.rsv3 { first |= 0x10 }
+    bytes.writeInteger(first)
+    let mask: UInt8 = frame.maskKey == nil ? 0 : 0x80
+    let length = frame.data.readableBytes
+    if length <= 125 {
+        bytes.writeInteger(mask | UInt8(length))
+    } else if length <= Int(UInt16.max) {
+        bytes.writeInteger(mask | 126)
+        bytes.writeInteger(UInt16(length))
+    } else {
+        bytes.writeInteger(mask | 127)
+        bytes.writeInteger(UInt64(length))
+    }
+    if let key = frame.maskKey {
+        bytes.writeBytes(key)
+    }
+    bytes.writeImmutableBuffer(frame.data)
+    return bytes
 }
 
 /// A frame as a browser sends it: masked unless told otherwise.

@@ -17,6 +17,8 @@ public final class Hive: @unchecked Sendable {
     let application: HiveApplication
     let table = ConnectionTable()
     var outbox: PeerOutbox!
+    /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
+    private var keepAlive: KeepAliveSweep?
 
     init(workerID: Int, eventLoop: EventLoop, registry: SharedRegistry, limits: ConnectionLimits,
          application: HiveApplication, logger: Logger) {
@@ -26,6 +28,25 @@ public final class Hive: @unchecked Sendable {
         self.limits = limits
         self.application = application
         self.logger = logger
+    }
+
+    /// The limits of every WebSocket connection of this worker.
+    var webSocketLimits: WebSocketLimits {
+        WebSocketLimits(
+            maxMessageSize: limits.maxMessageSize,
+            pingInterval: limits.pingInterval,
+            pongTimeout: limits.pongTimeout
+        )
+    }
+
+    /// Starts the worker-wide keep-alive sweep of the WebSocket connections (nothing when pings are off). Call on
+    /// the event loop, once.
+    func startKeepAlive() {
+        guard let period = KeepAliveSweep.period(for: webSocketLimits) else { return }
+        let table = self.table
+        let sweep = KeepAliveSweep(eventLoop: eventLoop) { table.sessions.values.compactMap(\.frameHandler) }
+        sweep.start(period: period)
+        keepAlive = sweep
     }
 
     /// Number of workers in this Hive.

@@ -5,8 +5,8 @@ import NIOWebSocket
 
 /// Builds the pipeline of an adopted connection: HTTP/1.1 with a WebSocket upgrader on the same port.
 ///
-///     head | record | [ws raw writer] | http encoder, decoder, pipelining, upgrade | http request handler | tail
-///     after an upgrade:  record | ws raw writer | ws frame encoder, decoder | ws frame handler
+///     head | record | http encoder, decoder, pipelining, upgrade | http request handler | tail
+///     after an upgrade:  head | record | ws frame handler (parses frames, writes encoded ones) | tail
 enum WorkerPipeline {
     static let httpHandlerName = "hive.http"
 
@@ -15,9 +15,7 @@ enum WorkerPipeline {
         let record = ConnectionRecordHandler(id: id, socket: socket, hive: hive)
         try pipeline.addHandler(record)
 
-        let upgrader = NIOWebSocketServerUpgrader(
-            maxFrameSize: hive.limits.maxMessageSize,
-            automaticErrorHandling: false,
+        let upgrader = WebSocketUpgrader(
             shouldUpgrade: { channel, head in
                 let path = String(head.uri.prefix { $0 != "?" })
                 guard hive.application.shouldUpgrade(path: path) else {
@@ -26,10 +24,8 @@ enum WorkerPipeline {
                 hive.registry.setProtocol(id, .websocketHandshake)
                 return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
             },
-            upgradePipelineHandler: { channel, head in
-                channel.eventLoop.makeCompletedFuture {
-                    try upgradeToWebSocket(channel, head: head, id: id, hive: hive)
-                }
+            upgradePipeline: { channel, head in
+                try upgradeToWebSocket(channel, head: head, id: id, hive: hive)
             }
         )
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -55,19 +51,13 @@ enum WorkerPipeline {
         let pipeline = channel.pipeline.syncOperations
         let record = try pipeline.handler(type: ConnectionRecordHandler.self)
         let writer = WebSocketRawWriter()
-        try pipeline.addHandler(writer, position: .after(record))
         let connection = HiveConnection(
             id: id,
             path: String(head.uri.prefix { $0 != "?" }),
             remote: hive.registry.lookup(id)?.remote ?? .unknown
         )
         let session = WebSocketSession(connection: connection, channel: channel, socket: record.socket, writer: writer, hive: hive)
-        let limits = WebSocketLimits(
-            maxMessageSize: hive.limits.maxMessageSize,
-            pingInterval: hive.limits.pingInterval,
-            pongTimeout: hive.limits.pongTimeout
-        )
-        let frameHandler = WebSocketFrameHandler(limits: limits, writer: writer, delegate: session)
+        let frameHandler = WebSocketFrameHandler(limits: hive.webSocketLimits, writer: writer, delegate: session)
         session.frameHandler = frameHandler
         try pipeline.addHandler(frameHandler)
         hive.registry.setProtocol(id, .websocket)

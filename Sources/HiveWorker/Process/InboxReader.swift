@@ -121,6 +121,13 @@ final class InboxReader: @unchecked Sendable {
                 ChannelOptions.writeBufferWaterMark,
                 value: WriteBufferWaterMark(low: hive.limits.maxOutputBuffer / 2, high: hive.limits.maxOutputBuffer)
             )
+            // NIO keeps a connection's receive buffer for its whole life. Its default first size, 2 KiB, was
+            // the largest single cost of an idle WebSocket (~1.5 KB of RSS per connection); 512 B holds a
+            // typical upgrade request, and the buffer still grows (to 64 KiB) when reads fill it.
+            .channelOption(
+                ChannelOptions.recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+            )
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard hive.registry.activate(id) else {

@@ -53,7 +53,10 @@ public final class WorkerProcess {
         let redis = workerID == 0 ? configuration.redis.map { RedisFanOut(configuration: $0, hive: hive) } : nil
         let lifecycle = WorkerLifecycle(hive: hive, grace: configuration.grace, redis: redis)
 
-        try loop.submit { hive.application.workerStart(hive) }.wait()
+        try loop.submit {
+            hive.startKeepAlive()
+            hive.application.workerStart(hive)
+        }.wait()
         redis?.start()
         let inbox = InboxReader(
             inbox: RecordChannel(fd: configuration.inboxFD), master: master, hive: hive, group: group,

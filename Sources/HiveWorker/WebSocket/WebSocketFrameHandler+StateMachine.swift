@@ -106,7 +106,7 @@ extension WebSocketFrameHandler {
             }
         }
 
-        /// Applies an error from NIO's `WebSocketFrameDecoder`, which stops decoding after it.
+        /// Applies an error from the `WebSocketFrameParser`, which parses nothing more after it.
         mutating func receiveDecoderError(_ error: NIOWebSocketError) -> Action {
             switch self.state {
             case .open:

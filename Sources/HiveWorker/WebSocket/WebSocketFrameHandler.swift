@@ -3,8 +3,8 @@ import NIOWebSocket
 
 /// Per-connection WebSocket limits, fixed when the handler is created.
 struct WebSocketLimits: Sendable {
-    /// Largest reassembled message in bytes; a bigger one fails the connection with 1009. NIO's decoder has its own
-    /// per-frame limit (the upgrader's `maxFrameSize`), which should not be smaller than this.
+    /// Largest reassembled message in bytes, and so also the largest frame; a bigger one fails the connection with
+    /// 1009 (a frame as soon as its header says so).
     var maxMessageSize: Int
     /// Interval between keep-alive pings; nil sends none.
     var pingInterval: TimeAmount?
@@ -29,20 +29,21 @@ protocol WebSocketFrameHandlerDelegate: AnyObject {
     func webSocketClosing(code: WebSocketErrorCode, initiatedByPeer: Bool)
 }
 
-/// The RFC 6455 protocol layer of a server connection: validates and reassembles the frames NIO's
-/// `WebSocketFrameDecoder` produces, answers pings, runs the close handshake and keep-alive, and hands complete
-/// messages to its delegate. It consumes every frame; nothing is forwarded.
+/// The RFC 6455 protocol layer of a server connection: cuts the bytes read into frames (`WebSocketFrameParser`),
+/// validates and reassembles them, answers pings, runs the close handshake and keep-alive, and hands complete
+/// messages to its delegate. It consumes every byte; nothing is forwarded. With the connection's record handler
+/// it is the whole pipeline of an established WebSocket, which keeps an idle connection small.
 ///
-/// It writes only through the `WebSocketRawWriter` (frames encoded by `WebSocketFrameCodec`), and flushes once per
-/// read batch in `channelReadComplete`, except on the close path, which flushes at once. The protocol rules live in
-/// `StateMachine`; this class does the I/O, the timers and the delegate calls.
-///
-/// The upgrader must be created with `automaticErrorHandling: false`: decoder errors reach `errorCaught` here and
-/// this handler sends the close frame.
+/// It writes only through the `WebSocketRawWriter` (frames encoded by `WebSocketFrameCodec`), which uses this
+/// handler's context, and flushes once per read batch in `channelReadComplete`, except on the close path, which
+/// flushes at once. The protocol rules live in `StateMachine`; this class does the I/O, the timers and the
+/// delegate calls.
 final class WebSocketFrameHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private var stateMachine: StateMachine
+    private var parser: WebSocketFrameParser
     private let limits: WebSocketLimits
     private let writer: WebSocketRawWriter
     /// Weak: the owner keeps the channel, the channel keeps this handler; a strong reference would be a cycle.
@@ -52,9 +53,10 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     /// Something was written (or a message was delivered, whose reply may have been) since the last flush.
     private var needsFlush = false
     private var closingReported = false
-    private var pingTask: Scheduled<Void>?
-    /// Pending from a ping until the next inbound frame.
-    private var pongDeadline: Scheduled<Void>?
+    /// When the next keep-alive ping is due (`distantFuture`: none); checked by the worker's `KeepAliveSweep`.
+    private var nextPing = NIODeadline.distantFuture
+    /// Set by a ping, cleared by the next inbound frame: the peer must send something before it.
+    private var pongDeadline = NIODeadline.distantFuture
     private var closeDeadline: Scheduled<Void>?
 
     /// - Parameters:
@@ -66,12 +68,14 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         self.writer = writer
         self.delegate = delegate
         self.stateMachine = StateMachine(maxMessageSize: limits.maxMessageSize)
+        self.parser = WebSocketFrameParser(maxFrameSize: limits.maxMessageSize)
     }
 
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.writer.attach(context)
         // After an upgrade the channel is already active and channelActive will not come.
         if context.channel.isActive {
             self.startKeepAlive(context: context)
@@ -81,6 +85,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.cancelTimers()
         self.stateMachine.markClosed()
+        self.writer.detach()
         self.context = nil
     }
 
@@ -96,11 +101,20 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Self.unwrapInboundIn(data)
+        self.parser.append(Self.unwrapInboundIn(data))
+        do {
+            while let frame = try self.parser.next() {
+                self.receive(frame, context: context)
+            }
+        } catch {
+            self.perform(self.stateMachine.receiveDecoderError(error), context: context)
+        }
+    }
+
+    private func receive(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
         self.delegate?.webSocketFrameRead(bytes: frame.length)
         // Any frame proves the peer is alive, not only the pong to our ping.
-        self.pongDeadline?.cancel()
-        self.pongDeadline = nil
+        self.pongDeadline = .distantFuture
         self.perform(self.stateMachine.receive(frame), context: context)
     }
 
@@ -111,14 +125,6 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             self.writer.flush()
         }
         context.fireChannelReadComplete()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let error = error as? NIOWebSocketError {
-            self.perform(self.stateMachine.receiveDecoderError(error), context: context)
-        }
-        // Forwarded like NIO's WebSocketProtocolErrorHandler does, so a later handler can still log it.
-        context.fireErrorCaught(error)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -218,41 +224,42 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     // MARK: Timers
 
     private func startKeepAlive(context: ChannelHandlerContext) {
-        guard let interval = self.limits.pingInterval, self.pingTask == nil, self.stateMachine.state == .open else {
+        guard let interval = self.limits.pingInterval, self.nextPing == .distantFuture,
+            self.stateMachine.state == .open
+        else {
             return
         }
-        self.pingTask = context.eventLoop.assumeIsolated().scheduleTask(in: interval) { [weak self] in
-            self?.pingTimerFired()
-        }
+        self.nextPing = context.eventLoop.now + interval
     }
 
-    private func pingTimerFired() {
-        self.pingTask = nil
+    /// Called by the worker's `KeepAliveSweep` about every tenth of the ping interval: drops the connection when its
+    /// pong deadline has passed, and sends a ping when one is due. Call on the channel's event loop.
+    func keepAliveTick(now: NIODeadline) {
         guard let context = self.context, self.stateMachine.state == .open else {
             return
         }
+        if now >= self.pongDeadline {
+            self.pongDeadlinePassed(context: context)
+            return
+        }
+        guard now >= self.nextPing, let interval = self.limits.pingInterval else {
+            return
+        }
         self.writeControlFrame(.ping, payload: ByteBuffer(), context: context)
-        // Timers fire outside a read batch: nothing else would flush.
+        // Ticks come outside a read batch: nothing else would flush.
         self.needsFlush = false
         self.writer.flush()
         // Keep the older deadline if a ping is still unanswered: the peer has been silent since then.
-        if self.pongDeadline == nil {
-            self.pongDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.limits.pongTimeout) {
-                [weak self] in
-                self?.pongDeadlinePassed()
-            }
+        if self.pongDeadline == .distantFuture {
+            self.pongDeadline = now + self.limits.pongTimeout
         }
-        self.startKeepAlive(context: context)
+        self.nextPing = now + interval
     }
 
     /// The peer sent nothing for `pongTimeout` after a ping. The connection is dropped without a close frame (what
     /// the peer's side will report as 1006, abnormal closure): a peer that does not answer pings would not answer a
     /// close either, and a close frame would only wait in a send buffer that may already be full.
-    private func pongDeadlinePassed() {
-        self.pongDeadline = nil
-        guard let context = self.context, self.stateMachine.state == .open else {
-            return
-        }
+    private func pongDeadlinePassed(context: ChannelHandlerContext) {
         self.stateMachine.markClosed()
         self.reportClosing(code: WebSocketErrorCode(codeNumber: 1006), initiatedByPeer: false)
         self.cancelTimers()
@@ -273,10 +280,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     private func cancelKeepAlive() {
-        self.pingTask?.cancel()
-        self.pingTask = nil
-        self.pongDeadline?.cancel()
-        self.pongDeadline = nil
+        self.nextPing = .distantFuture
+        self.pongDeadline = .distantFuture
     }
 
     private func cancelTimers() {
