@@ -5,8 +5,9 @@ extension SharedRegistry {
     /// Takes a free slot for a new connection owned by `worker` and returns its id, or nil when every slot is in
     /// use (the caller answers 503). Never touches a live slot.
     public func reserve(worker: Int, remote: RemoteAddress, now: UInt64 = Clock.wallNanoseconds()) -> ConnectionID? {
+        let start = cursors[worker]
         for step in 0..<capacity {
-            let index = (cursorPosition + step) % capacity
+            let index = (start + step) % capacity
             guard slot(index, .state).load(ordering: .acquiring) == SlotState.free.rawValue else { continue }
             // Generations start at 1 and skip 0 on wrap, so an id is never 0 and a stale id never matches.
             var generation = UInt32(truncatingIfNeeded: slot(index, .generation).load(ordering: .relaxed)) &+ 1
@@ -18,7 +19,7 @@ extension SharedRegistry {
             slot(index, .portAndFamily).store(UInt64(remote.port) << 8 | UInt64(remote.family.rawValue), ordering: .relaxed)
             slot(index, .connectedAt).store(now, ordering: .relaxed)
             slot(index, .state).store(SlotState.reserved.rawValue, ordering: .releasing)
-            cursorPosition = (index + 1) % capacity
+            cursors[worker] = (index + 1) % capacity
             return ConnectionID(generation: generation, worker: worker, slot: index)
         }
         return nil

@@ -105,8 +105,11 @@ public final class SharedRegistry: @unchecked Sendable {
     private let base: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
     private let byteCount: Int
     private let ownsHeap: Bool
-    /// Master only: where the next free-slot search starts, so allocation is O(1) amortized until nearly full.
-    var cursorPosition = 0
+    /// Master only: where each worker's next free-slot search starts, so allocation is O(1) amortized until nearly
+    /// full. Each worker starts at its own share of the slots (worker w at w/workerCount of the way), so a worker's
+    /// connections fill pages of their own: a page of slots is then mapped by the master and one worker instead of
+    /// every worker, which is 128 B of RSS per connection per extra worker.
+    lazy var cursors: [Int] = (0..<workerCount).map { $0 * capacity / workerCount }
 
     public static func byteCount(capacity: Int, workerCount: Int) -> Int {
         (Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words) * 8

@@ -61,6 +61,18 @@ final class SharedRegistryTests: XCTestCase {
         XCTAssertEqual(c.slot, a.slot)
     }
 
+    func testReserve_givesEachWorkerSlotsFromItsOwnShare_andSpillsOverWhenItIsFull() throws {
+        // Slots of one worker share pages with no other worker's, which keeps each worker's RSS to its own pages.
+        let registry = SharedRegistry.heap(capacity: 8, workerCount: 2)
+        let zero = try (0..<3).map { _ in try XCTUnwrap(registry.reserve(worker: 0, remote: remote)).slot }
+        let one = try (0..<3).map { _ in try XCTUnwrap(registry.reserve(worker: 1, remote: remote)).slot }
+        XCTAssertEqual(zero, [0, 1, 2])
+        XCTAssertEqual(one, [4, 5, 6])
+        let spill = try (0..<2).map { _ in try XCTUnwrap(registry.reserve(worker: 0, remote: remote)).slot }
+        XCTAssertEqual(spill, [3, 7], "a full share spills into free slots elsewhere")
+        XCTAssertNil(registry.reserve(worker: 1, remote: remote), "every slot is taken")
+    }
+
     func testRelease_ofAFailedHandOff_freesTheSlot() throws {
         let registry = SharedRegistry.heap(capacity: 1, workerCount: 1)
         let id = try XCTUnwrap(registry.reserve(worker: 0, remote: remote))
