@@ -394,9 +394,8 @@ final class WebSocketFrameHandlerTests: XCTestCase {
         let channel = EmbeddedChannel()
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9001)).wait()
         let delegate = RecordingDelegate()
-        let writer = WebSocketRawWriter()
         let limits = WebSocketLimits(maxMessageSize: 100, pingInterval: .seconds(1), pongTimeout: .seconds(30))
-        let handler = WebSocketFrameHandler(limits: limits, writer: writer, delegate: delegate)
+        let handler = WebSocketFrameHandler(limits: limits, delegate: delegate)
         try channel.pipeline.syncOperations.addHandler(handler)
         startKeepAliveSweep(on: channel, limits: limits, handler: handler)
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
@@ -420,9 +419,8 @@ final class WebSocketFrameHandlerTests: XCTestCase {
     func testDelegate_isHeldWeakly() throws {
         var delegate: RecordingDelegate? = RecordingDelegate()
         weak let weakDelegate = delegate
-        let writer = WebSocketRawWriter()
         let limits = WebSocketLimits(maxMessageSize: 100, pingInterval: nil, pongTimeout: .seconds(1))
-        let handler = WebSocketFrameHandler(limits: limits, writer: writer, delegate: delegate!)
+        let handler = WebSocketFrameHandler(limits: limits, delegate: delegate!)
         delegate = nil
         XCTAssertNil(weakDelegate)
         let channel = EmbeddedChannel()

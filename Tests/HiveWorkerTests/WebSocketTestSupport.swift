@@ -40,7 +40,6 @@ final class RecordingDelegate: WebSocketFrameHandlerDelegate {
 
 struct Fixture {
     let channel: EmbeddedChannel
-    let writer: WebSocketRawWriter
     let handler: WebSocketFrameHandler
     /// The handler holds its delegate weakly: the fixture keeps it alive.
     let delegate: RecordingDelegate
@@ -58,16 +57,15 @@ func makeFixture(
 ) throws -> Fixture {
     let channel = EmbeddedChannel()
     let delegate = RecordingDelegate()
-    let writer = WebSocketRawWriter()
     let limits = WebSocketLimits(maxMessageSize: maxMessageSize, pingInterval: pingInterval, pongTimeout: pongTimeout)
-    let handler = WebSocketFrameHandler(limits: limits, writer: writer, delegate: delegate)
+    let handler = WebSocketFrameHandler(limits: limits, delegate: delegate)
     if !rawBytes {
         try channel.pipeline.syncOperations.addHandler(ClientFrameSerializer())
     }
     try channel.pipeline.syncOperations.addHandler(handler)
     startKeepAliveSweep(on: channel, limits: limits, handler: handler)
     try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9001)).wait()
-    return Fixture(channel: channel, writer: writer, handler: handler, delegate: delegate)
+    return Fixture(channel: channel, handler: handler, delegate: delegate)
 }
 
 /// Ticks the handler's keep-alive as the worker's sweep does, from time 0 of the embedded loop.

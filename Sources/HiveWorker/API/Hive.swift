@@ -44,7 +44,7 @@ public final class Hive: @unchecked Sendable {
     func startKeepAlive() {
         guard let period = KeepAliveSweep.period(for: webSocketLimits) else { return }
         let table = self.table
-        let sweep = KeepAliveSweep(eventLoop: eventLoop) { table.sessions.values.compactMap(\.frameHandler) }
+        let sweep = KeepAliveSweep(eventLoop: eventLoop) { table.sessions.values.map(\.frameHandler) }
         sweep.start(period: period)
         keepAlive = sweep
     }

@@ -12,8 +12,8 @@ import Glibc
 final class WebSocketSession: WebSocketFrameHandlerDelegate {
     let connection: HiveConnection
     let channel: Channel
-    let writer: WebSocketRawWriter
-    weak var frameHandler: WebSocketFrameHandler?
+    /// The connection's protocol handler, through which every frame is written.
+    let frameHandler: WebSocketFrameHandler
     /// The connection's socket. NIO owns it; this session writes to it directly only on the event loop and only
     /// while NIO has nothing queued for it, so bytes can never be reordered or interleaved.
     private let socket: Int32
@@ -22,11 +22,11 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     /// Frames waiting for the flush (the table's deferred flush, or the end of `send` with `flush`).
     private var pending: [ByteBuffer] = []
 
-    init(connection: HiveConnection, channel: Channel, socket: Int32, writer: WebSocketRawWriter, hive: Hive) {
+    init(connection: HiveConnection, channel: Channel, socket: Int32, frameHandler: WebSocketFrameHandler, hive: Hive) {
         self.connection = connection
         self.channel = channel
         self.socket = socket
-        self.writer = writer
+        self.frameHandler = frameHandler
         self.hive = hive
     }
 
@@ -70,7 +70,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         guard channel.isActive else { return }
         let total = frames.reduce(0) { $0 + $1.readableBytes }
         var written = 0
-        if writer.unfinishedWrites == 0 {
+        if frameHandler.unfinishedWrites == 0 {
             written = Self.writeDirectly(frames, to: socket)
             hive.registry.add(written, to: .bytesOut, of: id)
         }
@@ -83,9 +83,9 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
             }
             frame.moveReaderIndex(forwardBy: skip)
             skip = 0
-            writer.write(frame, promise: nil)
+            frameHandler.write(frame, promise: nil)
         }
-        writer.flush()
+        frameHandler.flush()
     }
 
     /// One non-blocking `writev` of the frames; returns the bytes the kernel took (0 on EAGAIN or an error: NIO
@@ -121,7 +121,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         flushIfNeeded()  // what was sent before the close goes out before the close frame
         isClosing = true
         hive.registry.setProtocol(id, .closing)
-        if let frameHandler {
+        if frameHandler.isInPipeline {
             frameHandler.initiateClose(code: code, reason: reason)
         } else {
             channel.close(promise: nil)

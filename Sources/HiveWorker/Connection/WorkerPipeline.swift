@@ -50,15 +50,16 @@ enum WorkerPipeline {
     private static func upgradeToWebSocket(_ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: Hive) throws {
         let pipeline = channel.pipeline.syncOperations
         let record = try pipeline.handler(type: ConnectionRecordHandler.self)
-        let writer = WebSocketRawWriter()
         let connection = HiveConnection(
             id: id,
             path: String(head.uri.prefix { $0 != "?" }),
             remote: hive.registry.lookup(id)?.remote ?? .unknown
         )
-        let session = WebSocketSession(connection: connection, channel: channel, socket: record.socket, writer: writer, hive: hive)
-        let frameHandler = WebSocketFrameHandler(limits: hive.webSocketLimits, writer: writer, delegate: session)
-        session.frameHandler = frameHandler
+        let frameHandler = WebSocketFrameHandler(limits: hive.webSocketLimits, delegate: nil)
+        let session = WebSocketSession(
+            connection: connection, channel: channel, socket: record.socket, frameHandler: frameHandler, hive: hive
+        )
+        frameHandler.delegate = session
         try pipeline.addHandler(frameHandler)
         hive.registry.setProtocol(id, .websocket)
         hive.table.addSession(session)

@@ -126,7 +126,7 @@ final class InboxReader: @unchecked Sendable {
             // typical upgrade request, and the buffer still grows (to 64 KiB) when reads fill it.
             .channelOption(
                 ChannelOptions.recvAllocator,
-                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536)
             )
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

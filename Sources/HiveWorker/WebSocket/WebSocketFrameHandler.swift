@@ -17,7 +17,7 @@ struct WebSocketLimits: Sendable {
 
 /// Callbacks to the owner (the worker's connection object). All called on the channel's event loop.
 protocol WebSocketFrameHandlerDelegate: AnyObject {
-    /// A complete, validated data message. Replies written through the `WebSocketRawWriter` from here need no
+    /// A complete, validated data message. Replies written through `write` from here need no
     /// flush: the handler flushes at the end of the read batch.
     func webSocketReceived(_ message: WebSocketMessage)
     /// Every inbound frame, with its payload length (for counters and last activity).
@@ -34,9 +34,9 @@ protocol WebSocketFrameHandlerDelegate: AnyObject {
 /// messages to its delegate. It consumes every byte; nothing is forwarded. With the connection's record handler
 /// it is the whole pipeline of an established WebSocket, which keeps an idle connection small.
 ///
-/// It writes only through the `WebSocketRawWriter` (frames encoded by `WebSocketFrameCodec`), which uses this
-/// handler's context, and flushes once per read batch in `channelReadComplete`, except on the close path, which
-/// flushes at once. The protocol rules live in `StateMachine`; this class does the I/O, the timers and the
+/// Every write of the connection goes through `write(_:promise:)`: frames already encoded by `WebSocketFrameCodec`,
+/// so a broadcast can encode a message once per worker and hand the same buffer to every connection. Its own
+/// frames are flushed once per read batch in `channelReadComplete`, except on the close path, which flushes at once. The protocol rules live in `StateMachine`; this class does the I/O, the timers and the
 /// delegate calls.
 final class WebSocketFrameHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
@@ -45,11 +45,14 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     private var stateMachine: StateMachine
     private var parser: WebSocketFrameParser
     private let limits: WebSocketLimits
-    private let writer: WebSocketRawWriter
-    /// Weak: the owner keeps the channel, the channel keeps this handler; a strong reference would be a cycle.
-    private weak var delegate: (any WebSocketFrameHandlerDelegate)?
-    /// From `handlerAdded` to `handlerRemoved`: `initiateClose` and the timers are not given a context.
+    /// Weak: the owner keeps this handler; a strong reference would be a cycle.
+    weak var delegate: (any WebSocketFrameHandlerDelegate)?
+    /// From `handlerAdded` to `handlerRemoved`: `initiateClose`, the writes and the timers are not given a context.
     private var context: ChannelHandlerContext?
+    /// Writes handed to NIO through `write` that NIO has not finished (written to the socket, or failed). Every
+    /// write of an established connection goes through here, so 0 means NIO holds no byte for the socket and a
+    /// frame may go to the socket directly (the session's fast path) without being reordered or interleaved.
+    private(set) var unfinishedWrites = 0
     /// Something was written (or a message was delivered, whose reply may have been) since the last flush.
     private var needsFlush = false
     private var closingReported = false
@@ -61,11 +64,9 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     /// - Parameters:
     ///   - limits: Message size, keep-alive and close timing.
-    ///   - writer: The connection's raw writer, already in the pipeline (position `.first`).
     ///   - delegate: Receives messages and events; held weakly.
-    init(limits: WebSocketLimits, writer: WebSocketRawWriter, delegate: any WebSocketFrameHandlerDelegate) {
+    init(limits: WebSocketLimits, delegate: (any WebSocketFrameHandlerDelegate)?) {
         self.limits = limits
-        self.writer = writer
         self.delegate = delegate
         self.stateMachine = StateMachine(maxMessageSize: limits.maxMessageSize)
         self.parser = WebSocketFrameParser(maxFrameSize: limits.maxMessageSize)
@@ -75,7 +76,6 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.writer.attach(context)
         // After an upgrade the channel is already active and channelActive will not come.
         if context.channel.isActive {
             self.startKeepAlive(context: context)
@@ -85,7 +85,6 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.cancelTimers()
         self.stateMachine.markClosed()
-        self.writer.detach()
         self.context = nil
     }
 
@@ -122,7 +121,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         // One flush per read batch: a burst of pings, or of messages the owner answers, becomes one write syscall.
         if self.needsFlush {
             self.needsFlush = false
-            self.writer.flush()
+            self.flush()
         }
         context.fireChannelReadComplete()
     }
@@ -138,6 +137,33 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     // MARK: Owner API
 
+    /// Whether the handler is in a pipeline (from `handlerAdded` to `handlerRemoved`).
+    var isInPipeline: Bool { self.context != nil }
+
+    /// Writes one encoded frame (or several, concatenated) without flushing. Call on the channel's event loop.
+    /// Once the handler is out of the pipeline the write fails with `ChannelError.ioOnClosedChannel`.
+    func write(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context = self.context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.eventLoop.assertInEventLoop()
+        let finished = promise ?? context.eventLoop.makePromise()
+        self.unfinishedWrites += 1
+        finished.futureResult.assumeIsolated().whenComplete { _ in self.unfinishedWrites -= 1 }
+        context.write(Self.wrapOutboundOut(buffer), promise: finished)
+    }
+
+    /// Flushes what was written (and anything else pending). Call on the channel's event loop; does nothing once
+    /// the handler is out of the pipeline.
+    func flush() {
+        guard let context = self.context else {
+            return
+        }
+        context.eventLoop.assertInEventLoop()
+        context.flush()
+    }
+
     /// Starts the server-initiated close handshake: sends a close frame with `code`, stops delivering messages, and
     /// closes the TCP connection when the peer answers or after `limits.closeTimeout`. Does nothing if a close
     /// already started or the handler is not in a pipeline. Call on the channel's event loop.
@@ -152,8 +178,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         self.reportClosing(code: code, initiatedByPeer: false)
         self.cancelKeepAlive()
         let frame = WebSocketFrameCodec.encodeClose(code: code, reason: reason, allocator: context.channel.allocator)
-        self.writer.write(frame, promise: nil)
-        self.writer.flush()
+        self.write(frame, promise: nil)
+        self.flush()
         self.needsFlush = false
         self.delegate?.webSocketFrameWritten(bytes: Self.closePayloadLength(frame))
         self.scheduleCloseDeadline(context: context)
@@ -184,7 +210,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     private func writeControlFrame(_ opcode: WebSocketOpcode, payload: ByteBuffer, context: ChannelHandlerContext) {
         let frame = WebSocketFrameCodec.encode(opcode: opcode, payload: payload, allocator: context.channel.allocator)
-        self.writer.write(frame, promise: nil)
+        self.write(frame, promise: nil)
         self.needsFlush = true
         self.delegate?.webSocketFrameWritten(bytes: payload.readableBytes)
     }
@@ -195,8 +221,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         self.cancelKeepAlive()
         let frame = WebSocketFrameCodec.encodeClose(code: code, reason: reason, allocator: context.channel.allocator)
         let written = context.eventLoop.makePromise(of: Void.self)
-        self.writer.write(frame, promise: written)
-        self.writer.flush()
+        self.write(frame, promise: written)
+        self.flush()
         self.needsFlush = false
         self.delegate?.webSocketFrameWritten(bytes: Self.closePayloadLength(frame))
         // Closing right away would fail a close frame still queued behind a full socket buffer; wait for the write,
@@ -248,7 +274,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         self.writeControlFrame(.ping, payload: ByteBuffer(), context: context)
         // Ticks come outside a read batch: nothing else would flush.
         self.needsFlush = false
-        self.writer.flush()
+        self.flush()
         // Keep the older deadline if a ping is still unanswered: the peer has been silent since then.
         if self.pongDeadline == .distantFuture {
             self.pongDeadline = now + self.limits.pongTimeout

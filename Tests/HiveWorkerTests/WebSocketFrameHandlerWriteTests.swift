@@ -5,9 +5,9 @@ import XCTest
 
 @testable import HiveWorker
 
-// MARK: - Raw writer
+// MARK: - Writes of pre-encoded frames
 
-final class WebSocketRawWriterTests: XCTestCase {
+final class WebSocketFrameHandlerWriteTests: XCTestCase {
     func testWrite_sendsPreEncodedFramesUnchangedOnFlush() throws {
         let fixture = try makeFixture()
         let encoded = WebSocketFrameCodec.encode(
@@ -15,25 +15,25 @@ final class WebSocketRawWriterTests: XCTestCase {
             payload: ByteBuffer(string: "pre-encoded"),
             allocator: fixture.channel.allocator
         )
-        fixture.writer.write(encoded, promise: nil)
+        fixture.handler.write(encoded, promise: nil)
         XCTAssertNil(try fixture.channel.readOutbound(as: ByteBuffer.self), "not flushed yet")
-        fixture.writer.flush()
+        fixture.handler.flush()
         XCTAssertEqual(try fixture.channel.readOutbound(as: ByteBuffer.self), encoded)
         XCTAssertTrue(try fixture.channel.finish().isClean)
     }
 
-    /// The session writes to the socket directly only while NIO holds nothing for it: the writer must count every
+    /// The session writes to the socket directly only while NIO holds nothing for it: the handler must count every
     /// write it handed to NIO until NIO is done with it, flushed or failed.
     func testUnfinishedWrites_countsWritesUntilNIOIsDoneWithThem() throws {
         let fixture = try makeFixture()
-        let writer = fixture.writer
-        XCTAssertEqual(writer.unfinishedWrites, 0)
-        writer.write(ByteBuffer(bytes: [0x81, 0x00]), promise: nil)
+        let handler = fixture.handler
+        XCTAssertEqual(handler.unfinishedWrites, 0)
+        handler.write(ByteBuffer(bytes: [0x81, 0x00]), promise: nil)
         let callerPromise = fixture.channel.eventLoop.makePromise(of: Void.self)
-        writer.write(ByteBuffer(bytes: [0x81, 0x00]), promise: callerPromise)
-        XCTAssertEqual(writer.unfinishedWrites, 2, "written but not flushed: NIO still holds them")
-        writer.flush()
-        XCTAssertEqual(writer.unfinishedWrites, 0)
+        handler.write(ByteBuffer(bytes: [0x81, 0x00]), promise: callerPromise)
+        XCTAssertEqual(handler.unfinishedWrites, 2, "written but not flushed: NIO still holds them")
+        handler.flush()
+        XCTAssertEqual(handler.unfinishedWrites, 0)
         XCTAssertNoThrow(try callerPromise.futureResult.wait(), "the caller's promise is still completed")
         _ = try fixture.channel.readOutbound(as: ByteBuffer.self)
         _ = try fixture.channel.readOutbound(as: ByteBuffer.self)
@@ -47,8 +47,8 @@ final class WebSocketRawWriterTests: XCTestCase {
         let promise = fixture.channel.eventLoop.makePromise(of: Void.self)
         var result: Result<Void, Error>?
         promise.futureResult.assumeIsolated().whenComplete { result = $0 }
-        fixture.writer.write(ByteBuffer(string: "late"), promise: promise)
-        fixture.writer.flush()
+        fixture.handler.write(ByteBuffer(string: "late"), promise: promise)
+        fixture.handler.flush()
         // Checked without waiting: a promise nobody completes would hang the test instead of failing it.
         switch result {
         case .failure(let error):
