@@ -416,17 +416,20 @@ final class WebSocketFrameHandlerTests: XCTestCase {
         XCTAssertNoThrow(try fixture.channel.finish(acceptAlreadyClosed: true))
     }
 
-    func testDelegate_isHeldWeakly() throws {
+    func testDelegate_isLetGoWhenTheHandlerLeavesThePipeline() throws {
+        // The session holds its handler and the handler its session: the cycle must end with the connection.
         var delegate: RecordingDelegate? = RecordingDelegate()
         weak let weakDelegate = delegate
         let limits = WebSocketLimits(maxMessageSize: 100, pingInterval: nil, pongTimeout: .seconds(1))
         let handler = WebSocketFrameHandler(limits: limits, delegate: delegate!)
         delegate = nil
-        XCTAssertNil(weakDelegate)
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ClientFrameSerializer())
         try channel.pipeline.syncOperations.addHandler(handler)
-        XCTAssertNoThrow(try channel.writeInbound(clientFrame(.text, "nobody listens")))
+        XCTAssertNoThrow(try channel.writeInbound(clientFrame(.text, "someone listens")))
+        XCTAssertEqual(weakDelegate?.messages.count, 1, "held while the handler is in the pipeline")
         XCTAssertTrue(try channel.finish().isClean)
+        channel.embeddedEventLoop.run()
+        XCTAssertNil(weakDelegate, "released once the channel closed")
     }
 }
