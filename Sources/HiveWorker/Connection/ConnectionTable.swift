@@ -9,8 +9,9 @@ final class ConnectionTable {
     private(set) var sessions: [ConnectionID: WebSocketSession] = [:]
     /// Called when the last connection is gone (used while stopping).
     var onEmpty: (() -> Void)?
-    /// Sessions written without a flush, waiting for the deferred flush.
+    /// Sessions written without a flush, waiting for the deferred flush; those before `flushCursor` are done.
     private var unflushed: [WebSocketSession] = []
+    private var flushCursor = 0
     /// Whether a deferred flush is queued on the event loop (`Hive.deferFlush`).
     var flushScheduled = false
 
@@ -37,11 +38,22 @@ final class ConnectionTable {
 
     func markUnflushed(_ session: WebSocketSession) { unflushed.append(session) }
 
-    /// Flushes every session written in this batch, once each.
-    func flushPending() {
-        let sessions = unflushed
+    /// Flushes the sessions written without a flush, once each, in the order they were written, at most `limit` of
+    /// them. Returns whether some are still waiting: the caller lets the event loop run in between, so a message
+    /// that arrives meanwhile is queued behind the earlier ones on the sessions not flushed yet and leaves with
+    /// them in the same `writev`. A worker that falls behind thus coalesces within one pass, not only between
+    /// passes.
+    func flushPending(limit: Int = .max) -> Bool {
+        let end = min(unflushed.count, flushCursor + limit)
+        while flushCursor < end {
+            let session = unflushed[flushCursor]
+            flushCursor += 1
+            session.flushIfNeeded()
+        }
+        guard flushCursor >= unflushed.count else { return true }
         unflushed.removeAll(keepingCapacity: true)
-        for session in sessions { session.flushIfNeeded() }
+        flushCursor = 0
+        return false
     }
 }
 
