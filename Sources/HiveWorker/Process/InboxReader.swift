@@ -122,8 +122,9 @@ final class InboxReader: @unchecked Sendable {
                 value: WriteBufferWaterMark(low: hive.limits.maxOutputBuffer / 2, high: hive.limits.maxOutputBuffer)
             )
             // NIO keeps a connection's receive buffer for its whole life. Its default first size, 2 KiB, was
-            // the largest single cost of an idle WebSocket (~1.5 KB of RSS per connection); 512 B holds a
-            // typical upgrade request, and the buffer still grows (to 64 KiB) when reads fill it.
+            // the largest single cost of an idle WebSocket (~1.7 KB of RSS per connection). 256 B holds a small
+            // upgrade request; the size doubles after every read that fills the buffer (up to 64 KiB), so a
+            // browser's ~500-byte request takes two reads and leaves a 512-byte buffer.
             .channelOption(
                 ChannelOptions.recvAllocator,
                 value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536)
