@@ -61,3 +61,21 @@ final class WebSocketFrameHandlerWriteTests: XCTestCase {
         XCTAssertNoThrow(try fixture.channel.finish(acceptAlreadyClosed: true))
     }
 }
+
+final class WebSocketFrameHandlerChannelStateTests: XCTestCase {
+    /// The session's fast path reads activity and writability from the handler, not from the channel.
+    func testActiveAndWritable_followTheChannelsEvents() throws {
+        let fixture = try makeFixture()
+        XCTAssertTrue(fixture.handler.isActive)
+        XCTAssertTrue(fixture.handler.isWritable)
+        fixture.channel.isWritable = false
+        fixture.channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertFalse(fixture.handler.isWritable)
+        fixture.channel.isWritable = true
+        fixture.channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertTrue(fixture.handler.isWritable)
+        try fixture.channel.close().wait()
+        XCTAssertFalse(fixture.handler.isActive, "inactive as soon as the channel is closed")
+        XCTAssertNoThrow(try fixture.channel.finish(acceptAlreadyClosed: true))
+    }
+}

@@ -38,7 +38,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     @discardableResult
     func send(encodedFrames: ByteBuffer, messages: Int, flush: Bool = true) -> Bool {
         guard !isClosing else { return false }
-        guard channel.isWritable else {
+        guard frameHandler.isWritable else {
             hive.registry.increment(worker: hive.workerID, .slowConsumers)
             hive.logger.info(
                 "closing a slow WebSocket consumer",
@@ -67,7 +67,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         pending.removeAll(keepingCapacity: true)
         // Once the channel is closed its descriptor number may already belong to a newer connection: never write
         // to it directly then (the table also drops a closed session's pending frames, see `invalidate`).
-        guard channel.isActive else { return }
+        guard frameHandler.isActive else { return }
         let total = frames.reduce(0) { $0 + $1.readableBytes }
         var written = 0
         if frameHandler.unfinishedWrites == 0 {

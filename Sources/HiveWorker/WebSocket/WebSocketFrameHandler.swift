@@ -55,6 +55,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     /// write of an established connection goes through here, so 0 means NIO holds no byte for the socket and a
     /// frame may go to the socket directly (the session's fast path) without being reordered or interleaved.
     private(set) var unfinishedWrites = 0
+    /// The channel's activity and writability, as its events told this handler. Kept here so the broadcast path
+    /// reads them from an object it touches anyway instead of from each `Channel` (two atomics behind an
+    /// existential: 8 % of a worker's time in a saturated fan-out, most of it cache misses on 5,000 channels).
+    private(set) var isActive = false
+    private(set) var isWritable = true
     /// Something was written (or a message was delivered, whose reply may have been) since the last flush.
     private var needsFlush = false
     private var closingReported = false
@@ -78,13 +83,16 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.isActive = context.channel.isActive
+        self.isWritable = context.channel.isWritable
         // After an upgrade the channel is already active and channelActive will not come.
-        if context.channel.isActive {
+        if self.isActive {
             self.startKeepAlive(context: context)
         }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.isActive = false
         self.cancelTimers()
         self.stateMachine.markClosed()
         self.context = nil
@@ -92,14 +100,21 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        self.isActive = true
         self.startKeepAlive(context: context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.isActive = false
         self.cancelTimers()
         self.stateMachine.markClosed()
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.isWritable = context.channel.isWritable
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
