@@ -36,8 +36,8 @@ protocol WebSocketFrameHandlerDelegate: AnyObject {
 ///
 /// Every write of the connection goes through `write(_:promise:)`: frames already encoded by `WebSocketFrameCodec`,
 /// so a broadcast can encode a message once per worker and hand the same buffer to every connection. Its own
-/// frames are flushed once per read batch in `channelReadComplete`, except on the close path, which flushes at once. The protocol rules live in `StateMachine`; this class does the I/O, the timers and the
-/// delegate calls.
+/// frames are flushed once per read batch in `channelReadComplete`, except on the close path, which flushes at
+/// once. The protocol rules live in `StateMachine`; this class does the I/O, the timers and the delegate calls.
 final class WebSocketFrameHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
