@@ -20,6 +20,9 @@ struct WebSocketFrameParser {
         self.maxFrameSize = maxFrameSize
     }
 
+    /// Capacity of the buffer holding an incomplete frame (0 when there is none), for tests.
+    var bufferedCapacity: Int { self.partial?.capacity ?? 0 }
+
     /// Adds bytes read from the socket; call `next()` until it returns nil.
     mutating func append(_ bytes: ByteBuffer) {
         if self.partial == nil {
@@ -42,8 +45,18 @@ struct WebSocketFrameParser {
             self.partial = nil
             throw error
         }
-        // Drop the buffer once it is used up, so the receive buffer it may share is free for NIO's next read.
-        self.partial = buffer.readableBytes > 0 ? buffer : nil
+        if buffer.readableBytes == 0 {
+            // Used up: let go, so the receive buffer it may share is free for NIO's next read.
+            self.partial = nil
+        } else {
+            if frame == nil {
+                // The rest is an incomplete frame, kept until more bytes come. Move it to the front (into a buffer
+                // of its own if it shares NIO's receive buffer): otherwise a stream whose reads always end inside
+                // a frame would grow the buffer with every read, the consumed frames still at its front.
+                buffer.discardReadBytes()
+            }
+            self.partial = buffer
+        }
         return frame
     }
 
