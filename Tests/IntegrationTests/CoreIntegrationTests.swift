@@ -66,6 +66,25 @@ final class CoreIntegrationTests: HiveTestCase {
         XCTAssertEqual(seen, [0, 1])
     }
 
+    /// A browser's upgrade request is several hundred bytes, more than a connection's first read takes (256):
+    /// the request arrives in several reads and the connection still upgrades and echoes.
+    func testWebSocket_browserSizedUpgradeRequest_upgrades() throws {
+        let (_, port) = try startHive(workers: 1)
+        let headers = [
+            "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+            "Origin": "http://127.0.0.1:\(port)",
+            "Accept-Encoding": "gzip, deflate, br, zstd",
+            "Accept-Language": "en-US,en;q=0.9,fr;q=0.8,de;q=0.7",
+            "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
+            "Cookie": "session=" + String(repeating: "c", count: 1_500),
+        ]
+        let client = try WebSocketTestClient(port: port, headers: headers)
+        try client.sendText(action("hello"))
+        XCTAssertEqual(try client.receiveMessage(), .text("hello"))
+        try client.sendClose(code: 1000, reason: "")
+        XCTAssertEqual(try client.receiveMessage(), .close(code: 1000, reason: ""))
+    }
+
     /// The story's bug, made impossible: a push to the favicon's keep-alive connection is a typed error.
     func testPush_toAPlainHTTPConnection_isATypedError() throws {
         let (_, port) = try startHive()
