@@ -43,7 +43,7 @@ final class ConnectionTable {
     /// that arrives meanwhile is queued behind the earlier ones on the sessions not flushed yet and leaves with
     /// them in the same `writev`. A worker that falls behind thus coalesces within one pass, not only between
     /// passes.
-    func flushPending(limit: Int = .max) -> Bool {
+    func flushPending(limit: Int) -> Bool {
         let end = min(unflushed.count, flushCursor + limit)
         while flushCursor < end {
             let session = unflushed[flushCursor]
