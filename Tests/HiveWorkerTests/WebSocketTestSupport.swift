@@ -198,3 +198,20 @@ func assertStillOpen(_ fixture: Fixture, file: StaticString = #filePath, line: U
     XCTAssertTrue(fixture.channel.isActive, "channel open", file: file, line: line)
     XCTAssertEqual(fixture.delegate.closings, [], file: file, line: line)
 }
+
+/// Deterministic generator, so a failing random input can be reproduced.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        self.state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var value = self.state
+        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
+        return value ^ (value >> 31)
+    }
+}
