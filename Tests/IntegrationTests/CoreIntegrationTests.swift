@@ -47,6 +47,26 @@ final class CoreIntegrationTests: HiveTestCase {
         XCTAssertEqual(ids.count, 1, "every response came over the same keep-alive connection")
     }
 
+    func testPipelining_afterARequestWithConnectionClose_answersItAloneAndCloses() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let registry = try RegistryProbe.attach(masterPID: hive.pid!)
+        let http = try HTTPTestClient(port: port)
+        var bytes = HTTPTestClient.encodeRequest(
+            method: "GET", path: "/hello", port: port, headers: ["Connection": "close"], body: nil)
+        bytes += HTTPTestClient.encodeRequest(method: "GET", path: "/favicon.ico", port: port, headers: [:], body: nil)
+        try http.send(bytes: bytes)
+        let response = try http.readResponse()
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.text, "hello")
+        XCTAssertEqual(response.header("Connection"), "close")
+        XCTAssertTrue(http.isClosedByPeer(within: 2), "the connection closes after the response that said so")
+        XCTAssertThrowsError(try http.readResponse(timeout: 0.2), "the request after it is not answered")
+        XCTAssertEqual(
+            registry.worker(0, .requests).load(ordering: .relaxed), 1,
+            "the request after it never reached the application"
+        )
+    }
+
     func testWebSocket_openMessageClose_onEveryWorker() throws {
         let (hive, port) = try startHive(workers: 2, ["--dispatch", "round-robin"])
         let registry = try RegistryProbe.attach(masterPID: hive.pid!)

@@ -5,7 +5,7 @@ import NIOWebSocket
 
 /// Builds the pipeline of an adopted connection: HTTP/1.1 with a WebSocket upgrader on the same port.
 ///
-///     head | record | http encoder, decoder, pipelining, upgrade | http request handler | tail
+///     head | record | http encoder, decoder, upgrade | http request handler | tail
 ///     after an upgrade:  head | record | ws frame handler (parses frames, writes encoded ones) | tail
 enum WorkerPipeline {
     static let httpHandlerName = "hive.http"
@@ -32,7 +32,7 @@ enum WorkerPipeline {
         decoderLimits.maxHeaderFieldSize = hive.limits.maxHeaderSize
         decoderLimits.maxHeaderListSize = hive.limits.maxHeaderSize
         try pipeline.configureHTTPServerPipeline(
-            withPipeliningAssistance: true,
+            withPipeliningAssistance: false,  // see HTTPRequestHandler: responses are written in order
             withServerUpgrade: (
                 upgraders: [upgrader],
                 completionHandler: { context in
