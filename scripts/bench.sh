@@ -37,6 +37,7 @@ HIVE_PID=""
 HIVE_PORT=""
 HIVE_RUN_DIR=""
 CHILD_PID=""
+REFERENCE_PID=""
 STARTED=$(date +%s)
 
 log() { echo "bench: $*" >&2; }
@@ -78,6 +79,7 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   stop_pid "$CHILD_PID" 5 # a generator or wrk run in progress (its shards exit when it does)
+  stop_pid "$REFERENCE_PID" 5 # the C reference server (its second process dies with it)
   stop_hive
   stop_redis
   rm -rf "$TMP"
@@ -196,6 +198,25 @@ hive_status() { # file
   "$HIVE" status --run-dir "$HIVE_RUN_DIR" --json >"$1" 2>/dev/null || echo '{}' >"$1"
 }
 
+# The C reference server (scripts/reference/http-minimal.c): what this machine allows an HTTP server, measured the
+# same way as Hive. Built with the C compiler of the system or of the Swift toolchain.
+start_reference() { # sets REFERENCE_PID and REFERENCE_PORT
+  local binary="$OUT/http-minimal" compiler
+  compiler=$(command -v cc || command -v clang) || die "no C compiler (cc or clang) for the reference server"
+  record "$compiler" -O2 -o "$binary" scripts/reference/http-minimal.c
+  "$compiler" -O2 -o "$binary" scripts/reference/http-minimal.c || die "cannot build scripts/reference/http-minimal.c"
+  REFERENCE_PORT=$(free_port)
+  record "$binary" "$REFERENCE_PORT" 2
+  "$binary" "$REFERENCE_PORT" 2 &
+  REFERENCE_PID=$!
+  local i
+  for ((i = 0; i < 100; i++)); do
+    port_open "$REFERENCE_PORT" && return 0
+    sleep 0.05
+  done
+  die "the reference server did not listen within 5 s"
+}
+
 # Before a run: the previous run's connections must be gone from hive (its clients exited), or they would count.
 wait_hive_idle() {
   local i n
@@ -265,18 +286,26 @@ idle() { # name clients: a fresh hive for every run, so "before" is a server tha
   done
 }
 
-http_wrk() { # name seconds
-  local name=$1 seconds=$2 run
+http_wrk() { # name seconds [server: hive (default) or reference, the C server of start_reference]
+  local name=$1 seconds=$2 server=${3:-hive} run pid port
   want "$name" || return 0
-  log "== $name: wrk -t2 -c100 -d${seconds}s --latency GET /hello"
-  start_hive "$name"
+  log "== $name: wrk -t2 -c100 -d${seconds}s --latency GET /hello ($server)"
+  if [[ "$server" == hive ]]; then
+    start_hive "$name"
+    pid=$HIVE_PID port=$HIVE_PORT
+  else
+    start_reference
+    pid=$REFERENCE_PID port=$REFERENCE_PORT
+  fi
   for ((run = 1; run <= RUNS; run++)); do
     local base="$OUT/$name.run$run"
-    wait_hive_idle
-    hive_status "$base.status-before.json"
-    record wrk -t2 -c100 "-d${seconds}s" --latency "http://127.0.0.1:$HIVE_PORT/hello"
-    # wrk under a small Python wrapper: its CPU (RUSAGE_CHILDREN) and hive's (/proc) over the same window.
-    python3 - "$HIVE_PID" "$seconds" "http://127.0.0.1:$HIVE_PORT/hello" >"$base.json" 2>"$base.log" <<'PY' &
+    if [[ "$server" == hive ]]; then
+      wait_hive_idle
+      hive_status "$base.status-before.json"
+    fi
+    record wrk -t2 -c100 "-d${seconds}s" --latency "http://127.0.0.1:$port/hello"
+    # wrk under a small Python wrapper: its CPU (RUSAGE_CHILDREN) and the server's (/proc) over the same window.
+    python3 - "$pid" "$seconds" "http://127.0.0.1:$port/hello" >"$base.json" 2>"$base.log" <<'PY' &
 import json, os, re, resource, signal, subprocess, sys, time
 
 master, seconds, url = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -368,9 +397,13 @@ PY
     CHILD_PID=$!
     wait "$CHILD_PID" || log "warning: $name run $run: the wrk wrapper failed (see $base.log)"
     CHILD_PID=""
-    hive_status "$base.status-after.json"
+    if [[ "$server" == hive ]]; then hive_status "$base.status-after.json"; fi
     sed 's/^/    /' "$base.log" >&2
   done
+  if [[ "$server" != hive ]]; then
+    stop_pid "$REFERENCE_PID" 5
+    REFERENCE_PID=""
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -384,6 +417,7 @@ if [[ "$QUICK" == 1 ]]; then
   fanout fanout_10k_5ps 2000 10 5 2
   fanout fanout_1k_20ps 200 20 20 2
   http_wrk http_hello 3
+  http_wrk http_c_reference 3 reference
   roundtrip roundtrip 100 200
   idle idle_10k 2000
   ((CAN_30K)) && fanout fanout_30k 3000 20 - 3
@@ -394,6 +428,7 @@ else
   fanout fanout_10k_5ps 10000 50 5 2
   fanout fanout_1k_20ps 1000 100 20 2
   http_wrk http_hello 10
+  http_wrk http_c_reference 10 reference
   roundtrip roundtrip 100 1000
   idle idle_10k 10000
   ((CAN_30K)) && fanout fanout_30k 30000 100 - 3
@@ -409,7 +444,7 @@ import glob, json, os, re, statistics, sys
 
 out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
-         "http_hello", "roundtrip", "idle_10k", "fanout_30k"]
+         "http_hello", "http_c_reference", "roundtrip", "idle_10k", "fanout_30k"]
 runs = {}
 for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
     m = re.match(r"(.+)\.run(\d+)\.json$", os.path.basename(path))
@@ -536,6 +571,9 @@ for name in order + sorted(set(runs) - set(order)):
                spread([r.get("p90Ms") for r in rs], "{:.2f}"), spread([r.get("p99Ms") for r in rs], "{:.2f}"),
                spread([r.get("maxMs") for r in rs], "{:.2f}"), "-", cpu, hive, "-", machine]
         notes.append("socket errors " + total([r.get("socketErrors") for r in rs]) + ", non-2xx " + total([r.get("non2xx") for r in rs]))
+        if name == "http_c_reference":
+            notes.append("not Hive: scripts/reference/http-minimal.c, a minimal C epoll server giving the same "
+                         "response, i.e. what this machine allows; its CPU is in the hive column")
     elif kind == "idle":
         r0 = rs[0]
         label = f"{name} ({r0['clients']} idle WebSocket connections, fresh hive per run)"
