@@ -12,6 +12,8 @@
 # ports, drives them with .build/release/hive-bench (Sources/hive-bench) and Debian's wrk, and writes everything under
 # .build/bench/<UTC time>/: one JSON per run (*.runN.json), the generator's stderr (*.runN.log), `hive status --json`
 # before and after each run, the exact commands (commands.txt), the machine (machine.txt) and the table (summary.md).
+# Scenario http_c_reference runs the same wrk against scripts/reference/http-minimal.c, a minimal C server, to show
+# what this machine allows an HTTP server; it is not Hive.
 #
 # Generator, server and Redis share the machine's 2 cores: each run reports the generator's CPU (getrusage of itself
 # and its shard processes), hive's and Redis' CPU over the same window, and flags runs where the generator was the
@@ -79,7 +81,7 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   stop_pid "$CHILD_PID" 5 # a generator or wrk run in progress (its shards exit when it does)
-  stop_pid "$REFERENCE_PID" 5 # the C reference server (its second process dies with it)
+  stop_pid "$REFERENCE_PID" 5 # the C reference server (it stops and reaps its serving processes)
   stop_hive
   stop_redis
   rm -rf "$TMP"
