@@ -7,8 +7,11 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Largest WebSocket message a client may send, in bytes; more is closed with 1009.")
     var maxMessageSize: Int = 1 << 20
 
-    @Option(help: "Bytes queued for one client before it is closed as a slow consumer (1008).")
+    @Option(help: "Bytes queued for one client; above it Hive stops reading from the client, and closes it (1008) when it stays above for --slow-consumer-grace or reaches 8 times this.")
     var maxOutputBuffer: Int = 1 << 20
+
+    @Option(help: "Seconds a client's queue may stay above --max-output-buffer before it is closed as a slow consumer.")
+    var slowConsumerGrace: Double = 5
 
     @Option(help: "Largest request line plus headers, in bytes; more is answered 431.")
     var maxHeaderSize: Int = 8 * 1024
@@ -43,7 +46,7 @@ struct LimitOptions: ParsableArguments {
         }
         for (name, value) in [
             ("--handshake-timeout", handshakeTimeout), ("--http-idle-timeout", httpIdleTimeout),
-            ("--pong-timeout", pongTimeout),
+            ("--pong-timeout", pongTimeout), ("--slow-consumer-grace", slowConsumerGrace),
         ] where !(value > 0) {
             throw ValidationError("\(name) must be a positive number of seconds, got \(value)")
         }
@@ -57,6 +60,7 @@ struct LimitOptions: ParsableArguments {
         var limits = ConnectionLimits()
         limits.maxMessageSize = maxMessageSize
         limits.maxOutputBuffer = maxOutputBuffer
+        limits.slowConsumerGrace = .seconds(slowConsumerGrace)
         limits.maxHeaderSize = maxHeaderSize
         limits.maxBodySize = maxBodySize
         limits.handshakeTimeout = .seconds(handshakeTimeout)
@@ -70,6 +74,7 @@ struct LimitOptions: ParsableArguments {
     var arguments: [String] {
         [
             "--max-message-size", String(maxMessageSize), "--max-output-buffer", String(maxOutputBuffer),
+            "--slow-consumer-grace", String(slowConsumerGrace),
             "--max-header-size", String(maxHeaderSize), "--max-body-size", String(maxBodySize),
             "--handshake-timeout", String(handshakeTimeout), "--http-idle-timeout", String(httpIdleTimeout),
             "--ping-interval", String(pingInterval), "--pong-timeout", String(pongTimeout),

@@ -115,6 +115,28 @@ final class WebSocketFrameHandlerTests: XCTestCase {
         XCTAssertTrue(try fixture.channel.finish().isClean)
     }
 
+    /// NIO's queue costs about 200 bytes per write on top of the bytes: a client that sends pings and never reads
+    /// the pongs must cost one write per read batch, not one per ping.
+    func testPings_whenSeveralInOneReadBatch_areOneWrite() throws {
+        let fixture = try makeFixture()
+        for index in 0..<10 {
+            fixture.channel.pipeline.syncOperations.fireChannelRead(NIOAny(clientFrame(.ping, [UInt8(index)])))
+        }
+        fixture.channel.pipeline.syncOperations.fireChannelReadComplete()
+        let write = try XCTUnwrap(try fixture.channel.readOutbound(as: ByteBuffer.self))
+        XCTAssertEqual(write.readableBytes, 10 * 3, "ten pongs of 1 byte, each with its 2-byte header")
+        XCTAssertNil(try fixture.channel.readOutbound(as: ByteBuffer.self), "the pongs were more than one write")
+        XCTAssertTrue(try fixture.channel.finish().isClean)
+    }
+
+    func testPings_thenClose_pongsAreWrittenBeforeTheCloseFrame() throws {
+        let fixture = try makeFixture()
+        fixture.channel.pipeline.syncOperations.fireChannelRead(NIOAny(clientFrame(.ping, [7])))
+        fixture.channel.pipeline.syncOperations.fireChannelRead(NIOAny(closeFrame(code: 1000)))
+        let frames = try readFrames(fixture.channel)
+        XCTAssertEqual(frames.map(\.opcode), [.pong, .connectionClose])
+    }
+
     func testPing_whenPayloadLongerThan125_failsWith1002() throws {
         let fixture = try makeFixture()
         try fixture.channel.writeInbound(clientFrame(.ping, [UInt8](repeating: 0x61, count: 126)))

@@ -188,7 +188,8 @@ final class WebSocketLimitsIntegrationTests: LimitsTestCase {
     // MARK: WebSocket: slow consumer (--max-output-buffer)
 
     func testSlowConsumer_whenOutputQueueOverflows_isClosedWhileOthersKeepReceiving() throws {
-        let hive = try launch(["--max-output-buffer", "65536"], workers: 1)
+        // A grace longer than the test: what closes the slow client here is the hard cap (8 × the limit).
+        let hive = try launch(["--max-output-buffer", "65536", "--slow-consumer-grace", "60"], workers: 1)
         defer { _ = try? hive.process.stop() }
         let (slow, _) = try openWebSocket(hive, path: "/")   // never reads until the end of the test
         let (fast, _) = try openWebSocket(hive, path: "/")

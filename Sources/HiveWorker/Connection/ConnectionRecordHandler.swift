@@ -1,9 +1,16 @@
 import HiveIPC
 import NIOCore
 
-/// Keeps a connection's registry record true: bytes in and out, last activity, and the end of the connection
-/// (slot freed, table entry removed, the application's close hook). It sits next to the head of the pipeline
-/// for the connection's whole life, HTTP and WebSocket alike.
+/// Keeps a connection's registry record true (bytes in and out, last activity, the end of the connection: slot
+/// freed, table entry removed, the application's close hook) and guards its output queue. It sits next to the head
+/// of the pipeline for the connection's whole life, HTTP and WebSocket alike, so every byte queued for the client
+/// passes it: HTTP responses, pongs, close frames and data.
+///
+/// The output guard is back-pressure, as nginx and NIO's `BackPressureHandler` do it: while NIO holds more than
+/// `--max-output-buffer` bytes for the socket (the channel is not writable), reads are held here, so a client that
+/// sends requests or pings and never reads the answers stops being read instead of growing the queue. A queue
+/// that stays over the limit for `--slow-consumer-grace` is a slow consumer and is closed. Only a change of
+/// writability costs anything; the hot path is untouched.
 final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -15,6 +22,12 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     let socket: Int32
     private let hive: Hive
     private var ended = false
+    /// The channel's writability, from its events.
+    private var isWritable = true
+    /// A read was asked for while the queue was over the limit; it is passed on when the queue drains.
+    private var readHeld = false
+    /// Closes the connection if the queue is still over the limit when it fires.
+    private var slowConsumerTimer: Scheduled<Void>?
 
     init(id: ConnectionID, socket: Int32, hive: Hive) {
         self.id = id
@@ -28,6 +41,14 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.fireChannelRead(data)
     }
 
+    func read(context: ChannelHandlerContext) {
+        if isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         hive.registry.add(unwrapOutboundIn(data).readableBytes, to: .bytesOut, of: id)
         context.write(data, promise: promise)
@@ -35,6 +56,22 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         updateQueuedBytes(context: context)
+        isWritable = context.channel.isWritable
+        if isWritable {
+            slowConsumerTimer?.cancel()
+            slowConsumerTimer = nil
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
+        } else if slowConsumerTimer == nil {
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            slowConsumerTimer = context.eventLoop.scheduleTask(in: hive.limits.slowConsumerGrace) {
+                let (handler, context) = bound.value
+                handler.slowConsumerTimer = nil
+                if !handler.isWritable { handler.graceExpired(context: context) }
+            }
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -47,6 +84,28 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         end()
     }
 
+    /// The queue stayed over --max-output-buffer for the whole grace period: the client is not reading.
+    private func graceExpired(context: ChannelHandlerContext) {
+        let queued = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        if let session = hive.table.sessions[id] {
+            session.closeSlowConsumer(queued: queued, why: "stayed over --max-output-buffer for \(graceText)")
+            return
+        }
+        hive.registry.increment(worker: hive.workerID, .slowConsumers)
+        hive.logger.info(
+            "closing a slow HTTP client: it has not read its responses",
+            metadata: [
+                "connection.id": "\(id)", "queued.bytes": "\(queued)",
+                "queued.limit": "\(hive.limits.maxOutputBuffer)", "grace": "\(graceText)",
+            ]
+        )
+        context.close(promise: nil)
+    }
+
+    private var graceText: String {
+        "\(Double(hive.limits.slowConsumerGrace.nanoseconds) / 1e9) s (--slow-consumer-grace)"
+    }
+
     private func updateQueuedBytes(context: ChannelHandlerContext) {
         if let queued = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes) {
             hive.registry.set(UInt64(queued), .queuedOut, of: id)
@@ -56,6 +115,8 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func end() {
         guard !ended else { return }
         ended = true
+        slowConsumerTimer?.cancel()
+        slowConsumerTimer = nil
         hive.registry.free(id)
         hive.application.close(id, hive: hive)
         hive.table.remove(id)  // last: removing the last connection of a stopping worker ends the process

@@ -19,8 +19,9 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     private let socket: Int32
     private let hive: Hive
     private var isClosing = false
-    /// Frames waiting for the flush (the table's deferred flush, or the end of `send` with `flush`).
+    /// Frames waiting for the flush (the table's deferred flush, or the end of `send` with `flush`), and their size.
     private var pending: [ByteBuffer] = []
+    private var pendingBytes = 0
 
     init(connection: HiveConnection, channel: Channel, socket: Int32, frameHandler: WebSocketFrameHandler, hive: Hive) {
         self.connection = connection
@@ -32,20 +33,27 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
 
     var id: ConnectionID { connection.id }
 
-    /// Writes pre-encoded frames (`messages` of them). A client whose queue is already past --max-output-buffer is
-    /// a slow consumer: it is closed with 1008 instead of growing the queue, so it never slows the other clients of
-    /// this worker. Without `flush`, the table flushes it at the end of the batch. Returns whether it was queued.
+    /// Writes pre-encoded frames (`messages` of them). Without `flush`, the table flushes it at the end of the batch.
+    /// Returns whether it was queued.
+    ///
+    /// A queue over --max-output-buffer is allowed for a while (a burst, or a worker that was busy, leaves a
+    /// backlog that a client reading normally drains in moments): the record handler closes the client when it
+    /// stays over for --slow-consumer-grace. A queue that would pass 8 times the limit is closed at once, so one
+    /// client never costs its worker more than that, and never slows the other clients of this worker.
     @discardableResult
     func send(encodedFrames: ByteBuffer, messages: Int, flush: Bool = true) -> Bool {
         guard !isClosing else { return false }
-        guard frameHandler.isWritable else {
-            hive.registry.increment(worker: hive.workerID, .slowConsumers)
-            hive.logger.info(
-                "closing a slow WebSocket consumer",
-                metadata: ["connection.id": "\(id)", "queued.limit": "\(hive.limits.maxOutputBuffer)"]
-            )
-            close(code: .policyViolation, reason: "output queue over \(hive.limits.maxOutputBuffer) bytes")
-            return false
+        pendingBytes += encodedFrames.readableBytes
+        // Rare path: only a client already over the limit pays for the look at NIO's queue.
+        if !frameHandler.isWritable || pendingBytes > hive.limits.maxOutputBuffer {
+            let queued = pendingBytes + frameHandler.bufferedBytes
+            if queued > hive.limits.maxOutputHardCap {
+                closeSlowConsumer(
+                    queued: queued,
+                    why: "passed \(ConnectionLimits.hardCapFactor) times --max-output-buffer (\(hive.limits.maxOutputBuffer) bytes)"
+                )
+                return false
+            }
         }
         pending.append(encodedFrames)
         if flush {
@@ -57,6 +65,21 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         return true
     }
 
+    /// Closes this client with 1008 as a slow consumer, counted and logged once.
+    func closeSlowConsumer(queued: Int, why: String) {
+        guard !isClosing else { return }
+        hive.registry.increment(worker: hive.workerID, .slowConsumers)
+        hive.logger.info(
+            "closing a slow WebSocket consumer: its output queue \(why)",
+            metadata: [
+                "connection.id": "\(id)", "queued.bytes": "\(queued)", "queued.limit": "\(hive.limits.maxOutputBuffer)",
+            ]
+        )
+        pending.removeAll()
+        pendingBytes = 0
+        close(code: .policyViolation, reason: "slow consumer")
+    }
+
     /// Sends the pending frames. When NIO has nothing queued for this socket (the usual case), they go straight
     /// to the kernel with one `send`/`writev`, skipping NIO's write path, which costs about a quarter of a
     /// delivery's time in a fan-out; whatever the kernel does not take (a full socket buffer) is handed to NIO in
@@ -65,6 +88,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         guard !pending.isEmpty else { return }
         let frames = pending
         pending.removeAll(keepingCapacity: true)
+        pendingBytes = 0
         // Once the channel is closed its descriptor number may already belong to a newer connection: never write
         // to it directly then (the table also drops a closed session's pending frames, see `invalidate`).
         guard frameHandler.isActive else { return }
@@ -113,6 +137,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     /// The connection ended: forget pending frames so a deferred flush cannot write them anywhere.
     func invalidate() {
         pending.removeAll()
+        pendingBytes = 0
         isClosing = true
     }
 

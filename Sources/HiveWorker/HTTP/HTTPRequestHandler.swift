@@ -25,6 +25,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let id: ConnectionID
     private let hive: Hive
     private var state = State.idle
+    /// Requests read while the connection's output was over --max-output-buffer, answered in order once it drains.
+    /// The record handler holds further reads meanwhile, so this holds at most what one read had already brought:
+    /// a client that pipelines requests and never reads the answers costs requests, not responses.
+    private var waiting = CircularBuffer<(head: HTTPRequestHead, body: [UInt8])>()
     /// When the connection is closed unless something re-arms it (slowloris, stalled body, idle keep-alive).
     /// One scheduled task per connection re-checks this deadline when it fires, so arming costs a clock read per
     /// request instead of a timer allocation and a heap insertion.
@@ -75,12 +79,25 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.end, .receiving(let head, let body)):
             deadline = .distantFuture
             state = .idle
-            respond(context: context, head: head, body: body)
+            if context.channel.isWritable && waiting.isEmpty {
+                respond(context: context, head: head, body: body)
+            } else {
+                waiting.append((head, body))
+            }
         case (_, .failed):
             break
         default:
             fail(context: context, status: .badRequest, message: "unexpected request part")
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        while context.channel.isWritable, !waiting.isEmpty {
+            if case .failed = state { break }
+            let (head, body) = waiting.removeFirst()
+            respond(context: context, head: head, body: body)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -6,8 +6,20 @@ import NIOCore
 public struct ConnectionLimits: Sendable {
     /// Largest WebSocket message (after reassembly) a client may send; more is closed with 1009.
     public var maxMessageSize = 1 << 20
-    /// Bytes queued for one client before it counts as a slow consumer and is closed (1008).
+    /// Bytes queued for one client (HTTP responses, pongs, close frames and data alike). Above it Hive stops
+    /// reading from the client; a client that stays above it for `slowConsumerGrace` is a slow consumer and is
+    /// closed (WebSocket: 1008).
     public var maxOutputBuffer = 1 << 20
+    /// How long a client's queue may stay above `maxOutputBuffer` before it is closed as a slow consumer.
+    public var slowConsumerGrace: TimeAmount = .seconds(5)
+    /// A queue this many times `maxOutputBuffer` is closed at once, whatever the grace: the bound on what one
+    /// client can cost a worker.
+    public static let hardCapFactor = 8
+    /// `maxOutputBuffer` × `hardCapFactor`.
+    public var maxOutputHardCap: Int {
+        let (cap, overflow) = maxOutputBuffer.multipliedReportingOverflow(by: Self.hardCapFactor)
+        return overflow ? .max : cap
+    }
     /// Request line plus headers; more is answered 431.
     public var maxHeaderSize = 8 * 1024
     /// Request body; more is answered 413.

@@ -22,16 +22,31 @@ enum WebSocketFrameCodec {
         fin: Bool = true,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        let length = payload.readableBytes
-        let headerLength: Int
-        if length <= 125 {
-            headerLength = 2
-        } else if length <= Int(UInt16.max) {
-            headerLength = 4
-        } else {
-            headerLength = 10
+        var buffer = allocator.buffer(capacity: self.headerLength(payload.readableBytes) + payload.readableBytes)
+        self.write(opcode: opcode, payload: payload, fin: fin, to: &buffer)
+        return buffer
+    }
+
+    /// Appends one unmasked frame to `buffer`, allocating it on the first call: several small frames (the pongs of
+    /// one read batch) become one buffer and one write.
+    static func append(
+        opcode: WebSocketOpcode,
+        payload: ByteBuffer,
+        to buffer: inout ByteBuffer?,
+        allocator: ByteBufferAllocator
+    ) {
+        if buffer == nil {
+            buffer = allocator.buffer(capacity: self.headerLength(payload.readableBytes) + payload.readableBytes)
         }
-        var buffer = allocator.buffer(capacity: headerLength + length)
+        self.write(opcode: opcode, payload: payload, fin: true, to: &buffer!)
+    }
+
+    private static func headerLength(_ length: Int) -> Int {
+        length <= 125 ? 2 : length <= Int(UInt16.max) ? 4 : 10
+    }
+
+    private static func write(opcode: WebSocketOpcode, payload: ByteBuffer, fin: Bool, to buffer: inout ByteBuffer) {
+        let length = payload.readableBytes
         buffer.writeInteger((fin ? 0x80 : 0x00) | UInt8(webSocketOpcode: opcode))
         // The mask bit (0x80 of the second byte) stays clear: servers must not mask (RFC 6455 5.1).
         if length <= 125 {
@@ -44,7 +59,6 @@ enum WebSocketFrameCodec {
             buffer.writeInteger(UInt64(length))
         }
         buffer.writeImmutableBuffer(payload)
-        return buffer
     }
 
     /// Encodes a close frame carrying `code` and `reason`.

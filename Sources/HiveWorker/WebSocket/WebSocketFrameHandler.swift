@@ -68,6 +68,10 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     /// Set by a ping, cleared by the next inbound frame: the peer must send something before it.
     private var pongDeadline = NIODeadline.distantFuture
     private var closeDeadline: Scheduled<Void>?
+    /// Pongs answered during this read batch, encoded back to back: one write per batch, however many pings it
+    /// held. NIO's queue costs about 200 bytes per write besides the bytes themselves, so a client sending pings
+    /// and never reading the pongs would otherwise cost a worker far more than the limit it counts in bytes.
+    private var pendingPongs: ByteBuffer?
 
     /// - Parameters:
     ///   - limits: Message size, keep-alive and close timing.
@@ -158,6 +162,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     /// Whether the handler is in a pipeline (from `handlerAdded` to `handlerRemoved`).
     var isInPipeline: Bool { self.context != nil }
 
+    /// Bytes NIO holds for the socket (0 out of the pipeline). An option lookup: for the slow path only.
+    var bufferedBytes: Int {
+        (try? self.context?.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+
     /// Writes one encoded frame (or several, concatenated) without flushing. Call on the channel's event loop.
     /// Once the handler is out of the pipeline the write fails with `ChannelError.ioOnClosedChannel`.
     func write(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>?) {
@@ -179,7 +188,17 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             return
         }
         context.eventLoop.assertInEventLoop()
+        self.writePendingPongs()
         context.flush()
+    }
+
+    /// Writes the pongs of this read batch. Also before a close frame: nothing may follow it.
+    private func writePendingPongs() {
+        guard let pongs = self.pendingPongs else {
+            return
+        }
+        self.pendingPongs = nil
+        self.write(pongs, promise: nil)
     }
 
     /// Starts the server-initiated close handshake: sends a close frame with `code`, stops delivering messages, and
@@ -195,6 +214,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         }
         self.reportClosing(code: code, initiatedByPeer: false)
         self.cancelKeepAlive()
+        self.writePendingPongs()
         let frame = WebSocketFrameCodec.encodeClose(code: code, reason: reason, allocator: context.channel.allocator)
         self.write(frame, promise: nil)
         self.flush()
@@ -213,7 +233,9 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
             self.needsFlush = true
             self.delegate?.webSocketReceived(message)
         case .sendPong(let payload):
-            self.writeControlFrame(.pong, payload: payload, context: context)
+            WebSocketFrameCodec.append(opcode: .pong, payload: payload, to: &self.pendingPongs, allocator: context.channel.allocator)
+            self.needsFlush = true
+            self.delegate?.webSocketFrameWritten(bytes: payload.readableBytes)
         case .answerClose(let peerCode, let replyCode):
             self.reportClosing(code: peerCode, initiatedByPeer: true)
             self.sendCloseAndCloseChannel(code: replyCode, reason: "", context: context)
@@ -237,6 +259,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     /// (RFC 6455 7.1.1) and does not wait for the peer's close after failing the connection (7.1.7).
     private func sendCloseAndCloseChannel(code: WebSocketErrorCode, reason: String, context: ChannelHandlerContext) {
         self.cancelKeepAlive()
+        self.writePendingPongs()
         let frame = WebSocketFrameCodec.encodeClose(code: code, reason: reason, allocator: context.channel.allocator)
         let written = context.eventLoop.makePromise(of: Void.self)
         self.write(frame, promise: written)

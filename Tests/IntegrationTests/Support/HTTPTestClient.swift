@@ -40,7 +40,8 @@ final class HTTPTestClient {
     let port: Int
     /// Budget in seconds for each `readResponse()` / `request(…)` as a whole, and for each blocked `send`.
     var timeout: TimeInterval
-    private let socket: TestSocket
+    /// The connection itself, for tests that flood it or shrink its buffers.
+    let socket: TestSocket
 
     /// Connects at once; throws `TestClientError.syscall` (e.g. ECONNREFUSED) if nothing listens.
     /// - Parameters:

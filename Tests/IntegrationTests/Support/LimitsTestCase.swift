@@ -179,9 +179,10 @@ class LimitsTestCase: XCTestCase {
     }
 
     func waitForCounter(
-        _ hive: Launched, worker: Int, _ field: SharedRegistry.WorkerField, atLeast value: UInt64
+        _ hive: Launched, worker: Int, _ field: SharedRegistry.WorkerField, atLeast value: UInt64,
+        timeout: TimeInterval = 3
     ) throws {
-        try RegistryProbe.wait(hive.registry, timeout: 3, "worker \(worker) \(field) >= \(value)") {
+        try RegistryProbe.wait(hive.registry, timeout: timeout, "worker \(worker) \(field) >= \(value)") {
             $0.worker(worker, field).load(ordering: .relaxed) >= value
         }
     }

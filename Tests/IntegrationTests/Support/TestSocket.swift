@@ -122,6 +122,24 @@ final class TestSocket {
         }
     }
 
+    /// One non-blocking `send` of `bytes[offset...]`: the count the kernel took, 0 when its buffer is full, nil once
+    /// the peer is gone (EPIPE, ECONNRESET). For floods that must never block the test.
+    func sendSome(_ bytes: [UInt8], from offset: Int) -> Int? {
+        guard self.fd >= 0, offset < bytes.count else { return self.fd >= 0 ? 0 : nil }
+        let written = bytes.withUnsafeBytes { raw in
+            systemSend(self.fd, raw.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        }
+        if written >= 0 { return written }
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : nil
+    }
+
+    /// Shrinks the kernel's receive buffer, so a client that reads little is noticed as slow after a small backlog
+    /// instead of the several MiB loopback TCP would otherwise absorb.
+    func setReceiveBuffer(bytes: Int) {
+        var size = Int32(bytes)
+        _ = setsockopt(self.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     // MARK: Reading
 
     /// One `recv` of whatever is available, appended to `buffer`. A deadline that has already passed still polls

@@ -56,7 +56,8 @@ final class WebSocketTestClient {
     var timeout: TimeInterval
     /// The server's 101 response, for header assertions (e.g. `Sec-WebSocket-Protocol`).
     let handshakeResponse: HTTPTestResponse
-    private let socket: TestSocket
+    /// The connection itself, for tests that flood it or shrink its buffers.
+    let socket: TestSocket
     /// Opcode and payload so far of a fragmented data message; kept across `receiveMessage` calls because a
     /// control frame between fragments is returned on its own, before the message is complete.
     private var partialMessage: (opcode: UInt8, payload: [UInt8])?
