@@ -2,6 +2,7 @@
 #include "CHiveShims.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -108,4 +109,8 @@ long long CHiveShims_peerUID(int sock) {
     socklen_t length = sizeof(credentials);
     if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
     return (long long)credentials.uid;
+}
+
+int CHiveShims_releaseFreeMemory(void) {
+    return malloc_trim(0);
 }

@@ -31,10 +31,16 @@ final class OutputLimitsIntegrationTests: LimitsTestCase {
             return registry.worker(0, .httpConnections).load(ordering: .relaxed) <= 1
         }
         XCTAssertEqual(hive.registry.worker(0, .slowConsumers).load(ordering: .relaxed), 4)
-        let after = try XCTUnwrap(Self.residentBytes(of: pid))
+        // The worker gives freed memory back 3 s after closing a slow consumer.
+        var after = Int.max
+        let deadline = TestDeadline(seconds: 8)
+        while deadline.remaining > 0, after - idle >= 16 << 20 {
+            after = Self.residentBytes(of: pid) ?? Int.max
+            usleep(100_000)
+        }
         HiveProcess.note("worker RSS: idle \(idle >> 20) MiB, peak \(peak >> 20) MiB, after \(after >> 20) MiB")
         XCTAssertLessThan(peak - idle, 64 << 20, "the worker grew by \(peak - idle) bytes under the flood")
-        XCTAssertLessThan(after - idle, 64 << 20)
+        XCTAssertLessThan(after - idle, 16 << 20, "the worker kept the flood's memory")
         try assertWorkerStillServes(hive, worker: 0)
     }
 

@@ -29,6 +29,8 @@ int CHiveShims_setParentDeathSignal(int sig);                   // prctl(PR_SET_
 int CHiveShims_setProcessName(const char *name);                // prctl(PR_SET_NAME, name)
 /// The uid of the process at the other end of a Unix socket (SO_PEERCRED); -1 on error.
 long long CHiveShims_peerUID(int sock);
+/// Gives freed heap memory back to the kernel (glibc's malloc_trim(0)); 1 if some was released.
+int CHiveShims_releaseFreeMemory(void);
 /// Reads one signalfd record; returns the signal number, 0 if none was pending, -1 on error.
 int CHiveShims_readSignal(int sfd);
 

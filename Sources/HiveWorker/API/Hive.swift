@@ -1,3 +1,4 @@
+import CHiveShims
 import HiveIPC
 import Logging
 import NIOCore
@@ -47,6 +48,22 @@ public final class Hive: @unchecked Sendable {
         let sweep = KeepAliveSweep(eventLoop: eventLoop) { table.sessions.values.map(\.frameHandler) }
         sweep.start(period: period)
         keepAlive = sweep
+    }
+
+    /// Whether a release of freed memory is scheduled. Event loop only.
+    private var memoryReleaseScheduled = false
+
+    /// A slow consumer was closed: once its buffers are gone (its close frame has at most 2 s to leave), gives the
+    /// heap they took back to the kernel. glibc keeps freed memory in its arenas otherwise, so a worker that met
+    /// a flood would keep the flood's peak as its RSS. Rare by nature, and at most once per 3 s.
+    func releaseMemorySoon() {
+        eventLoop.preconditionInEventLoop()
+        guard !memoryReleaseScheduled else { return }
+        memoryReleaseScheduled = true
+        eventLoop.scheduleTask(in: .seconds(3)) {
+            self.memoryReleaseScheduled = false
+            _ = CHiveShims_releaseFreeMemory()
+        }
     }
 
     /// Number of workers in this Hive.

@@ -100,6 +100,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
             ]
         )
         context.close(promise: nil)
+        hive.releaseMemorySoon()
     }
 
     private var graceText: String {

@@ -78,6 +78,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         pending.removeAll()
         pendingBytes = 0
         close(code: .policyViolation, reason: "slow consumer")
+        hive.releaseMemorySoon()
     }
 
     /// Sends the pending frames. When NIO has nothing queued for this socket (the usual case), they go straight
