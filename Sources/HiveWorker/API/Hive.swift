@@ -84,7 +84,9 @@ public final class Hive: @unchecked Sendable {
         }
         let record = IPCMessage.push(id, opcode: message.opcode, payload: message.bytes)
         if id.worker == workerID {
-            onLoop { self.deliver(record) }
+            // Flushed after the deliveries already queued, like a broadcast: the replies of a hook to one read
+            // batch leave in one write, and a client that floods an echo and never reads costs bytes, not writes.
+            onLoop { self.deliver([record]) }
         } else if !outbox.send(record, to: id.worker) {
             registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
             throw HiveError.workerBusy(id, worker: id.worker)

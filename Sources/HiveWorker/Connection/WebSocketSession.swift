@@ -100,7 +100,12 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
             hive.registry.add(written, to: .bytesOut, of: id)
         }
         guard written < total else { return }
+        // What the kernel did not take goes to NIO, in order. Small frames are copied into one write: NIO's queue
+        // costs ~200 bytes per write besides the bytes, so a backed-up client must cost its bytes, not its number
+        // of messages. Large ones are written as they are (their overhead is small, a copy would not be).
         var skip = written
+        var coalesced: ByteBuffer?
+        let coalesce = frames.count > 1 && total - written <= Self.coalesceLimit
         for var frame in frames {
             if skip >= frame.readableBytes {
                 skip -= frame.readableBytes
@@ -108,10 +113,19 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
             }
             frame.moveReaderIndex(forwardBy: skip)
             skip = 0
-            frameHandler.write(frame, promise: nil)
+            if coalesce {
+                if coalesced == nil { coalesced = ByteBufferAllocator().buffer(capacity: total - written) }
+                coalesced!.writeBuffer(&frame)
+            } else {
+                frameHandler.write(frame, promise: nil)
+            }
         }
+        if let coalesced { frameHandler.write(coalesced, promise: nil) }
         frameHandler.flush()
     }
+
+    /// Backed-up frames up to this many bytes in all are copied into one write.
+    static let coalesceLimit = 64 * 1024
 
     /// One non-blocking `writev` of the frames; returns the bytes the kernel took (0 on EAGAIN or an error: NIO
     /// then writes them and meets the error itself, closing the channel the usual way).
