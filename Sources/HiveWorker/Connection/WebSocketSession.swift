@@ -48,9 +48,9 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         if !frameHandler.isWritable || pendingBytes > hive.limits.maxOutputBuffer {
             let queued = pendingBytes + frameHandler.bufferedBytes
             if queued > hive.limits.maxOutputHardCap {
+                let limit = hive.limits.maxOutputBuffer
                 closeSlowConsumer(
-                    queued: queued,
-                    why: "passed \(ConnectionLimits.hardCapFactor) times --max-output-buffer (\(hive.limits.maxOutputBuffer) bytes)"
+                    queued: queued, why: "passed \(ConnectionLimits.hardCapFactor) × --max-output-buffer (\(limit) bytes)"
                 )
                 return false
             }

@@ -119,7 +119,10 @@ final class InboxReader: @unchecked Sendable {
         ClientBootstrap(group: group)
             .channelOption(
                 ChannelOptions.writeBufferWaterMark,
-                value: ChannelOptions.Types.WriteBufferWaterMark(low: hive.limits.maxOutputBuffer / 2, high: hive.limits.maxOutputBuffer)
+                value: ChannelOptions.Types.WriteBufferWaterMark(
+                    low: hive.limits.maxOutputBuffer / 2,
+                    high: hive.limits.maxOutputBuffer
+                )
             )
             // NIO keeps a connection's receive buffer for its whole life. Its default first size, 2 KiB, was
             // the largest single cost of an idle WebSocket (~1.7 KB of RSS per connection). 256 B holds a small
