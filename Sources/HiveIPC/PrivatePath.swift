@@ -53,6 +53,45 @@ public enum PrivatePath {
         return true
     }
 
+    /// Throws a `Refusal` if the folder holding `path` lets another user rename `path` and put their own in its
+    /// place after it was checked: that takes write access without the sticky bit (the sticky bit of `/tmp` stops
+    /// others from renaming what they do not own). The folder itself is followed through links, as the kernel does.
+    public static func checkParent(of path: String, name: String, remedy: String) throws {
+        let parent = parentPath(of: path)
+        var info = stat()
+        guard stat(parent, &info) == 0 else {
+            if errno == ENOENT { return }  // then `path` is missing too; creating it will say so
+            throw SystemError("stat", while: "checking \(parent), the folder of \(path)")
+        }
+        let facts = Facts(type: info.st_mode & S_IFMT, owner: info.st_uid, permissions: info.st_mode & 0o7777)
+        if let problem = parentProblem(facts, user: geteuid()) {
+            throw Refusal(description: "folder \(parent) of \(name) \(path) \(problem); \(remedy)")
+        }
+    }
+
+    /// Why a folder lets others swap what is in it, as the end of a sentence, or nil when it does not.
+    public static func parentProblem(_ facts: Facts, user: uid_t) -> String? {
+        if facts.owner != user && facts.owner != 0 {
+            return "is owned by uid \(facts.owner), neither you (uid \(user)) nor root, who could swap it for their own"
+        }
+        if facts.permissions & 0o022 != 0 && facts.permissions & S_ISVTX == 0 {
+            let octal = String(facts.permissions, radix: 8)
+            return "is writable by other users without the sticky bit (mode 0\(octal)): another user could swap it "
+                + "for their own"
+        }
+        return nil
+    }
+
+    /// `dirname`, without touching the file system: "." for a bare name, "/" for a top-level path.
+    public static func parentPath(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        var parent = trimmed[..<slash]
+        while parent.count > 1 && parent.hasSuffix("/") { parent.removeLast() }
+        return parent.isEmpty ? "/" : String(parent)
+    }
+
     /// Why `facts` make a path untrustworthy for `user`, as the end of a sentence, or nil when it is fine.
     public static func problem(_ facts: Facts, kind: Kind, user: uid_t) -> String? {
         let wanted: mode_t = kind == .directory ? S_IFDIR : S_IFSOCK

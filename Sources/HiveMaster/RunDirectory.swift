@@ -33,7 +33,8 @@ public struct RunDirectory: Sendable {
     /// trust anything in it. Returns whether the folder exists.
     @discardableResult
     public func check() throws -> Bool {
-        try PrivatePath.check(path, is: .directory, name: "run dir", remedy: "remove it or choose another --run-dir")
+        try PrivatePath.checkParent(of: path, name: "run dir", remedy: "choose another --run-dir")
+        return try PrivatePath.check(path, is: .directory, name: "run dir", remedy: "remove it or choose another --run-dir")
     }
 
     /// Refuses a control socket that is not this user's, before anything is sent to it.
@@ -58,6 +59,7 @@ public struct RunDirectory: Sendable {
                 remedy: "only root may write there; fix its owner and mode, or choose another --run-dir"
             )
         }
+        try PrivatePath.checkParent(of: path, name: "run dir", remedy: "choose another --run-dir")
         if mkdir(path, 0o700) != 0 && errno != EEXIST {
             throw MasterError.runDirectory(path: path, underlying: SystemError("mkdir", while: "creating the run dir"))
         }

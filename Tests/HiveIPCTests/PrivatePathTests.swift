@@ -80,3 +80,35 @@ final class PrivatePathTests: XCTestCase {
         }
     }
 }
+
+final class PrivatePathParentTests: XCTestCase {
+    private func folder(owner: uid_t, _ permissions: mode_t) -> PrivatePath.Facts {
+        PrivatePath.Facts(type: S_IFDIR, owner: owner, permissions: permissions)
+    }
+
+    func testOwnOrRootsFolder_notWritableByOthers_orSticky_isAccepted() {
+        XCTAssertNil(PrivatePath.parentProblem(folder(owner: 1000, 0o700), user: 1000))
+        XCTAssertNil(PrivatePath.parentProblem(folder(owner: 0, 0o755), user: 1000))
+        XCTAssertNil(PrivatePath.parentProblem(folder(owner: 0, 0o1777), user: 1000), "/tmp")
+    }
+
+    func testFolderOthersCanRenameIn_isRefused() {
+        XCTAssertEqual(
+            PrivatePath.parentProblem(folder(owner: 1000, 0o777), user: 1000),
+            "is writable by other users without the sticky bit (mode 0777): another user could swap it for their own"
+        )
+        XCTAssertEqual(
+            PrivatePath.parentProblem(folder(owner: 1001, 0o700), user: 1000),
+            "is owned by uid 1001, neither you (uid 1000) nor root, who could swap it for their own"
+        )
+    }
+
+    func testParentPath() {
+        XCTAssertEqual(PrivatePath.parentPath(of: "/tmp/hive-9501"), "/tmp")
+        XCTAssertEqual(PrivatePath.parentPath(of: "/tmp/hive-9501/"), "/tmp")
+        XCTAssertEqual(PrivatePath.parentPath(of: "/run//hive/hive-1"), "/run//hive")
+        XCTAssertEqual(PrivatePath.parentPath(of: "/hive"), "/")
+        XCTAssertEqual(PrivatePath.parentPath(of: "run"), ".")
+        XCTAssertEqual(PrivatePath.parentPath(of: "a/run"), "a")
+    }
+}

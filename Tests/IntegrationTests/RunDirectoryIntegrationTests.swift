@@ -72,6 +72,22 @@ final class RunDirectoryIntegrationTests: HiveTestCase {
         try assertEveryCommandRefuses(dir, with: expected)
     }
 
+    /// In a folder others can write (without /tmp's sticky bit) the run dir could be renamed and swapped after the
+    /// check: refused even when the run dir itself is fine.
+    func testRunDirInAFolderOthersCanWrite_isRefused() throws {
+        let shared = try freshDirectory("shared")
+        XCTAssertEqual(chmod(shared, 0o777), 0)
+        let dir = shared + "/run"
+        XCTAssertEqual(mkdir(dir, 0o700), 0)
+        let expected = "hive: error: folder \(shared) of run dir \(dir) is writable by other users without the sticky bit "
+            + "(mode 0777): another user could swap it for their own; choose another --run-dir"
+        let hive = try HiveProcess(arguments: ["--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", dir, "--redis", "none"])
+        XCTAssertThrowsError(try hive.start(readyTimeout: 10))
+        XCTAssertEqual(hive.exitStatus, 1)
+        XCTAssertTrue(hive.log().contains(expected), hive.log())
+        try assertEveryCommandRefuses(dir, with: expected)
+    }
+
     func testSymlinkedRunDir_isRefused() throws {
         let target = try freshDirectory("target")
         let link = target + ".link"
