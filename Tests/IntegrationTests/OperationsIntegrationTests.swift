@@ -199,7 +199,7 @@ final class OperationsIntegrationTests: HiveTestCase {
 
     func testStalePIDFile_isReplaced() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hive-stale-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         // A pid that is gone, then a live pid that belongs to another program.
         for stale in ["999999", String(getpid())] {
             try stale.write(toFile: dir + "/hive.pid", atomically: true, encoding: .utf8)
