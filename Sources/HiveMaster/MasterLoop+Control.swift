@@ -26,7 +26,8 @@ extension MasterLoop {
             }
             // Checked here too, not only by the CLI: anything that can reach this socket can send this line.
             if let refusal = CloseCode.refusal(number) { return control.reply(client, "error \(refusal)") }
-            control.reply(client, route(.disconnect(id, code: UInt16(number), reason: "disconnected by an operator"), to: id))
+            let record = IPCMessage.disconnect(id, code: UInt16(number), reason: "disconnected by an operator")
+            control.reply(client, route(record, to: id))
         default:
             control.reply(client, "error unknown request \"\(line.prefix(40))\"; expected hello, push or disconnect")
         }

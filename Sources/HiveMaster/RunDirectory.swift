@@ -34,7 +34,8 @@ public struct RunDirectory: Sendable {
     @discardableResult
     public func check() throws -> Bool {
         try PrivatePath.checkParent(of: path, name: "run dir", remedy: "choose another --run-dir")
-        return try PrivatePath.check(path, is: .directory, name: "run dir", remedy: "remove it or choose another --run-dir")
+        let remedy = "remove it or choose another --run-dir"
+        return try PrivatePath.check(path, is: .directory, name: "run dir", remedy: remedy)
     }
 
     /// Refuses a control socket that is not this user's, before anything is sent to it.

@@ -3,7 +3,8 @@ import HiveMaster
 
 /// How the operator commands find a master: its run dir, given directly or derived from the port.
 struct RunDirOptions: ParsableArguments {
-    @Option(help: "Run dir of the master (default: hive-<port> in /run/hive for root, else in $XDG_RUNTIME_DIR or the temp dir).")
+    @Option(help: ArgumentHelp("Run dir of the master (default: hive-<port> in /run/hive for root, else in "
+        + "$XDG_RUNTIME_DIR or $TMPDIR or /tmp)."))
     var runDir: String?
 
     @Option(help: "Port of the master, used to find its default run dir.")

@@ -23,7 +23,8 @@ struct Start: ParsableCommand {
     @Option(help: "How the master picks a worker: least-connections, round-robin or ip-hash.")
     var dispatch: String = DispatchMode.leastConnections.rawValue
 
-    @Option(help: "Folder for the pid file and control socket (default: hive-<port> in /run/hive for root, else in $XDG_RUNTIME_DIR or the temp dir).")
+    @Option(help: ArgumentHelp("Folder for the pid file and control socket, private to its user (default: hive-<port> "
+        + "in /run/hive for root, else in $XDG_RUNTIME_DIR or $TMPDIR or /tmp)."))
     var runDir: String?
 
     @Option(help: "Registry capacity: connections open at once; more are answered 503.")
