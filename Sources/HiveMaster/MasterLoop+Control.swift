@@ -21,23 +21,47 @@ extension MasterLoop {
             let text = String(decoding: body.prefix(length), as: UTF8.self)
             control.reply(client, route(.push(id, opcode: 0x1, payload: Array(text.utf8)), to: id))
         case "disconnect" where words.count == 3:
-            guard let id = UInt64(words[1]).map(ConnectionID.init(rawValue:)), let code = UInt16(words[2]) else {
+            guard let id = UInt64(words[1]).map(ConnectionID.init(rawValue:)), let number = Int(words[2]) else {
                 return control.reply(client, "error malformed disconnect request: expected `disconnect <id> <code>`")
             }
-            control.reply(client, route(.disconnect(id, code: code, reason: "disconnected by an operator"), to: id))
+            // Checked here too, not only by the CLI: anything that can reach this socket can send this line.
+            if let refusal = CloseCode.refusal(number) { return control.reply(client, "error \(refusal)") }
+            let record = IPCMessage.disconnect(id, code: UInt16(number), reason: "disconnected by an operator")
+            control.reply(client, route(record, to: id))
         default:
             control.reply(client, "error unknown request \"\(line.prefix(40))\"; expected hello, push or disconnect")
         }
     }
 
-    /// Sends a push or disconnect to the connection's owning worker, after the same checks as the library API, so
-    /// the shell sees the same typed error text.
+    /// Sends a push or disconnect to the connection's owning worker, after the same checks as the library API. The
+    /// refusals are worded for an operator at a shell (the library's `HiveError` speaks to a programmer).
     private func route(_ record: IPCMessage, to id: ConnectionID) -> String {
-        guard let state = registry.protocolState(of: id) else { return "error \(HiveError.unknownConnection(id))" }
-        if case .push = record, state != .websocket { return "error \(HiveError.notWebSocket(id, state))" }
+        guard let state = registry.protocolState(of: id) else {
+            return "error connection \(id) does not exist (never opened, or already closed); "
+                + "`hive connections` lists the open ones"
+        }
+        if case .push = record, state != .websocket { return "error \(Self.pushRefusal(id, state))" }
         let sent = (try? workers[id.worker].inbox.send.send(record, blocking: false)) ?? .wouldBlock
-        guard sent == .sent else { return "error \(HiveError.workerBusy(id, worker: id.worker))" }
+        guard sent == .sent else {
+            return "error connection \(id) belongs to worker \(id.worker), which is too busy to take it now "
+                + "(its inbox is full); nothing was sent: try again in a moment"
+        }
         return "ok connection \(id) on worker \(id.worker)"
+    }
+
+    static func pushRefusal(_ id: ConnectionID, _ state: ProtocolState) -> String {
+        let only = "only WebSocket connections can receive pushes"
+        switch state {
+        case .http:
+            return "connection \(id) is a plain HTTP connection (protocol http), not a WebSocket; \(only)"
+        case .websocketHandshake:
+            return "connection \(id) is still in its WebSocket handshake (protocol websocket-handshake); try again "
+                + "once `hive connections` shows it as websocket"
+        case .closing:
+            return "connection \(id) is closing its WebSocket (protocol closing), so it takes no more pushes"
+        case .closed, .websocket:
+            return "connection \(id) has just closed, so it takes no more pushes"
+        }
     }
 
     private func helloText() -> String {

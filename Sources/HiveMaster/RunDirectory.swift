@@ -4,7 +4,8 @@ import HiveIPC
 import Glibc
 #endif
 
-/// The folder holding the pid file (and, later, the control socket) of one master.
+/// The folder holding the pid file, the control socket and a daemon's log of one master. Only its user may write
+/// in it (see `PrivatePath`): whoever can replace `hive.sock` or `hive.pid` can take over the operator's commands.
 public struct RunDirectory: Sendable {
     public let path: String
     public var pidFile: String { path + "/hive.pid" }
@@ -12,11 +13,58 @@ public struct RunDirectory: Sendable {
 
     public init(path: String) { self.path = path }
 
-    /// The default: one folder per port under the system temp dir, so two instances on different ports never
-    /// collide.
+    /// Root's run dirs live under this folder, which only root can write.
+    public static let systemParent = "/run/hive"
+
+    /// The default: one folder per port, so two instances on different ports never collide, in a place other users
+    /// cannot write: `/run/hive` for root, `$XDG_RUNTIME_DIR` (the user's private runtime folder) for others, else
+    /// the temp dir, whose sticky bit stops others from removing or renaming a folder there once it exists.
     public static func defaultPath(port: Int) -> String {
-        let tmp = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
-        return "\(tmp)/hive-\(port)"
+        defaultPath(port: port, user: geteuid(), environment: { getenv($0).map { String(cString: $0) } })
+    }
+
+    static func defaultPath(port: Int, user: uid_t, environment: (String) -> String?) -> String {
+        func usable(_ name: String) -> String? { environment(name).flatMap { $0.hasPrefix("/") ? $0 : nil } }
+        let parent = user == 0 ? systemParent : usable("XDG_RUNTIME_DIR") ?? usable("TMPDIR") ?? "/tmp"
+        return "\(parent)/hive-\(port)"
+    }
+
+    /// Refuses a run dir someone else could write to; the master and every operator command call this before they
+    /// trust anything in it. Returns whether the folder exists.
+    @discardableResult
+    public func check() throws -> Bool {
+        try PrivatePath.checkParent(of: path, name: "run dir", remedy: "choose another --run-dir")
+        let remedy = "remove it or choose another --run-dir"
+        return try PrivatePath.check(path, is: .directory, name: "run dir", remedy: remedy)
+    }
+
+    /// Refuses a control socket that is not this user's, before anything is sent to it.
+    public func checkControlSocket() throws {
+        try PrivatePath.check(
+            controlSocket, is: .socket, name: "control socket",
+            remedy: "nothing was sent; stop the master, remove the socket and start it again"
+        )
+    }
+
+    /// Creates the folder (0700, and `/run/hive` for root's default) if it is missing, then checks it.
+    public func prepare() throws {
+        if path.hasPrefix(Self.systemParent + "/"), geteuid() == 0 {
+            // 0755 as other daemons' folders in /run: the run dirs inside are 0700 themselves.
+            if mkdir(Self.systemParent, 0o755) != 0 && errno != EEXIST {
+                throw MasterError.runDirectory(
+                    path: path, underlying: SystemError("mkdir", while: "creating \(Self.systemParent)")
+                )
+            }
+            try PrivatePath.check(
+                Self.systemParent, is: .directory, name: "folder",
+                remedy: "only root may write there; fix its owner and mode, or choose another --run-dir"
+            )
+        }
+        try PrivatePath.checkParent(of: path, name: "run dir", remedy: "choose another --run-dir")
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw MasterError.runDirectory(path: path, underlying: SystemError("mkdir", while: "creating the run dir"))
+        }
+        try check()
     }
 
     /// The pid of a live Hive master recorded here, or nil when there is none. A pid file whose process is gone,
@@ -32,9 +80,7 @@ public struct RunDirectory: Sendable {
 
     /// Creates the folder (0700) and records this process as its master.
     func claim(pid: Int32) throws {
-        if mkdir(path, 0o700) != 0 && errno != EEXIST {
-            throw MasterError.runDirectory(path: path, underlying: SystemError("mkdir", while: "creating the run dir"))
-        }
+        try prepare()
         if let other = runningMasterPID(), other != pid {
             throw MasterError.alreadyRunning(runDirectory: path, pid: other)
         }
@@ -59,7 +105,7 @@ public struct RunDirectory: Sendable {
     }
 
     static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var bytes: [UInt8] = []

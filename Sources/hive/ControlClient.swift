@@ -18,6 +18,9 @@ struct ControlClient {
 
     func request(_ line: String, body: [UInt8] = [], timeout: Int = 2) throws -> Reply {
         let path = runDirectory.controlSocket
+        // Whoever answers on this socket gets the request (a push carries the operator's payload): it must be ours.
+        try runDirectory.check()
+        try runDirectory.checkControlSocket()
         let fd = socket(AF_UNIX, CHiveShims_SOCK_STREAM | CHiveShims_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { throw SystemError("socket", while: "connecting to \(path)") }
         defer { close(fd) }
@@ -30,6 +33,12 @@ struct ControlClient {
         guard connected == 0 else {
             throw OperatorError("cannot reach the master's control socket \(path): \(String(cString: strerror(errno))); "
                 + "is the master running, and are you its user?")
+        }
+        // The path was ours a moment ago; the process listening on it must be too (it could have been swapped since).
+        let peer = CHiveShims_peerUID(fd)
+        guard peer == Int64(geteuid()) else {
+            throw OperatorError("the control socket \(path) is served by uid \(peer), not by you (uid \(geteuid())); "
+                + "nothing was sent: stop that master, remove the socket, and start it again")
         }
         let request = Array((line + "\n").utf8) + body
         var offset = 0

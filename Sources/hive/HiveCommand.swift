@@ -20,7 +20,9 @@ struct HiveCommand: ParsableCommand {
             try command.run()
         } catch {
             let code = exitCode(for: error)
-            let message = fullMessage(for: error)
+            var message = fullMessage(for: error)
+            // ArgumentParser starts a validation error with "Error: "; after "hive: error: " that is said twice.
+            if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
             if code == .success {
                 writeLine(message)
                 Glibc.exit(0)

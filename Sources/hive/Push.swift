@@ -1,4 +1,5 @@
 import ArgumentParser
+import HiveIPC
 
 /// `hive push ID MESSAGE`: a text message to one connection, routed by the master to its owning worker.
 struct Push: ParsableCommand {
@@ -37,8 +38,12 @@ struct Disconnect: ParsableCommand {
     @Argument(help: "Connection id (see `hive connections`).")
     var id: UInt64
 
-    @Option(help: "WebSocket close code.")
-    var code: UInt16 = 1000
+    @Option(help: "WebSocket close code: 1000-1003, 1007-1014 or 3000-4999.")
+    var code: Int = 1000
+
+    func validate() throws {
+        if let refusal = CloseCode.refusal(code) { throw ValidationError("--code: \(refusal)") }
+    }
 
     func run() throws {
         try runReporting {

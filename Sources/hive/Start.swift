@@ -23,7 +23,8 @@ struct Start: ParsableCommand {
     @Option(help: "How the master picks a worker: least-connections, round-robin or ip-hash.")
     var dispatch: String = DispatchMode.leastConnections.rawValue
 
-    @Option(help: "Folder for the pid file (default: hive-<port> under the system temp dir).")
+    @Option(help: ArgumentHelp("Folder for the pid file and control socket, private to its user (default: hive-<port> "
+        + "in /run/hive for root, else in $XDG_RUNTIME_DIR or $TMPDIR or /tmp)."))
     var runDir: String?
 
     @Option(help: "Registry capacity: connections open at once; more are answered 503.")
@@ -62,7 +63,8 @@ struct Start: ParsableCommand {
         var readyNotification: Int32 = -1
         if daemon {
             do {
-                mkdir(runDirectory, 0o700)
+                // Checked before the log is opened in it: the master's own check comes after the detach.
+                try RunDirectory(path: runDirectory).prepare()
                 readyNotification = try Daemon.detach(logFile: logFile ?? runDirectory + "/hive.log")
             } catch {
                 writeLine("hive: error: \(error)", to: 2)

@@ -61,11 +61,18 @@ final class OperationsIntegrationTests: HiveTestCase {
         XCTAssertEqual(try a.receiveMessage(), .text("from the shell"))
         let refused = try HiveCLI.run(["push", String(httpID), "x", "--run-dir", dir])
         XCTAssertEqual(refused.status, 1)
-        XCTAssertTrue(refused.stderr.contains("connection \(httpID) is a plain HTTP connection, not a WebSocket client"), refused.stderr)
+        XCTAssertEqual(
+            refused.stderr,
+            "hive: connection \(httpID) is a plain HTTP connection (protocol http), not a WebSocket; only WebSocket "
+                + "connections can receive pushes\n"
+        )
         XCTAssertFalse(favicon.receivedAnything(within: 0.2))
         let unknown = try HiveCLI.run(["push", "999", "x", "--run-dir", dir])
         XCTAssertEqual(unknown.status, 1)
-        XCTAssertTrue(unknown.stderr.contains("connection 999 does not exist"), unknown.stderr)
+        XCTAssertEqual(
+            unknown.stderr,
+            "hive: connection 999 does not exist (never opened, or already closed); `hive connections` lists the open ones\n"
+        )
 
         // kill -9 one worker: it comes back with a new pid and restarts = 1; its client sees the close; the other
         // worker's client keeps receiving broadcasts.
@@ -130,6 +137,16 @@ final class OperationsIntegrationTests: HiveTestCase {
         let http = try HTTPTestClient(port: port)
         let httpID = try XCTUnwrap(try http.request(path: "/hello").header("X-Hive-Connection"))
 
+        // Codes a server may not send are refused by the CLI, and by the master if something else asks it.
+        for code in ["1005", "999", "1006", "1004", "1015", "2000", "5000", "70000"] {
+            let refused = try HiveCLI.run(["disconnect", String(socketID), "--code", code, "--run-dir", dir])
+            XCTAssertEqual(refused.status, 1, "--code \(code): \(refused.stdout)")
+            XCTAssertTrue(refused.stderr.hasPrefix("hive: error: --code: close code \(code) "), refused.stderr)
+            let raw = try rawControl(dir, "disconnect \(socketID) \(code)\n")
+            XCTAssertTrue(raw.hasPrefix("error close code \(code) "), "\(code): \(raw)")
+            XCTAssertTrue(raw.contains("(RFC 6455 7.4); use 1000 (normal)"), raw)
+        }
+        XCTAssertFalse(socket.receivedAnything(within: 0.2), "a refused disconnect must not close the connection")
         let closed = try HiveCLI.run(["disconnect", String(socketID), "--code", "4000", "--run-dir", dir])
         XCTAssertEqual(closed.status, 0, closed.stderr)
         XCTAssertEqual(try socket.receiveMessage(), .close(code: 4000, reason: "disconnected by an operator"))
@@ -138,6 +155,36 @@ final class OperationsIntegrationTests: HiveTestCase {
         let unknown = try HiveCLI.run(["disconnect", "77", "--run-dir", dir])
         XCTAssertEqual(unknown.status, 1)
         XCTAssertTrue(unknown.stderr.contains("connection 77 does not exist"), unknown.stderr)
+    }
+
+    /// Between the server's close frame and the client's answer a WebSocket is `closing`: a push says so.
+    func testPush_toAClosingWebSocket_saysItIsClosing() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let dir = runDir(hive)
+        let socket = try WebSocketTestClient(port: port)
+        let id = try connectionID(of: socket)
+        XCTAssertEqual(try HiveCLI.run(["disconnect", String(id), "--code", "1001", "--run-dir", dir]).status, 0)
+        XCTAssertEqual(try socket.receiveMessage(), .close(code: 1001, reason: "disconnected by an operator"))
+        // The test client does not answer the close: the server waits 2 s for it, with the connection closing.
+        let pushed = try HiveCLI.run(["push", String(id), "late", "--run-dir", dir])
+        XCTAssertEqual(pushed.status, 1)
+        XCTAssertEqual(
+            pushed.stderr, "hive: connection \(id) is closing its WebSocket (protocol closing), so it takes no more pushes\n"
+        )
+    }
+
+    /// Errors speak of `hive` commands, never of the library's API calls.
+    func testOperatorErrors_nameNoLibraryCalls() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let http = try HTTPTestClient(port: port)
+        let httpID = try XCTUnwrap(try http.request(path: "/hello").header("X-Hive-Connection"))
+        for command in [["push", httpID, "x"], ["push", "12345", "x"], ["disconnect", "12345"]] {
+            let result = try HiveCLI.run(command + ["--run-dir", runDir(hive)])
+            XCTAssertEqual(result.status, 1, "\(command)")
+            for api in ["exists(", "isEstablished(", "HiveError", "unknownConnection"] {
+                XCTAssertFalse(result.stderr.contains(api), "\(command): \(result.stderr)")
+            }
+        }
     }
 
     func testStatus_withNothingRunning_exits1WithOneClearLine() throws {
@@ -152,7 +199,7 @@ final class OperationsIntegrationTests: HiveTestCase {
 
     func testStalePIDFile_isReplaced() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hive-stale-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         // A pid that is gone, then a live pid that belongs to another program.
         for stale in ["999999", String(getpid())] {
             try stale.write(toFile: dir + "/hive.pid", atomically: true, encoding: .utf8)

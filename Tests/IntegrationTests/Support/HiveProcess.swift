@@ -43,7 +43,10 @@ final class HiveProcess: @unchecked Sendable {
         self.directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("hive-it-\(UUID().uuidString.prefix(8))", isDirectory: true)
         self.logURL = self.directory.appendingPathComponent("hive.log")
-        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        // 0700 whatever the umask: hive refuses a run dir (here "run" inside it) in a folder others can write.
+        try FileManager.default.createDirectory(
+            at: self.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
+        )
     }
 
     deinit {
