@@ -27,7 +27,9 @@ struct LimitOptions: ParsableArguments {
 
     @Option(
         name: .customLong("allowed-origin"),
-        help: "An origin (scheme://host[:port]) whose pages may open a WebSocket besides the server's own host; repeatable; \"*\" allows all.")
+        help: ArgumentHelp(
+            "An origin (scheme://host[:port]) whose pages may open a WebSocket besides the server's own host.",
+            discussion: "Repeatable; \"*\" allows every origin, \"null\" sandboxed pages and files."))
     var allowedOrigins: [String] = []
 
     @Option(help: "Seconds between WebSocket pings (0 disables them).")

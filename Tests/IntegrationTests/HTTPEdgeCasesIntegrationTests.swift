@@ -44,7 +44,8 @@ final class HTTPEdgeCasesIntegrationTests: LimitsTestCase {
         let hive = try launch()
         defer { _ = try? hive.process.stop() }
         let (client, _) = try openHTTP(hive)
-        try client.send(raw: "GET http://127.0.0.1:\(hive.port)/hello?x=1 HTTP/1.1\r\nHost: 127.0.0.1:\(hive.port)\r\n\r\n")
+        let authority = "127.0.0.1:\(hive.port)"
+        try client.send(raw: "GET http://\(authority)/hello?x=1 HTTP/1.1\r\nHost: \(authority)\r\n\r\n")
         let response = try client.readResponse(timeout: 3)
         XCTAssertEqual(response.status, 200, "\(response)")
         XCTAssertEqual(response.text, "hello")
@@ -59,7 +60,8 @@ final class HTTPEdgeCasesIntegrationTests: LimitsTestCase {
         let hive = try launch()
         defer { _ = try? hive.process.stop() }
         let (client, _) = try openHTTP(hive)
-        try client.send(raw: "POST /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        try client.send(
+            raw: "POST /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
         let interim = try client.readResponse(timeout: 3)
         XCTAssertEqual(interim.status, 100, "\(interim)")
         try client.send(raw: "hello")

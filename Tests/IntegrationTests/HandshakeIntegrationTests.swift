@@ -75,11 +75,13 @@ final class HandshakeIntegrationTests: LimitsTestCase {
         let hive = try launch(["--allowed-origin", "https://app.example", "--allowed-origin", "null"])
         defer { _ = try? hive.process.stop() }
         for origin in ["https://app.example", "null"] {
-            let client = try WebSocketTestClient(port: hive.port, path: "/echo", headers: ["Origin": origin], timeout: 3)
+            let client = try WebSocketTestClient(
+                port: hive.port, path: "/echo", headers: ["Origin": origin], timeout: 3)
             try client.sendText(origin)
             XCTAssertEqual(try client.receiveMessage(), .text(origin))
         }
-        assertRefused(try handshake(hive, ["Origin": "https://evil.example"]), 403, mentioning: ["https://evil.example"])
+        let evil = try handshake(hive, ["Origin": "https://evil.example"])
+        assertRefused(evil, 403, mentioning: ["https://evil.example"])
         assertRefused(try handshake(hive, ["Origin": "http://app.example"]), 403, mentioning: [])
     }
 
@@ -87,7 +89,8 @@ final class HandshakeIntegrationTests: LimitsTestCase {
         let hive = try launch(["--allowed-origin", "*"])
         defer { _ = try? hive.process.stop() }
         for origin in ["https://evil.example", "null"] {
-            let client = try WebSocketTestClient(port: hive.port, path: "/echo", headers: ["Origin": origin], timeout: 3)
+            let client = try WebSocketTestClient(
+                port: hive.port, path: "/echo", headers: ["Origin": origin], timeout: 3)
             try client.sendText("ok")
             XCTAssertEqual(try client.receiveMessage(), .text("ok"))
         }

@@ -69,8 +69,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 // RFC 9110 section 10.1.1; an HTTP/1.0 client's expectation is ignored, as the RFC asks.
                 guard !expectationFailed(context: context, expect: expect, length: length) else { return }
                 if facts.expectsBody {
-                    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
-                                          promise: nil)
+                    let interim = HTTPResponseHead(version: head.version, status: .continue)
+                    context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
                 }
             }
             if let length, length > hive.limits.maxBodySize {
@@ -167,7 +167,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         if case .failed = state { return }
         state = .failed
         hive.registry.increment(worker: hive.workerID, .protocolErrors)
-        var response = HiveResponse.text("\(status.code) \(status.reasonPhrase): \(message)\n", status: Int(status.code))
+        var response = HiveResponse.text(
+            "\(status.code) \(status.reasonPhrase): \(message)\n", status: Int(status.code))
         response.headers += headers.map { (name: $0.0, value: $0.1) }
         write(context: context, response: response, version: .http1_1, keepAlive: false)
         let channel = context.channel
@@ -194,7 +195,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func expectationFailed(context: ChannelHandlerContext, expect: String, length: Int?) -> Bool {
         guard expect.lowercased() == "100-continue" else {
             fail(context: context, status: .expectationFailed,
-                 message: "Expect: \(expect.prefix(100)) is not supported; the only expectation this server meets is 100-continue")
+                 message: "Expect: \(expect.prefix(100)) is not supported; the only expectation this server meets"
+                    + " is 100-continue")
             return true
         }
         if let length, length > hive.limits.maxBodySize {
@@ -226,11 +228,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
+        let limits = hive.limits
         let message = NIODeadline.now() >= bodyDeadline
-            ? "the request body did not arrive whole within \(Self.seconds(hive.limits.bodyTimeout)) s of its head (--body-timeout)"
-            : "no part of the request body arrived for \(Self.seconds(hive.limits.handshakeTimeout)) s (--handshake-timeout)"
-        hive.logger.debug("request body timed out; answering 408",
-                          metadata: ["connection.id": "\(id)", "http.path": "\(head.uri.prefix(200))", "reason": "\(message)"])
+            ? "the request body did not arrive whole within \(Self.seconds(limits.bodyTimeout)) s of its head"
+                + " (--body-timeout)"
+            : "no part of the request body arrived for \(Self.seconds(limits.handshakeTimeout)) s (--handshake-timeout)"
+        hive.logger.debug(
+            "request body timed out; answering 408",
+            metadata: ["connection.id": "\(id)", "http.path": "\(head.uri.prefix(200))", "reason": "\(message)"])
         fail(context: context, status: .requestTimeout, message: message)
     }
 

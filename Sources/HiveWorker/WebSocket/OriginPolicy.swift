@@ -52,7 +52,8 @@ public struct OriginPolicy: Sendable {
             let authority = authority(of: value), !authority.contains(where: { $0 == "?" || $0 == "#" || $0 == " " })
         else {
             return "--allowed-origin must be an origin as browsers send it, scheme://host[:port] with no path"
-                + " (e.g. https://example.com or http://localhost:8080), or \"null\", or \"*\" for any; got \"\(value)\""
+                + " (e.g. https://example.com or http://localhost:8080), or \"null\", or \"*\" for any;"
+                + " got \"\(value)\""
         }
         return nil
     }

@@ -73,7 +73,8 @@ struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             return refuse(.badRequest, "a WebSocket upgrade must be a GET request, got \(head.method.rawValue)")
         }
         guard head.version.isAtLeast11 else {
-            return refuse(.badRequest, "a WebSocket upgrade needs HTTP/1.1 or later, got HTTP/\(head.version.major).\(head.version.minor)")
+            let version = "HTTP/\(head.version.major).\(head.version.minor)"
+            return refuse(.badRequest, "a WebSocket upgrade needs HTTP/1.1 or later, got \(version)")
         }
         let connection = headers[canonicalForm: "Connection"]
         guard connection.contains(where: { $0.lowercased() == "upgrade" }) else {
@@ -96,7 +97,8 @@ struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             let got = versions.isEmpty ? "none" : versions.joined(separator: ", ")
             return refuse(
                 versions.isEmpty ? .badRequest : .upgradeRequired,
-                "this server speaks WebSocket version 13 (RFC 6455); the request's Sec-WebSocket-Version is \(got.prefix(100))",
+                "this server speaks WebSocket version 13 (RFC 6455); the request's Sec-WebSocket-Version is"
+                    + " \(got.prefix(100))",
                 headers: [("Sec-WebSocket-Version", "13")])
         }
         let authority = RequestTarget.absoluteForm(head.uri)?.authority ?? facts.host.map { Substring($0) }
