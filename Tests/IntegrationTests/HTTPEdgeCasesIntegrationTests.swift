@@ -119,6 +119,18 @@ final class HTTPEdgeCasesIntegrationTests: LimitsTestCase {
         try assertWorkerStillServes(hive, worker: worker)
     }
 
+    /// A body that stops for --handshake-timeout gets the same 408, before --body-timeout, saying which limit.
+    func testBody_whenStalledForHandshakeTimeout_isAnswered408NamingIt() throws {
+        let hive = try launch(["--body-timeout", "30", "--handshake-timeout", "1"])
+        defer { _ = try? hive.process.stop() }
+        let (client, _) = try openHTTP(hive)
+        try client.send(raw: "POST /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nabc")
+        let response = try client.readResponse(timeout: 4)
+        XCTAssertEqual(response.status, 408, "\(response)")
+        XCTAssertTrue(response.text.contains("--handshake-timeout"), "\(response)")
+        XCTAssertTrue(client.isClosedByPeer(within: 3), "the connection stays open after the 408")
+    }
+
     /// The control: a slow body that is complete within --body-timeout reaches the application.
     func testBody_whenSlowButWithinBodyTimeout_isServed() throws {
         let hive = try launch(["--body-timeout", "3", "--handshake-timeout", "10"])
