@@ -25,6 +25,16 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Seconds an idle HTTP keep-alive connection stays open.")
     var httpIdleTimeout: Double = 60
 
+    @Option(help: "Seconds a request body has, from the end of its head, to arrive whole; then 408 and close.")
+    var bodyTimeout: Double = 30
+
+    @Option(
+        name: .customLong("allowed-origin"),
+        help: ArgumentHelp(
+            "An origin (scheme://host[:port]) whose pages may open a WebSocket besides the server's own host.",
+            discussion: "Repeatable; \"*\" allows every origin, \"null\" sandboxed pages and files."))
+    var allowedOrigins: [String] = []
+
     @Option(help: "Seconds between WebSocket pings (0 disables them).")
     var pingInterval: Double = 25
 
@@ -47,8 +57,12 @@ struct LimitOptions: ParsableArguments {
         for (name, value) in [
             ("--handshake-timeout", handshakeTimeout), ("--http-idle-timeout", httpIdleTimeout),
             ("--pong-timeout", pongTimeout), ("--slow-consumer-grace", slowConsumerGrace),
+            ("--body-timeout", bodyTimeout),
         ] where !(value > 0) {
             throw ValidationError("\(name) must be a positive number of seconds, got \(value)")
+        }
+        if let problem = allowedOrigins.lazy.compactMap(OriginPolicy.problem(with:)).first {
+            throw ValidationError(problem)
         }
         if !(pingInterval >= 0) { throw ValidationError("--ping-interval must be 0 or more seconds, got \(pingInterval)") }
         if LogLevelParser.parse(logLevel) == nil {
@@ -65,6 +79,8 @@ struct LimitOptions: ParsableArguments {
         limits.maxBodySize = maxBodySize
         limits.handshakeTimeout = .seconds(handshakeTimeout)
         limits.httpIdleTimeout = .seconds(httpIdleTimeout)
+        limits.bodyTimeout = .seconds(bodyTimeout)
+        limits.allowedOrigins = allowedOrigins
         limits.pingInterval = pingInterval > 0 ? .seconds(pingInterval) : nil
         limits.pongTimeout = .seconds(pongTimeout)
         return limits
@@ -78,8 +94,9 @@ struct LimitOptions: ParsableArguments {
             "--max-header-size", String(maxHeaderSize), "--max-body-size", String(maxBodySize),
             "--handshake-timeout", String(handshakeTimeout), "--http-idle-timeout", String(httpIdleTimeout),
             "--ping-interval", String(pingInterval), "--pong-timeout", String(pongTimeout),
+            "--body-timeout", String(bodyTimeout),
             "--log-level", logLevel,
-        ]
+        ] + allowedOrigins.flatMap { ["--allowed-origin", $0] }
     }
 }
 

@@ -15,6 +15,8 @@ public final class Hive: @unchecked Sendable {
     /// The shared registry, for reading (`connections`, `connectionInfo` are the usual way in).
     public let registry: SharedRegistry
     let limits: ConnectionLimits
+    /// `limits.allowedOrigins`, ready for the WebSocket handshake.
+    let originPolicy: OriginPolicy
     let application: HiveApplication
     let table = ConnectionTable()
     var outbox: PeerOutbox!
@@ -27,6 +29,7 @@ public final class Hive: @unchecked Sendable {
         self.eventLoop = eventLoop
         self.registry = registry
         self.limits = limits
+        self.originPolicy = OriginPolicy(allowed: limits.allowedOrigins)
         self.application = application
         self.logger = logger
     }

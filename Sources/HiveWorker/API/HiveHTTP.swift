@@ -4,7 +4,8 @@ import HiveIPC
 public struct HiveRequest: Sendable {
     public var connection: ConnectionID
     public var method: String
-    /// The request target as sent: path and query.
+    /// The request target: path and query, as sent (a target in absolute form, "http://host/path?query", arrives
+    /// as its path and query, RFC 9112 section 3.2.2).
     public var uri: String
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]

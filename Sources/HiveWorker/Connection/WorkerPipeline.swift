@@ -16,8 +16,9 @@ enum WorkerPipeline {
         try pipeline.addHandler(record)
 
         let upgrader = WebSocketUpgrader(
+            origins: hive.originPolicy,
             shouldUpgrade: { channel, head in
-                let path = String(head.uri.prefix { $0 != "?" })
+                let path = webSocketPath(head)
                 guard hive.application.shouldUpgrade(path: path) else {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }
@@ -47,12 +48,18 @@ enum WorkerPipeline {
         try pipeline.addHandler(HTTPRequestHandler(id: id, hive: hive), name: httpHandlerName)
     }
 
+    /// The path of an upgrade request without its query; an absolute-form target counts by its path too.
+    private static func webSocketPath(_ head: HTTPRequestHead) -> String {
+        let target = RequestTarget.absoluteForm(head.uri)?.originForm ?? head.uri
+        return String(target.prefix { $0 != "?" })
+    }
+
     private static func upgradeToWebSocket(_ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: Hive) throws {
         let pipeline = channel.pipeline.syncOperations
         let record = try pipeline.handler(type: ConnectionRecordHandler.self)
         let connection = HiveConnection(
             id: id,
-            path: String(head.uri.prefix { $0 != "?" }),
+            path: webSocketPath(head),
             remote: hive.registry.lookup(id)?.remote ?? .unknown
         )
         let frameHandler = WebSocketFrameHandler(limits: hive.webSocketLimits, delegate: nil)

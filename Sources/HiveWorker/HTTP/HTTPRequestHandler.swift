@@ -36,6 +36,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     /// When `timer` fires; a deadline at or after it needs no new task.
     private var timerFiresAt = NIODeadline.distantFuture
+    /// When the body of the request being received must be complete (--body-timeout after its head).
+    private var bodyDeadline = NIODeadline.distantFuture
 
     init(id: ConnectionID, hive: Hive) {
         self.id = id
@@ -53,22 +55,42 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
-        case (.head(let head), .idle):
+        case (.head(var head), .idle):
             deadline = .distantFuture
-            if Self.headSize(head) > hive.limits.maxHeaderSize {
+            let facts = RequestHeadFacts(head)
+            if facts.size > hive.limits.maxHeaderSize {
                 return fail(context: context, status: .requestHeaderFieldsTooLarge,
                             message: "request line and headers exceed \(hive.limits.maxHeaderSize) bytes")
             }
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > hive.limits.maxBodySize {
+            if let problem = facts.hostProblem(version: head.version) {
+                return fail(context: context, status: .badRequest, message: problem)
+            }
+            if head.uri.utf8.first != UInt8(ascii: "/"), let absolute = RequestTarget.absoluteForm(head.uri) {
+                head.uri = absolute.originForm
+            }
+            let length = facts.contentLength.flatMap(Int.init)
+            if let expect = facts.expect, head.version.isAtLeast11 {
+                // RFC 9110 section 10.1.1; an HTTP/1.0 client's expectation is ignored, as the RFC asks.
+                guard !expectationFailed(context: context, expect: expect, length: length) else { return }
+                if facts.expectsBody {
+                    let interim = HTTPResponseHead(version: head.version, status: .continue)
+                    context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+                }
+            }
+            if let length, length > hive.limits.maxBodySize {
                 return fail(context: context, status: .payloadTooLarge,
                             message: "request body of \(length) bytes exceeds \(hive.limits.maxBodySize) bytes")
             }
             state = .receiving(head, body: [])
-            // A body that stalls holds a connection and a registry slot as surely as a slow head: every chunk
-            // must arrive within the handshake timeout of the previous one.
-            if Self.expectsBody(head) { armHeadTimer(context: context, after: hive.limits.handshakeTimeout) }
+            // A body that stalls or trickles holds a connection and a registry slot as surely as a slow head: the
+            // whole body must arrive within --body-timeout of the head, and every chunk within the handshake
+            // timeout of the previous one.
+            if facts.expectsBody {
+                bodyDeadline = NIODeadline.now() + hive.limits.bodyTimeout
+                armBodyTimer(context: context)
+            }
         case (.body(let chunk), .receiving(let head, var body)):
-            armHeadTimer(context: context, after: hive.limits.handshakeTimeout)
+            armBodyTimer(context: context)
             guard body.count + chunk.readableBytes <= hive.limits.maxBodySize else {
                 return fail(context: context, status: .payloadTooLarge,
                             message: "request body exceeds \(hive.limits.maxBodySize) bytes")
@@ -101,6 +123,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let handshake = error as? WebSocketHandshakeError {
+            // A refused origin is worth an operator's notice (a page of theirs may lack --allowed-origin); a
+            // malformed handshake is the client's problem.
+            hive.logger.log(
+                level: handshake.status == .forbidden ? .info : .debug, "WebSocket handshake refused",
+                metadata: ["connection.id": "\(id)", "http.status": "\(handshake.status.code)",
+                           "reason": "\(handshake.message)"])
+            return fail(context: context, status: handshake.status, message: handshake.message,
+                        headers: handshake.headers)
+        }
         guard let parserError = error as? HTTPParserError else {
             context.fireErrorCaught(error)
             return
@@ -146,11 +178,15 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The close is staged (RFC 9112 section 9.6): stop writing, keep reading and discarding for a moment, then
     /// close. Closing with unread input at once makes the kernel send a reset, which can destroy the error
     /// response before the client reads it.
-    private func fail(context: ChannelHandlerContext, status: HTTPResponseStatus, message: String) {
+    private func fail(
+        context: ChannelHandlerContext, status: HTTPResponseStatus, message: String, headers: [(String, String)] = []
+    ) {
         if case .failed = state { return }
         state = .failed
         hive.registry.increment(worker: hive.workerID, .protocolErrors)
-        let response = HiveResponse.text("\(status.code) \(status.reasonPhrase): \(message)\n", status: Int(status.code))
+        var response = HiveResponse.text(
+            "\(status.code) \(status.reasonPhrase): \(message)\n", status: Int(status.code))
+        response.headers += headers.map { (name: $0.0, value: $0.1) }
         write(context: context, response: response, version: .http1_1, keepAlive: false)
         let channel = context.channel
         context.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
@@ -172,9 +208,58 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
+    /// Answers `Expect` (RFC 9110 section 10.1.1): true when it cannot be met and a 417 is out.
+    private func expectationFailed(context: ChannelHandlerContext, expect: String, length: Int?) -> Bool {
+        guard expect.lowercased() == "100-continue" else {
+            fail(context: context, status: .expectationFailed,
+                 message: "Expect: \(expect.prefix(100)) is not supported; the only expectation this server meets"
+                    + " is 100-continue")
+            return true
+        }
+        if let length, length > hive.limits.maxBodySize {
+            fail(context: context, status: .expectationFailed,
+                 message: "request body of \(length) bytes exceeds \(hive.limits.maxBodySize) bytes; do not send it")
+            return true
+        }
+        return false
+    }
+
     private func armHeadTimer(context: ChannelHandlerContext, after timeout: TimeAmount) {
-        deadline = NIODeadline.now() + timeout
+        arm(context: context, until: NIODeadline.now() + timeout)
+    }
+
+    /// The next body chunk is due within the handshake timeout, and the whole body by `bodyDeadline`.
+    private func armBodyTimer(context: ChannelHandlerContext) {
+        arm(context: context, until: min(NIODeadline.now() + hive.limits.handshakeTimeout, bodyDeadline))
+    }
+
+    private func arm(context: ChannelHandlerContext, until newDeadline: NIODeadline) {
+        deadline = newDeadline
         if timer == nil || deadline < timerFiresAt { scheduleTimer(context: context) }
+    }
+
+    /// The deadline passed: a request whose body is late gets a 408 (RFC 9110 section 15.5.9); a connection that
+    /// sent no head in time, or sat idle, is closed without an answer.
+    private func deadlinePassed(context: ChannelHandlerContext) {
+        guard case .receiving(let head, _) = state else {
+            context.close(promise: nil)
+            return
+        }
+        let limits = hive.limits
+        let message = NIODeadline.now() >= bodyDeadline
+            ? "the request body did not arrive whole within \(Self.seconds(limits.bodyTimeout)) s of its head"
+                + " (--body-timeout)"
+            : "no part of the request body arrived for \(Self.seconds(limits.handshakeTimeout)) s (--handshake-timeout)"
+        hive.logger.debug(
+            "request body timed out; answering 408",
+            metadata: ["connection.id": "\(id)", "http.path": "\(head.uri.prefix(200))", "reason": "\(message)"])
+        fail(context: context, status: .requestTimeout, message: message)
+    }
+
+    /// "30", "0.5": a timeout as a person wrote it.
+    static func seconds(_ amount: TimeAmount) -> String {
+        let seconds = Double(amount.nanoseconds) / 1e9
+        return seconds == seconds.rounded() ? String(Int64(seconds)) : String(seconds)
     }
 
     private func scheduleTimer(context: ChannelHandlerContext) {
@@ -187,24 +272,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             handler.timerFiresAt = .distantFuture
             if handler.deadline == .distantFuture { return }  // disarmed; the next arm schedules again
             if NIODeadline.now() >= handler.deadline {
-                context.close(promise: nil)
+                handler.deadlinePassed(context: context)
             } else {
                 handler.scheduleTimer(context: context)  // re-armed meanwhile: wait for the new deadline
             }
         }
     }
 
-    static func expectsBody(_ head: HTTPRequestHead) -> Bool {
-        if let length = head.headers.first(name: "content-length") { return length != "0" }
-        return head.headers.contains(name: "transfer-encoding")
-    }
-
-    /// Request line plus headers as they were on the wire (to within a few bytes of separators).
-    static func headSize(_ head: HTTPRequestHead) -> Int {
-        var size = head.method.rawValue.utf8.count + head.uri.utf8.count + 12
-        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
-        return size
-    }
 }
 
 @available(*, unavailable)

@@ -28,6 +28,10 @@ public struct ConnectionLimits: Sendable {
     public var handshakeTimeout: TimeAmount = .seconds(10)
     /// Time an idle HTTP keep-alive connection stays open between requests.
     public var httpIdleTimeout: TimeAmount = .seconds(60)
+    /// Time a request body has, from the end of its head, to arrive whole; then 408 and close.
+    public var bodyTimeout: TimeAmount = .seconds(30)
+    /// Origins besides the server's own host whose pages may open a WebSocket (`*`: all); see `OriginPolicy`.
+    public var allowedOrigins: [String] = []
     /// WebSocket ping period; nil disables server pings.
     public var pingInterval: TimeAmount? = .seconds(25)
     /// Time to wait for any frame after a ping before the connection counts as dead.
