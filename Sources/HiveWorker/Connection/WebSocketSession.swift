@@ -38,14 +38,16 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     ///
     /// A queue over --max-output-buffer is allowed for a while (a burst, or a worker that was busy, leaves a
     /// backlog that a client reading normally drains in moments): the record handler closes the client when it
-    /// stays over for --slow-consumer-grace. A queue that would pass 8 times the limit is closed at once, so one
-    /// client never costs its worker more than that, and never slows the other clients of this worker.
+    /// stays over for --slow-consumer-grace. A client whose queue is past 8 times the limit when a message arrives
+    /// is closed at once, so one client never costs its worker more than that and one message, and never slows the
+    /// other clients of this worker.
     @discardableResult
     func send(encodedFrames: ByteBuffer, messages: Int, flush: Bool = true) -> Bool {
         guard !isClosing else { return false }
-        pendingBytes += encodedFrames.readableBytes
-        // Rare path: only a client already over the limit pays for the look at NIO's queue.
-        if !frameHandler.isWritable || pendingBytes > hive.limits.maxOutputBuffer {
+        let size = encodedFrames.readableBytes
+        // Rare path: only a client over the limit pays for the look at NIO's queue. The cap applies to the backlog
+        // a message joins, so one message larger than the cap still goes to a client that keeps up.
+        if !frameHandler.isWritable || pendingBytes + size > hive.limits.maxOutputBuffer {
             let queued = pendingBytes + frameHandler.bufferedBytes
             if queued > hive.limits.maxOutputHardCap {
                 let limit = hive.limits.maxOutputBuffer
@@ -55,6 +57,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
                 return false
             }
         }
+        pendingBytes += size
         pending.append(encodedFrames)
         if flush {
             flushIfNeeded()

@@ -12,8 +12,8 @@ public struct ConnectionLimits: Sendable {
     public var maxOutputBuffer = 1 << 20
     /// How long a client's queue may stay above `maxOutputBuffer` before it is closed as a slow consumer.
     public var slowConsumerGrace: TimeAmount = .seconds(5)
-    /// A queue this many times `maxOutputBuffer` is closed at once, whatever the grace: the bound on what one
-    /// client can cost a worker.
+    /// A client whose queue is past this many times `maxOutputBuffer` when a message arrives is closed at once,
+    /// whatever the grace: with one message, the bound on what one client can cost a worker.
     public static let hardCapFactor = 8
     /// `maxOutputBuffer` × `hardCapFactor`.
     public var maxOutputHardCap: Int {
