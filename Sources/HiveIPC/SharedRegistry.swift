@@ -46,6 +46,7 @@ public final class SharedRegistry: @unchecked Sendable {
         case dropped            // messages dropped because worker 0's queue was full
         case lastErrorLength    // bytes of text in lastError..., stored after the text
         case lastError          // 16 words (128 bytes) of UTF-8 text
+        case oversized = 24     // messages over --max-redis-message, skipped unread (after lastError's 16 words)
         static let words = 32
         static let errorWords = 16
     }

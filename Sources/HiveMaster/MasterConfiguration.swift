@@ -15,6 +15,9 @@ public struct MasterConfiguration: Sendable {
     /// Arguments after the executable that make it a worker: the hidden `worker` subcommand and the forwarded
     /// options. The master appends the descriptor numbers and the worker id.
     public var workerArguments: [String]
+    /// Variables set (or replaced) in each worker's environment: secrets (the Redis password) go here, never in
+    /// `workerArguments`, which every local user can read in /proc/PID/cmdline.
+    public var workerEnvironment: [String: String] = [:]
     /// A descriptor that receives the `ready` line (or the start error) and is then closed: how `start --daemon`
     /// learns that the detached master serves. -1 when running in the foreground.
     public var readyNotification: Int32 = -1

@@ -36,7 +36,10 @@ public final class MasterLoop {
         self.logger[metadataKey: "process.role"] = "master"
         self.logger[metadataKey: "pid"] = "\(getpid())"
         self.dispatcher = Dispatcher(mode: configuration.dispatch)
-        self.spawner = WorkerSpawner(executable: configuration.executable, baseArguments: configuration.workerArguments)
+        self.spawner = WorkerSpawner(
+            executable: configuration.executable, baseArguments: configuration.workerArguments,
+            environment: configuration.workerEnvironment
+        )
         self.runDirectory = RunDirectory(path: configuration.runDirectory)
     }
 

@@ -11,6 +11,8 @@ import Glibc
 struct WorkerSpawner {
     let executable: String
     let baseArguments: [String]
+    /// Set in the worker's environment on top of the master's own (same-name variables replaced).
+    let environment: [String: String]
 
     struct Descriptors {
         var registry: Int32
@@ -49,14 +51,30 @@ struct WorkerSpawner {
 
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        let envp = workerEnvironment()
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard rc == 0 else {
             throw MasterError.workerSpawn(
                 worker: id, underlying: SystemError("posix_spawn", while: "starting \(executable)", errno: rc)
             )
         }
         return pid
+    }
+
+    /// The master's environment with `environment` laid over it, as a NULL-terminated array of `strdup`ed strings.
+    private func workerEnvironment() -> [UnsafeMutablePointer<CChar>?] {
+        var entries: [UnsafeMutablePointer<CChar>?] = []
+        var index = 0
+        while let entry = environ[index] {
+            index += 1
+            let text = String(cString: entry)
+            let name = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? text
+            if environment[name] == nil { entries.append(strdup(entry)) }
+        }
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) { entries.append(strdup("\(name)=\(value)")) }
+        return entries + [nil]
     }
 
     /// The running executable, as a path that stays valid for respawns after the file is replaced on disk.

@@ -53,13 +53,16 @@ public struct RedisError: Error, CustomStringConvertible, Equatable {
 final class RedisConnection {
     private let context: UnsafeMutablePointer<redisContext>
     let url: RedisURL
+    /// Seconds a connect, and then each read or write, may take (SO_RCVTIMEO/SO_SNDTIMEO) until `clearTimeout()`.
+    let timeout: Double
 
     var fd: Int32 { context.pointee.fd }
 
-    /// Connects (bounded by `timeout` seconds), authenticates, and turns on TCP keep-alive.
-    init(url: RedisURL, timeout: Int = 2) throws {
+    /// Connects (bounded by `timeout` seconds) and turns on TCP keep-alive; sends nothing: see `authenticate()`.
+    init(url: RedisURL, timeout: Double = 3) throws {
         self.url = url
-        let limit = timeval(tv_sec: timeout, tv_usec: 0)
+        self.timeout = timeout
+        let limit = Self.timeval(seconds: timeout)
         let made: UnsafeMutablePointer<redisContext>?
         switch url.endpoint {
         case .tcp(let host, let port): made = redisConnectWithTimeout(host, Int32(port), limit)
@@ -73,17 +76,24 @@ final class RedisConnection {
         }
         context = made
         if case .tcp = url.endpoint { redisEnableKeepAlive(context) }
-        // No read timeout: a subscription legitimately idles for hours.
-        redisSetTimeout(context, timeval(tv_sec: 0, tv_usec: 0))
-        if let password = url.password {
-            let reply = try command(["AUTH", password].map { Array($0.utf8) })
-            if case .error(let message) = reply {
-                throw RedisError(address: url.description, message: "AUTH failed: \(message); check the password in the URL")
-            }
-        }
+        // A server that accepts and then never answers must not hold anyone forever.
+        redisSetTimeout(context, limit)
     }
 
     deinit { redisFree(context) }
+
+    /// AUTH with the URL's password, if it has one.
+    func authenticate() throws {
+        guard let password = url.password else { return }
+        if case .error(let message) = try command(["AUTH", password].map { Array($0.utf8) }) {
+            throw RedisError(address: url.description, message: "AUTH failed: \(message); check the password")
+        }
+    }
+
+    /// No read timeout from now on: a subscription legitimately idles for hours.
+    func clearTimeout() {
+        redisSetTimeout(context, Self.timeval(seconds: 0))
+    }
 
     /// Sends one command and waits for its reply.
     func command(_ arguments: [[UInt8]]) throws -> RedisReply {
@@ -97,32 +107,33 @@ final class RedisConnection {
         }
         defer { pointers.forEach { $0.deallocate() } }
         var argv: [UnsafePointer<CChar>?] = pointers.map { UnsafePointer($0) }
-        guard let raw = redisCommandArgv(context, Int32(count), &argv, &lengths) else { throw currentError("command failed") }
+        let name = String(decoding: arguments.first ?? [], as: UTF8.self)
+        guard let raw = redisCommandArgv(context, Int32(count), &argv, &lengths) else { throw currentError(name) }
         defer { freeReplyObject(raw) }
         return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
     }
 
-    /// Blocks until Redis sends something (a pub/sub message, say).
-    func readReply() throws -> RedisReply {
-        var raw: UnsafeMutableRawPointer?
-        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw currentError("connection lost") }
-        defer { freeReplyObject(raw) }
-        return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
-    }
-
-    /// A reply already received and buffered, or nil: never blocks. Lets a reader take a burst in one go.
-    func bufferedReply() throws -> RedisReply? {
-        var raw: UnsafeMutableRawPointer?
-        guard redisGetReplyFromReader(context, &raw) == REDIS_OK else { throw currentError("protocol error") }
-        guard let raw else { return nil }
-        defer { freeReplyObject(raw) }
-        return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
-    }
-
-    private func currentError(_ fallback: String) -> RedisError {
+    private func currentError(_ command: String) -> RedisError {
         let reason = withUnsafeBytes(of: context.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        return RedisError(address: url.description, message: reason.isEmpty ? fallback : reason)
+        // SO_RCVTIMEO/SO_SNDTIMEO expiring reads as EAGAIN, which hiredis reports as its errno text.
+        if context.pointee.err == REDIS_ERR_IO && reason == String(cString: strerror(EAGAIN)) {
+            return RedisError(address: url.description, message: Self.timeoutMessage(command, seconds: timeout))
+        }
+        return RedisError(address: url.description, message: reason.isEmpty ? "\(command) failed" : reason)
     }
+
+    static func timeoutMessage(_ command: String, seconds: Double) -> String {
+        "timed out: no reply to \(command) within \(seconds.compactText) s; is that a Redis server, and responsive?"
+    }
+
+    static func timeval(seconds: Double) -> Glibc.timeval {
+        Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1e6))
+    }
+}
+
+extension Double {
+    /// 3 → "3", 0.5 → "0.5".
+    var compactText: String { self == rounded() && abs(self) < 1e15 ? String(Int(self)) : String(self) }
 }
 
 /// `PUBLISH` from the shell (`hive publish`): one connection, one command.
@@ -130,6 +141,7 @@ public enum RedisPublisher {
     /// Returns how many subscribers received the message.
     public static func publish(url: RedisURL, channel: String, payload: [UInt8]) throws -> Int {
         let connection = try RedisConnection(url: url)
+        try connection.authenticate()
         switch try connection.command([Array("PUBLISH".utf8), Array(channel.utf8), payload]) {
         case .integer(let receivers): return receivers
         case .error(let message): throw RedisError(address: url.description, message: "PUBLISH failed: \(message)")

@@ -9,7 +9,10 @@ import Glibc
 /// A Redis subscription on its own thread, with the blocking hiredis API (Swift cannot call the variadic
 /// `redisCommand`, and hiredis' async API needs an fd-readiness adapter NIO does not offer).
 ///
-/// - Never a read timeout on the subscription: it legitimately idles.
+/// - Never a read timeout on the subscription: it legitimately idles. Connecting and the handshake (AUTH, the
+///   SUBSCRIBE confirmations) are bounded by `timeout`: a server that accepts and never answers is a failure.
+/// - hiredis only connects; the subscriber writes its commands and reads the socket itself (`RESPStream`), so a
+///   message over `maxMessageSize` is skipped as it arrives instead of being buffered and copied first.
 /// - Redis unreachable or lost: reconnect with jittered exponential back-off (100 ms doubling, capped at 5 s) and
 ///   subscribe again; each state change is logged once, never once per retry.
 /// - `stop()` returns only when the connection is closed and no message can be delivered any more: on a reload,
@@ -22,11 +25,19 @@ public final class RedisSubscriber: @unchecked Sendable {
         public var url: RedisURL
         public var channels: [String]
         public var patterns: [String]
+        /// Largest payload delivered, in bytes: a larger message is skipped as it arrives (never buffered),
+        /// counted (`oversized`) and logged at most once a minute.
+        public var maxMessageSize: Int
+        /// Seconds to connect, and then for the whole handshake (AUTH, SUBSCRIBE replies), before it counts as
+        /// failed and is retried with back-off. Never a limit once subscribed.
+        public var timeout: Double
 
-        public init(url: RedisURL, channels: [String], patterns: [String]) {
+        public init(url: RedisURL, channels: [String], patterns: [String], maxMessageSize: Int = 1 << 20, timeout: Double = 3) {
             self.url = url
             self.channels = channels
             self.patterns = patterns
+            self.maxMessageSize = maxMessageSize
+            self.timeout = timeout
         }
     }
 
@@ -45,6 +56,9 @@ public final class RedisSubscriber: @unchecked Sendable {
     private var stopped = false
     private var finished = false
     private var connectionFD: Int32 = -1
+    /// Subscriber thread only: when an oversized message was last logged, and how many were dropped since.
+    private var oversizedLoggedAt: Double?
+    private var oversizedSinceLog = 0
 
     /// - Parameters:
     ///   - registry: where `hive status` reads the subscription's state and counters (nil in tests).
@@ -93,7 +107,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         while !isStopped {
             record(.connecting)
             do {
-                let connection = try RedisConnection(url: configuration.url)
+                let connection = try RedisConnection(url: configuration.url, timeout: configuration.timeout)
                 let adopted = condition.withLock { () -> Bool in
                     guard !stopped else { return false }
                     connectionFD = connection.fd
@@ -106,7 +120,9 @@ public final class RedisSubscriber: @unchecked Sendable {
                     condition.withLock { connectionFD = -1 }
                     withExtendedLifetime(connection) {}
                 }
-                try subscribe(connection)
+                let socket = SubscriptionSocket(connection: connection, maxBulk: configuration.maxMessageSize)
+                let early = try subscribe(socket)
+                connection.clearTimeout()
                 if everSubscribed { registry?.redis(.reconnects).wrappingIncrement(ordering: .relaxed) }
                 everSubscribed = true
                 delay = 0.1
@@ -120,7 +136,9 @@ public final class RedisSubscriber: @unchecked Sendable {
                     lastLogged = .subscribed
                     lastError = nil
                 }
-                try receive(connection)
+                if isStopped { return }
+                deliver(early)
+                try receive(socket)
             } catch {
                 guard !isStopped else { return }
                 registry?.redis(.subscribedSince).store(0, ordering: .relaxed)
@@ -142,51 +160,114 @@ public final class RedisSubscriber: @unchecked Sendable {
         }
     }
 
-    private func subscribe(_ connection: RedisConnection) throws {
-        for (command, names) in [("SUBSCRIBE", configuration.channels), ("PSUBSCRIBE", configuration.patterns)] where !names.isEmpty {
-            let reply = try connection.command([Array(command.utf8)] + names.map { Array($0.utf8) })
-            if case .error(let message) = reply {
-                throw RedisError(address: configuration.url.description, message: "\(command) failed: \(message)")
-            }
-            // One confirmation per name; the first came back as the command's reply.
-            for _ in 1..<names.count { _ = try connection.readReply() }
+    /// AUTH, SUBSCRIBE and PSUBSCRIBE, all within `timeout` of now. Returns the replies that arrived after the
+    /// first confirmation (messages published meanwhile), to be delivered once the subscription counts as made.
+    private func subscribe(_ socket: SubscriptionSocket) throws -> [RESPStream.Value] {
+        let deadline = Monotonic.seconds() + configuration.timeout
+        let address = configuration.url.description
+        var replies: [RESPStream.Value] = []
+        func next(_ command: String) throws -> RESPStream.Value {
+            while replies.isEmpty { replies = try socket.read(deadline: deadline, waitingFor: command) }
+            return replies.removeFirst()
         }
+        if let password = configuration.url.password {
+            try socket.send(["AUTH", password].map { Array($0.utf8) })
+            if case .error(let message) = try next("AUTH") {
+                throw RedisError(address: address, message: "AUTH failed: \(message); check the password")
+            }
+        }
+        let commands = [("SUBSCRIBE", configuration.channels), ("PSUBSCRIBE", configuration.patterns)].filter { !$0.1.isEmpty }
+        for (command, names) in commands { try socket.send([Array(command.utf8)] + names.map { Array($0.utf8) }) }
+        // One confirmation per name, in order; a message may already follow the first one.
+        var early: [RESPStream.Value] = []
+        for (command, names) in commands {
+            var confirmed = 0
+            while confirmed < names.count {
+                let reply = try next(command)
+                if case .error(let message) = reply {
+                    let hint = message.hasPrefix("NOAUTH") ? "; give the password (--redis-password-file)" : ""
+                    throw RedisError(address: address, message: "\(command) failed: \(message)\(hint)")
+                }
+                if case .array(let parts) = reply, parts.first?.text == command.lowercased() {
+                    confirmed += 1
+                } else {
+                    early.append(reply)
+                }
+            }
+        }
+        return early + replies
     }
 
     static let maxBatch = 1024
 
-    private func receive(_ connection: RedisConnection) throws {
-        var batch: [Message] = []
+    private func receive(_ socket: SubscriptionSocket) throws {
         while true {
-            // Block for one reply, then take the ones hiredis already has buffered: a burst is handed on as one
-            // batch, and becomes one write per WebSocket connection downstream.
-            var reply: RedisReply? = try connection.readReply()
-            while let current = reply {
-                if let message = Self.message(from: current) { batch.append(message) }
-                reply = batch.count < Self.maxBatch ? try connection.bufferedReply() : nil
-            }
-            guard !batch.isEmpty else { continue }
+            let replies = try socket.read()
             if isStopped { return }
+            deliver(replies)
+        }
+    }
+
+    /// Hands the messages among `replies` on in batches of at most `maxBatch` (a burst read in one go becomes one
+    /// write per WebSocket connection downstream), and counts and reports the oversized ones.
+    private func deliver(_ replies: [RESPStream.Value]) {
+        var batch: [Message] = []
+        func flush() {
+            guard !batch.isEmpty else { return }
             registry?.redis(.messages).wrappingIncrement(by: UInt64(batch.count), ordering: .relaxed)
             registry?.redis(.bytes).wrappingIncrement(by: UInt64(batch.reduce(0) { $0 + $1.payload.count }), ordering: .relaxed)
             registry?.redis(.lastMessageAt).store(Clock.wallNanoseconds(), ordering: .relaxed)
             onMessages(batch)
             batch.removeAll(keepingCapacity: true)
         }
+        for reply in replies {
+            switch Self.event(from: reply) {
+            case .message(let message):
+                batch.append(message)
+                if batch.count == Self.maxBatch { flush() }
+            case .oversized(let channel, let size):
+                oversized(channel: channel, size: size)
+            case nil:
+                continue
+            }
+        }
+        flush()
     }
 
-    /// A published message, or nil for subscribe confirmations and anything else.
-    static func message(from reply: RedisReply) -> Message? {
+    private func oversized(channel: String, size: Int) {
+        registry?.redis(.oversized).wrappingIncrement(ordering: .relaxed)
+        oversizedSinceLog += 1
+        let now = Monotonic.seconds()
+        if let last = oversizedLoggedAt, now - last < 60 { return }
+        logger.warning("redis message over --max-redis-message dropped", metadata: [
+            "redis.channel": "\(channel)", "message.bytes": "\(size)", "limit.bytes": "\(configuration.maxMessageSize)",
+            "dropped.since.last.log": "\(oversizedSinceLog)",
+            "hint": "raise --max-redis-message to deliver messages this large (logged at most once a minute; counted in hive status)",
+        ])
+        oversizedLoggedAt = now
+        oversizedSinceLog = 0
+    }
+
+    enum Event: Equatable {
+        case message(Message)
+        /// A message whose payload was over the limit and skipped.
+        case oversized(channel: String, size: Int)
+    }
+
+    /// A published message (or the trace of an oversized one), or nil for confirmations and anything else.
+    static func event(from reply: RESPStream.Value) -> Event? {
         guard case .array(let parts) = reply, let kind = parts.first?.text else { return nil }
+        let channel: String
+        let pattern: String?
         switch (kind, parts.count) {
-        case ("message", 3):
-            guard case .string(let payload) = parts[2] else { return nil }
-            return Message(channel: parts[1].text ?? "", pattern: nil, payload: payload)
-        case ("pmessage", 4):
-            guard case .string(let payload) = parts[3] else { return nil }
-            return Message(channel: parts[2].text ?? "", pattern: parts[1].text, payload: payload)
-        default:
-            return nil
+        case ("message", 3): (channel, pattern) = (parts[1].text ?? "", nil)
+        case ("pmessage", 4): (channel, pattern) = (parts[2].text ?? "", parts[1].text)
+        default: return nil
+        }
+        switch parts[parts.count - 1] {
+        case .string(let payload): return .message(Message(channel: channel, pattern: pattern, payload: payload))
+        case .skipped(let size): return .oversized(channel: channel, size: size)
+        default: return nil
         }
     }
 

@@ -81,10 +81,18 @@ struct Start: ParsableCommand {
             maxConnections: maxConnections,
             grace: grace,
             executable: MasterConfiguration.currentExecutable(),
-            workerArguments: ["worker", "--grace", String(grace)] + limits.arguments + redis.arguments
+            workerArguments: ["worker", "--grace", String(grace)] + limits.arguments
+                + redis.workerArguments(maxMessageSize: limits.maxMessageSize)
         )
         configuration.readyNotification = readyNotification
-        if let subscription = redis.configuration {
+        let subscription = redis.configuration(maxMessageSize: limits.maxMessageSize)
+        configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)
+        if (try? redis.address.resolve())?.passwordInArguments == true {
+            logger.warning("the Redis password is on the command line, where every local user can read it", metadata: [
+                "hint": "give it with --redis-password-file, or in HIVE_REDIS_URL / HIVE_REDIS_PASSWORD in the environment",
+            ])
+        }
+        if let subscription {
             configuration.redis = [
                 "redis-address": subscription.url.description,
                 "redis-channels": subscription.channels.joined(separator: ","),

@@ -57,6 +57,7 @@ extension StatusReport {
         parts.append("messages \(redis.messages) (\(Self.bytes(Int(redis.bytes))))")
         parts.append("reconnects \(redis.reconnects)")
         if redis.dropped > 0 { parts.append("dropped \(redis.dropped)") }
+        if redis.oversized > 0 { parts.append("oversized \(redis.oversized) (over --max-redis-message)") }
         if redis.lastMessageAt > 0 {
             parts.append("last message \(Self.duration(Double(Clock.wallNanoseconds() &- redis.lastMessageAt) / 1e9)) ago")
         }

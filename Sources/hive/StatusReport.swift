@@ -49,6 +49,7 @@ struct StatusReport {
         var bytes: UInt64
         var reconnects: UInt64
         var dropped: UInt64
+        var oversized: UInt64
         var lastError: String
         var lastMessageAt: UInt64
         var subscribedSince: UInt64
@@ -104,7 +105,7 @@ struct StatusReport {
             redis = Redis(
                 state: RedisState(rawValue: word(.state)) ?? .off, address: address, channels: names("redis-channels"),
                 patterns: names("redis-patterns"), messages: word(.messages), bytes: word(.bytes),
-                reconnects: word(.reconnects), dropped: word(.dropped), lastError: registry.redisLastError,
+                reconnects: word(.reconnects), dropped: word(.dropped), oversized: word(.oversized), lastError: registry.redisLastError,
                 lastMessageAt: word(.lastMessageAt), subscribedSince: word(.subscribedSince)
             )
         }
@@ -142,7 +143,7 @@ struct StatusReport {
                 return [
                     "state": redis.state.description, "address": redis.address, "channels": redis.channels,
                     "patterns": redis.patterns, "messages": redis.messages, "bytes": redis.bytes,
-                    "reconnects": redis.reconnects, "dropped": redis.dropped,
+                    "reconnects": redis.reconnects, "dropped": redis.dropped, "oversized": redis.oversized,
                     "lastError": redis.lastError.isEmpty ? NSNull() : redis.lastError,
                     "lastMessageAt": time(redis.lastMessageAt), "subscribedSince": time(redis.subscribedSince),
                 ] as [String: Any]

@@ -3,7 +3,8 @@ import HiveDemo
 import HiveIPC
 import HiveWorker
 
-/// The hidden subcommand the master spawns for each worker. Not for people: its descriptors must be inherited.
+/// The hidden subcommand the master spawns for each worker. Not for people: its descriptors must be inherited, and
+/// the Redis address and password come in its environment (`HIVE_REDIS_URL`, `HIVE_REDIS_PASSWORD`), not in argv.
 struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one worker (started by the master).",
@@ -27,7 +28,7 @@ struct Worker: ParsableCommand {
             limits: limits.limits
         )
         configuration.grace = .seconds(grace)
-        configuration.redis = redis.configuration
+        configuration.redis = redis.configuration(maxMessageSize: limits.maxMessageSize)
         do {
             try WorkerProcess(configuration: configuration, application: DemoApplication(), logger: logger).run()
         } catch {
