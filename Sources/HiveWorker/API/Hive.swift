@@ -108,12 +108,13 @@ public final class Hive: @unchecked Sendable {
     public func broadcast(_ messages: [HiveMessage]) {
         guard !messages.isEmpty else { return }
         let frames = Self.encodeFrames(messages)
-        var record: IPCMessage?
-        for worker in 0..<registry.workerCount where worker != workerID {
-            guard registry.worker(worker, .webSocketConnections).load(ordering: .relaxed) > 0 else { continue }
-            if record == nil { record = .broadcast(frames: Array(frames.readableBytesView), messages: messages.count) }
-            if !outbox.send(record!, to: worker) {
-                registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
+        let targets = (0..<registry.workerCount).filter { worker in
+            worker != workerID && registry.worker(worker, .webSocketConnections).load(ordering: .relaxed) > 0
+        }
+        if !targets.isEmpty {
+            let record = IPCMessage.broadcast(frames: Array(frames.readableBytesView), messages: messages.count)
+            if !outbox.send(record, to: targets) {
+                registry.worker(workerID, .pushesFailed).wrappingIncrement(by: UInt64(targets.count), ordering: .relaxed)
             }
         }
         let count = messages.count

@@ -3,21 +3,29 @@ import HiveIPC
 import Logging
 
 /// Sends records to other workers' inboxes without ever blocking the event loop: the loop enqueues, one thread
-/// sends. The queue is bounded; what does not fit is dropped and counted (a worker that cannot keep up must not
-/// take its peers down with it).
+/// sends. The queue is bounded; what does not fit is dropped, counted and logged (a worker that cannot keep up must
+/// not take its peers down with it). A record is always taken when the queue is empty, whatever its size: one
+/// message the limits allow must reach every worker, however large the bound.
 final class PeerOutbox: @unchecked Sendable {
-    // @unchecked: `queue`, `queuedBytes` and `stopped` are guarded by `condition`; `peers` is immutable.
+    // @unchecked: `queue`, `queuedBytes`, `stopped` and `refusedLoggedAt` are guarded by `condition`; `peers` and
+    // `maxQueuedBytes` are immutable.
     private let peers: [RecordChannel]
     private let condition = NSCondition()
-    private var queue: [(target: Int, message: IPCMessage)] = []
+    /// A broadcast is queued once for all its targets: its payload is one shared buffer, counted once.
+    private var queue: [(targets: [Int], message: IPCMessage)] = []
     private var queuedBytes = 0
     private var stopped = false
-    private let maxQueuedBytes = 64 << 20
+    private var refusedLoggedAt: ContinuousClock.Instant?
+    let maxQueuedBytes: Int
     private let logger: Logger
     private let onDrop: @Sendable (IPCMessage, Int) -> Void
 
-    init(peers: [RecordChannel], logger: Logger, onDrop: @escaping @Sendable (IPCMessage, Int) -> Void) {
+    /// - Parameter maxQueuedBytes: payload bytes that may wait; make it a few times the largest message a worker
+    ///   may forward, so a burst of them fits.
+    init(peers: [RecordChannel], maxQueuedBytes: Int = 64 << 20, logger: Logger,
+         onDrop: @escaping @Sendable (IPCMessage, Int) -> Void) {
         self.peers = peers
+        self.maxQueuedBytes = maxQueuedBytes
         self.logger = logger
         self.onDrop = onDrop
         // A full peer inbox makes a send wait at most this long before the record counts as dropped.
@@ -33,11 +41,29 @@ final class PeerOutbox: @unchecked Sendable {
     /// Queues a record for worker `target`. Returns false (and counts nothing) when the queue is full.
     @discardableResult
     func send(_ message: IPCMessage, to target: Int) -> Bool {
+        send(message, to: [target])
+    }
+
+    /// Queues one record for several workers. Returns false (and counts nothing) when the queue is full.
+    @discardableResult
+    func send(_ message: IPCMessage, to targets: [Int]) -> Bool {
+        guard !targets.isEmpty else { return true }
         let size = Self.size(of: message)
         condition.lock()
         defer { condition.unlock() }
-        guard queuedBytes + size <= maxQueuedBytes else { return false }
-        queue.append((target, message))
+        guard queue.isEmpty || queuedBytes + size <= maxQueuedBytes else {
+            let now = ContinuousClock.now
+            if refusedLoggedAt.map({ now - $0 >= .seconds(60) }) ?? true {
+                refusedLoggedAt = now
+                logger.warning("queue to other workers full; record dropped", metadata: [
+                    "record.bytes": "\(size)", "queued.bytes": "\(queuedBytes)", "limit.bytes": "\(maxQueuedBytes)",
+                    "target.workers": "\(targets)",
+                    "hint": "other workers read their inboxes too slowly; counted in pushesFailed (logged at most once a minute)",
+                ])
+            }
+            return false
+        }
+        queue.append((targets, message))
         queuedBytes += size
         condition.signal()
         return true
@@ -62,15 +88,17 @@ final class PeerOutbox: @unchecked Sendable {
             queue.removeAll(keepingCapacity: true)
             queuedBytes = 0
             condition.unlock()
-            for (target, message) in batch {
-                do {
-                    if try peers[target].send(message, blocking: true) != .sent { onDrop(message, target) }
-                } catch {
-                    logger.warning(
-                        "cannot send to another worker",
-                        metadata: ["target.worker": "\(target)", "error": "\(error)"]
-                    )
-                    onDrop(message, target)
+            for (targets, message) in batch {
+                for target in targets {
+                    do {
+                        if try peers[target].send(message, blocking: true) != .sent { onDrop(message, target) }
+                    } catch {
+                        logger.warning(
+                            "cannot send to another worker",
+                            metadata: ["target.worker": "\(target)", "error": "\(error)"]
+                        )
+                        onDrop(message, target)
+                    }
                 }
             }
         }

@@ -44,8 +44,11 @@ public final class WorkerProcess {
             application: application, logger: logger
         )
         let workerID = configuration.workerID
+        // Room for a burst of the largest messages this worker may forward (a client's, or a Redis message).
+        let largest = max(configuration.limits.maxMessageSize, configuration.redis?.maxMessageSize ?? 0)
         hive.outbox = PeerOutbox(
-            peers: configuration.peerFDs.map(RecordChannel.init(fd:)), logger: logger,
+            peers: configuration.peerFDs.map(RecordChannel.init(fd:)), maxQueuedBytes: max(64 << 20, 4 * largest),
+            logger: logger,
             onDrop: { _, _ in registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed) }
         )
         let master = RecordChannel(fd: configuration.masterFD)
