@@ -30,6 +30,10 @@ final class RedisServer: @unchecked Sendable {
     let outputURL: URL
 
     var url: String { "redis://127.0.0.1:\(self.port)" }
+    /// `requirepass`: every connection made here authenticates first.
+    let password: String?
+    /// More redis-server options, e.g. `["--client-output-buffer-limit", "pubsub 0 0 0"]`.
+    let extraArguments: [String]
 
     private let lock = NSLock()
     // Guarded by `lock`.
@@ -42,7 +46,9 @@ final class RedisServer: @unchecked Sendable {
     /// - Parameter port: a fixed port, for tests that need one; a free loopback port if nil. A port is picked by
     ///   binding 127.0.0.1:0, so another process could take it first; `start()` then fails fast with the log.
     /// - Throws: `RedisServerError.notInstalled` (run `make deps`) if there is no `redis-server`.
-    init(port: Int? = nil) throws {
+    init(port: Int? = nil, password: String? = nil, extraArguments: [String] = []) throws {
+        self.password = password
+        self.extraArguments = extraArguments
         self.executable = try Self.locateExecutable()
         self.port = port ?? HiveProcess.freePort()
         self.directory = FileManager.default.temporaryDirectory
@@ -95,7 +101,7 @@ final class RedisServer: @unchecked Sendable {
         process.arguments = [
             "--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--daemonize", "no", "--logfile", self.logURL.path, "--dir", self.directory.path,
-        ]
+        ] + (self.password.map { ["--requirepass", $0] } ?? []) + self.extraArguments
         process.currentDirectoryURL = self.directory
         process.standardInput = FileHandle.nullDevice
         // Appended to, never truncated: after a restart the earlier run's lines are still there to read.
@@ -193,7 +199,7 @@ final class RedisServer: @unchecked Sendable {
 
     /// A new connection of its own, e.g. for a subscriber. Throws `TestClientError.syscall` if nothing listens.
     func connect(timeout: TimeInterval = 5) throws -> RESPConnection {
-        try RESPConnection(port: self.port, timeout: timeout)
+        try self.open(timeout: timeout)
     }
 
     /// Sends one command on a fresh connection and returns the reply. An error reply is returned as `.error`, not
@@ -204,7 +210,7 @@ final class RedisServer: @unchecked Sendable {
 
     /// `command` with binary-safe arguments.
     func command(_ args: [[UInt8]], timeout: TimeInterval = 5) throws -> RESPValue {
-        let connection = try RESPConnection(port: self.port, timeout: timeout)
+        let connection = try self.open(timeout: timeout)
         defer { connection.close() }
         return try connection.command(args)
     }
@@ -264,6 +270,16 @@ final class RedisServer: @unchecked Sendable {
 
     // MARK: Helpers
 
+    /// A connection, authenticated when the server has a password.
+    private func open(timeout: TimeInterval) throws -> RESPConnection {
+        let connection = try RESPConnection(port: self.port, timeout: timeout)
+        if let password = self.password {
+            let reply = try connection.command(["AUTH", password])
+            guard reply == .simple("OK") else { throw RedisServerError.unexpectedReply(command: "AUTH", reply: reply) }
+        }
+        return connection
+    }
+
     private func integer(_ reply: RESPValue, from command: String) throws -> Int {
         guard case .integer(let value) = reply else {
             throw RedisServerError.unexpectedReply(command: command, reply: reply)
@@ -301,7 +317,7 @@ final class RedisServer: @unchecked Sendable {
                     logPath: self.logURL.path, log: self.log())
             }
             do {
-                let connection = try RESPConnection(port: self.port, timeout: max(0.05, min(1, deadline.remaining)))
+                let connection = try self.open(timeout: max(0.05, min(1, deadline.remaining)))
                 defer { connection.close() }
                 let reply = try connection.command(["PING"])
                 if reply == .simple("PONG") {
