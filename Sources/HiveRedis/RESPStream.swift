@@ -130,11 +130,20 @@ struct RESPStream {
         }
     }
 
+    /// A decimal length or integer, parsed in place: three of them per message, so no String on the way.
     private func number(_ digits: ArraySlice<UInt8>) throws -> Int {
-        guard let value = Int(String(decoding: digits, as: UTF8.self)) else {
-            throw ProtocolError(reason: "\"\(String(decoding: digits.prefix(32), as: UTF8.self))\" is not a number")
+        var rest = digits[...]
+        let negative = rest.first == UInt8(ascii: "-")
+        if negative { rest = rest.dropFirst() }
+        var value = 0
+        for digit in rest {
+            guard (0x30...0x39).contains(digit), rest.count <= 18 else {
+                throw ProtocolError(reason: "\"\(String(decoding: digits.prefix(32), as: UTF8.self))\" is not a number")
+            }
+            value = value * 10 + Int(digit - 0x30)
         }
-        return value
+        guard !rest.isEmpty else { throw ProtocolError(reason: "a number without digits") }
+        return negative ? -value : value
     }
 
     private mutating func complete(_ value: Value, into replies: inout [Value]) {

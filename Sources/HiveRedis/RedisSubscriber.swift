@@ -6,8 +6,8 @@ import Logging
 import Glibc
 #endif
 
-/// A Redis subscription on its own thread, with the blocking hiredis API (Swift cannot call the variadic
-/// `redisCommand`, and hiredis' async API needs an fd-readiness adapter NIO does not offer).
+/// A Redis subscription on its own thread, with blocking I/O (hiredis' async API needs an fd-readiness adapter
+/// NIO does not offer).
 ///
 /// - Never a read timeout on the subscription: it legitimately idles. Connecting and the handshake (AUTH, the
 ///   SUBSCRIBE confirmations) are bounded by `timeout`: a server that accepts and never answers is a failure.
@@ -84,7 +84,8 @@ public final class RedisSubscriber: @unchecked Sendable {
         thread.start()
     }
 
-    /// Ends the subscription and waits until the subscriber thread is done (at most a connect timeout).
+    /// Ends the subscription and waits until the subscriber thread is done (at most the connect timeout: a
+    /// handshake or a read in progress is interrupted at once).
     public func stop() {
         condition.lock()
         stopped = true
