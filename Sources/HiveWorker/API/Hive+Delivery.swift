@@ -65,21 +65,23 @@ extension Hive {
     static func encodeFrames(_ messages: [HiveMessage]) -> ByteBuffer {
         var frames = ByteBufferAllocator().buffer(capacity: messages.reduce(0) { $0 + $1.byteCount + 10 })
         for message in messages {
+            // Each payload is copied once, into `frames`: a large Redis message is not held several times over.
             switch message {
-            case .text(let text): appendFrame(opcode: 0x1, payload: Array(text.utf8), to: &frames)
-            case .binary(let bytes): appendFrame(opcode: 0x2, payload: bytes, to: &frames)
+            case .text(let text):
+                WebSocketFrameCodec.writeHeader(opcode: .text, length: text.utf8.count, to: &frames)
+                frames.writeString(text)
+            case .binary(let bytes):
+                WebSocketFrameCodec.writeHeader(opcode: .binary, length: bytes.count, to: &frames)
+                frames.writeBytes(bytes)
             }
         }
         return frames
     }
 
     static func appendFrame(opcode: UInt8, payload: [UInt8], to frames: inout ByteBuffer) {
-        let encoded = WebSocketFrameCodec.encode(
-            opcode: WebSocketOpcode(encodedWebSocketOpcode: opcode) ?? .binary,
-            payload: ByteBuffer(bytes: payload),
-            allocator: ByteBufferAllocator()
-        )
-        frames.writeImmutableBuffer(encoded)
+        let kind = WebSocketOpcode(encodedWebSocketOpcode: opcode) ?? .binary
+        WebSocketFrameCodec.writeHeader(opcode: kind, length: payload.count, to: &frames)
+        frames.writeBytes(payload)
     }
 }
 

@@ -46,7 +46,13 @@ enum WebSocketFrameCodec {
     }
 
     private static func write(opcode: WebSocketOpcode, payload: ByteBuffer, fin: Bool, to buffer: inout ByteBuffer) {
-        let length = payload.readableBytes
+        writeHeader(opcode: opcode, length: payload.readableBytes, fin: fin, to: &buffer)
+        buffer.writeImmutableBuffer(payload)
+    }
+
+    /// The header of an unmasked frame whose `length` payload bytes the caller writes next, straight from where
+    /// they are (a broadcast's text or bytes), with no intermediate buffer.
+    static func writeHeader(opcode: WebSocketOpcode, length: Int, fin: Bool = true, to buffer: inout ByteBuffer) {
         buffer.writeInteger((fin ? 0x80 : 0x00) | UInt8(webSocketOpcode: opcode))
         // The mask bit (0x80 of the second byte) stays clear: servers must not mask (RFC 6455 5.1).
         if length <= 125 {
@@ -58,7 +64,6 @@ enum WebSocketFrameCodec {
             buffer.writeInteger(UInt8(127))
             buffer.writeInteger(UInt64(length))
         }
-        buffer.writeImmutableBuffer(payload)
     }
 
     /// Encodes a close frame carrying `code` and `reason`.
