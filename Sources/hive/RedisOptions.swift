@@ -57,6 +57,14 @@ struct RedisAddressOptions: ParsableArguments {
         return Resolved(url: url, source: source, passwordInArguments: inURL && redis != nil)
     }
 
+    /// The password file can be read by users other than its owner (mode bits 077): worth a warning, not a
+    /// refusal (secrets mounted by container runtimes are often 0444 inside a private mount).
+    var passwordFileIsShared: Bool {
+        guard let path = redisPasswordFile, let mode = try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        else { return false }
+        return mode & 0o077 != 0
+    }
+
     private static func readPassword(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ValidationError("--redis-password-file: cannot read \"\(path)\" (\(String(cString: strerror(errno)))); give a file readable by this user")

@@ -92,6 +92,11 @@ struct Start: ParsableCommand {
                 "hint": "give it with --redis-password-file, or in HIVE_REDIS_URL / HIVE_REDIS_PASSWORD in the environment",
             ])
         }
+        if redis.address.passwordFileIsShared {
+            logger.warning("the Redis password file is readable by other users", metadata: [
+                "path": "\(redis.address.redisPasswordFile ?? "")", "hint": "chmod 600 it (it is read once, at start)",
+            ])
+        }
         if let subscription {
             configuration.redis = [
                 "redis-address": subscription.url.description,

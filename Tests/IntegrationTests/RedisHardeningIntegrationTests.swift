@@ -71,6 +71,7 @@ final class RedisHardeningIntegrationTests: HiveTestCase {
         XCTAssertFalse(try commandLine(of: try XCTUnwrap(hive.pid)).contains(password))
         try assertPasswordHidden(password, hive: hive, port: port, redis: redis)
         XCTAssertFalse(hive.log().contains("password is on the command line"))
+        XCTAssertFalse(hive.log().contains("password file is readable by other users"))
         // `hive publish` takes the password the same way.
         let published = try HiveCLI.run(["publish", "test", "x", "--redis", redis.url, "--redis-password-file", path])
         XCTAssertEqual(published.status, 0, published.stderr)
@@ -100,6 +101,17 @@ final class RedisHardeningIntegrationTests: HiveTestCase {
         _ = try connectionID(of: client)
         XCTAssertEqual(try redis.publish(channel: "test", message: "still works"), 1)
         XCTAssertEqual(try client.receiveMessage(), .text("still works"))
+    }
+
+    func testPasswordFileReadableByOthers_isWarnedAbout() throws {
+        let redis = try startRedis(password: "shared-secret")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("redis-password-\(UUID().uuidString.prefix(8))").path
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("shared-secret".utf8), attributes: [.posixPermissions: 0o644]))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (hive, _) = try startHive(workers: 1, ["--redis", redis.url, "--redis-password-file", path])
+        try redis.waitForSubscribers(channel: "test", count: 1, timeout: 10)
+        try hive.waitForLog(containing: "the Redis password file is readable by other users")
+        XCTAssertTrue(hive.log().contains("chmod 600"))
     }
 
     func testPasswordFileMissingOrGivenTwice_isAClearStartError() throws {
