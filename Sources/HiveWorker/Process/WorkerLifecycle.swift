@@ -40,7 +40,7 @@ final class WorkerLifecycle: @unchecked Sendable {
         hive.eventLoop.preconditionInEventLoop()
         guard !stopping else { return }
         stopping = true
-        redis?.stop()  // closes the socket and joins the subscriber thread; bounded by a connect timeout
+        redis?.stop()  // closes the socket and joins the subscriber thread; bounded by --redis-timeout
         stopDuties()
         let table = hive.table
         hive.logger.info("stopping", metadata: ["connections": "\(table.channels.count)", "close.code": "\(closeCode)"])
