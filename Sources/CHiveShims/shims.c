@@ -91,7 +91,6 @@ int CHiveShims_accept4(int sock, struct sockaddr *addr, socklen_t *len) {
 
 int CHiveShims_setParentDeathSignal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0); }
 
-int CHiveShims_setProcessName(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 int CHiveShims_readSignal(int sfd) {
     struct signalfd_siginfo info;

@@ -249,7 +249,7 @@ public final class SharedRegistry: @unchecked Sendable {
     public var redisLastError: String {
         get {
             let length = min(Int(redis(.lastErrorLength).load(ordering: .acquiring)), RedisField.errorWords * 8)
-            var words = (0..<RedisField.errorWords).map { redis(.lastError, word: $0).load(ordering: .relaxed) }
+            let words = (0..<RedisField.errorWords).map { redis(.lastError, word: $0).load(ordering: .relaxed) }
             return words.withUnsafeBytes { String(decoding: $0.prefix(length), as: UTF8.self) }
         }
         set {

@@ -19,7 +19,8 @@ struct WorkerEntry {
     var quickCrashes = 0
     /// Monotonic ns at which a dead worker is started again (0: not waiting).
     var respawnAt: UInt64 = 0
-    /// Set when its inbox refused a connection; cleared when it sends anything to the master or a second passes.
+    /// Monotonic ns until which the dispatcher passes it over: set to a second ahead when its inbox refused a
+    /// connection.
     var busyUntil: UInt64 = 0
 
     var isServing: Bool { state == .running && pid > 0 }

@@ -41,7 +41,7 @@ final class RecordingDelegate: WebSocketFrameHandlerDelegate {
 struct Fixture {
     let channel: EmbeddedChannel
     let handler: WebSocketFrameHandler
-    /// The handler holds its delegate weakly: the fixture keeps it alive.
+    /// The handler lets go of its delegate when it leaves the pipeline: the fixture keeps it for the assertions.
     let delegate: RecordingDelegate
 }
 

@@ -26,7 +26,6 @@ int CHiveShims_memfd_create(const char *name, unsigned int flags);
 int CHiveShims_signalfd(const sigset_t *mask);                 // SFD_CLOEXEC | SFD_NONBLOCK
 int CHiveShims_accept4(int sock, struct sockaddr *addr, socklen_t *len);   // SOCK_CLOEXEC | SOCK_NONBLOCK
 int CHiveShims_setParentDeathSignal(int sig);                   // prctl(PR_SET_PDEATHSIG, sig)
-int CHiveShims_setProcessName(const char *name);                // prctl(PR_SET_NAME, name)
 /// The uid of the process at the other end of a Unix socket (SO_PEERCRED); -1 on error.
 long long CHiveShims_peerUID(int sock);
 /// Gives freed heap memory back to the kernel (glibc's malloc_trim(0)); 1 if some was released.

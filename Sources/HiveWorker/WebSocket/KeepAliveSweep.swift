@@ -36,11 +36,6 @@ final class KeepAliveSweep {
         }
     }
 
-    func stop() {
-        self.task?.cancel()
-        self.task = nil
-    }
-
     private func tick() {
         let now = self.eventLoop.now
         for handler in self.handlers() {

@@ -85,7 +85,8 @@ extension WebSocketFrameHandler {
             case .continuation:
                 return self.continueMessage(frame)
             case .ping, .pong, .connectionClose:
-                // NIO's decoder already rejects both, but frames may come from elsewhere (tests, another decoder).
+                // WebSocketFrameParser already rejects both, but frames may come from elsewhere (tests, another
+                // parser).
                 guard frame.fin else {
                     return self.fail(.protocolError, reason: "fragmented control frame")
                 }
