@@ -55,9 +55,13 @@ extension SharedRegistry {
             } else if !includeReserved {
                 continue
             }
+            let bytesIn = current == SlotState.active.rawValue ? slot(index, .bytesIn).load(ordering: .relaxed) : 0
+            let bytesOut = current == SlotState.active.rawValue ? slot(index, .bytesOut).load(ordering: .relaxed) : 0
             slot(index, .protocolState).store(ProtocolState.closed.rawValue, ordering: .relaxed)
             state.store(SlotState.free.rawValue, ordering: .releasing)
             increment(worker: worker, .closed)
+            increment(worker: worker, .closedBytesIn, by: bytesIn)
+            increment(worker: worker, .closedBytesOut, by: bytesOut)
             freed += 1
         }
         return freed
@@ -68,5 +72,18 @@ extension SharedRegistry {
         let assigned = self.worker(worker, .assigned).load(ordering: .relaxed)
         let closed = self.worker(worker, .closed).load(ordering: .relaxed)
         return assigned > closed ? Int(assigned - closed) : 0
+    }
+
+    /// Bytes received and sent by each worker id's live connections, in one walk over the slot table (what
+    /// `hive connections` reads too). Add `closedBytesIn`/`closedBytesOut` for the totals since the start.
+    public func liveBytes() -> [(bytesIn: UInt64, bytesOut: UInt64)] {
+        var totals = [(bytesIn: UInt64, bytesOut: UInt64)](repeating: (0, 0), count: workerCount)
+        for index in 0..<capacity where slot(index, .state).load(ordering: .acquiring) == SlotState.active.rawValue {
+            let worker = Int(slot(index, .worker).load(ordering: .relaxed))
+            guard worker < workerCount else { continue }
+            totals[worker].bytesIn &+= slot(index, .bytesIn).load(ordering: .relaxed)
+            totals[worker].bytesOut &+= slot(index, .bytesOut).load(ordering: .relaxed)
+        }
+        return totals
     }
 }

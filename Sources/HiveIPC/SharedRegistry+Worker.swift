@@ -55,9 +55,15 @@ extension SharedRegistry {
         guard state.load(ordering: .acquiring) == SlotState.active.rawValue,
             slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
         else { return }
+        let bytesIn = slot(id.slot, .bytesIn).load(ordering: .relaxed)
+        let bytesOut = slot(id.slot, .bytesOut).load(ordering: .relaxed)
         setProtocol(id, .closed)
         state.store(SlotState.free.rawValue, ordering: .releasing)
         increment(worker: id.worker, .closed)
+        // After the slot is free, so a reader summing live slots and closed totals may miss these bytes for a
+        // moment but never counts them twice (the metrics keep their counters monotonic over such a dip).
+        increment(worker: id.worker, .closedBytesIn, by: bytesIn)
+        increment(worker: id.worker, .closedBytesOut, by: bytesOut)
     }
 
     @inline(__always)

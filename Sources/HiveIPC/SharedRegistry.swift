@@ -70,6 +70,10 @@ public final class SharedRegistry: @unchecked Sendable {
         case slowConsumers      // worker: connections closed because their output queue overflowed
         case protocolErrors     // worker: connections failed for bad HTTP or WebSocket input
         case broadcasts         // worker: broadcasts delivered to this worker's connections
+        // Bytes of finished connections, added once per connection as it ends (by its worker, or by the master
+        // when it frees a dead worker's slots): a live connection's bytes stay in its slot, off the per-read path.
+        case closedBytesIn      // worker (master for a dead worker's slots)
+        case closedBytesOut     // worker (master for a dead worker's slots)
         static let words = 32
     }
 

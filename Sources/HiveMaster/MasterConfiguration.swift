@@ -23,6 +23,8 @@ public struct MasterConfiguration: Sendable {
     public var readyNotification: Int32 = -1
     /// What `hive status` shows about the Redis subscription (address, channels, patterns); empty when off.
     public var redis: [String: String] = [:]
+    /// Where the master serves `/metrics` for Prometheus (`--metrics-listen`); nil: not served.
+    public var metricsListen: ListenAddress?
 
     public init(
         host: String, port: Int, workers: Int, dispatch: DispatchMode, runDirectory: String, maxConnections: Int,

@@ -6,6 +6,7 @@ public enum MasterError: Error, CustomStringConvertible {
     case runDirectory(path: String, underlying: Error)
     case multiThreaded(threads: Int)
     case workerSpawn(worker: Int, underlying: Error)
+    case metricsCannotListen(address: String, reason: String)
 
     public var description: String {
         switch self {
@@ -24,6 +25,8 @@ public enum MasterError: Error, CustomStringConvertible {
                 + "workers is safe (something started a thread: Dispatch, Task or NIO in the master is a bug)"
         case .workerSpawn(let worker, let underlying):
             "cannot start worker \(worker): \(underlying)"
+        case .metricsCannotListen(let address, let reason):
+            "cannot serve metrics on \(address) (--metrics-listen): \(reason)"
         }
     }
 }

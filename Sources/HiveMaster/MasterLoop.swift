@@ -28,6 +28,9 @@ public final class MasterLoop {
     /// Old worker processes that retired during a reload and still serve the connections they held.
     var retiringWorkers: [pid_t: (id: Int, killAt: UInt64?)] = [:]
     var control: ControlServer?
+    /// `--metrics-listen`, and the page state it keeps between scrapes.
+    var metrics: MetricsServer?
+    var metricsPage: HiveMetrics?
     let runDirectory: RunDirectory
 
     public init(configuration: MasterConfiguration, logger: Logger) {
@@ -53,6 +56,8 @@ public final class MasterLoop {
         let listener = try Listener(host: configuration.host, port: configuration.port)
         self.listener = listener
         defer { self.listener?.close() }
+        if let address = configuration.metricsListen { try startMetrics(address) }
+        defer { metrics?.close() }
 
         registry = try SharedRegistry.create(capacity: configuration.maxConnections, workerCount: configuration.workers)
         registry.header(.masterPID).store(UInt64(pid), ordering: .relaxed)
@@ -84,6 +89,7 @@ public final class MasterLoop {
             checkReloadDeadlines(now: now)
 
             control?.expire(now: now)
+            metrics?.expire(now: now)
 
             let accepting = listener != nil && announcedReady && stopDeadline == nil && now >= acceptPausedUntil
             var fds = [
@@ -94,6 +100,10 @@ public final class MasterLoop {
             ]
             let clients = Array(control?.clients.keys ?? [:].keys)
             fds += clients.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let metricsIndex = fds.count
+            let scrapers = Array(metrics?.clients.keys ?? [:].keys)
+            fds.append(pollfd(fd: metrics?.accepting == true ? metrics!.fd : -1, events: Int16(POLLIN), revents: 0))
+            fds += scrapers.map { pollfd(fd: $0, events: metrics!.events(of: $0), revents: 0) }
             let rc = poll(&fds, nfds_t(fds.count), pollTimeout(now: now))
             if rc < 0 {
                 if errno == EINTR { continue }
@@ -105,6 +115,10 @@ public final class MasterLoop {
             if fds[3].revents != 0 { control?.acceptClients(now: Clock.monotonicNanoseconds()) }
             for (index, client) in clients.enumerated() where fds[4 + index].revents != 0 {
                 handleControl(client: client)
+            }
+            if fds[metricsIndex].revents != 0 { metrics?.acceptClients(now: Clock.monotonicNanoseconds()) }
+            for (index, scraper) in scrapers.enumerated() where fds[metricsIndex + 1 + index].revents != 0 {
+                serveMetrics(scraper)
             }
         }
     }

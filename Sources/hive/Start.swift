@@ -39,6 +39,10 @@ struct Start: ParsableCommand {
     @Option(help: "Log file of a --daemon master (default: hive.log in the run dir).")
     var logFile: String?
 
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9502; IPv6 in "
+        + "brackets). Off by default; never on the client port."))
+    var metricsListen: String?
+
     @OptionGroup var limits: LimitOptions
 
     @OptionGroup var redis: RedisOptions
@@ -56,6 +60,15 @@ struct Start: ParsableCommand {
             throw ValidationError("--max-connections must be between 1 and \(ConnectionID.maxSlots), got \(maxConnections)")
         }
         guard grace >= 0 else { throw ValidationError("--grace must be 0 or more seconds, got \(grace)") }
+        if let metricsListen {
+            let address = try ListenAddress.parse(metricsListen, option: "--metrics-listen").mapError {
+                ValidationError($0.message)
+            }.get()
+            if address.port == port {
+                throw ValidationError("--metrics-listen \(address) uses --port \(port), the client port; give the "
+                    + "metrics another port (e.g. \(port == 9502 ? 9503 : 9502))")
+            }
+        }
     }
 
     func run() throws {
@@ -85,6 +98,7 @@ struct Start: ParsableCommand {
                 + redis.workerArguments(maxMessageSize: limits.maxMessageSize)
         )
         configuration.readyNotification = readyNotification
+        configuration.metricsListen = metricsListen.flatMap { try? ListenAddress.parse($0, option: "").get() }
         let subscription = redis.configuration(maxMessageSize: limits.maxMessageSize)
         configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)
         if (try? redis.address.resolve())?.passwordInArguments == true {

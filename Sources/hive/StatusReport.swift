@@ -65,48 +65,38 @@ struct StatusReport {
     var websocket: UInt64 { workers.reduce(0) { $0 + $1.websocket } }
 
     init(facts: MasterFacts) {
-        let registry = facts.registry
+        let snapshot = RegistrySnapshot(facts.registry)
         let now = Clock.wallNanoseconds()
-        let started = UInt64(facts["started"]) ?? registry.header(.startedAt).load(ordering: .relaxed)
+        let started = UInt64(facts["started"]) ?? snapshot.master.startedAt
         let pid = Int32(facts["pid"]) ?? 0
         master = Master(
             pid: pid, version: facts["version"], listen: facts["listen"], dispatch: facts["dispatch"],
             runDirectory: facts["run-dir"], startedAt: started,
             uptimeSeconds: Double(now &- started) / 1e9, loadAverage: Self.loadAverage(),
             rssBytes: Self.rss(of: pid),
-            accepted: registry.header(.accepted).load(ordering: .relaxed),
-            refusedFull: registry.header(.refusedFull).load(ordering: .relaxed),
-            refusedBusy: registry.header(.refusedBusy).load(ordering: .relaxed),
-            acceptErrors: registry.header(.acceptErrors).load(ordering: .relaxed),
+            accepted: snapshot.master.accepted, refusedFull: snapshot.master.refusedFull,
+            refusedBusy: snapshot.master.refusedBusy, acceptErrors: snapshot.master.acceptErrors,
             reloading: facts["reloading"] == "true"
         )
-        workers = (0..<registry.workerCount).map { id in
-            func word(_ field: SharedRegistry.WorkerField) -> UInt64 { registry.worker(id, field).load(ordering: .relaxed) }
-            let pid = Int32(truncatingIfNeeded: word(.pid))
-            let status = Int32(truncatingIfNeeded: word(.lastExitStatus))
-            let restarts = word(.restarts)
-            var lastExit: String?
-            if restarts > 0 || status != 0 {
-                lastExit = status & 0x7F != 0 ? "signal \(status & 0x7F)" : "status \((status >> 8) & 0xFF)"
-            }
-            return Worker(
-                id: id, pid: pid, state: WorkerState(rawValue: word(.state)) ?? .none,
-                uptimeSeconds: pid > 0 ? Double(now &- word(.startedAt)) / 1e9 : 0,
-                rssBytes: pid > 0 ? Self.rss(of: pid) : nil,
-                http: word(.httpConnections), websocket: word(.webSocketConnections), requests: word(.requests),
-                messagesIn: word(.messagesIn), messagesOut: word(.messagesOut), pushesFailed: word(.pushesFailed),
-                slowConsumers: word(.slowConsumers), protocolErrors: word(.protocolErrors), restarts: restarts,
-                lastExit: lastExit
+        workers = snapshot.workers.map { worker in
+            Worker(
+                id: worker.id, pid: worker.pid, state: worker.state,
+                uptimeSeconds: worker.pid > 0 ? Double(now &- worker.startedAt) / 1e9 : 0,
+                rssBytes: worker.pid > 0 ? Self.rss(of: worker.pid) : nil,
+                http: worker.http, websocket: worker.websocket, requests: worker.requests,
+                messagesIn: worker.messagesIn, messagesOut: worker.messagesOut, pushesFailed: worker.pushesFailed,
+                slowConsumers: worker.slowConsumers, protocolErrors: worker.protocolErrors, restarts: worker.restarts,
+                lastExit: worker.lastExit
             )
         }
         if let address = facts.fields["redis-address"] {
-            func word(_ field: SharedRegistry.RedisField) -> UInt64 { registry.redis(field).load(ordering: .relaxed) }
             let names = { (key: String) in facts.fields[key].map { $0.split(separator: ",").map(String.init) } ?? [] }
+            let words = snapshot.redis
             redis = Redis(
-                state: RedisState(rawValue: word(.state)) ?? .off, address: address, channels: names("redis-channels"),
-                patterns: names("redis-patterns"), messages: word(.messages), bytes: word(.bytes),
-                reconnects: word(.reconnects), dropped: word(.dropped), oversized: word(.oversized), lastError: registry.redisLastError,
-                lastMessageAt: word(.lastMessageAt), subscribedSince: word(.subscribedSince)
+                state: words.state, address: address, channels: names("redis-channels"),
+                patterns: names("redis-patterns"), messages: words.messages, bytes: words.bytes,
+                reconnects: words.reconnects, dropped: words.dropped, oversized: words.oversized,
+                lastError: words.lastError, lastMessageAt: words.lastMessageAt, subscribedSince: words.subscribedSince
             )
         }
         takenAt = Date()
