@@ -75,8 +75,26 @@ public struct HiveMetrics {
                     bytes(workers, "in") { $0.closedBytesIn &+ (liveBytes.indices.contains($0.id) ? liveBytes[$0.id].bytesIn : 0) })
         page.family("hive_sent_bytes_total", .counter, help: "Bytes written to client sockets (HTTP and WebSocket).",
                     bytes(workers, "out") { $0.closedBytesOut &+ (liveBytes.indices.contains($0.id) ? liveBytes[$0.id].bytesOut : 0) })
-        page.family("hive_broadcasts_total", .counter, help: "Broadcasts delivered to each worker's clients.",
+        page.family("hive_broadcasts_total", .counter, help: "Broadcasts each worker wrote to its clients (one per broadcast call, whatever the number of clients).",
                     perWorker(\.broadcasts))
+        page.family("hive_broadcast_write_seconds", .histogram,
+                    help: "Time from a broadcast reaching a worker (its own call, or the record from another worker) "
+                        + "to its frames being written to the last of the worker's clients it reached.",
+                    workers.flatMap { worker in
+                        let latency = worker.broadcastLatency
+                        // Read while the worker writes: +Inf must not be below the last bucket.
+                        let count = max(latency.count, latency.cumulative.last ?? 0)
+                        let label = ("worker", String(worker.id))
+                        let buckets = zip(BroadcastLatency.bounds, latency.cumulative).map { bound, count in
+                            PrometheusText.Sample([label, ("le", PrometheusText.format(Double(bound) / 1e9))], count,
+                                                  suffix: "_bucket")
+                        }
+                        return buckets + [
+                            PrometheusText.Sample([label, ("le", "+Inf")], count, suffix: "_bucket"),
+                            PrometheusText.Sample([label], Double(latency.sumNanoseconds) / 1e9, suffix: "_sum"),
+                            PrometheusText.Sample([label], count, suffix: "_count"),
+                        ]
+                    })
         page.family("hive_pushes_failed_total", .counter,
                     help: "Pushes refused: not a WebSocket, unknown connection, or the worker's inbox was full.",
                     perWorker(\.pushesFailed))

@@ -35,6 +35,7 @@ public struct RegistrySnapshot: Sendable {
         /// Bytes of the connections this worker id has finished; add the live slots' bytes for the total.
         public var closedBytesIn: UInt64
         public var closedBytesOut: UInt64
+        public var broadcastLatency: BroadcastLatency.Snapshot
 
         /// How the previous process of this id ended, if one did: "status 1" or "signal 9".
         public var lastExit: String? {
@@ -77,7 +78,8 @@ public struct RegistrySnapshot: Sendable {
                 requests: word(.requests), messagesIn: word(.messagesIn), messagesOut: word(.messagesOut),
                 pushesFailed: word(.pushesFailed), slowConsumers: word(.slowConsumers),
                 protocolErrors: word(.protocolErrors), broadcasts: word(.broadcasts),
-                closedBytesIn: word(.closedBytesIn), closedBytesOut: word(.closedBytesOut)
+                closedBytesIn: word(.closedBytesIn), closedBytesOut: word(.closedBytesOut),
+                broadcastLatency: registry.broadcastLatency(worker: id)
             )
         }
         func word(_ field: SharedRegistry.RedisField) -> UInt64 { registry.redis(field).load(ordering: .relaxed) }

@@ -74,6 +74,11 @@ public final class SharedRegistry: @unchecked Sendable {
         // when it frees a dead worker's slots): a live connection's bytes stay in its slot, off the per-read path.
         case closedBytesIn      // worker (master for a dead worker's slots)
         case closedBytesOut     // worker (master for a dead worker's slots)
+        // Broadcast write latency (`BroadcastLatency`): from a broadcast reaching the worker to its frames' write to
+        // the last client it reached. Bucket words count the observations in their own range only (not cumulative).
+        case broadcastLatencyCount      // worker
+        case broadcastLatencySum        // worker: nanoseconds
+        case broadcastLatencyBuckets    // worker: BroadcastLatency.bounds.count words from here
         static let words = 32
     }
 
@@ -235,9 +240,10 @@ public final class SharedRegistry: @unchecked Sendable {
     }
 
     @inline(__always)
-    public func worker(_ id: Int, _ field: WorkerField) -> UnsafeAtomic<UInt64> {
+    public func worker(_ id: Int, _ field: WorkerField, word: Int = 0) -> UnsafeAtomic<UInt64> {
         precondition(id >= 0 && id < workerCount, "worker \(id) is outside the registry (\(workerCount) workers)")
-        return UnsafeAtomic(at: base + Header.words + RedisField.words + id * WorkerField.words + field.rawValue)
+        precondition(field.rawValue + word < WorkerField.words, "\(field) + \(word) is outside a worker record")
+        return UnsafeAtomic(at: base + Header.words + RedisField.words + id * WorkerField.words + field.rawValue + word)
     }
 
     @inline(__always)

@@ -93,11 +93,37 @@ final class HiveMetricsTests: XCTestCase {
         }
         for line in lines where !line.hasPrefix("#") {
             let name = String(line.prefix { $0 != "{" && $0 != " " })
-            XCTAssertNotNil(described[name], "\(name) has no TYPE line")
+            let family = ["_bucket", "_sum", "_count"].lazy.filter { name.hasSuffix($0) }
+                .map { String(name.dropLast($0.count)) }.first { described[$0] == "histogram" } ?? name
+            XCTAssertNotNil(described[family], "\(name) has no TYPE line")
             XCTAssertTrue(name.hasPrefix("hive_"), name)
         }
         for (name, type) in described where type == "counter" { XCTAssertTrue(name.hasSuffix("_total"), name) }
         XCTAssertEqual(Set(lines.filter { $0.hasPrefix("# HELP ") }.map { $0.split(separator: " ")[2] }).count,
                        described.count)
+    }
+
+    func testBroadcastLatency_fillsItsBucket_andRendersCumulativeBucketsSumAndCount() {
+        XCTAssertLessThanOrEqual(SharedRegistry.WorkerField.broadcastLatencyBuckets.rawValue + BroadcastLatency.bounds.count,
+                                 SharedRegistry.WorkerField.words, "the histogram fits in a worker record")
+        let registry = SharedRegistry.heap(capacity: 1, workerCount: 2)
+        for nanoseconds: UInt64 in [50_000, 100_000, 700_000, 700_000, 2_000_000_000] {
+            registry.observeBroadcastLatency(worker: 1, nanoseconds: nanoseconds)
+        }
+        let latency = registry.broadcastLatency(worker: 1)
+        XCTAssertEqual(latency.buckets, [2, 0, 2, 0, 0, 0, 0, 0], "<= 0.1 ms twice, <= 1 ms twice, 2 s in none")
+        XCTAssertEqual(latency.count, 5)
+        XCTAssertEqual(registry.broadcastLatency(worker: 0).count, 0, "another worker's histogram is untouched")
+        var metrics = HiveMetrics(facts: facts())
+        let page = samples(metrics.render(RegistrySnapshot(registry), liveBytes: registry.liveBytes(), reloading: false))
+        let worker = "worker=\"1\""
+        XCTAssertEqual(page["hive_broadcast_write_seconds_bucket{\(worker),le=\"0.0001\"}"], "2")
+        XCTAssertEqual(page["hive_broadcast_write_seconds_bucket{\(worker),le=\"0.0005\"}"], "2")
+        XCTAssertEqual(page["hive_broadcast_write_seconds_bucket{\(worker),le=\"0.001\"}"], "4")
+        XCTAssertEqual(page["hive_broadcast_write_seconds_bucket{\(worker),le=\"1\"}"], "4")
+        XCTAssertEqual(page["hive_broadcast_write_seconds_bucket{\(worker),le=\"+Inf\"}"], "5")
+        XCTAssertEqual(page["hive_broadcast_write_seconds_count{\(worker)}"], "5")
+        XCTAssertEqual(page["hive_broadcast_write_seconds_sum{\(worker)}"], "2.00155")
+        XCTAssertEqual(page["hive_broadcast_write_seconds_count{worker=\"0\"}"], "0")
     }
 }

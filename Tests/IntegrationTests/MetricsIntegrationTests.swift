@@ -110,6 +110,39 @@ final class MetricsIntegrationTests: HiveTestCase {
         XCTAssertEqual((0..<2).reduce(0.0) { $0 + (after["hive_received_bytes_total{worker=\"\($1)\"}"] ?? 0) }, sumIn)
     }
 
+    func testBroadcasts_areCountedAndTimedPerWorker() throws {
+        let (_, port, metricsPort) = try startWithMetrics(workers: 2, ["--dispatch", "round-robin"])
+        let sockets = try (0..<2).map { _ in try WebSocketTestClient(port: port) }
+        XCTAssertEqual(Set(try sockets.map { try worker(of: $0) }), [0, 1])
+        for round in 0..<3 {
+            try sockets[0].sendText(action("broadcast", ["content": "round \(round)"]))
+            for socket in sockets {
+                // The sender gets the broadcast and the hook's reply, in either order.
+                var seen: [String] = []
+                while !seen.contains("round \(round)") {
+                    guard case .text(let text) = try socket.receiveMessage() else { continue }
+                    seen.append(text)
+                }
+            }
+        }
+        // The histogram is written once the worker's flush pass ends, just after the frames left: wait for it.
+        var page: [String: Double] = [:]
+        try waitFor("three timed broadcasts on each worker") {
+            page = samples(try scrape(metricsPort))
+            return (0..<2).allSatisfy { page["hive_broadcast_write_seconds_count{worker=\"\($0)\"}"] == 3 }
+        }
+        for id in 0..<2 {
+            let worker = "worker=\"\(id)\""
+            XCTAssertEqual(page["hive_broadcasts_total{\(worker)}"], 3, "worker \(id)")
+            XCTAssertEqual(page["hive_broadcast_write_seconds_bucket{\(worker),le=\"+Inf\"}"], 3)
+            let sum = try XCTUnwrap(page["hive_broadcast_write_seconds_sum{\(worker)}"])
+            XCTAssertGreaterThan(sum, 0)
+            XCTAssertLessThan(sum, 3, "three loopback broadcasts took seconds on worker \(id)")
+            XCTAssertEqual(page["hive_broadcast_write_seconds_bucket{\(worker),le=\"1\"}"], 3)
+        }
+        try assertParsesStrictly(try scrape(metricsPort))
+    }
+
     func testMetrics_withRedis_showTheSubscriptionWithoutThePassword() throws {
         let redis = try RedisServer(password: "s3cret-pass")
         try redis.start()

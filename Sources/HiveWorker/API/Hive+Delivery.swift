@@ -27,8 +27,24 @@ extension Hive {
         table.flushScheduled = true
         eventLoop.execute {
             self.table.flushScheduled = false
-            if self.table.flushPending(limit: Self.flushChunk) { self.deferFlush() }
+            if self.table.flushPending(limit: Self.flushChunk) { return self.deferFlush() }
+            self.recordBroadcastLatency()
         }
+    }
+
+    /// Counts a broadcast this worker wrote to its clients, and starts its latency clock (`BroadcastLatency`).
+    func broadcastWritten(startedAt start: UInt64) {
+        registry.increment(worker: workerID, .broadcasts)
+        table.broadcastWritten(startedAt: start)
+    }
+
+    /// Every write is flushed: the broadcasts waiting for it have reached the last of their clients (handed to the
+    /// kernel, or queued behind a client that does not read, which is what the slow-consumer limit is for).
+    private func recordBroadcastLatency() {
+        let starts = table.takeFlushedBroadcasts()
+        guard !starts.isEmpty else { return }
+        let now = Clock.monotonicNanoseconds()
+        for start in starts { registry.observeBroadcastLatency(worker: workerID, nanoseconds: now &- start) }
     }
 
     func deliver(_ record: IPCMessage, flush: Bool = true) {
@@ -47,8 +63,10 @@ extension Hive {
             }
         case .broadcast(let frames, let messages):
             guard !table.sessions.isEmpty else { return }
+            let start = Clock.monotonicNanoseconds()
             let reached = table.broadcast(encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
             registry.increment(worker: workerID, .messagesOut, by: UInt64(reached * messages))
+            broadcastWritten(startedAt: start)
         case .disconnect(let id, let code, let reason):
             if let session = table.sessions[id] {
                 session.close(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason)

@@ -107,6 +107,7 @@ public final class Hive: @unchecked Sendable {
     /// same buffer to every connection it holds, with one flush per connection for the whole batch.
     public func broadcast(_ messages: [HiveMessage]) {
         guard !messages.isEmpty else { return }
+        let start = Clock.monotonicNanoseconds()
         let frames = Self.encodeFrames(messages)
         let targets = (0..<registry.workerCount).filter { worker in
             worker != workerID && registry.worker(worker, .webSocketConnections).load(ordering: .relaxed) > 0
@@ -122,6 +123,7 @@ public final class Hive: @unchecked Sendable {
             guard !self.table.sessions.isEmpty else { return }
             let reached = self.table.broadcast(encodedFrames: frames, messages: count, flush: false)
             self.registry.increment(worker: self.workerID, .messagesOut, by: UInt64(reached * count))
+            self.broadcastWritten(startedAt: start)
             self.deferFlush()
         }
     }

@@ -14,6 +14,10 @@ final class ConnectionTable {
     private var flushCursor = 0
     /// Whether a deferred flush is queued on the event loop (`Hive.deferFlush`).
     var flushScheduled = false
+    /// When each broadcast written since the last complete flush pass reached this worker (monotonic ns): its
+    /// latency is known once that pass ends. Bounded: past `maxTimedBroadcasts` waiting, more go untimed.
+    private(set) var broadcastStarts: [UInt64] = []
+    static let maxTimedBroadcasts = 4096
 
     func add(_ id: ConnectionID, channel: Channel) { channels[id] = channel }
 
@@ -37,6 +41,16 @@ final class ConnectionTable {
     }
 
     func markUnflushed(_ session: WebSocketSession) { unflushed.append(session) }
+
+    func broadcastWritten(startedAt start: UInt64) {
+        if broadcastStarts.count < Self.maxTimedBroadcasts { broadcastStarts.append(start) }
+    }
+
+    /// The start times of the broadcasts whose frames are now all flushed, and forgets them.
+    func takeFlushedBroadcasts() -> [UInt64] {
+        defer { broadcastStarts.removeAll(keepingCapacity: true) }
+        return broadcastStarts
+    }
 
     /// Flushes the sessions written without a flush, once each, in the order they were written, at most `limit` of
     /// them. Returns whether some are still waiting: the caller lets the event loop run in between, so a message
