@@ -20,6 +20,7 @@ extension SharedRegistry {
             slot(index, .connectedAt).store(now, ordering: .relaxed)
             slot(index, .state).store(SlotState.reserved.rawValue, ordering: .releasing)
             cursors[worker] = (index + 1) % capacity
+            reservedChunks[index / Self.slotsPerChunk] = true
             return ConnectionID(generation: generation, worker: worker, slot: index)
         }
         return nil
@@ -74,11 +75,13 @@ extension SharedRegistry {
         return assigned > closed ? Int(assigned - closed) : 0
     }
 
-    /// Bytes received and sent by each worker id's live connections, in one walk over the slot table (what
-    /// `hive connections` reads too). Add `closedBytesIn`/`closedBytesOut` for the totals since the start.
+    /// Bytes received and sent by each worker id's live connections, read from the slots this master ever
+    /// reserved (master only). Add `closedBytesIn`/`closedBytesOut` for the totals since the start.
     public func liveBytes() -> [(bytesIn: UInt64, bytesOut: UInt64)] {
         var totals = [(bytesIn: UInt64, bytesOut: UInt64)](repeating: (0, 0), count: workerCount)
-        for index in 0..<capacity where slot(index, .state).load(ordering: .acquiring) == SlotState.active.rawValue {
+        let used = reservedChunks.indices.lazy.filter { self.reservedChunks[$0] }
+            .flatMap { ($0 * Self.slotsPerChunk)..<min(($0 + 1) * Self.slotsPerChunk, self.capacity) }
+        for index in used where slot(index, .state).load(ordering: .acquiring) == SlotState.active.rawValue {
             let worker = Int(slot(index, .worker).load(ordering: .relaxed))
             guard worker < workerCount else { continue }
             totals[worker].bytesIn &+= slot(index, .bytesIn).load(ordering: .relaxed)

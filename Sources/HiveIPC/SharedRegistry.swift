@@ -120,6 +120,11 @@ public final class SharedRegistry: @unchecked Sendable {
     /// connections fill pages of their own: a page of slots is then mapped by the master and one worker instead of
     /// every worker, which is 128 B of RSS per connection per extra worker.
     lazy var cursors: [Int] = (0..<workerCount).map { $0 * capacity / workerCount }
+    /// Master only: which runs of `slotsPerChunk` slots (a 4 KiB page) ever held a connection. Only the master
+    /// reserves slots, so a walk of the others would only read free slots, and would map every page of the table
+    /// into the master (8 MiB at the default capacity) for nothing.
+    lazy var reservedChunks: [Bool] = Array(repeating: false, count: (capacity + Self.slotsPerChunk - 1) / Self.slotsPerChunk)
+    static let slotsPerChunk = 4096 / (SlotField.words * 8)
 
     public static func byteCount(capacity: Int, workerCount: Int) -> Int {
         (Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words) * 8

@@ -126,4 +126,19 @@ final class HiveMetricsTests: XCTestCase {
         XCTAssertEqual(page["hive_broadcast_write_seconds_sum{\(worker)}"], "2.00155")
         XCTAssertEqual(page["hive_broadcast_write_seconds_count{worker=\"0\"}"], "0")
     }
+
+    func testLiveBytes_findConnectionsInEveryChunkTheMasterReserved_perWorker() throws {
+        let registry = SharedRegistry.heap(capacity: 1000, workerCount: 3)  // worker 2 starts at slot 666
+        var ids: [ConnectionID] = []
+        for worker in [0, 2, 2] {
+            let id = try XCTUnwrap(registry.reserve(worker: worker, remote: remote))
+            XCTAssertTrue(registry.activate(id))
+            registry.add(10 * (worker + 1), to: .bytesIn, of: id)
+            ids.append(id)
+        }
+        XCTAssertGreaterThan(ids[1].slot / SharedRegistry.slotsPerChunk, 0, "worker 2's slots are in a later chunk")
+        let live = registry.liveBytes()
+        XCTAssertEqual(live.map(\.bytesIn), [10, 0, 60])
+        XCTAssertEqual(registry.reservedChunks.filter { $0 }.count, 2, "only the chunks used were marked")
+    }
 }
