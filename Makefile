@@ -35,7 +35,7 @@ test: build
 	$(MAKE) conformance
 
 unit: build
-	$(SWIFT) test --disable-swift-testing --filter 'HiveIPCTests|HiveWorkerTests|HiveRedisTests'
+	$(SWIFT) test --disable-swift-testing --filter 'HiveIPCTests|HiveWorkerTests|HiveRedisTests|HiveMasterTests'
 
 integration: build
 	$(SWIFT) test --disable-swift-testing --filter IntegrationTests

@@ -82,6 +82,7 @@ let package = Package(
         ),
         .testTarget(name: "HiveIPCTests", dependencies: ["HiveIPC"]),
         .testTarget(name: "HiveRedisTests", dependencies: ["HiveRedis"]),
+        .testTarget(name: "HiveMasterTests", dependencies: ["HiveMaster", "HiveIPC"]),
         .testTarget(
             name: "HiveWorkerTests",
             dependencies: [

@@ -57,8 +57,13 @@ final class MetricsServer {
         while accepting {
             let client = CHiveShims_accept4(fd, nil, nil)
             guard client >= 0 else { return }
-            clients[client] = Client(deadline: now + Self.clientDeadline)
+            adopt(client, now: now)
         }
+    }
+
+    /// Serves a connected socket from now on (accepted here, or a socketpair end in tests).
+    func adopt(_ client: Int32, now: UInt64) {
+        clients[client] = Client(deadline: now + Self.clientDeadline)
     }
 
     /// POLLIN while the request is coming, POLLOUT while the response is going.

@@ -208,6 +208,26 @@ final class MetricsIntegrationTests: HiveTestCase {
         XCTAssertEqual(try HTTPTestClient(port: port).request(path: "/hello").status, 200)
     }
 
+    func testAScraperThatDoesNotRead_getsTheRestLater_andOthersAreServedMeanwhile() throws {
+        // Loopback buffers take a whole page of a few workers at once: the partial sends themselves are covered by
+        // MetricsServerTests (a socketpair with a small buffer). Here, the real loop with a late reader.
+        let (_, _, metricsPort) = try startWithMetrics(workers: 4)
+        let slow = try TestSocket(port: metricsPort, timeout: 5)
+        slow.setReceiveBuffer(bytes: 2048)
+        try slow.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        usleep(300_000)
+        let started = Date()
+        let page = try scrape(metricsPort)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1, "a scrape waited for a scraper that does not read")
+        XCTAssertTrue(page.hasPrefix("# HELP hive_build_info"))
+        let head = try slow.read(until: Array("\r\n\r\n".utf8), deadline: TestDeadline(seconds: 2), waitingFor: "the head")
+        let length = try XCTUnwrap(String(decoding: head, as: UTF8.self).split(separator: "\r\n")
+            .first { $0.hasPrefix("Content-Length: ") }.flatMap { Int($0.dropFirst("Content-Length: ".count)) })
+        let body = try slow.readToEnd(deadline: TestDeadline(seconds: 2), waitingFor: "the rest of the page")
+        XCTAssertEqual(body.count, length)
+        XCTAssertTrue(String(decoding: body, as: UTF8.self).hasSuffix("\n"))
+    }
+
     func testMetricsListen_inUse_isAStartErrorNamingTheAddress() throws {
         let holder = try TestListener()
         let result = try HiveCLI.run([
