@@ -71,6 +71,37 @@ final class SystemdIntegrationTests: HiveTestCase {
         XCTAssertTrue(warnings.first?.contains("nobody-listens.sock") == true, "\(warnings)")
     }
 
+    // MARK: The unit file
+
+    /// systemd cannot run here (no PID 1 systemd), but `systemd-analyze verify` parses a unit offline: unknown keys,
+    /// bad values and a missing ExecStart binary are reported. The binary path is pointed at the one under test.
+    func testUnitFile_passesSystemdAnalyzeVerify_andKeepsItsKeyChoices() throws {
+        let analyze = "/usr/bin/systemd-analyze"
+        guard FileManager.default.isExecutableFile(atPath: analyze) else { throw XCTSkip("systemd-analyze is not installed") }
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Docs/hive.service")
+        let unit = try String(contentsOf: source, encoding: .utf8)
+        for line in ["Type=notify", "KillMode=mixed", "ExecReload=/usr/local/bin/hive reload", "NoNewPrivileges=yes",
+                     "ProtectSystem=strict", "RuntimeDirectory=hive", "--run-dir /run/hive/hive-9501"] {
+            XCTAssertTrue(unit.contains(line), "Docs/hive.service lost \(line)")
+        }
+        let folder = try Self.privateFolder("hive-unit")
+        let copy = folder + "/hive.service"
+        try unit.replacingOccurrences(of: "/usr/local/bin/hive", with: HiveProcess.binaryURL().path)
+            .write(toFile: copy, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: analyze)
+        process.arguments = ["verify", copy]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertEqual(text, "", "systemd-analyze verify complained")
+    }
+
     // MARK: Log reopening
 
     func testReopenLogs_afterRename_masterAndWorkersWriteToTheNewFile_byCommandAndBySIGHUP() throws {
