@@ -34,18 +34,16 @@ struct ServiceNotifier {
     /// Sends `fields` as one datagram (`READY=1`, `STATUS=…`).
     mutating func notify(_ fields: [String], logger: Logger) {
         let text = Array(fields.joined(separator: "\n").utf8)
-        let error: SystemError?
+        var failure: (any Error)?
         do {
             let sent = try UnixSocketAddress.withNotifyAddress(target) { address, length in
                 text.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), address, length) }
             }
-            error = sent < 0 ? SystemError("sendto", while: "notifying the service manager at \(target)") : nil
-        } catch let failure as SystemError {
-            error = failure
+            if sent < 0 { failure = SystemError("sendto", while: "notifying the service manager at \(target)") }
         } catch {
-            return
+            failure = error  // NOTIFY_SOCKET names no usable address
         }
-        guard let error, !warned else { return }
+        guard let error = failure, !warned else { return }
         warned = true
         logger.warning("cannot notify the service manager; the service keeps running (further failures are not logged)",
             metadata: ["notify.socket": "\(target)", "notify.message": "\(fields.first ?? "")", "error": "\(error)"])

@@ -36,7 +36,7 @@ struct Start: ParsableCommand {
     @Flag(help: "Detach: run in the background, log to --log-file; stop/reload/status find it through --run-dir.")
     var daemon = false
 
-    @Option(help: "Log file of a --daemon master (default: hive.log in the run dir).")
+    @Option(help: "Log file of a --daemon master and its workers (default: hive.log in the run dir); reopened on SIGHUP or `hive reopen-logs`.")
     var logFile: String?
 
     @OptionGroup var limits: LimitOptions
