@@ -21,6 +21,8 @@ public struct MasterConfiguration: Sendable {
     /// A descriptor that receives the `ready` line (or the start error) and is then closed: how `start --daemon`
     /// learns that the detached master serves. -1 when running in the foreground.
     public var readyNotification: Int32 = -1
+    /// The absolute path of a `--daemon` master's log file (its fds 1 and 2), reopened on SIGHUP; nil in the foreground.
+    public var logFile: String?
     /// What `hive status` shows about the Redis subscription (address, channels, patterns); empty when off.
     public var redis: [String: String] = [:]
 

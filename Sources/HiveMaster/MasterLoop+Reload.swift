@@ -35,6 +35,11 @@ extension MasterLoop {
         }
         logger.notice("reloading workers one at a time", metadata: ["executable": "\(configuration.executable)"])
         writeLine("hive: reloading \(workers.count) workers")
+        // systemd 253+ wants the monotonic time with RELOADING=1 (it ties the reply to this reload request).
+        notifyServiceManager([
+            "RELOADING=1", "MONOTONIC_USEC=\(ServiceNotifier.monotonicMicroseconds())",
+            "STATUS=Reloading \(workers.count) workers one at a time",
+        ])
         reload = ReloadPlan(pending: Array(workers.indices))
         advanceReload()
     }
@@ -62,6 +67,7 @@ extension MasterLoop {
         reload = nil
         logger.notice("reload complete")
         writeLine("hive: reload complete")
+        notifyServiceManager(["READY=1", servingStatus])
     }
 
     /// Step 2: the old process let go of the inbox.

@@ -29,6 +29,8 @@ public final class MasterLoop {
     var retiringWorkers: [pid_t: (id: Int, killAt: UInt64?)] = [:]
     var control: ControlServer?
     let runDirectory: RunDirectory
+    /// systemd's notification socket (`Type=notify`), when the master runs under a service manager.
+    var notifier: ServiceNotifier?
 
     public init(configuration: MasterConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -48,6 +50,8 @@ public final class MasterLoop {
         let threads = Self.threadCount()
         guard threads == 1 else { throw MasterError.multiThreaded(threads: threads) }
 
+        // Taken out of the environment before any worker is spawned: only the master may notify.
+        notifier = ServiceNotifier.fromEnvironment(logger: logger)
         try runDirectory.claim(pid: pid)
         defer { runDirectory.release(pid: pid) }
         let listener = try Listener(host: configuration.host, port: configuration.port)
@@ -125,6 +129,7 @@ public final class MasterLoop {
             case SIGCHLD: reapChildren()
             case SIGTERM, SIGINT: beginStop(reason: sig == SIGTERM ? "SIGTERM" : "SIGINT")
             case SIGUSR1: beginReload()
+            case SIGHUP: reopenLogs(trigger: "SIGHUP")
             default: logger.info("signal ignored", metadata: ["signal": "\(sig)"])
             }
         }
@@ -164,10 +169,20 @@ public final class MasterLoop {
             "hive: ready on http://\(configuration.listenDescription) with \(workers.count) workers "
             + "(dispatch \(configuration.dispatch.rawValue), master pid \(pid), run dir \(configuration.runDirectory))"
         writeLine(line)
+        notifyServiceManager(["READY=1", "MAINPID=\(pid)", servingStatus])
         if configuration.readyNotification >= 0 {
             writeLine(line, to: configuration.readyNotification)
             close(configuration.readyNotification)
         }
+    }
+
+    /// The `STATUS=` line a service manager shows (`systemctl status`) while the master serves.
+    var servingStatus: String {
+        "STATUS=Serving http://\(configuration.listenDescription) with \(workers.count) workers"
+    }
+
+    func notifyServiceManager(_ fields: [String]) {
+        notifier?.notify(fields, logger: logger)
     }
 
     static func threadCount() -> Int {

@@ -36,7 +36,7 @@ struct Start: ParsableCommand {
     @Flag(help: "Detach: run in the background, log to --log-file; stop/reload/status find it through --run-dir.")
     var daemon = false
 
-    @Option(help: "Log file of a --daemon master (default: hive.log in the run dir).")
+    @Option(help: "Log file of a --daemon master and its workers (default: hive.log in the run dir); reopened on SIGHUP or `hive reopen-logs`.")
     var logFile: String?
 
     @OptionGroup var limits: LimitOptions
@@ -61,11 +61,13 @@ struct Start: ParsableCommand {
     func run() throws {
         let runDirectory = runDir ?? RunDirectory.defaultPath(port: port)
         var readyNotification: Int32 = -1
-        if daemon {
+        // Absolute, so a reopen after rotation finds the same file whatever the working directory.
+        let logPath = daemon ? Daemon.absolutePath(logFile ?? runDirectory + "/hive.log") : nil
+        if let logPath {
             do {
                 // Checked before the log is opened in it: the master's own check comes after the detach.
                 try RunDirectory(path: runDirectory).prepare()
-                readyNotification = try Daemon.detach(logFile: logFile ?? runDirectory + "/hive.log")
+                readyNotification = try Daemon.detach(logFile: logPath)
             } catch {
                 writeLine("hive: error: \(error)", to: 2)
                 Glibc.exit(1)
@@ -81,10 +83,12 @@ struct Start: ParsableCommand {
             maxConnections: maxConnections,
             grace: grace,
             executable: MasterConfiguration.currentExecutable(),
-            workerArguments: ["worker", "--grace", String(grace)] + limits.arguments
+            workerArguments: ["worker", "--grace", String(grace)] + (logPath.map { ["--log-file", $0] } ?? [])
+                + limits.arguments
                 + redis.workerArguments(maxMessageSize: limits.maxMessageSize)
         )
         configuration.readyNotification = readyNotification
+        configuration.logFile = logPath
         let subscription = redis.configuration(maxMessageSize: limits.maxMessageSize)
         configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)
         if (try? redis.address.resolve())?.passwordInArguments == true {
