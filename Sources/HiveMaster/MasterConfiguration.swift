@@ -21,6 +21,9 @@ public struct MasterConfiguration: Sendable {
     /// A descriptor that receives the `ready` line (or the start error) and is then closed: how `start --daemon`
     /// learns that the detached master serves. -1 when running in the foreground.
     public var readyNotification: Int32 = -1
+    /// Seconds a worker's event loop may leave the master's health check unanswered before it is shown
+    /// `unresponsive` and gets no new connections; twice that and it is killed and restarted.
+    public var workerTimeout: Double = 5
     /// What `hive status` shows about the Redis subscription (address, channels, patterns); empty when off.
     public var redis: [String: String] = [:]
 
