@@ -41,6 +41,8 @@ final class WorkerHealthIntegrationTests: HiveTestCase {
         let text = try HiveCLI.run(["status", "--run-dir", runDir(hive)])
         XCTAssertTrue(text.stdout.contains("unresponsive"), text.stdout)
 
+        let registry = try RegistryProbe.attach(masterPID: hive.pid!)
+        let assignedBefore = registry.worker(0, .assigned).load(ordering: .relaxed)
         var failures: [String] = []
         for index in 0..<20 {
             do {
@@ -51,6 +53,10 @@ final class WorkerHealthIntegrationTests: HiveTestCase {
             }
         }
         XCTAssertEqual(failures, [], "requests sent while worker 0 was known to be unresponsive")
+        XCTAssertEqual(
+            registry.worker(0, .assigned).load(ordering: .relaxed), assignedBefore,
+            "a connection was handed to the unresponsive worker"
+        )
 
         let restarted = try waitForRow(hive, 0, "restarted", timeout: 5) {
             $0["state"] as? String == "running" && $0["restarts"] as? Int == 1
