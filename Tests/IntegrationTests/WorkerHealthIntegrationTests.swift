@@ -104,6 +104,15 @@ final class WorkerHealthIntegrationTests: HiveTestCase {
         XCTAssertEqual(served, [0, 1], "the worker that answered again takes new clients")
     }
 
+    /// Below 0.5 s a healthy worker could not answer between two checks (they go out at most every 100 ms).
+    func testWorkerTimeoutOption_isValidated() throws {
+        for value in ["0", "-1", "0.2", "nan", "100000"] {
+            let bad = try HiveCLI.run(["start", "--worker-timeout=\(value)", "--port", String(HiveProcess.freePort())])
+            XCTAssertEqual(bad.status, 1, "--worker-timeout \(value): \(bad.stderr)")
+            XCTAssertTrue(bad.stderr.contains("--worker-timeout must be between 0.5 and 86400 seconds"), bad.stderr)
+        }
+    }
+
     /// A reload with a short --worker-timeout: the retiring processes are not watched, so none is killed as hung,
     /// and the replacements are watched from when they are ready.
     func testReload_withAShortWorkerTimeout_killsNothingAsHung() throws {
