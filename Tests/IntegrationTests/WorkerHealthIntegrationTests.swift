@@ -104,6 +104,44 @@ final class WorkerHealthIntegrationTests: HiveTestCase {
         XCTAssertEqual(served, [0, 1], "the worker that answered again takes new clients")
     }
 
+    /// With its only worker unresponsive, the master answers new clients 503 itself at once instead of handing them
+    /// to a loop that does not run.
+    func testOnlyWorkerUnresponsive_newClientsGet503FromTheMaster() throws {
+        let (hive, port) = try startHive(workers: 1, ["--worker-timeout", "2"])
+        let victim = try XCTUnwrap(hive.currentWorkerPIDs()[0])
+        XCTAssertEqual(kill(victim, SIGSTOP), 0)
+        defer { if HiveProcess.isAlive(pid: victim) { kill(victim, SIGCONT) } }
+        _ = try waitForRow(hive, 0, "unresponsive", timeout: 6) { $0["state"] as? String == "unresponsive" }
+
+        let started = Date()
+        let response = try HTTPTestClient(port: port, timeout: 2).request(path: "/hello")
+        XCTAssertEqual(response.status, 503)
+        XCTAssertEqual(response.header("Retry-After"), "1")
+        XCTAssertTrue(String(decoding: response.body, as: UTF8.self).contains("unresponsive"))
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1, "the 503 came from the master, at once")
+    }
+
+    /// A reload while a worker is unresponsive asks it to retire like the others (the health check leaves it to the
+    /// reload from then on); it cannot, so the reload kills it after its retire timeout, and it comes back from the
+    /// executable on disk: after the reload every worker runs in a new process.
+    func testReload_withAnUnresponsiveWorker_replacesItToo() throws {
+        let (hive, port) = try startHive(workers: 2, ["--worker-timeout", "2"])
+        let before = hive.currentWorkerPIDs()
+        let victim = try XCTUnwrap(before[0])
+        XCTAssertEqual(kill(victim, SIGSTOP), 0)
+        defer { if HiveProcess.isAlive(pid: victim) { kill(victim, SIGCONT) } }
+        _ = try waitForRow(hive, 0, "unresponsive", timeout: 6) { $0["state"] as? String == "unresponsive" }
+
+        let reloaded = try HiveCLI.run(["reload", "--run-dir", runDir(hive)])
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        let after = Set(try statusRows(hive).compactMap { $0["pid"] as? Int }.map(Int32.init))
+        XCTAssertTrue(after.isDisjoint(with: Set(before.values)), "before \(before), after \(after)")
+        let log = hive.log()
+        XCTAssertTrue(log.contains("worker did not retire in time; killing it"), log)
+        XCTAssertFalse(log.contains("worker is hung"), "killed by the health check instead of replaced by the reload")
+        XCTAssertEqual(try HTTPTestClient(port: port, timeout: 2).request(path: "/hello").status, 200)
+    }
+
     /// Below 0.5 s a healthy worker could not answer between two checks (they go out at most every 100 ms).
     func testWorkerTimeoutOption_isValidated() throws {
         for value in ["0", "-1", "0.2", "nan", "100000"] {
