@@ -1,8 +1,8 @@
 /// The master's watch over each worker's event loop, as a pure function of time and answers (tested with a fake
 /// clock, like `Dispatcher`). The master sends a `healthCheck` into each watched worker's inbox every `interval`;
 /// the worker answers `healthy` from its event loop, so a loop that is blocked (a hook stuck in a syscall, a busy
-/// loop, SIGSTOP) stays silent. Silent for `timeout`: unresponsive (no new connections). Silent for twice that:
-/// killed, and the ordinary reap path restarts it.
+/// loop, SIGSTOP) stays silent. A check unanswered for `timeout`: unresponsive (no new connections). Unanswered for
+/// twice that: killed, and the ordinary reap path restarts it.
 public struct WorkerHealth: Sendable {
     public enum Action: Equatable, Sendable {
         /// Send `healthCheck(sequence)` to the worker's inbox.
@@ -19,7 +19,9 @@ public struct WorkerHealth: Sendable {
         let pid: Int32
         /// When the watch began: answers to checks sent before it (to an earlier process) do not count.
         let since: UInt64
-        var lastAnswer: UInt64
+        /// Send times of the checks not answered yet, oldest first. The worker answers in order, so an answer
+        /// settles every check up to its own. Bounded: a worker is killed once the oldest waited twice the timeout.
+        var unanswered: [UInt64] = []
         var unresponsive = false
         var killed = false
     }
@@ -55,18 +57,21 @@ public struct WorkerHealth: Sendable {
                 watches[id] = nil
                 continue
             }
-            if watches[id]?.pid != pid { watches[id] = Watch(pid: pid, since: now, lastAnswer: now) }
+            if watches[id]?.pid != pid { watches[id] = Watch(pid: pid, since: now) }
             guard var watch = watches[id], !watch.killed else { continue }
-            if masterWasAway { watch.lastAnswer = now }
-            let silent = now > watch.lastAnswer ? now - watch.lastAnswer : 0
-            if silent >= 2 * timeout {
+            if masterWasAway { watch.unanswered.removeAll() }
+            // How long the oldest unanswered check has waited: "did not answer within the timeout", counted from
+            // when the question was asked, not from the last answer.
+            let waited = watch.unanswered.first.map { now > $0 ? now - $0 : 0 } ?? 0
+            if waited >= 2 * timeout {
                 watch.killed = true
-                actions.append(.kill(worker: id, pid: pid, silentFor: silent))
+                actions.append(.kill(worker: id, pid: pid, silentFor: waited))
             } else {
-                if silent >= timeout && !watch.unresponsive {
+                if waited >= timeout && !watch.unresponsive {
                     watch.unresponsive = true
-                    actions.append(.unresponsive(worker: id, pid: pid, silentFor: silent))
+                    actions.append(.unresponsive(worker: id, pid: pid, silentFor: waited))
                 }
+                watch.unanswered.append(now)
                 actions.append(.check(worker: id, sequence: now))
             }
             watches[id] = watch
@@ -79,11 +84,16 @@ public struct WorkerHealth: Sendable {
         guard id >= 0, id < watches.count, var watch = watches[id], watch.pid == pid, !watch.killed,
             sequence >= watch.since, sequence <= now
         else { return nil }
-        let silent = now > watch.lastAnswer ? now - watch.lastAnswer : 0
-        watch.lastAnswer = max(watch.lastAnswer, now)
-        let wasUnresponsive = watch.unresponsive
+        let silent = watch.unanswered.first.map { now > $0 ? now - $0 : 0 } ?? 0
+        watch.unanswered.removeAll { $0 <= sequence }
+        // Back only when no check still left waits past the timeout (their answers are usually right behind).
+        let stillLate = watch.unanswered.first.map { now > $0 && now - $0 >= timeout } ?? false
+        guard watch.unresponsive && !stillLate else {
+            watches[id] = watch
+            return nil
+        }
         watch.unresponsive = false
         watches[id] = watch
-        return wasUnresponsive ? .recovered(worker: id, pid: pid, silentFor: silent) : nil
+        return .recovered(worker: id, pid: pid, silentFor: silent)
     }
 }

@@ -69,6 +69,44 @@ final class WorkerHealthTests: XCTestCase {
         ])
     }
 
+    /// "Does not answer within the timeout" counts from the first check left unanswered, not from the last answer:
+    /// a worker that answered at 5.0 s and stopped right after is flagged a timeout after the 5.2 s check.
+    func testTimeout_countsFromTheFirstUnansweredCheck() {
+        var health = WorkerHealth(workers: 1, timeout: second)
+        var flaggedAt: UInt64?
+        var now = second
+        while now <= 8 * second && flaggedAt == nil {
+            for action in health.tick(now: now, watched: [100]) {
+                if case .check(_, let sequence) = action, now <= 5 * second {
+                    _ = health.answered(worker: 0, pid: 100, sequence: sequence, now: now)
+                }
+                if case .unresponsive(_, _, let silent) = action {
+                    flaggedAt = now
+                    XCTAssertEqual(silent, second)
+                }
+            }
+            now += health.interval
+        }
+        XCTAssertEqual(flaggedAt, 5 * second + health.interval + second)
+    }
+
+    /// Answers to the checks sent during a stop arrive in order: the first one does not end the spell while a later
+    /// check still waits past the timeout (no flapping between running and unresponsive).
+    func testRecovery_waitsUntilNoCheckLeftIsLate() {
+        var health = WorkerHealth(workers: 1, timeout: second)
+        let flagged = run(&health, from: second, until: 2 * second + 800_000_000, watched: [100], answering: [])
+        XCTAssertEqual(flagged, [.unresponsive(worker: 0, pid: 100, silentFor: second)])
+        // Checks went out at 1.0, 1.2 … 2.8 s. At 2.8 s, answering up to 1.6 s leaves the 1.8 s check a whole
+        // timeout late; answering up to 2.0 s leaves 2.2 s as the oldest, 0.6 s old.
+        let now = 2 * second + 800_000_000
+        XCTAssertNil(health.answered(worker: 0, pid: 100, sequence: 1_600_000_000, now: now))
+        XCTAssertEqual(
+            health.answered(worker: 0, pid: 100, sequence: 2 * second, now: now),
+            .recovered(worker: 0, pid: 100, silentFor: second)
+        )
+        XCTAssertEqual(health.tick(now: 3 * second, watched: [100]), [.check(worker: 0, sequence: 3 * second)])
+    }
+
     func testKilledWorker_getsNoMoreChecks_untilANewPIDIsWatched() {
         var health = WorkerHealth(workers: 1, timeout: second)
         _ = run(&health, from: second, until: 3 * second, watched: [100], answering: [])
