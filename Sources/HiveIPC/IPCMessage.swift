@@ -1,7 +1,7 @@
 /// The records processes exchange over their Unix sockets (SOCK_SEQPACKET: one message per record).
 ///
-/// master -> worker: `connection` (with the socket attached), `retire`, `healthCheck`. (Stopping is SIGTERM: it must reach a
-/// worker that no longer reads its inbox, too.)
+/// master -> worker: `connection` (with the socket attached), `retire`, `healthCheck`. (Stopping is SIGTERM: it
+/// must reach a worker that no longer reads its inbox, too.)
 /// worker -> worker: `push`, `broadcast`, `disconnect` (routed straight to the owner, never via the master).
 /// worker -> master: `ready`, `retired`, `healthy`.
 public enum IPCMessage: Sendable, Equatable {
@@ -143,10 +143,8 @@ enum IPCCodec {
             return .healthCheck(sequence: word(record, at: 1))
         case .healthy:
             try need(25)
-            return .healthy(
-                worker: Int(word(record, at: 1)), pid: Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9))),
-                sequence: word(record, at: 17)
-            )
+            let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
+            return .healthy(worker: Int(word(record, at: 1)), pid: pid, sequence: word(record, at: 17))
         }
     }
 

@@ -26,7 +26,7 @@ public struct WorkerHealth: Sendable {
         var killed = false
     }
 
-    /// Nanoseconds without an answer after which a worker is unresponsive.
+    /// Nanoseconds a check may stay unanswered before the worker is unresponsive (twice that: killed).
     public let timeout: UInt64
     /// Nanoseconds between checks (and ticks): a fifth of the timeout, at least 100 ms.
     public let interval: UInt64

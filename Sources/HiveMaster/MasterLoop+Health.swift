@@ -16,17 +16,19 @@ extension MasterLoop {
             switch action {
             case .check(let id, let sequence):
                 // Never blocks. A full inbox sends nothing: the silence that follows is the sign.
-                let sent = (try? workers[id].inbox.send.send(.healthCheck(sequence: sequence), blocking: false)) ?? .wouldBlock
-                if sent != .sent {
+                let check = IPCMessage.healthCheck(sequence: sequence)
+                if (try? workers[id].inbox.send.send(check, blocking: false)) != .sent {
                     logger.debug("worker's inbox is full; health check not sent", metadata: ["worker.id": "\(id)"])
                 }
             case .unresponsive(let id, let workerPID, let silent):
                 setState(.unresponsive, of: id)
+                let reason = "its event loop did not answer the health check within --worker-timeout "
+                    + "\(configuration.workerTimeout) s"
                 logger.warning(
                     "worker is unresponsive; no new connections go to it",
                     metadata: [
                         "worker.id": "\(id)", "worker.pid": "\(workerPID)", "silent.ms": "\(silent / 1_000_000)",
-                        "reason": "its event loop did not answer the health check within --worker-timeout \(configuration.workerTimeout) s",
+                        "reason": "\(reason)",
                         "hint": "it is killed and restarted if it stays silent as long again",
                     ]
                 )
@@ -49,8 +51,9 @@ extension MasterLoop {
 
     func workerAnswered(_ id: Int, pid workerPID: pid_t, sequence: UInt64) {
         let now = Clock.monotonicNanoseconds()
-        guard case .recovered(_, _, let silent)? = health.answered(worker: id, pid: workerPID, sequence: sequence, now: now),
-            workers[id].state == .unresponsive, workers[id].pid == workerPID
+        let action = health.answered(worker: id, pid: workerPID, sequence: sequence, now: now)
+        guard case .recovered(_, _, let silent)? = action, workers[id].state == .unresponsive,
+            workers[id].pid == workerPID
         else { return }
         setState(.running, of: id)
         logger.notice(

@@ -33,7 +33,8 @@ struct Start: ParsableCommand {
     @Option(help: "Seconds workers get to close their connections on stop before they are killed.")
     var grace: Double = 5
 
-    @Option(help: "Seconds a worker's event loop may leave the master's health check unanswered: then it gets no new connections (status `unresponsive`); twice that and it is killed and restarted.")
+    @Option(help: ArgumentHelp("Seconds a worker's event loop may leave the master's health check unanswered: then it "
+        + "gets no new connections (status `unresponsive`); twice that and it is killed and restarted."))
     var workerTimeout: Double = 5
 
     @Flag(help: "Detach: run in the background, log to --log-file; stop/reload/status find it through --run-dir.")
