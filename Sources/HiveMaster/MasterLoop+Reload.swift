@@ -50,8 +50,9 @@ extension MasterLoop {
         plan.current = nil
         while !plan.pending.isEmpty {
             let id = plan.pending.removeFirst()
-            // A worker that is restarting anyway will come up from the new executable.
-            guard workers[id].isServing else { continue }
+            // A worker that is restarting anyway will come up from the new executable. An unresponsive one is asked
+            // too: if it does not retire in time it is killed, and restarts from the new executable.
+            guard workers[id].isServing || (workers[id].state == .unresponsive && workers[id].pid > 0) else { continue }
             let sent = (try? workers[id].inbox.send.send(.retire, blocking: false)) ?? .wouldBlock
             guard sent == .sent else {
                 logger.warning("cannot ask worker to retire; killing it", metadata: ["worker.id": "\(id)"])

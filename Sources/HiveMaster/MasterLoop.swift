@@ -31,6 +31,7 @@ public final class MasterLoop {
     let runDirectory: RunDirectory
     /// systemd's notification socket (`Type=notify`), when the master runs under a service manager.
     var notifier: ServiceNotifier?
+    var health: WorkerHealth
 
     public init(configuration: MasterConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -43,6 +44,7 @@ public final class MasterLoop {
             environment: configuration.workerEnvironment
         )
         self.runDirectory = RunDirectory(path: configuration.runDirectory)
+        self.health = WorkerHealth(workers: configuration.workers, timeout: UInt64(configuration.workerTimeout * 1e9))
     }
 
     /// Runs until stopped; returns the process exit status.
@@ -86,6 +88,7 @@ public final class MasterLoop {
             }
             respawnDueWorkers(now: now)
             checkReloadDeadlines(now: now)
+            if stopDeadline == nil && now >= health.nextTick { checkWorkerHealth(now: now) }
 
             control?.expire(now: now)
 
@@ -113,9 +116,11 @@ public final class MasterLoop {
         }
     }
 
-    /// Milliseconds until the next timed duty: a respawn, the end of an accept pause, or the stop deadline.
+    /// Milliseconds until the next timed duty: a respawn, the end of an accept pause, a health check, or the stop
+    /// deadline.
     private func pollTimeout(now: UInt64) -> Int32 {
         var next: UInt64 = now + 1_000_000_000
+        if stopDeadline == nil { next = min(next, health.nextTick) }
         for worker in workers where worker.respawnAt > 0 { next = min(next, worker.respawnAt) }
         if acceptPausedUntil > now { next = min(next, acceptPausedUntil) }
         if let stopDeadline { next = min(next, stopDeadline) }
@@ -156,6 +161,8 @@ public final class MasterLoop {
                 replacementReady(id, pid: workerPID)
             case .retired(let id, let workerPID) where id < workers.count:
                 workerRetired(id, pid: workerPID)
+            case .healthy(let id, let workerPID, let sequence):
+                workerAnswered(id, pid: workerPID, sequence: sequence)
             default:
                 logger.debug("unexpected record on the master's inbox", metadata: ["record": "\(message)"])
             }

@@ -33,6 +33,10 @@ struct Start: ParsableCommand {
     @Option(help: "Seconds workers get to close their connections on stop before they are killed.")
     var grace: Double = 5
 
+    @Option(help: ArgumentHelp("Seconds a worker's event loop may leave the master's health check unanswered: then it "
+        + "gets no new connections (status `unresponsive`); twice that and it is killed and restarted."))
+    var workerTimeout: Double = 5
+
     @Flag(help: "Detach: run in the background, log to --log-file; stop/reload/status find it through --run-dir.")
     var daemon = false
 
@@ -56,6 +60,11 @@ struct Start: ParsableCommand {
             throw ValidationError("--max-connections must be between 1 and \(ConnectionID.maxSlots), got \(maxConnections)")
         }
         guard grace >= 0 else { throw ValidationError("--grace must be 0 or more seconds, got \(grace)") }
+        // Checks go out every fifth of it, but at most every 100 ms: below 0.5 s a healthy worker could not answer
+        // in time.
+        guard workerTimeout >= 0.5, workerTimeout <= 86_400 else {
+            throw ValidationError("--worker-timeout must be between 0.5 and 86400 seconds, got \(workerTimeout)")
+        }
     }
 
     func run() throws {
@@ -89,6 +98,7 @@ struct Start: ParsableCommand {
         )
         configuration.readyNotification = readyNotification
         configuration.logFile = logPath
+        configuration.workerTimeout = workerTimeout
         let subscription = redis.configuration(maxMessageSize: limits.maxMessageSize)
         configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)
         if (try? redis.address.resolve())?.passwordInArguments == true {
