@@ -49,6 +49,7 @@ let package = Package(
                 "HiveIPC",
                 "HiveRedis",
                 "CHiveShims",
+                .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -58,7 +59,7 @@ let package = Package(
         ),
         .target(
             name: "HiveDemo",
-            dependencies: ["HiveWorker"]
+            dependencies: ["HiveWorker", "HiveIPC"]
         ),
         .executableTarget(
             name: "hive",
@@ -67,6 +68,9 @@ let package = Package(
                 "HiveWorker",
                 "HiveDemo",
                 "HiveRedis",
+                "HiveIPC",
+                "CHiveShims",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -87,6 +91,8 @@ let package = Package(
             name: "HiveWorkerTests",
             dependencies: [
                 "HiveWorker",
+                "HiveIPC",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

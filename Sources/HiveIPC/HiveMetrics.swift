@@ -107,7 +107,7 @@ public struct HiveMetrics {
 
         // Workers.
         page.family("hive_worker_state", .gauge,
-                    help: "1 for the state each worker is in (starting, running, stopping, restarting, exited), else 0.",
+                    help: "1 for the state each worker is in (starting, running, unresponsive, stopping, restarting, exited), else 0.",
                     workers.flatMap { worker in
                         Self.workerStates.map { state in
                             PrometheusText.Sample([("worker", String(worker.id)), ("state", state.description)],
@@ -149,7 +149,7 @@ public struct HiveMetrics {
         return page.text
     }
 
-    static let workerStates: [WorkerState] = [.starting, .running, .stopping, .restarting, .exited]
+    static let workerStates: [WorkerState] = [.starting, .running, .unresponsive, .stopping, .restarting, .exited]
     static let redisStates: [RedisState] = [.connecting, .subscribed, .disconnected]
 
     /// A byte counter per worker that never goes below what was served before (see the type's comment).

@@ -1,9 +1,9 @@
 /// The records processes exchange over their Unix sockets (SOCK_SEQPACKET: one message per record).
 ///
-/// master -> worker: `connection` (with the socket attached), `retire`. (Stopping is SIGTERM: it must reach a
-/// worker that no longer reads its inbox, too.)
+/// master -> worker: `connection` (with the socket attached), `retire`, `healthCheck`. (Stopping is SIGTERM: it
+/// must reach a worker that no longer reads its inbox, too.)
 /// worker -> worker: `push`, `broadcast`, `disconnect` (routed straight to the owner, never via the master).
-/// worker -> master: `ready`, `retired`.
+/// worker -> master: `ready`, `retired`, `healthy`.
 public enum IPCMessage: Sendable, Equatable {
     /// A new connection; the socket travels as SCM_RIGHTS with the record.
     case connection(ConnectionID)
@@ -22,9 +22,13 @@ public enum IPCMessage: Sendable, Equatable {
     case retire
     /// Reload, step 2: the worker process has let go of its inbox; the master may start its replacement.
     case retired(worker: Int, pid: Int32)
+    /// Is the event loop running? `sequence` is the master's monotonic clock when it sent the check.
+    case healthCheck(sequence: UInt64)
+    /// The answer to `healthCheck`, sent from the worker's event loop (never from its inbox thread).
+    case healthy(worker: Int, pid: Int32, sequence: UInt64)
 
     enum Kind: UInt8 {
-        case connection = 1, push, broadcast, disconnect, ready = 6, retire, retired
+        case connection = 1, push, broadcast, disconnect, ready = 6, retire, retired, healthCheck, healthy
     }
 
     /// Payloads above this travel in a memfd attached to the record, so one record never exceeds the socket's
@@ -84,6 +88,14 @@ enum IPCCodec {
             append(UInt64(UInt32(bitPattern: pid)), to: &out)
         case .retire:
             out.append(IPCMessage.Kind.retire.rawValue)
+        case .healthCheck(let sequence):
+            out.append(IPCMessage.Kind.healthCheck.rawValue)
+            append(sequence, to: &out)
+        case .healthy(let worker, let pid, let sequence):
+            out.append(IPCMessage.Kind.healthy.rawValue)
+            append(UInt64(worker), to: &out)
+            append(UInt64(UInt32(bitPattern: pid)), to: &out)
+            append(sequence, to: &out)
         }
         return out
     }
@@ -126,6 +138,13 @@ enum IPCCodec {
             return kind == .ready ? .ready(worker: worker, pid: pid) : .retired(worker: worker, pid: pid)
         case .retire:
             return .retire
+        case .healthCheck:
+            try need(9)
+            return .healthCheck(sequence: word(record, at: 1))
+        case .healthy:
+            try need(25)
+            let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
+            return .healthy(worker: Int(word(record, at: 1)), pid: pid, sequence: word(record, at: 17))
         }
     }
 

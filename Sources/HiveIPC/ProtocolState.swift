@@ -41,6 +41,9 @@ public enum WorkerState: UInt64, Sendable, CustomStringConvertible {
     case stopping = 3
     case restarting = 4
     case exited = 5
+    /// Its event loop did not answer the master's health check within --worker-timeout: it gets no new
+    /// connections, and is killed and restarted if it stays silent as long again.
+    case unresponsive = 6
 
     public var description: String {
         switch self {
@@ -50,6 +53,7 @@ public enum WorkerState: UInt64, Sendable, CustomStringConvertible {
         case .stopping: "stopping"
         case .restarting: "restarting"
         case .exited: "exited"
+        case .unresponsive: "unresponsive"
         }
     }
 }

@@ -164,6 +164,8 @@ public struct RecordChannel: Sendable {
         case .ready(let worker, _): "worker \(worker)'s ready signal"
         case .retire: "a retire request"
         case .retired(let worker, _): "worker \(worker)'s retired signal"
+        case .healthCheck: "a health check"
+        case .healthy(let worker, _, _): "worker \(worker)'s answer to a health check"
         }
     }
 }

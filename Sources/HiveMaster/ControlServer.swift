@@ -14,6 +14,7 @@ import Glibc
 ///                                   reads every counter itself, so `status` costs the master nothing per connection
 ///   `push <id> <length>\n<bytes>` -> the text message is routed to the connection's owning worker
 ///   `disconnect <id> <code>`      -> the owning worker closes the connection
+///   `reopen-logs`                 -> a `--daemon` master reopens its log file, and has its workers do the same
 /// Replies: `ok ...` or `error <sentence>`, then the master closes the connection.
 final class ControlServer {
     static let maxRequest = 64 * 1024 + 256

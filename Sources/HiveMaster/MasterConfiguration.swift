@@ -21,6 +21,11 @@ public struct MasterConfiguration: Sendable {
     /// A descriptor that receives the `ready` line (or the start error) and is then closed: how `start --daemon`
     /// learns that the detached master serves. -1 when running in the foreground.
     public var readyNotification: Int32 = -1
+    /// The absolute path of a `--daemon` master's log file (its fds 1 and 2), reopened on SIGHUP; nil in the foreground.
+    public var logFile: String?
+    /// Seconds a worker's event loop may leave the master's health check unanswered before it is shown
+    /// `unresponsive` and gets no new connections; twice that and it is killed and restarted.
+    public var workerTimeout: Double = 5
     /// What `hive status` shows about the Redis subscription (address, channels, patterns); empty when off.
     public var redis: [String: String] = [:]
     /// Where the master serves `/metrics` for Prometheus (`--metrics-listen`); nil: not served.

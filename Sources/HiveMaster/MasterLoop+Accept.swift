@@ -70,7 +70,7 @@ extension MasterLoop {
         }
         registry.header(.refusedBusy).wrappingIncrement(ordering: .relaxed)
         logger.warning("no worker can take a connection; refusing", metadata: ["remote": "\(remote)"])
-        HTTPRefusal.send(to: fd, reason: "Hive's workers are all busy or restarting; retry shortly.")
+        HTTPRefusal.send(to: fd, reason: "Hive's workers are all busy, unresponsive or restarting; retry shortly.")
     }
 }
 

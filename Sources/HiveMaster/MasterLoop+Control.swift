@@ -14,6 +14,8 @@ extension MasterLoop {
         switch words.first {
         case "hello":
             control.reply(client, helloText(), attach: registry.fd)
+        case "reopen-logs" where words.count == 1:
+            control.reply(client, reopenLogs(trigger: "hive reopen-logs"))
         case "push" where words.count == 3:
             guard let id = UInt64(words[1]).map(ConnectionID.init(rawValue:)), let length = Int(words[2]) else {
                 return control.reply(client, "error malformed push request: expected `push <id> <length>`")
@@ -29,7 +31,7 @@ extension MasterLoop {
             let record = IPCMessage.disconnect(id, code: UInt16(number), reason: "disconnected by an operator")
             control.reply(client, route(record, to: id))
         default:
-            control.reply(client, "error unknown request \"\(line.prefix(40))\"; expected hello, push or disconnect")
+            control.reply(client, "error unknown request \"\(line.prefix(40))\"; expected hello, push, disconnect or reopen-logs")
         }
     }
 

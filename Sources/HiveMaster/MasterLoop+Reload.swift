@@ -35,6 +35,11 @@ extension MasterLoop {
         }
         logger.notice("reloading workers one at a time", metadata: ["executable": "\(configuration.executable)"])
         writeLine("hive: reloading \(workers.count) workers")
+        // systemd 253+ wants the monotonic time with RELOADING=1 (it ties the reply to this reload request).
+        notifyServiceManager([
+            "RELOADING=1", "MONOTONIC_USEC=\(ServiceNotifier.monotonicMicroseconds())",
+            "STATUS=Reloading \(workers.count) workers one at a time",
+        ])
         reload = ReloadPlan(pending: Array(workers.indices))
         advanceReload()
     }
@@ -45,8 +50,9 @@ extension MasterLoop {
         plan.current = nil
         while !plan.pending.isEmpty {
             let id = plan.pending.removeFirst()
-            // A worker that is restarting anyway will come up from the new executable.
-            guard workers[id].isServing else { continue }
+            // A worker that is restarting anyway will come up from the new executable. An unresponsive one is asked
+            // too: if it does not retire in time it is killed, and restarts from the new executable.
+            guard workers[id].isServing || (workers[id].state == .unresponsive && workers[id].pid > 0) else { continue }
             let sent = (try? workers[id].inbox.send.send(.retire, blocking: false)) ?? .wouldBlock
             guard sent == .sent else {
                 logger.warning("cannot ask worker to retire; killing it", metadata: ["worker.id": "\(id)"])
@@ -62,6 +68,7 @@ extension MasterLoop {
         reload = nil
         logger.notice("reload complete")
         writeLine("hive: reload complete")
+        notifyServiceManager(["READY=1", servingStatus])
     }
 
     /// Step 2: the old process let go of the inbox.

@@ -104,6 +104,7 @@ extension MasterLoop {
         guard stopDeadline == nil else { return }
         logger.notice("stopping", metadata: ["reason": "\(reason)", "grace.seconds": "\(configuration.grace)"])
         writeLine("hive: stopping (\(reason))")
+        notifyServiceManager(["STOPPING=1", "STATUS=Stopping (\(reason)); workers get \(configuration.grace) s"])
         listener?.close()
         listener = nil
         stopDeadline = Clock.monotonicNanoseconds() + UInt64(configuration.grace * 1e9)

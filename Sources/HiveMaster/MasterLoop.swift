@@ -32,6 +32,9 @@ public final class MasterLoop {
     var metrics: MetricsServer?
     var metricsPage: HiveMetrics?
     let runDirectory: RunDirectory
+    /// systemd's notification socket (`Type=notify`), when the master runs under a service manager.
+    var notifier: ServiceNotifier?
+    var health: WorkerHealth
 
     public init(configuration: MasterConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -44,6 +47,7 @@ public final class MasterLoop {
             environment: configuration.workerEnvironment
         )
         self.runDirectory = RunDirectory(path: configuration.runDirectory)
+        self.health = WorkerHealth(workers: configuration.workers, timeout: UInt64(configuration.workerTimeout * 1e9))
     }
 
     /// Runs until stopped; returns the process exit status.
@@ -51,6 +55,8 @@ public final class MasterLoop {
         let threads = Self.threadCount()
         guard threads == 1 else { throw MasterError.multiThreaded(threads: threads) }
 
+        // Taken out of the environment before any worker is spawned: only the master may notify.
+        notifier = ServiceNotifier.fromEnvironment(logger: logger)
         try runDirectory.claim(pid: pid)
         defer { runDirectory.release(pid: pid) }
         let listener = try Listener(host: configuration.host, port: configuration.port)
@@ -87,6 +93,7 @@ public final class MasterLoop {
             }
             respawnDueWorkers(now: now)
             checkReloadDeadlines(now: now)
+            if stopDeadline == nil && now >= health.nextTick { checkWorkerHealth(now: now) }
 
             control?.expire(now: now)
             metrics?.expire(now: now)
@@ -123,9 +130,11 @@ public final class MasterLoop {
         }
     }
 
-    /// Milliseconds until the next timed duty: a respawn, the end of an accept pause, or the stop deadline.
+    /// Milliseconds until the next timed duty: a respawn, the end of an accept pause, a health check, or the stop
+    /// deadline.
     private func pollTimeout(now: UInt64) -> Int32 {
         var next: UInt64 = now + 1_000_000_000
+        if stopDeadline == nil { next = min(next, health.nextTick) }
         for worker in workers where worker.respawnAt > 0 { next = min(next, worker.respawnAt) }
         if acceptPausedUntil > now { next = min(next, acceptPausedUntil) }
         if let stopDeadline { next = min(next, stopDeadline) }
@@ -139,6 +148,7 @@ public final class MasterLoop {
             case SIGCHLD: reapChildren()
             case SIGTERM, SIGINT: beginStop(reason: sig == SIGTERM ? "SIGTERM" : "SIGINT")
             case SIGUSR1: beginReload()
+            case SIGHUP: reopenLogs(trigger: "SIGHUP")
             default: logger.info("signal ignored", metadata: ["signal": "\(sig)"])
             }
         }
@@ -165,6 +175,8 @@ public final class MasterLoop {
                 replacementReady(id, pid: workerPID)
             case .retired(let id, let workerPID) where id < workers.count:
                 workerRetired(id, pid: workerPID)
+            case .healthy(let id, let workerPID, let sequence):
+                workerAnswered(id, pid: workerPID, sequence: sequence)
             default:
                 logger.debug("unexpected record on the master's inbox", metadata: ["record": "\(message)"])
             }
@@ -178,10 +190,20 @@ public final class MasterLoop {
             "hive: ready on http://\(configuration.listenDescription) with \(workers.count) workers "
             + "(dispatch \(configuration.dispatch.rawValue), master pid \(pid), run dir \(configuration.runDirectory))"
         writeLine(line)
+        notifyServiceManager(["READY=1", "MAINPID=\(pid)", servingStatus])
         if configuration.readyNotification >= 0 {
             writeLine(line, to: configuration.readyNotification)
             close(configuration.readyNotification)
         }
+    }
+
+    /// The `STATUS=` line a service manager shows (`systemctl status`) while the master serves.
+    var servingStatus: String {
+        "STATUS=Serving http://\(configuration.listenDescription) with \(workers.count) workers"
+    }
+
+    func notifyServiceManager(_ fields: [String]) {
+        notifier?.notify(fields, logger: logger)
     }
 
     static func threadCount() -> Int {

@@ -36,13 +36,15 @@ struct WorkerSpawner {
             posix_spawn_file_actions_adddup2(&actions, fd, fd)
         }
 
-        // The master blocks its signals for signalfd; a worker must start with the default mask and handlers.
+        // The master blocks its signals for signalfd; a worker must start with the default handlers and only SIGHUP
+        // blocked: a log reopen sent while it starts then waits for its sigwait loop instead of killing it.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        var startMask = sigset_t()
+        sigemptyset(&startMask)
+        sigaddset(&startMask, SIGHUP)
+        posix_spawnattr_setsigmask(&attributes, &startMask)
         var defaults = sigset_t()
         sigemptyset(&defaults)
         for sig in SignalChannel.handled + [SIGPIPE] { sigaddset(&defaults, sig) }

@@ -12,8 +12,7 @@ import Glibc
 enum Daemon {
     /// Returns, in the detached child, the descriptor to announce readiness on. The parent never returns.
     static func detach(logFile: String) throws -> Int32 {
-        let log = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard log >= 0 else { throw SystemError("open", while: "opening --log-file \(logFile)") }
+        let log = try LogFile.open(logFile)
         var pipeFDs: [Int32] = [-1, -1]
         try syscall("pipe", while: "preparing to detach") { pipe(&pipeFDs) }
         for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // workers must not inherit it
@@ -50,5 +49,10 @@ enum Daemon {
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         for fd in 3..<Int32(min(limit.rlim_cur, 65_536)) where fd != pipeFDs[1] { close(fd) }
         return pipeFDs[1]
+    }
+
+    /// `path` made absolute against the working directory (unchanged if it already is).
+    static func absolutePath(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 }

@@ -10,7 +10,7 @@ struct HiveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hive",
         abstract: "A multi-process WebSocket + HTTP push server (a master hands connections to forked workers).",
-        subcommands: [Start.self, Status.self, Connections.self, Push.self, Disconnect.self, Stop.self, Reload.self, Publish.self, Worker.self]
+        subcommands: [Start.self, Status.self, Connections.self, Push.self, Disconnect.self, Stop.self, Reload.self, ReopenLogs.self, Publish.self, Worker.self]
     )
 
     /// Like ArgumentParser's `main`, but an invalid option exits with status 1 (Docs/OPERATIONS.md), not 64.

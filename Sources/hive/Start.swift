@@ -33,10 +33,14 @@ struct Start: ParsableCommand {
     @Option(help: "Seconds workers get to close their connections on stop before they are killed.")
     var grace: Double = 5
 
+    @Option(help: ArgumentHelp("Seconds a worker's event loop may leave the master's health check unanswered: then it "
+        + "gets no new connections (status `unresponsive`); twice that and it is killed and restarted."))
+    var workerTimeout: Double = 5
+
     @Flag(help: "Detach: run in the background, log to --log-file; stop/reload/status find it through --run-dir.")
     var daemon = false
 
-    @Option(help: "Log file of a --daemon master (default: hive.log in the run dir).")
+    @Option(help: "Log file of a --daemon master and its workers (default: hive.log in the run dir); reopened on SIGHUP or `hive reopen-logs`.")
     var logFile: String?
 
     @Option(help: ArgumentHelp("Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9502; IPv6 in "
@@ -60,6 +64,11 @@ struct Start: ParsableCommand {
             throw ValidationError("--max-connections must be between 1 and \(ConnectionID.maxSlots), got \(maxConnections)")
         }
         guard grace >= 0 else { throw ValidationError("--grace must be 0 or more seconds, got \(grace)") }
+        // Checks go out every fifth of it, but at most every 100 ms: below 0.5 s a healthy worker could not answer
+        // in time.
+        guard workerTimeout >= 0.5, workerTimeout <= 86_400 else {
+            throw ValidationError("--worker-timeout must be between 0.5 and 86400 seconds, got \(workerTimeout)")
+        }
         if let metricsListen {
             let address = try ListenAddress.parse(metricsListen, option: "--metrics-listen").mapError {
                 ValidationError($0.message)
@@ -74,11 +83,13 @@ struct Start: ParsableCommand {
     func run() throws {
         let runDirectory = runDir ?? RunDirectory.defaultPath(port: port)
         var readyNotification: Int32 = -1
-        if daemon {
+        // Absolute, so a reopen after rotation finds the same file whatever the working directory.
+        let logPath = daemon ? Daemon.absolutePath(logFile ?? runDirectory + "/hive.log") : nil
+        if let logPath {
             do {
                 // Checked before the log is opened in it: the master's own check comes after the detach.
                 try RunDirectory(path: runDirectory).prepare()
-                readyNotification = try Daemon.detach(logFile: logFile ?? runDirectory + "/hive.log")
+                readyNotification = try Daemon.detach(logFile: logPath)
             } catch {
                 writeLine("hive: error: \(error)", to: 2)
                 Glibc.exit(1)
@@ -94,10 +105,13 @@ struct Start: ParsableCommand {
             maxConnections: maxConnections,
             grace: grace,
             executable: MasterConfiguration.currentExecutable(),
-            workerArguments: ["worker", "--grace", String(grace)] + limits.arguments
+            workerArguments: ["worker", "--grace", String(grace)] + (logPath.map { ["--log-file", $0] } ?? [])
+                + limits.arguments
                 + redis.workerArguments(maxMessageSize: limits.maxMessageSize)
         )
         configuration.readyNotification = readyNotification
+        configuration.logFile = logPath
+        configuration.workerTimeout = workerTimeout
         configuration.metricsListen = metricsListen.flatMap { try? ListenAddress.parse($0, option: "").get() }
         let subscription = redis.configuration(maxMessageSize: limits.maxMessageSize)
         configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)

@@ -10,20 +10,26 @@ struct Status: ParsableCommand {
     @Flag(help: "Print one JSON object (field names in Docs/OPERATIONS.md).")
     var json = false
 
-    @Flag(help: "Refresh every second, with per-second rates (Ctrl-C to quit).")
+    @Flag(help: "Refresh every second, with per-second rates, redrawn in place on a terminal (Ctrl-C to quit).")
     var watch = false
+
+    /// Cursor home, then clear the screen (ANSI): the next report draws over the last one.
+    static let homeAndClear = "\u{1B}[H\u{1B}[2J"
 
     func run() throws {
         try runReporting {
             _ = try target.requireMaster()
             let facts = try MasterFacts(client: ControlClient(runDirectory: target.runDirectory))
             var previous: StatusReport?
+            // Like top on a terminal; into a file or pipe (or with --json) each report is appended, so a log of
+            // them stays readable and a script sees whole objects.
+            let redraw = watch && !json && isatty(1) == 1
             repeat {
                 let report = StatusReport(facts: facts)
                 if json {
                     print(try jsonText(report.json(previous: previous)))
                 } else {
-                    if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+                    if redraw { print(Self.homeAndClear, terminator: "") }
                     print(report.text(previous: previous))
                 }
                 fflush(nil)
@@ -35,7 +41,7 @@ struct Status: ParsableCommand {
 }
 
 func jsonText(_ object: Any) throws -> String {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     return String(decoding: data, as: UTF8.self)
 }
 

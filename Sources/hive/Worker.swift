@@ -17,6 +17,7 @@ struct Worker: ParsableCommand {
     @Option var masterFd: Int32
     @Option var peerFds: String
     @Option var grace: Double = 5
+    @Option var logFile: String?
     @OptionGroup var limits: LimitOptions
     @OptionGroup var redis: RedisOptions
 
@@ -28,6 +29,7 @@ struct Worker: ParsableCommand {
             limits: limits.limits
         )
         configuration.grace = .seconds(grace)
+        configuration.logFile = logFile
         configuration.redis = redis.configuration(maxMessageSize: limits.maxMessageSize)
         do {
             try WorkerProcess(configuration: configuration, application: DemoApplication(), logger: logger).run()

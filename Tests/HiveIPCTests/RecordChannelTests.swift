@@ -19,6 +19,8 @@ final class RecordChannelTests: XCTestCase {
             .ready(worker: 3, pid: 4242),
             .retire,
             .retired(worker: 2, pid: 77),
+            .healthCheck(sequence: 0x0123_4567_89AB_CDEF),
+            .healthy(worker: 5, pid: 31337, sequence: UInt64.max - 1),
         ]
         for message in messages {
             XCTAssertEqual(try a.send(message, blocking: false), .sent)

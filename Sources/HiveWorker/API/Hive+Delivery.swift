@@ -73,7 +73,7 @@ extension Hive {
             } else {
                 table.channels[id]?.close(promise: nil)
             }
-        case .connection, .ready, .retire, .retired:
+        case .connection, .ready, .retire, .retired, .healthCheck, .healthy:
             preconditionFailure("\(record) is not a delivery")
         }
     }

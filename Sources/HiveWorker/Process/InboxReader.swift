@@ -107,10 +107,28 @@ final class InboxReader: @unchecked Sendable {
             }
             logger.info("retired; serving held connections until told to stop")
             return false
-        case .ready, .retired:
+        case .healthCheck(let sequence):
+            answerHealthCheck(sequence)
+        case .ready, .retired, .healthy:
             logger.warning("unexpected \(message) record in a worker inbox; ignored")
         }
         return true
+    }
+
+    /// Answered from the event loop, after the records already handed to it: a loop that is blocked (a hook
+    /// stuck, a busy loop, SIGSTOP) stays silent, and the master stops sending it connections, then restarts it.
+    private func answerHealthCheck(_ sequence: UInt64) {
+        handOffDeliveries()
+        let master = self.master
+        let logger = self.logger
+        let workerID = hive.workerID
+        hive.eventLoop.execute {
+            let answer = IPCMessage.healthy(worker: workerID, pid: getpid(), sequence: sequence)
+            // Never block the loop on the master: a lost answer only makes the next check count.
+            if (try? master.send(answer, blocking: false)) != .sent {
+                logger.debug("cannot answer the master's health check now (its inbox is full); the next one will")
+            }
+        }
     }
 
     private func adopt(_ fd: Int32, id: ConnectionID) {

@@ -54,6 +54,8 @@ public struct WorkerConfiguration: Sendable {
     public var grace: TimeAmount = .seconds(5)
     /// The Redis subscription worker 0 holds (nil: none).
     public var redis: RedisSubscriber.Configuration?
+    /// The log file on this worker's fds 1 and 2 (a `--daemon` master's), reopened on SIGHUP; nil: none.
+    public var logFile: String?
 
     public init(workerID: Int, registryFD: Int32, inboxFD: Int32, masterFD: Int32, peerFDs: [Int32], limits: ConnectionLimits) {
         self.workerID = workerID

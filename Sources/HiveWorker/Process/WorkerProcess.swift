@@ -26,11 +26,13 @@ public final class WorkerProcess {
     /// Serves until told to stop. Never returns: the process exits.
     public func run() throws -> Never {
         // Blocked before any thread exists, so every thread inherits the mask and only sigwait below sees them.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        sigaddset(&stopSignals, SIGTERM)
-        sigaddset(&stopSignals, SIGINT)
-        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+        // (SIGHUP is blocked from the spawn on: see WorkerSpawner.)
+        var waitedSignals = sigset_t()
+        sigemptyset(&waitedSignals)
+        sigaddset(&waitedSignals, SIGTERM)
+        sigaddset(&waitedSignals, SIGINT)
+        sigaddset(&waitedSignals, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &waitedSignals, nil)
         signal(SIGPIPE, SIG_IGN)
         // Die with the master, even on kill -9, so no worker is ever orphaned: SIGTERM is a graceful stop.
         _ = CHiveShims_setParentDeathSignal(SIGTERM)
@@ -73,9 +75,28 @@ public final class WorkerProcess {
 
         while true {
             var sig: Int32 = 0
-            sigwait(&stopSignals, &sig)
+            sigwait(&waitedSignals, &sig)
+            if sig == SIGHUP {
+                reopenLog()
+                continue
+            }
             logger.info("stop signal received", metadata: ["signal": "\(sig)"])
             loop.execute { lifecycle.stop(closeCode: lifecycle.isRetired ? 1012 : 1001) }
+        }
+    }
+
+    /// SIGHUP from the master after a log rotation: this thread only waits for signals, so reopening here races
+    /// nothing (a log line written meanwhile by another thread lands in the old file or the new one, whole).
+    private func reopenLog() {
+        guard let path = configuration.logFile else {
+            logger.info("SIGHUP ignored: this worker has no log file to reopen")
+            return
+        }
+        do {
+            try LogFile.reopen(path)
+            logger.info("log file reopened", metadata: ["path": "\(path)"])
+        } catch {
+            logger.error("cannot reopen the log file; still writing to the old one", metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }
 }
