@@ -190,7 +190,9 @@ final class MetricsIntegrationTests: HiveTestCase {
     }
 
     func testScrapes_doNotWaitForAStoppedWorker_norForIdleScrapers() throws {
-        let (hive, port, metricsPort) = try startWithMetrics(workers: 2)
+        // A long --worker-timeout: this test is about the scrape, not about the health check that would (rightly)
+        // call the stopped worker unresponsive after the default 5 s.
+        let (hive, port, metricsPort) = try startWithMetrics(workers: 2, ["--worker-timeout", "60"])
         // Scrapers that connect and send nothing: they fill every place and are dropped after 2 s.
         let idle = try (0..<8).map { _ in try TestSocket(port: metricsPort, timeout: 5) }
         let pids = hive.workerPIDs()
