@@ -41,10 +41,9 @@ extension Hive {
     /// Every write is flushed: the broadcasts waiting for it have reached the last of their clients (handed to the
     /// kernel, or queued behind a client that does not read, which is what the slow-consumer limit is for).
     private func recordBroadcastLatency() {
-        let starts = table.takeFlushedBroadcasts()
-        guard !starts.isEmpty else { return }
+        guard !table.broadcastStarts.isEmpty else { return }
         let now = Clock.monotonicNanoseconds()
-        for start in starts { registry.observeBroadcastLatency(worker: workerID, nanoseconds: now &- start) }
+        table.takeFlushedBroadcasts { registry.observeBroadcastLatency(worker: workerID, nanoseconds: now &- $0) }
     }
 
     func deliver(_ record: IPCMessage, flush: Bool = true) {

@@ -46,10 +46,11 @@ final class ConnectionTable {
         if broadcastStarts.count < Self.maxTimedBroadcasts { broadcastStarts.append(start) }
     }
 
-    /// The start times of the broadcasts whose frames are now all flushed, and forgets them.
-    func takeFlushedBroadcasts() -> [UInt64] {
-        defer { broadcastStarts.removeAll(keepingCapacity: true) }
-        return broadcastStarts
+    /// Hands over the start times of the broadcasts whose frames are now all flushed, and forgets them (the
+    /// storage is kept: no allocation per flush pass).
+    func takeFlushedBroadcasts(_ body: (UInt64) -> Void) {
+        for start in broadcastStarts { body(start) }
+        broadcastStarts.removeAll(keepingCapacity: true)
     }
 
     /// Flushes the sessions written without a flush, once each, in the order they were written, at most `limit` of
