@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .target(name: "CHiveShims"),
@@ -61,9 +62,12 @@ let package = Package(
             name: "HiveDemo",
             dependencies: ["HiveWorker", "HiveIPC"]
         ),
+        // The configuration file of `hive start --config`: YAML (or JSON) through Yams, no NIO.
+        .target(name: "HiveConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "hive",
             dependencies: [
+                "HiveConfig",
                 "HiveMaster",
                 "HiveWorker",
                 "HiveDemo",
@@ -86,6 +90,7 @@ let package = Package(
         ),
         .testTarget(name: "HiveIPCTests", dependencies: ["HiveIPC"]),
         .testTarget(name: "HiveRedisTests", dependencies: ["HiveRedis"]),
+        .testTarget(name: "HiveConfigTests", dependencies: ["HiveConfig"]),
         .testTarget(name: "HiveMasterTests", dependencies: ["HiveMaster", "HiveIPC"]),
         .testTarget(
             name: "HiveWorkerTests",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HiveConfig
 import HiveIPC
 
 #if canImport(Glibc)
@@ -10,13 +11,22 @@ struct HiveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hive",
         abstract: "A multi-process WebSocket + HTTP push server (a master hands connections to forked workers).",
-        subcommands: [Start.self, Status.self, Connections.self, Push.self, Disconnect.self, Stop.self, Reload.self, ReopenLogs.self, Publish.self, Worker.self]
+        subcommands: [Start.self, Status.self, Connections.self, Push.self, Disconnect.self, Stop.self, Reload.self, ReopenLogs.self, Publish.self, ConfigCommand.self, Worker.self]
     )
 
     /// Like ArgumentParser's `main`, but an invalid option exits with status 1 (Docs/OPERATIONS.md), not 64.
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            if arguments.first == "start" {
+                do {
+                    arguments = ["start"] + (try StartConfiguration.prepare(startArguments: Array(arguments.dropFirst())).arguments)
+                } catch let error as ConfigError {
+                    writeLine("hive: error: \(error)", to: 2)
+                    Glibc.exit(1)
+                }
+            }
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
             let code = exitCode(for: error)

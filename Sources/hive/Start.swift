@@ -47,6 +47,11 @@ struct Start: ParsableCommand {
         + "brackets). Off by default; never on the client port."))
     var metricsListen: String?
 
+    @Option(help: ArgumentHelp("YAML or JSON file of options (keys: these options without the dashes; default: "
+        + "$HIVE_CONFIG). Each option is also read from $HIVE_<OPTION>; flags beat the environment, which beats the file.",
+        valueName: "path"))
+    var config: String?
+
     @OptionGroup var limits: LimitOptions
 
     @OptionGroup var redis: RedisOptions
