@@ -8,10 +8,14 @@ enum HiveCLI {
         var stderr: String
     }
 
-    static func run(_ arguments: [String], timeout: TimeInterval = 20) throws -> Result {
+    /// `environment`: added to (and overriding) this process's environment.
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 20) throws -> Result {
         let process = Process()
         process.executableURL = HiveProcess.binaryURL()
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
