@@ -18,7 +18,9 @@ struct HiveCommand: ParsableCommand {
     static func main() {
         do {
             var arguments = Array(CommandLine.arguments.dropFirst())
-            if arguments.first == "start" {
+            // Help is shown whatever the environment or file says.
+            let helpFlags: Set<String> = ["--help", "-h", "help", "--experimental-dump-help"]
+            if arguments.first == "start", !arguments.contains(where: helpFlags.contains) {
                 do {
                     arguments = ["start"] + (try StartConfiguration.prepare(startArguments: Array(arguments.dropFirst())).arguments)
                 } catch let error as ConfigError {

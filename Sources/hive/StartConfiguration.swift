@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import HiveConfig
+import HiveIPC
+import HiveRedis
 
 /// `hive start`'s options from a configuration file and `HIVE_<OPTION>` variables: turned into flags after the
 /// ones on the command line, so the argument parser checks everything together as before, and the workers get
@@ -29,7 +31,21 @@ enum StartConfiguration {
             try check(key, value, label: label(key, source))
         }
         for (variable, value) in resolution.environment { setenv(variable, value, 1) }
+        if let path, holdsSecret(resolution), let mode = try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int,
+           mode & 0o077 != 0 {
+            // A warning, not a refusal, as for --redis-password-file (container secrets are often 0444).
+            writeLine("hive: warning: \(path) holds the Redis password and is readable by other users; chmod 600 it, "
+                + "or give the password in HIVE_REDIS_PASSWORD or --redis-password-file", to: 2)
+        }
         return Prepared(arguments: startArguments + resolution.arguments, resolution: resolution)
+    }
+
+    /// The file gives the Redis password (in `redis-password`, or in the `redis` URL).
+    private static func holdsSecret(_ resolution: ConfigResolution) -> Bool {
+        let url = resolution.sources["redis"].flatMap { if case .file = $0 { resolution.values["redis"]?.items.first } else { nil } }
+        let inURL = url.flatMap { try? RedisURL(parsing: $0) }?.password != nil
+        guard case .file = resolution.sources["redis-password"] else { return inURL }
+        return true
     }
 
     static func label(_ key: ConfigKey, _ source: ConfigSource) -> String {

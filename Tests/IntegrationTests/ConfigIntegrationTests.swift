@@ -127,6 +127,24 @@ final class ConfigIntegrationTests: LimitsTestCase {
         XCTAssertEqual(lines["channel"], "[news, alerts]  (file \(path))")
     }
 
+    func testConfigFile_withThePasswordReadableByOthers_isWarnedAbout() throws {
+        let path = try writeConfig("redis: \"redis://:pw@127.0.0.1:6390\"\n")
+        chmod(path, 0o644)
+        let warning = "hive: warning: \(path) holds the Redis password and is readable by other users"
+        var result = try HiveCLI.run(["config", "check", path], environment: ["HIVE_REDIS_URL": ""])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix(warning), result.stderr)
+        chmod(path, 0o600)
+        result = try HiveCLI.run(["config", "check", path], environment: ["HIVE_REDIS_URL": ""])
+        XCTAssertEqual(result.stderr, "")
+    }
+
+    func testStartHelp_isShownWhateverTheEnvironmentSays() throws {
+        let result = try HiveCLI.run(["start", "--help"], environment: ["HIVE_PORT": "many"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("--config <path>"), result.stdout)
+    }
+
     /// Every option of `hive start` is a key of the file (and a variable): `config check` lists them all.
     func testConfigKeys_coverEveryStartOption() throws {
         let help = try HiveCLI.run(["start", "--experimental-dump-help"])
