@@ -35,7 +35,7 @@ test: build
 	$(MAKE) conformance
 
 unit: build
-	$(SWIFT) test --disable-swift-testing --filter 'HiveIPCTests|HiveWorkerTests|HiveRedisTests|HiveMasterTests'
+	$(SWIFT) test --disable-swift-testing --filter 'HiveIPCTests|HiveWorkerTests|HiveRedisTests|HiveMasterTests|HiveConfigTests'
 
 integration: build
 	$(SWIFT) test --disable-swift-testing --filter IntegrationTests

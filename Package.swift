@@ -3,6 +3,7 @@ import PackageDescription
 
 // Dependencies point one way: hive -> {HiveMaster, HiveDemo -> HiveWorker -> HiveRedis} -> HiveIPC -> CHiveShims;
 // HiveRedis -> CHiredis (Debian's libhiredis-dev, a system library).
+// hive -> HiveConfig -> Yams (the --config file: YAML or JSON).
 // HiveMaster and HiveIPC never import NIO: the master stays single-threaded so it may fork and spawn safely.
 let package = Package(
     name: "Hive",
