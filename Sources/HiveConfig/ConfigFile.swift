@@ -145,7 +145,9 @@ public enum ConfigFile {
 extension ConfigValue {
     /// `text` if it is of `key`'s kind (a flag's `true` / `false` become "true" / "false"), else an error.
     static func checked(_ text: String, for key: ConfigKey, label: String) throws -> String {
-        let bad = ConfigError("\(label) must be \(key.expects), got \"\(ConfigFile.printable(text))\"")
+        // A secret is never repeated in a message.
+        let shown = key.secret ? "" : ", got \"\(ConfigFile.printable(text))\""
+        let bad = ConfigError("\(label) must be \(key.expects)\(shown)")
         switch key.kind {
         case .integer:
             guard Int(text) != nil else { throw bad }
@@ -159,7 +161,7 @@ extension ConfigValue {
             }
         case .text, .list:
             guard !text.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) else {
-                throw ConfigError("\(label) must be \(key.expects) on one line, got \"\(ConfigFile.printable(text))\"")
+                throw ConfigError("\(label) must be \(key.expects) on one line\(shown)")
             }
         }
         return text

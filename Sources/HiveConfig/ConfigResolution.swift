@@ -33,15 +33,17 @@ public struct ConfigResolution: Sendable {
 
     /// The configuration file named on the command line (`--config PATH`, `--config=PATH`), else in
     /// `$HIVE_CONFIG`, else nil.
+    /// The last one wins, as for any option.
     public static func configPath(commandLine: [String], environment: [String: String]) -> String? {
+        var path: String?
         var index = commandLine.startIndex
         while index < commandLine.endIndex, commandLine[index] != "--" {
             let argument = commandLine[index]
-            if argument == "--config", index + 1 < commandLine.endIndex { return commandLine[index + 1] }
-            if argument.hasPrefix("--config=") { return String(argument.dropFirst("--config=".count)) }
+            if argument == "--config", index + 1 < commandLine.endIndex { path = commandLine[index + 1] }
+            if argument.hasPrefix("--config=") { path = String(argument.dropFirst("--config=".count)) }
             index += 1
         }
-        return environment[configVariable].flatMap { $0.isEmpty ? nil : $0 }
+        return path ?? environment[configVariable].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// The option names given on the command line (`--port 1`, `--port=1`, `--daemon`), without their dashes.
@@ -70,13 +72,13 @@ public struct ConfigResolution: Sendable {
             if let text = environment[key.environmentName], !text.isEmpty {
                 resolution.sources[key.name] = .environment(key.environmentName)
                 let label = "$" + key.environmentName
-                let value: ConfigValue = key.kind == .list
+                // The Redis variables are read, and checked, by the option parser itself, as before.
+                let value: ConfigValue = key.viaEnvironment ? .scalar(text) : key.kind == .list
                     ? .list(try text.split(separator: ",").map {
                         try ConfigValue.checked($0.trimmingSpaces, for: key, label: label)
                     }.filter { !$0.isEmpty })
                     : .scalar(try ConfigValue.checked(text.trimmingSpaces, for: key, label: label))
                 resolution.values[key.name] = value
-                // The Redis variables are read by the option parser itself, where they are.
                 if !key.viaEnvironment { resolution.arguments += arguments(for: key, value) }
                 continue
             }

@@ -67,7 +67,7 @@ enum StartConfiguration {
         } catch {
             var message = Start.message(for: error)
             if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
-            guard message.hasPrefix(key.flag) else { return }
+            guard message.hasPrefix(key.flag + " ") || message.hasPrefix(key.flag + ":") else { return }
             let rest = message.dropFirst(key.flag.count)
             // A secret is not repeated in a message.
             if key.secret { throw ConfigError("\(label) is not \(key.expects)") }

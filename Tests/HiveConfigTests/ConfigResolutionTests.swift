@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import HiveConfig
@@ -68,6 +69,17 @@ final class ConfigResolutionTests: XCTestCase {
         }
     }
 
+    func testSecret_badValue_isNotRepeated() {
+        do {
+            _ = try ConfigFile.parse(Data("redis-password: \"pass\\nword\"\n".utf8), name: "h.yaml")
+            XCTFail("a password on two lines was accepted")
+        } catch {
+            XCTAssertEqual("\(error)", "h.yaml: redis-password must be the Redis password on one line")
+        }
+        // The environment's Redis variables are left to the option parser, as before the file existed.
+        XCTAssertEqual(try resolve(environment: ["HIVE_REDIS_PASSWORD": "a\nb"]).arguments, [])
+    }
+
     func testValueStartingWithADash_staysAValue() throws {
         XCTAssertEqual(try resolve(file: ["host": .scalar("-x")]).arguments, ["--host=-x"])
     }
@@ -77,6 +89,7 @@ final class ConfigResolutionTests: XCTestCase {
         XCTAssertEqual(ConfigResolution.configPath(commandLine: ["--config=b.yaml"], environment: ["HIVE_CONFIG": "c"]), "b.yaml")
         XCTAssertEqual(ConfigResolution.configPath(commandLine: ["--port", "1"], environment: ["HIVE_CONFIG": "c"]), "c")
         XCTAssertNil(ConfigResolution.configPath(commandLine: [], environment: [:]))
+        XCTAssertEqual(ConfigResolution.configPath(commandLine: ["--config", "a", "--config=b"], environment: [:]), "b")
     }
 
     func testKeys_environmentNames() {
