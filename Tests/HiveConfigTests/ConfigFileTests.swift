@@ -113,6 +113,24 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertLessThan(clock.now - start, .seconds(30))
     }
 
+    /// Hostile shapes within the size limit: deep nesting (libyaml stops at 1000 levels, before the recursive
+    /// composer could exhaust the stack) and aliases of aliases (shared, not expanded): an error, at once.
+    func testParse_deepNestingAndAliasBombs_areCleanErrorsAtOnce() {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let deep = "channel: " + String(repeating: "[", count: 500_000) + String(repeating: "]", count: 500_000)
+        XCTAssertTrue(error(deep).hasPrefix("hive.yaml: not valid YAML: line 1, column "), error(deep))
+        // Each level anchors a list of 9 aliases of the one before (9^30 leaves if expanded), all inside the value of
+        // a list key: its items are lists, which is the error.
+        var levels = ["&a0 [x, x, x, x, x, x, x, x, x]"]
+        for level in 1..<30 {
+            levels.append("&a\(level) [" + Array(repeating: "*a\(level - 1)", count: 9).joined(separator: ", ") + "]")
+        }
+        let bomb = "pattern: [" + levels.joined(separator: ", ") + "]\n"
+        XCTAssertEqual(error(bomb), "hive.yaml: pattern must be a list of glob patterns, got a list holding a list")
+        XCTAssertLessThan(clock.now - start, .seconds(10))
+    }
+
     func testLoad_fileOverTheLimit_isRefusedUnparsed() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("hive-big-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: url) }
