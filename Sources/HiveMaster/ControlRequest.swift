@@ -22,7 +22,9 @@ enum ControlRequest: Equatable {
         case "hello":
             return .hello
         case "push" where words.count == 3:
-            guard let id = UInt64(words[1]).map(ConnectionID.init(rawValue:)), let length = Int(words[2]) else {
+            // A negative length would be a negative `prefix` below: a trap that took the master down.
+            guard let id = UInt64(words[1]).map(ConnectionID.init(rawValue:)), let length = Int(words[2]), length >= 0
+            else {
                 return .refused("malformed push request: expected `push <id> <length>`")
             }
             guard body.count >= length else { return nil }  // wait for the whole body
