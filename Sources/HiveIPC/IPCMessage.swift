@@ -40,12 +40,14 @@ enum IPCCodec {
         case truncated(kind: UInt8, length: Int)
         case unknownKind(UInt8)
         case missingDescriptor(String)
+        case outOfRange(kind: UInt8, field: String, value: UInt64)
 
         var description: String {
             switch self {
             case .truncated(let kind, let length): "IPC record of kind \(kind) is truncated (\(length) bytes)"
             case .unknownKind(let kind): "IPC record has unknown kind \(kind)"
             case .missingDescriptor(let what): "IPC record \(what) arrived without its file descriptor"
+            case .outOfRange(let kind, let field, let value): "IPC record of kind \(kind) has \(field) \(value), out of range"
             }
         }
     }
@@ -101,6 +103,11 @@ enum IPCCodec {
         func need(_ count: Int) throws {
             if record.count < count { throw DecodeError.truncated(kind: first, length: record.count) }
         }
+        // Words come from another process: one above Int.max must fail the record, not trap the reader.
+        func int(_ value: UInt64, field: String) throws -> Int {
+            guard let int = Int(exactly: value) else { throw DecodeError.outOfRange(kind: first, field: field, value: value) }
+            return int
+        }
         switch kind {
         case .connection:
             try need(9)
@@ -111,7 +118,8 @@ enum IPCCodec {
             return .push(ConnectionID(rawValue: word(record, at: 3)), opcode: record[2], payload: payload)
         case .broadcast:
             try need(10)
-            return .broadcast(frames: external ?? Array(record[10...]), messages: Int(word(record, at: 2)))
+            let messages = try int(word(record, at: 2), field: "message count")
+            return .broadcast(frames: external ?? Array(record[10...]), messages: messages)
         case .disconnect:
             try need(17)
             let reason = String(decoding: record[17...], as: UTF8.self)
@@ -121,7 +129,7 @@ enum IPCCodec {
             )
         case .ready, .retired:
             try need(17)
-            let worker = Int(word(record, at: 1))
+            let worker = try int(word(record, at: 1), field: "worker id")
             let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
             return kind == .ready ? .ready(worker: worker, pid: pid) : .retired(worker: worker, pid: pid)
         case .retire:
