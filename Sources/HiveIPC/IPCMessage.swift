@@ -75,7 +75,7 @@ enum IPCCodec {
             out.append(IPCMessage.Kind.disconnect.rawValue)
             append(id.rawValue, to: &out)
             append(UInt64(code), to: &out)
-            out += Array(reason.utf8.prefix(123))
+            out += utf8Prefix(reason, maxBytes: 123)
         case .ready(let worker, let pid), .retired(let worker, let pid):
             if case .ready = message {
                 out.append(IPCMessage.Kind.ready.rawValue)
@@ -135,6 +135,16 @@ enum IPCCodec {
         case .retire:
             return .retire
         }
+    }
+
+    /// The first bytes of `text`, at most `maxBytes`, ending on a character boundary: a cut inside a character
+    /// would reach the receiver as U+FFFD.
+    private static func utf8Prefix(_ text: String, maxBytes: Int) -> [UInt8] {
+        let utf8 = Array(text.utf8)
+        guard utf8.count > maxBytes else { return utf8 }
+        var end = maxBytes
+        while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }  // the first byte left out continues a character
+        return Array(utf8[..<end])
     }
 
     private static func append(_ value: UInt64, to out: inout [UInt8]) {

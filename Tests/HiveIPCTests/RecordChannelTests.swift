@@ -103,6 +103,16 @@ final class RecordChannelTests: XCTestCase {
             }
         }
     }
+
+    /// Found by the fuzz-ipc target: a reason longer than the 123 bytes a record keeps was cut inside a
+    /// character, which the receiver decoded as U+FFFD.
+    func testDisconnectReason_isCutOnACharacterBoundary() throws {
+        let id = ConnectionID(generation: 1, worker: 0, slot: 1)
+        let reason = String(repeating: "a", count: 122) + "\u{E9}tait"
+        let encoded = IPCCodec.encode(.disconnect(id, code: 1000, reason: reason), payloadInline: true)
+        let decoded = try encoded.withUnsafeBytes { try IPCCodec.decode($0, external: nil) }
+        XCTAssertEqual(decoded, .disconnect(id, code: 1000, reason: String(repeating: "a", count: 122)))
+    }
 }
 
 final class RecordChannelDescriptorLimitTests: XCTestCase {
