@@ -14,7 +14,8 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// The socket's descriptor (owned by NIO), for the WebSocket session's direct writes.
     let socket: Int32
     private let hive: Hive
-    private var ended = false
+    /// The connection ended and its record, table entry and close hook are done with.
+    private(set) var ended = false
 
     init(id: ConnectionID, socket: Int32, hive: Hive) {
         self.id = id
