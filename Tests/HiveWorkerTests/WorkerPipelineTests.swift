@@ -64,4 +64,30 @@ final class WorkerPipelineTests: XCTestCase {
         loop.run()
         assertGone(hive, id)
     }
+
+    /// Found by the fuzz-http target (a leak): NIO's upgrade handler stores the upgrade it will run at the request's
+    /// end in a closure that holds the handler and its context. A handshake announcing a body, on a connection that
+    /// ended before the body did, kept that cycle, and the handler with everything it holds, for good.
+    func testUpgradeRequestWithABody_isNotAnUpgrade_andLeavesNothingBehind() throws {
+        let hive = makeHive()
+        weak var upgradeHandler: HTTPServerUpgradeHandler?
+        var written = ""
+        var id: ConnectionID?
+        try {
+            let (channel, connection) = try connect(hive)
+            id = connection
+            upgradeHandler = try channel.pipeline.syncOperations.handler(type: HTTPServerUpgradeHandler.self)
+            let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+                + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 10\r\n\r\n"
+            // The refused upgrade leaves the pipeline as an error, as for any invalid handshake.
+            XCTAssertThrowsError(try channel.writeInbound(ByteBuffer(string: request + "12345")))
+            loop.run()
+            while let out = try channel.readOutbound(as: ByteBuffer.self) { written += String(buffer: out) }
+            _ = try channel.finish(acceptAlreadyClosed: true)
+            loop.run()
+        }()
+        XCTAssertFalse(written.contains("101 Switching Protocols"), written)
+        assertGone(hive, try XCTUnwrap(id))
+        XCTAssertNil(upgradeHandler, "the upgrade handler outlived its connection")
+    }
 }

@@ -33,6 +33,12 @@ struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
         guard keys.count == 1, versions.count == 1, versions[0] == "13" else {
             return channel.eventLoop.makeFailedFuture(NIOWebSocketUpgradeError.invalidUpgradeHeader)
         }
+        // A handshake has no body (RFC 6455 4.1), and one with a body is answered as plain HTTP. Accepting it would
+        // make NIO's upgrade handler keep the upgrade it runs at the request's end in a closure that holds the
+        // handler and its context: a connection that ended before its body did leaked them for good.
+        guard !HTTPRequestHandler.expectsBody(upgradeRequest) else {
+            return channel.eventLoop.makeFailedFuture(NIOWebSocketUpgradeError.invalidUpgradeHeader)
+        }
         let accept = Self.acceptValue(forKey: String(keys[0]))
         return self.shouldUpgrade(channel, upgradeRequest).flatMapThrowing { extraHeaders in
             guard var response = extraHeaders else {
