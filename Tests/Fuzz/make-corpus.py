@@ -79,6 +79,13 @@ SEEDS = {
         + bytes(100),
         "http10": b"\x00\x00" + b"GET / HTTP/1.0\r\n\r\n",
         "garbage": b"\x00\x00" + b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        # Findings, kept as seeds so every run checks them again (Docs/FUZZING.md).
+        "finding-upgrade-then-garbage": b"\x00\x00"
+        + UPGRADE.replace(b"Connection: Upgrade", b"Connection: keep-alive")
+        + frame(0x2, bytes(130)),
+        "finding-upgrade-with-body": b"\x07\x00"
+        + b"GET / HTTP/1.0\r\nUpgrade:websocket\r\nSec-WebSocket-Version:13\r\nSec-WebSocket-Key:d\r\n"
+        + b"Transfer-Encoding:d\r\n\r\n",
     },
     "fuzz-ipc": {
         "connection": bytes([1]) + struct.pack("<Q", 0x1_00_000005),
@@ -88,6 +95,9 @@ SEEDS = {
         "ready": bytes([6]) + struct.pack("<QQ", 1, 4242),
         "retire": bytes([7]),
         "retired": bytes([8]) + struct.pack("<QQ", 0, 4243),
+        "finding-ready-worker-above-int-max": bytes([6]) + struct.pack("<QQ", 1 << 63, 4242),
+        "finding-disconnect-long-reason": bytes([4]) + struct.pack("<QQ", 0x1_00_000005, 1000)
+        + b"a" * 122 + "\u00e9t\u00e9".encode(),
     },
     "fuzz-control": {
         "hello": b"\x00hello\n",
@@ -95,6 +105,7 @@ SEEDS = {
         "push-in-reads": b"\x02push 4294967301 11\nhello world",
         "disconnect": b"\x00disconnect 4294967301 1000\n",
         "unknown": b"\x00status please\n",
+        "finding-push-negative-length": b"\x00push 1 -1\n",
     },
 }
 
