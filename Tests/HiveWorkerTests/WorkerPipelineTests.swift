@@ -90,4 +90,44 @@ final class WorkerPipelineTests: XCTestCase {
         assertGone(hive, try XCTUnwrap(id))
         XCTAssertNil(upgradeHandler, "the upgrade handler outlived its connection")
     }
+
+    /// Found by the fuzz-http target (a trap that took the whole worker down): without "upgrade" in `Connection`,
+    /// NIO's decoder does not stop at the handshake and parses a request pipelined behind it. NIO's upgrade handler
+    /// buffers that request's parts and hands them on after the upgrade, where the frame handler, which reads
+    /// bytes, trapped on them.
+    func testUpgradeFollowedByAPipelinedRequest_closesTheConnectionInsteadOfTrapping() throws {
+        let hive = makeHive()
+        let (channel, id) = try connect(hive)
+        let request = "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nGET /favicon.ico HTTP/1.1\r\nHost: a\r\n\r\n"
+        _ = try? channel.writeInbound(ByteBuffer(string: request))
+        loop.run()
+        XCTAssertFalse(channel.isActive, "a connection that sent HTTP after its handshake is closed")
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+        loop.run()
+        assertGone(hive, id)
+    }
+
+    /// An established WebSocket keeps only its record and frame handlers: the leftover guard is gone once the
+    /// upgrade is done, and frames sent with the handshake are still read.
+    func testUpgrade_leavesOnlyTheFrameHandler_andReadsFramesSentWithTheHandshake() throws {
+        let hive = makeHive()
+        let (channel, id) = try connect(hive)
+        let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        var bytes = ByteBuffer(string: request)
+        bytes.writeImmutableBuffer(serialize(clientFrame(.text, "hi")))
+        try channel.writeInbound(bytes)
+        loop.run()
+        XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: UpgradeLeftoverHandler.self))
+        XCTAssertNoThrow(try channel.pipeline.syncOperations.handler(type: WebSocketFrameHandler.self))
+        XCTAssertEqual(hive.registry.protocolState(of: id), .websocket)
+        var written = ByteBuffer()
+        while let out = try channel.readOutbound(as: ByteBuffer.self) { written.writeImmutableBuffer(out) }
+        // The echo of "hi" (a server text frame) follows the 101 response.
+        XCTAssertTrue(written.readableBytesView.reversed().starts(with: Array("ih".utf8) + [2, 0x81]), "\(written)")
+        _ = try channel.finish(acceptAlreadyClosed: true)
+        loop.run()
+        assertGone(hive, id)
+    }
 }

@@ -65,6 +65,7 @@ enum WorkerPipeline {
             connection: connection, channel: channel, socket: record.socket, frameHandler: frameHandler, hive: hive
         )
         frameHandler.delegate = session
+        try pipeline.addHandler(UpgradeLeftoverHandler())
         try pipeline.addHandler(frameHandler)
         hive.registry.setProtocol(id, .websocket)
         hive.table.addSession(session)
