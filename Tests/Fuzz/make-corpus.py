@@ -83,6 +83,9 @@ SEEDS = {
         "finding-upgrade-then-garbage": b"\x00\x00"
         + UPGRADE.replace(b"Connection: Upgrade", b"Connection: keep-alive")
         + frame(0x2, bytes(130)),
+        "finding-upgrade-then-pipelined-get": b"\x00\x00"
+        + UPGRADE.replace(b"Connection: Upgrade\r\n", b"")
+        + b"GET /favicon.ico HTTP/1.1\r\nHost: a\r\n\r\n",
         "finding-upgrade-with-body": b"\x07\x00"
         + b"GET / HTTP/1.0\r\nUpgrade:websocket\r\nSec-WebSocket-Version:13\r\nSec-WebSocket-Key:d\r\n"
         + b"Transfer-Encoding:d\r\n\r\n",
