@@ -141,6 +141,11 @@ if Context.environment["HIVE_FUZZ"] == "1" {
             path: "Sources/Fuzz/fuzz-ipc"
         ),
         .executableTarget(
+            name: "fuzz-resp",
+            dependencies: ["HiveFuzzSupport", "HiveRedis"],
+            path: "Sources/Fuzz/fuzz-resp"
+        ),
+        .executableTarget(
             name: "fuzz-control",
             dependencies: ["HiveFuzzSupport", "HiveMaster", "HiveIPC"],
             path: "Sources/Fuzz/fuzz-control"

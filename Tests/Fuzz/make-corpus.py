@@ -109,6 +109,19 @@ SEEDS = {
         "disconnect": b"\x00disconnect 4294967301 1000\n",
         "unknown": b"\x00status please\n",
         "finding-push-negative-length": b"\x00push 1 -1\n",
+        "reopen-logs": b"\x00reopen-logs\n",
+        "disconnect-reserved-code": b"\x00disconnect 4294967301 1005\n",
+    },
+    # [max read size][largest bulk string kept] then what Redis sends a subscriber.
+    "fuzz-resp": {
+        "subscribe-replies": b"\x00\x40*3\r\n$9\r\nsubscribe\r\n$4\r\ntest\r\n:1\r\n"
+        + b"*3\r\n$10\r\npsubscribe\r\n$3\r\nt.*\r\n:2\r\n",
+        "message-in-reads": b"\x03\x40*3\r\n$7\r\nmessage\r\n$4\r\ntest\r\n$11\r\nhello world\r\n",
+        "pmessage": b"\x00\x40*4\r\n$8\r\npmessage\r\n$3\r\nt.*\r\n$3\r\nt.a\r\n$2\r\nhi\r\n",
+        "oversized-skipped": b"\x05\x04*3\r\n$7\r\nmessage\r\n$4\r\ntest\r\n$20\r\n" + b"x" * 20 + b"\r\n",
+        "auth-ok-and-error": b"\x00\x40+OK\r\n-ERR invalid password\r\n",
+        "null-and-empty": b"\x00\x40$-1\r\n*-1\r\n*0\r\n$0\r\n\r\n",
+        "nested-arrays": b"\x02\x40*1\r\n*1\r\n*1\r\n:7\r\n",
     },
 }
 
