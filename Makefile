@@ -6,7 +6,7 @@ PORT ?= 9501
 WORKERS ?= 2
 APT_PACKAGES := libhiredis-dev redis-server pkg-config python3 chromium python3-prometheus-client
 
-.PHONY: all deps build release run test unit integration conformance bench clean
+.PHONY: all deps build release run test unit integration conformance bench fuzz fuzz-smoke clean
 
 all: build
 
@@ -32,6 +32,7 @@ run: build
 test: build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
+	$(MAKE) fuzz-smoke
 	$(MAKE) conformance
 
 unit: build
@@ -47,5 +48,14 @@ conformance: build
 bench: deps
 	scripts/bench.sh
 
+# libFuzzer targets (Docs/FUZZING.md), $(FUZZ_SECONDS) s each; findings in .build-fuzz/findings, exit 1.
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+# Each fuzz target for 30 s, part of `make test`.
+fuzz-smoke: deps
+	FUZZ_SECONDS=30 scripts/fuzz.sh
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

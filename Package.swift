@@ -108,3 +108,53 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["hive", "HiveIPC"]),
     ]
 )
+
+// libFuzzer targets (Docs/FUZZING.md), declared only when HIVE_FUZZ=1: `make fuzz` and `make fuzz-smoke` set it and
+// build them with -sanitize=fuzzer,address into .build-fuzz. They link against libFuzzer's driver and reach
+// internals with @testable import, so a normal build or test run neither sees nor compiles them.
+if Context.environment["HIVE_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "CHiveFuzz", path: "Sources/Fuzz/CHiveFuzz"),
+        .target(
+            name: "HiveFuzzSupport",
+            dependencies: ["CHiveFuzz", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/Fuzz/HiveFuzzSupport"
+        ),
+        .executableTarget(
+            name: "fuzz-frames",
+            dependencies: [
+                "HiveFuzzSupport", "HiveWorker",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Sources/Fuzz/fuzz-frames"
+        ),
+        .executableTarget(
+            name: "fuzz-http",
+            dependencies: [
+                "HiveFuzzSupport", "HiveWorker", "HiveIPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Fuzz/fuzz-http"
+        ),
+        .executableTarget(
+            name: "fuzz-ipc",
+            dependencies: ["HiveFuzzSupport", "HiveIPC"],
+            path: "Sources/Fuzz/fuzz-ipc"
+        ),
+        .executableTarget(
+            name: "fuzz-resp",
+            dependencies: ["HiveFuzzSupport", "HiveRedis"],
+            path: "Sources/Fuzz/fuzz-resp"
+        ),
+        .executableTarget(
+            name: "fuzz-control",
+            dependencies: ["HiveFuzzSupport", "HiveMaster", "HiveIPC"],
+            path: "Sources/Fuzz/fuzz-control"
+        ),
+    ]
+}

@@ -44,12 +44,14 @@ enum IPCCodec {
         case truncated(kind: UInt8, length: Int)
         case unknownKind(UInt8)
         case missingDescriptor(String)
+        case outOfRange(kind: UInt8, field: String, value: UInt64)
 
         var description: String {
             switch self {
             case .truncated(let kind, let length): "IPC record of kind \(kind) is truncated (\(length) bytes)"
             case .unknownKind(let kind): "IPC record has unknown kind \(kind)"
             case .missingDescriptor(let what): "IPC record \(what) arrived without its file descriptor"
+            case .outOfRange(let kind, let field, let value): "IPC record of kind \(kind) has \(field) \(value), out of range"
             }
         }
     }
@@ -77,7 +79,7 @@ enum IPCCodec {
             out.append(IPCMessage.Kind.disconnect.rawValue)
             append(id.rawValue, to: &out)
             append(UInt64(code), to: &out)
-            out += Array(reason.utf8.prefix(123))
+            out += utf8Prefix(reason, maxBytes: 123)
         case .ready(let worker, let pid), .retired(let worker, let pid):
             if case .ready = message {
                 out.append(IPCMessage.Kind.ready.rawValue)
@@ -113,6 +115,11 @@ enum IPCCodec {
         func need(_ count: Int) throws {
             if record.count < count { throw DecodeError.truncated(kind: first, length: record.count) }
         }
+        // Words come from another process: one above Int.max must fail the record, not trap the reader.
+        func int(_ value: UInt64, field: String) throws -> Int {
+            guard let int = Int(exactly: value) else { throw DecodeError.outOfRange(kind: first, field: field, value: value) }
+            return int
+        }
         switch kind {
         case .connection:
             try need(9)
@@ -123,7 +130,8 @@ enum IPCCodec {
             return .push(ConnectionID(rawValue: word(record, at: 3)), opcode: record[2], payload: payload)
         case .broadcast:
             try need(10)
-            return .broadcast(frames: external ?? Array(record[10...]), messages: Int(word(record, at: 2)))
+            let messages = try int(word(record, at: 2), field: "message count")
+            return .broadcast(frames: external ?? Array(record[10...]), messages: messages)
         case .disconnect:
             try need(17)
             let reason = String(decoding: record[17...], as: UTF8.self)
@@ -133,7 +141,7 @@ enum IPCCodec {
             )
         case .ready, .retired:
             try need(17)
-            let worker = Int(word(record, at: 1))
+            let worker = try int(word(record, at: 1), field: "worker id")
             let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
             return kind == .ready ? .ready(worker: worker, pid: pid) : .retired(worker: worker, pid: pid)
         case .retire:
@@ -146,6 +154,16 @@ enum IPCCodec {
             let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
             return .healthy(worker: Int(word(record, at: 1)), pid: pid, sequence: word(record, at: 17))
         }
+    }
+
+    /// The first bytes of `text`, at most `maxBytes`, ending on a character boundary: a cut inside a character
+    /// would reach the receiver as U+FFFD.
+    private static func utf8Prefix(_ text: String, maxBytes: Int) -> [UInt8] {
+        let utf8 = Array(text.utf8)
+        guard utf8.count > maxBytes else { return utf8 }
+        var end = maxBytes
+        while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }  // the first byte left out continues a character
+        return Array(utf8[..<end])
     }
 
     private static func append(_ value: UInt64, to out: inout [UInt8]) {

@@ -68,25 +68,17 @@ public struct PrometheusText {
     private static func isLetter(_ byte: UInt8) -> Bool { (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) }
 
     /// HELP text: backslash and line feed are escaped.
-    public static func escapeHelp(_ text: String) -> String {
-        var out = ""
-        for character in text.unicodeScalars {
-            switch character {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(character)
-            }
-        }
-        return out
-    }
+    public static func escapeHelp(_ text: String) -> String { escape(text, quotes: false) }
 
     /// Label values: backslash, double quote and line feed are escaped.
-    public static func escapeLabelValue(_ text: String) -> String {
+    public static func escapeLabelValue(_ text: String) -> String { escape(text, quotes: true) }
+
+    private static func escape(_ text: String, quotes: Bool) -> String {
         var out = ""
         for character in text.unicodeScalars {
             switch character {
             case "\\": out += "\\\\"
-            case "\"": out += "\\\""
+            case "\"" where quotes: out += "\\\""
             case "\n": out += "\\n"
             default: out.unicodeScalars.append(character)
             }

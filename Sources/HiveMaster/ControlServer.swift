@@ -69,7 +69,7 @@ final class ControlServer {
     }
 
     /// Reads what a client sent; returns its complete request (and forgets the client's buffer) when there is one.
-    func read(client: Int32) -> (line: String, body: [UInt8])? {
+    func read(client: Int32) -> ControlRequest? {
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             let n = recv(client, &chunk, chunk.count, Int32(MSG_DONTWAIT))
@@ -85,13 +85,7 @@ final class ControlServer {
             drop(client)  // closed or failed before a whole request
             return nil
         }
-        guard let buffer = clients[client]?.buffer, let newline = buffer.firstIndex(of: 0x0A) else { return nil }
-        let line = String(decoding: buffer[..<newline], as: UTF8.self)
-        let body = Array(buffer[(newline + 1)...])
-        // A push carries a body of the announced length; wait for all of it.
-        let words = line.split(separator: " ")
-        if words.first == "push", words.count == 3, let length = Int(words[2]), body.count < length { return nil }
-        return (line, body)
+        return clients[client].flatMap { ControlRequest.parse($0.buffer) }
     }
 
     /// Answers and closes the client. The reply is small and the client waits for it: one non-blocking send.

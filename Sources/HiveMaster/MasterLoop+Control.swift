@@ -9,29 +9,18 @@ import Glibc
 // the CLI as a descriptor, so `status` and `connections` are computed by the CLI, not here.
 extension MasterLoop {
     func handleControl(client: Int32) {
-        guard let control, let (line, body) = control.read(client: client) else { return }
-        let words = line.split(separator: " ").map(String.init)
-        switch words.first {
-        case "hello":
+        guard let control, let request = control.read(client: client) else { return }
+        switch request {
+        case .hello:
             control.reply(client, helloText(), attach: registry.fd)
-        case "reopen-logs" where words.count == 1:
+        case .reopenLogs:
             control.reply(client, reopenLogs(trigger: "hive reopen-logs"))
-        case "push" where words.count == 3:
-            guard let id = UInt64(words[1]).map(ConnectionID.init(rawValue:)), let length = Int(words[2]) else {
-                return control.reply(client, "error malformed push request: expected `push <id> <length>`")
-            }
-            let text = String(decoding: body.prefix(length), as: UTF8.self)
+        case .push(let id, let text):
             control.reply(client, route(.push(id, opcode: 0x1, payload: Array(text.utf8)), to: id))
-        case "disconnect" where words.count == 3:
-            guard let id = UInt64(words[1]).map(ConnectionID.init(rawValue:)), let number = Int(words[2]) else {
-                return control.reply(client, "error malformed disconnect request: expected `disconnect <id> <code>`")
-            }
-            // Checked here too, not only by the CLI: anything that can reach this socket can send this line.
-            if let refusal = CloseCode.refusal(number) { return control.reply(client, "error \(refusal)") }
-            let record = IPCMessage.disconnect(id, code: UInt16(number), reason: "disconnected by an operator")
-            control.reply(client, route(record, to: id))
-        default:
-            control.reply(client, "error unknown request \"\(line.prefix(40))\"; expected hello, push, disconnect or reopen-logs")
+        case .disconnect(let id, let code):
+            control.reply(client, route(.disconnect(id, code: code, reason: "disconnected by an operator"), to: id))
+        case .refused(let reason):
+            control.reply(client, "error \(reason)")
         }
     }
 

@@ -89,6 +89,32 @@ final class RecordChannelTests: XCTestCase {
         XCTAssertEqual(send(a.fd, &truncated, truncated.count, 0), 2)
         XCTAssertThrowsError(try b.receive(blocking: true, buffer: buffer))
     }
+
+    /// Found by the fuzz-ipc target: a worker id or message count above Int.max trapped in the decoder
+    /// ("Not enough bits to represent the passed value") instead of failing the record.
+    func testRecordWithAWordAboveIntMax_isAnErrorNotACrash() {
+        let huge: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0x80]
+        let records: [[UInt8]] = [
+            [IPCMessage.Kind.ready.rawValue] + huge + [1, 0, 0, 0, 0, 0, 0, 0],
+            [IPCMessage.Kind.retired.rawValue] + huge + [1, 0, 0, 0, 0, 0, 0, 0],
+            [IPCMessage.Kind.broadcast.rawValue, 0] + huge + [0x81, 0],
+        ]
+        for record in records {
+            XCTAssertThrowsError(try record.withUnsafeBytes { try IPCCodec.decode($0, external: nil) }, "\(record)") {
+                XCTAssertTrue("\($0)".contains("out of range"), "\($0)")
+            }
+        }
+    }
+
+    /// Found by the fuzz-ipc target: a reason longer than the 123 bytes a record keeps was cut inside a
+    /// character, which the receiver decoded as U+FFFD.
+    func testDisconnectReason_isCutOnACharacterBoundary() throws {
+        let id = ConnectionID(generation: 1, worker: 0, slot: 1)
+        let reason = String(repeating: "a", count: 122) + "\u{E9}tait"
+        let encoded = IPCCodec.encode(.disconnect(id, code: 1000, reason: reason), payloadInline: true)
+        let decoded = try encoded.withUnsafeBytes { try IPCCodec.decode($0, external: nil) }
+        XCTAssertEqual(decoded, .disconnect(id, code: 1000, reason: String(repeating: "a", count: 122)))
+    }
 }
 
 final class RecordChannelDescriptorLimitTests: XCTestCase {

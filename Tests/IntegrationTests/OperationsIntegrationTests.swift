@@ -227,6 +227,16 @@ final class OperationsIntegrationTests: HiveTestCase {
         XCTAssertEqual(try HiveCLI.run(["status", "--run-dir", runDir(hive)]).status, 0)
     }
 
+    /// Found by the fuzz-control target: a negative push length trapped in the master (`prefix` of a negative
+    /// count), and the whole server went down with it.
+    func testControlSocket_answersANegativePushLengthWithAnErrorAndKeepsServing() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let reply = try rawControl(runDir(hive), "push 1 -1\n")
+        XCTAssertTrue(reply.hasPrefix("error malformed push request"), reply)
+        XCTAssertEqual(try HTTPTestClient(port: port).request(path: "/hello").status, 200)
+        XCTAssertEqual(try HiveCLI.run(["status", "--run-dir", runDir(hive)]).status, 0)
+    }
+
     func testDaemon_detachesAndIsFoundThroughTheRunDir() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hive-daemon-\(UUID().uuidString)").path
         let port = HiveProcess.freePort()

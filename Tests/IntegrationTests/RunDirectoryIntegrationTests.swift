@@ -19,6 +19,14 @@ final class RunDirectoryIntegrationTests: HiveTestCase {
     }
 
     /// Every operator command that reads the run dir refuses it with `line` on stderr and exit status 1.
+    /// `hive start` in `dir` exits 1 with `line` in its output, before it serves anything.
+    private func assertStartRefuses(_ dir: String, with line: String, file: StaticString = #filePath, lineNumber: UInt = #line) throws {
+        let hive = try HiveProcess(arguments: ["--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", dir, "--redis", "none"])
+        XCTAssertThrowsError(try hive.start(readyTimeout: 10), file: file, line: lineNumber)
+        XCTAssertEqual(hive.exitStatus, 1, file: file, line: lineNumber)
+        XCTAssertTrue(hive.log().contains(line), hive.log(), file: file, line: lineNumber)
+    }
+
     private func assertEveryCommandRefuses(_ dir: String, with line: String, file: StaticString = #filePath, lineNumber: UInt = #line) throws {
         let commands = [["status"], ["connections"], ["stop"], ["reload"], ["push", "1", "x"], ["disconnect", "1"]]
         for command in commands {
@@ -34,10 +42,7 @@ final class RunDirectoryIntegrationTests: HiveTestCase {
         XCTAssertEqual(chown(dir, Self.nobody, Self.nobody), 0)
         let expected = "hive: error: run dir \(dir) is owned by uid 65534, not by you (uid 0); remove it or choose another --run-dir"
 
-        let hive = try HiveProcess(arguments: ["--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", dir, "--redis", "none"])
-        XCTAssertThrowsError(try hive.start(readyTimeout: 10))
-        XCTAssertEqual(hive.exitStatus, 1)
-        XCTAssertTrue(hive.log().contains(expected), hive.log())
+        try assertStartRefuses(dir, with: expected)
         let daemon = try HiveCLI.run(["start", "--daemon", "--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", dir, "--redis", "none"])
         XCTAssertEqual(daemon.status, 1)
         XCTAssertEqual(daemon.stderr, expected + "\n")
@@ -65,10 +70,7 @@ final class RunDirectoryIntegrationTests: HiveTestCase {
         XCTAssertEqual(chmod(dir, 0o777), 0)
         let expected = "hive: error: run dir \(dir) is writable by its group and others (mode 0777): another user could "
             + "replace the files in it; remove it or choose another --run-dir"
-        let hive = try HiveProcess(arguments: ["--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", dir, "--redis", "none"])
-        XCTAssertThrowsError(try hive.start(readyTimeout: 10))
-        XCTAssertEqual(hive.exitStatus, 1)
-        XCTAssertTrue(hive.log().contains(expected), hive.log())
+        try assertStartRefuses(dir, with: expected)
         try assertEveryCommandRefuses(dir, with: expected)
     }
 
@@ -81,10 +83,7 @@ final class RunDirectoryIntegrationTests: HiveTestCase {
         XCTAssertEqual(mkdir(dir, 0o700), 0)
         let expected = "hive: error: folder \(shared) of run dir \(dir) is writable by other users without the sticky bit "
             + "(mode 0777): another user could swap it for their own; choose another --run-dir"
-        let hive = try HiveProcess(arguments: ["--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", dir, "--redis", "none"])
-        XCTAssertThrowsError(try hive.start(readyTimeout: 10))
-        XCTAssertEqual(hive.exitStatus, 1)
-        XCTAssertTrue(hive.log().contains(expected), hive.log())
+        try assertStartRefuses(dir, with: expected)
         try assertEveryCommandRefuses(dir, with: expected)
     }
 
@@ -93,10 +92,7 @@ final class RunDirectoryIntegrationTests: HiveTestCase {
         let link = target + ".link"
         XCTAssertEqual(symlink(target, link), 0)
         addTeardownBlock { unlink(link) }
-        let hive = try HiveProcess(arguments: ["--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", link, "--redis", "none"])
-        XCTAssertThrowsError(try hive.start(readyTimeout: 10))
-        XCTAssertEqual(hive.exitStatus, 1)
-        XCTAssertTrue(hive.log().contains("run dir \(link) is a symbolic link, not a directory; remove it or choose another --run-dir"), hive.log())
+        try assertStartRefuses(link, with: "run dir \(link) is a symbolic link, not a directory; remove it or choose another --run-dir")
     }
 
     /// Another user's socket in place of `hive.sock`: the CLI refuses before it connects, so the payload never leaves.

@@ -21,7 +21,8 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// The socket's descriptor (owned by NIO), for the WebSocket session's direct writes.
     let socket: Int32
     private let hive: Hive
-    private var ended = false
+    /// The connection ended and its record, table entry and close hook are done with.
+    private(set) var ended = false
     /// The channel's writability, from its events.
     private var isWritable = true
     /// A read was asked for while the queue was over the limit; it is passed on when the queue drains.

@@ -57,6 +57,11 @@ enum WorkerPipeline {
     private static func upgradeToWebSocket(_ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: Hive) throws {
         let pipeline = channel.pipeline.syncOperations
         let record = try pipeline.handler(type: ConnectionRecordHandler.self)
+        // NIO's upgrade runs on even if the connection ended meanwhile (bytes after the request that fail to parse
+        // close it with a 400): a session registered now would outlive the end that already cleaned up.
+        guard channel.isActive, !record.ended else {
+            throw ChannelError.ioOnClosedChannel
+        }
         let connection = HiveConnection(
             id: id,
             path: webSocketPath(head),
@@ -67,6 +72,7 @@ enum WorkerPipeline {
             connection: connection, channel: channel, socket: record.socket, frameHandler: frameHandler, hive: hive
         )
         frameHandler.delegate = session
+        try pipeline.addHandler(UpgradeLeftoverHandler())
         try pipeline.addHandler(frameHandler)
         hive.registry.setProtocol(id, .websocket)
         hive.table.addSession(session)

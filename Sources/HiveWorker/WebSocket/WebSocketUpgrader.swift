@@ -37,6 +37,12 @@ struct WebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
         case .success(let valid): key = valid
         case .failure(let error): return channel.eventLoop.makeFailedFuture(error)
         }
+        // A handshake has no body (RFC 6455 4.1), and one with a body is answered as plain HTTP. Accepting it would
+        // make NIO's upgrade handler keep the upgrade it runs at the request's end in a closure that holds the
+        // handler and its context: a connection that ended before its body did leaked them for good.
+        guard !RequestHeadFacts(upgradeRequest).expectsBody else {
+            return channel.eventLoop.makeFailedFuture(NIOWebSocketUpgradeError.invalidUpgradeHeader)
+        }
         let accept = Self.acceptValue(forKey: key)
         return self.shouldUpgrade(channel, upgradeRequest).flatMapThrowing { extraHeaders in
             guard var response = extraHeaders else {

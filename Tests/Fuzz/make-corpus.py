@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Writes the committed seed corpus of the fuzz targets (Docs/FUZZING.md) into Tests/Fuzz/corpus/<target>/.
+
+Each file is one small valid (or deliberately broken) input; libFuzzer mutates from there. Run it again after
+changing a target's input format. The frames and http targets take [max read size][options] first, the control
+target [max read size] (0: the bytes arrive in one read).
+"""
+import os
+import struct
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+MASK = bytes([0x12, 0x34, 0x56, 0x78])
+
+
+def frame(opcode, payload=b"", fin=True, masked=True, length_form=None):
+    """A client frame; length_form forces the 16-bit (126) or 64-bit (127) length encoding."""
+    first = (0x80 if fin else 0) | opcode
+    mask_bit = 0x80 if masked else 0
+    n = len(payload)
+    form = length_form or (125 if n <= 125 else 126 if n <= 0xFFFF else 127)
+    if form == 125:
+        header = bytes([first, mask_bit | n])
+    elif form == 126:
+        header = bytes([first, mask_bit | 126]) + struct.pack(">H", n)
+    else:
+        header = bytes([first, mask_bit | 127]) + struct.pack(">Q", n)
+    if not masked:
+        return header + payload
+    return header + MASK + bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
+
+
+def close(code, reason=b""):
+    return frame(0x8, struct.pack(">H", code) + reason)
+
+
+UPGRADE = (
+    b"GET /chat?room=1 HTTP/1.1\r\nHost: 127.0.0.1:9501\r\nConnection: Upgrade\r\nPragma: no-cache\r\n"
+    b"Cache-Control: no-cache\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0.0.0\r\n"
+    b"Upgrade: websocket\r\nOrigin: http://127.0.0.1:9501\r\nSec-WebSocket-Version: 13\r\n"
+    b"Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+)
+
+SEEDS = {
+    "fuzz-frames": {
+        # options: bits 0-1 message limit (125, 1000, 64 KiB, 1 MiB), bit 2 echo
+        "text-masked": b"\x00\x04" + frame(0x1, b"Hello"),
+        "text-utf8-3-reads": b"\x03\x05" + frame(0x1, "h\u00e9llo \u20ac \U0001F600".encode()),
+        "binary-16bit-length": b"\x00\x05" + frame(0x2, bytes(range(200))),
+        "binary-64bit-length": b"\x00\x05" + frame(0x2, b"0123456789", length_form=127),
+        "unmasked": b"\x00\x04" + frame(0x1, b"no mask", masked=False),
+        "fragmented-with-ping": b"\x07\x05"
+        + frame(0x1, b"Hel", fin=False)
+        + frame(0x9, b"ping")
+        + frame(0x0, "lo \u00e9".encode()[:-1], fin=False)
+        + frame(0x0, "lo \u00e9".encode()[-1:] + b"!"),
+        "close-with-code": b"\x00\x04" + frame(0x1, b"bye") + close(1000, b"normal"),
+        "close-empty": b"\x00\x00" + frame(0xA, b"pong") + frame(0x8),
+        "too-large": b"\x00\x00" + frame(0x2, bytes(200)),
+        "reserved-bits": b"\x00\x04" + bytes([0xC1, 0x80]) + MASK,
+    },
+    "fuzz-http": {
+        # options: bit 0 small limits
+        "upgrade-message-close": b"\x00\x00" + UPGRADE + frame(0x1, b"Hello") + close(1001),
+        "upgrade-in-small-reads": b"\x07\x00" + UPGRADE + frame(0x2, bytes(130)) + frame(0x9) + close(1000),
+        "upgrade-refused-path": b"\x00\x00" + UPGRADE.replace(b"/chat?room=1", b"/no-ws"),
+        "upgrade-bad-version": b"\x00\x00" + UPGRADE.replace(b"Version: 13", b"Version: 8"),
+        "pipelined-gets": b"\x00\x00"
+        + b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"
+        + b"GET /favicon.ico HTTP/1.1\r\nHost: a\r\n\r\n"
+        + b"GET /throw HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        + b"GET /after-close HTTP/1.1\r\n\r\n",
+        "chunked-post": b"\x05\x00"
+        + b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        "post-content-length-small-limits": b"\x00\x01"
+        + b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n"
+        + bytes(100),
+        "http10": b"\x00\x00" + b"GET / HTTP/1.0\r\n\r\n",
+        "garbage": b"\x00\x00" + b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        # Findings, kept as seeds so every run checks them again (Docs/FUZZING.md).
+        "finding-upgrade-then-garbage": b"\x00\x00"
+        + UPGRADE.replace(b"Connection: Upgrade", b"Connection: keep-alive")
+        + frame(0x2, bytes(130)),
+        "finding-upgrade-then-pipelined-get": b"\x00\x00"
+        + UPGRADE.replace(b"Connection: Upgrade\r\n", b"")
+        + b"GET /favicon.ico HTTP/1.1\r\nHost: a\r\n\r\n",
+        "finding-upgrade-with-body": b"\x07\x00"
+        + b"GET / HTTP/1.0\r\nUpgrade:websocket\r\nSec-WebSocket-Version:13\r\nSec-WebSocket-Key:d\r\n"
+        + b"Transfer-Encoding:d\r\n\r\n",
+    },
+    "fuzz-ipc": {
+        "connection": bytes([1]) + struct.pack("<Q", 0x1_00_000005),
+        "push-inline": bytes([2, 0, 1]) + struct.pack("<Q", 0x1_00_000005) + b"hello",
+        "broadcast-inline": bytes([3, 0]) + struct.pack("<Q", 1) + bytes([0x81, 0x02]) + b"hi",
+        "disconnect": bytes([4]) + struct.pack("<QQ", 0x1_00_000005, 1000) + b"bye",
+        "ready": bytes([6]) + struct.pack("<QQ", 1, 4242),
+        "retire": bytes([7]),
+        "retired": bytes([8]) + struct.pack("<QQ", 0, 4243),
+        "finding-ready-worker-above-int-max": bytes([6]) + struct.pack("<QQ", 1 << 63, 4242),
+        "finding-disconnect-long-reason": bytes([4]) + struct.pack("<QQ", 0x1_00_000005, 1000)
+        + b"a" * 122 + "\u00e9t\u00e9".encode(),
+    },
+    "fuzz-control": {
+        "hello": b"\x00hello\n",
+        "push": b"\x00push 4294967301 5\nhello",
+        "push-in-reads": b"\x02push 4294967301 11\nhello world",
+        "disconnect": b"\x00disconnect 4294967301 1000\n",
+        "unknown": b"\x00status please\n",
+        "finding-push-negative-length": b"\x00push 1 -1\n",
+        "reopen-logs": b"\x00reopen-logs\n",
+        "disconnect-reserved-code": b"\x00disconnect 4294967301 1005\n",
+    },
+    # [max read size][largest bulk string kept] then what Redis sends a subscriber.
+    "fuzz-resp": {
+        "subscribe-replies": b"\x00\x40*3\r\n$9\r\nsubscribe\r\n$4\r\ntest\r\n:1\r\n"
+        + b"*3\r\n$10\r\npsubscribe\r\n$3\r\nt.*\r\n:2\r\n",
+        "message-in-reads": b"\x03\x40*3\r\n$7\r\nmessage\r\n$4\r\ntest\r\n$11\r\nhello world\r\n",
+        "pmessage": b"\x00\x40*4\r\n$8\r\npmessage\r\n$3\r\nt.*\r\n$3\r\nt.a\r\n$2\r\nhi\r\n",
+        "oversized-skipped": b"\x05\x04*3\r\n$7\r\nmessage\r\n$4\r\ntest\r\n$20\r\n" + b"x" * 20 + b"\r\n",
+        "auth-ok-and-error": b"\x00\x40+OK\r\n-ERR invalid password\r\n",
+        "null-and-empty": b"\x00\x40$-1\r\n*-1\r\n*0\r\n$0\r\n\r\n",
+        "nested-arrays": b"\x02\x40*1\r\n*1\r\n*1\r\n:7\r\n",
+    },
+}
+
+for target, seeds in SEEDS.items():
+    directory = os.path.join(ROOT, target)
+    os.makedirs(directory, exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(data)
+    print(f"{target}: {len(seeds)} seeds")

@@ -1,0 +1,133 @@
+import HiveIPC
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import XCTest
+import Foundation
+
+@testable import HiveWorker
+
+/// The worker's whole pipeline (`WorkerPipeline.configure`) on an embedded channel, with a registry on the heap:
+/// what a connection leaves behind once it is gone.
+final class WorkerPipelineTests: XCTestCase {
+    struct EchoApplication: HiveApplication {
+        func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse { .text("ok\n") }
+        func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws {
+            try hive.push(connection.id, message)
+        }
+    }
+
+    private let loop = EmbeddedEventLoop()
+
+    private func makeHive() -> Hive {
+        Hive(
+            workerID: 0, eventLoop: loop, registry: .heap(capacity: 1, workerCount: 1), limits: ConnectionLimits(),
+            application: EchoApplication(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+    }
+
+    /// A connection adopted as `InboxReader.adopt` does; socket -1 makes a session's direct writes fall back to NIO.
+    private func connect(_ hive: Hive) throws -> (EmbeddedChannel, ConnectionID) {
+        let remote = RemoteAddress(family: .ipv4, bytes: (0, 0x7F00_0001), port: 40000)
+        let id = try XCTUnwrap(hive.registry.reserve(worker: 0, remote: remote))
+        XCTAssertTrue(hive.registry.activate(id))
+        let channel = EmbeddedChannel(loop: loop)
+        hive.table.add(id, channel: channel)
+        try WorkerPipeline.configure(channel, id: id, socket: -1, hive: hive)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9501)).wait()
+        return (channel, id)
+    }
+
+    private func assertGone(_ hive: Hive, _ id: ConnectionID, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNil(hive.registry.protocolState(of: id), "slot still in use", file: file, line: line)
+        XCTAssertTrue(hive.table.channels.isEmpty, "table still holds the channel", file: file, line: line)
+        XCTAssertTrue(hive.table.sessions.isEmpty, "table still holds the session", file: file, line: line)
+    }
+
+    /// Found by the fuzz-http target: an upgrade request followed in the same read by bytes that are not HTTP
+    /// (a `Connection` header without "upgrade" keeps NIO's decoder parsing them) fails the connection with a 400
+    /// and closes it, while NIO's upgrade goes on. The upgrade then registered a WebSocket session for the closed
+    /// connection, after its end had cleaned up: the session stayed in the worker's table for good, and the
+    /// application heard `open` after `close`.
+    func testUpgradeRacingAParseErrorThatClosesTheConnection_leavesNothingBehind() throws {
+        let hive = makeHive()
+        let (channel, id) = try connect(hive)
+        let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        _ = try? channel.writeInbound(ByteBuffer(bytes: Array(request.utf8) + [0x82, 0xFE, 0x00, 0x82]))
+        loop.run()
+        var written = ""
+        while let out = try channel.readOutbound(as: ByteBuffer.self) { written += String(buffer: out) }
+        XCTAssertTrue(written.hasPrefix("HTTP/1.1 400 Bad Request"), written)
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+        loop.run()
+        assertGone(hive, id)
+    }
+
+    /// Found by the fuzz-http target (a leak): NIO's upgrade handler stores the upgrade it will run at the request's
+    /// end in a closure that holds the handler and its context. A handshake announcing a body, on a connection that
+    /// ended before the body did, kept that cycle, and the handler with everything it holds, for good.
+    func testUpgradeRequestWithABody_isNotAnUpgrade_andLeavesNothingBehind() throws {
+        let hive = makeHive()
+        weak var upgradeHandler: HTTPServerUpgradeHandler?
+        var written = ""
+        var id: ConnectionID?
+        try {
+            let (channel, connection) = try connect(hive)
+            id = connection
+            upgradeHandler = try channel.pipeline.syncOperations.handler(type: HTTPServerUpgradeHandler.self)
+            let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+                + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 10\r\n\r\n"
+            // The refused upgrade leaves the pipeline as an error, as for any invalid handshake.
+            XCTAssertThrowsError(try channel.writeInbound(ByteBuffer(string: request + "12345")))
+            loop.run()
+            while let out = try channel.readOutbound(as: ByteBuffer.self) { written += String(buffer: out) }
+            _ = try channel.finish(acceptAlreadyClosed: true)
+            loop.run()
+        }()
+        XCTAssertFalse(written.contains("101 Switching Protocols"), written)
+        assertGone(hive, try XCTUnwrap(id))
+        XCTAssertNil(upgradeHandler, "the upgrade handler outlived its connection")
+    }
+
+    /// Found by the fuzz-http target (a trap that took the whole worker down): without "upgrade" in `Connection`,
+    /// NIO's decoder does not stop at the handshake and parses a request pipelined behind it. NIO's upgrade handler
+    /// buffers that request's parts and hands them on after the upgrade, where the frame handler, which reads
+    /// bytes, trapped on them.
+    func testUpgradeFollowedByAPipelinedRequest_closesTheConnectionInsteadOfTrapping() throws {
+        let hive = makeHive()
+        let (channel, id) = try connect(hive)
+        let request = "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nGET /favicon.ico HTTP/1.1\r\nHost: a\r\n\r\n"
+        _ = try? channel.writeInbound(ByteBuffer(string: request))
+        loop.run()
+        XCTAssertFalse(channel.isActive, "a connection that sent HTTP after its handshake is closed")
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+        loop.run()
+        assertGone(hive, id)
+    }
+
+    /// An established WebSocket keeps only its record and frame handlers: the leftover guard is gone once the
+    /// upgrade is done, and frames sent with the handshake are still read.
+    func testUpgrade_leavesOnlyTheFrameHandler_andReadsFramesSentWithTheHandshake() throws {
+        let hive = makeHive()
+        let (channel, id) = try connect(hive)
+        let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        var bytes = ByteBuffer(string: request)
+        bytes.writeImmutableBuffer(serialize(clientFrame(.text, "hi")))
+        try channel.writeInbound(bytes)
+        loop.run()
+        XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: UpgradeLeftoverHandler.self))
+        XCTAssertNoThrow(try channel.pipeline.syncOperations.handler(type: WebSocketFrameHandler.self))
+        XCTAssertEqual(hive.registry.protocolState(of: id), .websocket)
+        var written = ByteBuffer()
+        while let out = try channel.readOutbound(as: ByteBuffer.self) { written.writeImmutableBuffer(out) }
+        // The echo of "hi" (a server text frame) follows the 101 response.
+        XCTAssertTrue(written.readableBytesView.reversed().starts(with: Array("ih".utf8) + [2, 0x81]), "\(written)")
+        _ = try channel.finish(acceptAlreadyClosed: true)
+        loop.run()
+        assertGone(hive, id)
+    }
+}
