@@ -21,7 +21,7 @@ public struct ConfigKey: Sendable, Equatable {
     public let secret: Bool
     public let environmentName: String
     /// Handed to the master through its own environment, not as a flag: a secret (the Redis address and
-    /// password) never appears among the arguments. nil for the others.
+    /// password) never appears among the arguments.
     public let viaEnvironment: Bool
 
     public var flag: String { "--" + name }
@@ -92,8 +92,9 @@ extension ConfigKey {
 
     static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a.lowercased().utf8.prefix(100)), b = Array(b.lowercased().utf8.prefix(100))
+        guard !a.isEmpty else { return b.count }
         var previous = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
+        for i in 1...a.count {
             var current = [i] + Array(repeating: 0, count: b.count)
             for j in stride(from: 1, through: b.count, by: 1) {
                 current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))

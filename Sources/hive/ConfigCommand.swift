@@ -31,7 +31,9 @@ struct ConfigCheck: ParsableCommand {
             let width = (ConfigKey.all.map(\.name.count).max() ?? 0) + 2
             for key in ConfigKey.all {
                 let value = key.secret ? start.redactedValue(of: key.name) : start.effectiveValue(of: key.name)
-                let source = prepared.resolution.sources[key.name] ?? .default
+                var source = "\(prepared.resolution.sources[key.name] ?? .default)"
+                // A password inside the Redis URL comes from where the URL does.
+                if key.name == "redis-password", source == "default", value == "***" { source = "in redis" }
                 let name = key.name.padding(toLength: width, withPad: " ", startingAt: 0)
                 print("\(name)\(value)  (\(source))")
             }

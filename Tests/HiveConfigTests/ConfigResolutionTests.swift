@@ -97,5 +97,9 @@ final class ConfigResolutionTests: XCTestCase {
         XCTAssertEqual(ConfigKey.named("redis")?.environmentName, "HIVE_REDIS_URL")
         XCTAssertEqual(ConfigKey.named("redis-password")?.environmentName, "HIVE_REDIS_PASSWORD")
         XCTAssertEqual(Set(ConfigKey.all.map(\.name)).count, ConfigKey.all.count, "a key twice")
+        XCTAssertEqual(ConfigKey.suggestion(for: "max-ouput-buffer"), "max-output-buffer")
+        XCTAssertEqual(ConfigKey.suggestion(for: "PORT"), "port")
+        XCTAssertNil(ConfigKey.suggestion(for: ""))
+        XCTAssertNil(ConfigKey.suggestion(for: "something-else-entirely"))
     }
 }

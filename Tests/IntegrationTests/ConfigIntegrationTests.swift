@@ -123,7 +123,7 @@ final class ConfigIntegrationTests: LimitsTestCase {
         XCTAssertEqual(lines["max-message-size"], "2048  (env HIVE_MAX_MESSAGE_SIZE)")
         XCTAssertEqual(lines["host"], "127.0.0.1  (default)")
         XCTAssertEqual(lines["redis"], "redis://127.0.0.1:6390 (with password ***)  (file \(path))")
-        XCTAssertEqual(lines["redis-password"], "***  (default)")
+        XCTAssertEqual(lines["redis-password"], "***  (in redis)")
         XCTAssertEqual(lines["channel"], "[news, alerts]  (file \(path))")
     }
 
