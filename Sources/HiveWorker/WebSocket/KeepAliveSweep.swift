@@ -36,6 +36,12 @@ final class KeepAliveSweep {
         }
     }
 
+    /// Cancels the ticks (the fuzz target starts a sweep per input on one embedded loop).
+    func stop() {
+        self.task?.cancel()
+        self.task = nil
+    }
+
     private func tick() {
         let now = self.eventLoop.now
         for handler in self.handlers() {
