@@ -82,6 +82,8 @@ extension Supervisor {
 
     mutating func ready(_ id: Int, pid: Int32, now: UInt64, into actions: inout [Action]) {
         guard id >= 0, id < workers.count, workers[id].pid == pid else { return }  // an earlier process's
+        // Stopping: it has its SIGTERM; it is not running again, and a late last `ready` announces nothing.
+        guard stopDeadline == nil else { return }
         setState(.running, of: id, into: &actions)
         actions.log(.debug, "worker ready", ["worker.id": "\(id)", "worker.pid": "\(pid)"])
         if !announcedReady && workers.allSatisfy({ $0.state == .running }) {

@@ -357,6 +357,19 @@ final class SupervisorTests: XCTestCase {
         XCTAssertEqual(h.supervisor.workers.map(\.restarts), [0, 0])
     }
 
+    /// A bug found while moving this out of `MasterLoop`: a worker that became ready after a stop began (SIGTERM
+    /// during start-up) was shown as running again, and once all were, the master printed "hive: ready" and told
+    /// systemd READY=1 after STOPPING=1.
+    func testAWorkerReadyAfterTheStopBeganStaysStoppingAndIsNotAnnounced() {
+        var h = Harness(workers: 2)
+        for case .spawn(let id) in h.supervisor.bootActions { h.send(.spawned(worker: id, pid: h.takePID(), now: h.now)) }
+        h.send(.stopRequested(reason: "SIGINT", now: h.now))
+        XCTAssertEqual(h.send(.ready(worker: 0, pid: h.pid(0), now: h.now)), [])
+        XCTAssertEqual(h.send(.ready(worker: 1, pid: h.pid(1), now: h.now)), [], "no .announce(.ready)")
+        XCTAssertEqual(h.supervisor.workers.map(\.state), [.stopping, .stopping])
+        XCTAssertFalse(h.supervisor.announcedReady)
+    }
+
     func testAWorkerWaitingForItsRestartIsNotStartedOnceStopping() {
         var h = Harness(workers: 1)
         h.boot()
