@@ -7,13 +7,7 @@ import HiveIPC
 /// worker dying during a reload, a replacement that never becomes ready, a stop during a reload, back-off growth —
 /// are tested with a fake clock (`SupervisorTests`).
 ///
-/// Per worker id:
-///
-///     starting ──ready──▶ running ──health: silent──▶ unresponsive ──answers──▶ running
-///        ▲                   │  └──reload: retire sent──▶ restarting ──retired──▶ (replacement) starting
-///        │                   exited
-///        └──respawnAt due── restarting ◀──────────────────────────────────────────┘
-///     any state ──stop──▶ stopping ──exited──▶ exited
+/// The states, events and actions, with a diagram: Docs/ARCHITECTURE.md, "Worker supervision".
 struct Supervisor {
     enum Event: Equatable {
         /// The clock: respawns, reload and stop deadlines, health checks.
