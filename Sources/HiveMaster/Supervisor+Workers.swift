@@ -36,7 +36,7 @@ extension Supervisor {
     mutating func exited(pid child: Int32, status: Int32, now: UInt64, into actions: inout [Action]) {
         if retiredExited(pid: child, into: &actions) { return }
         guard let id = workers.firstIndex(where: { $0.pid == child }) else { return }
-        let lived = now - workers[id].startedAt
+        let lived = now > workers[id].startedAt ? now - workers[id].startedAt : 0
         let exitCode = (status >> 8) & 0xFF
         let signal = status & 0x7F
         let how = signal != 0 ? "signal \(signal)" : "status \(exitCode)"
