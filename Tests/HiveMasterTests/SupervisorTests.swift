@@ -266,6 +266,34 @@ final class SupervisorTests: XCTestCase {
         XCTAssertFalse(h.tick(after: Self.second).contains(.signal(pid: old, .kill)))
     }
 
+    func testAReloadAsksAnUnresponsiveWorkerToRetireAndSkipsOneThatIsRestarting() {
+        var h = Harness(workers: 3, workerTimeout: 1)
+        h.boot()
+        h.tick(after: 0)
+        for _ in 0..<10 { h.tick(after: 100 * Self.ms) }
+        for id in [1, 2] { h.send(.answered(worker: id, pid: h.pid(id), sequence: h.now, now: h.now)) }
+        XCTAssertEqual(h.supervisor.workers.map(\.state), [.unresponsive, .running, .running])
+        h.now += Self.second
+        h.send(.exited(pid: h.pid(1), status: 1 << 8, now: h.now))  // waits for its restart
+        let begin = h.send(.reloadRequested(now: h.now))
+        XCTAssertTrue(begin.contains(.send(worker: 0, .retire)), "the unresponsive one is asked too: \(begin)")
+        replace(0, in: &h)
+        XCTAssertEqual(h.supervisor.reload?.current?.id, 2, "worker 1 comes up from the new executable anyway")
+    }
+
+    func testTheNextDeadlineIsTheEarliestRespawn() {
+        var h = Harness(workers: 2, workerTimeout: 1_000)
+        h.boot()
+        h.tick(after: 0)  // the next health check is 200 s away
+        for _ in 0..<3 {
+            h.now += Self.second
+            h.send(.exited(pid: h.pid(0), status: 1 << 8, now: h.now))
+            XCTAssertEqual(h.supervisor.nextDeadline, h.supervisor.workers[0].respawnAt)
+            h.tick(after: h.supervisor.workers[0].respawnAt - h.now)
+        }
+        XCTAssertEqual(h.supervisor.nextDeadline, h.supervisor.health.nextTick)
+    }
+
     func testAWorkerThatNeverRetiresIsKilledAndTheReloadGoesOn() {
         var h = Harness(workers: 2, workerTimeout: 1_000)
         h.boot()
