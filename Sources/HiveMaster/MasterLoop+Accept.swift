@@ -38,7 +38,7 @@ extension MasterLoop {
     /// none can take it, or the registry is full, the client gets a 503 and the connection is counted.
     private func handOff(_ fd: Int32, remote: RemoteAddress) {
         let now = Clock.monotonicNanoseconds()
-        var available = workers.map { $0.isServing && $0.busyUntil <= now }
+        var available = workers.indices.map { supervisor.workers[$0].isServing && workers[$0].busyUntil <= now }
         let load = workers.indices.map { registry.openConnections(ofWorker: $0) }
         while let id = dispatcher.choose(load: load, available: available, clientHash: remote.hostHash) {
             guard let connection = registry.reserve(worker: id, remote: remote) else {

@@ -65,7 +65,7 @@ extension MasterLoop {
             "workers \(configuration.workers)",
             "max-connections \(configuration.maxConnections)",
             "started \(registry.header(.startedAt).load(ordering: .relaxed))",
-            "reloading \(reload != nil)",
+            "reloading \(supervisor.isReloading)",
         ].joined(separator: "\n") + configuration.redis.sorted { $0.key < $1.key }.map { "\n\($0.key) \($0.value)" }.joined()
     }
 }

@@ -25,7 +25,7 @@ extension MasterLoop {
             return "error cannot reopen \(path): \(error); the master still writes to the old file"
         }
         // Workers still starting have SIGHUP blocked from their spawn on, so it waits for their sigwait loop.
-        let pids = workers.map(\.pid).filter { $0 > 0 } + Array(retiringWorkers.keys)
+        let pids = supervisor.livePIDs
         for pid in pids { kill(pid, SIGHUP) }
         logger.notice("log file reopened", metadata: ["path": "\(path)", "trigger": "\(trigger)", "workers": "\(pids.count)"])
         return "ok reopened \(path) in the master and asked its \(pids.count) worker processes to reopen it"

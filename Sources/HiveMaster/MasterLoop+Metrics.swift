@@ -16,7 +16,7 @@ extension MasterLoop {
 
     func serveMetrics(_ client: Int32) {
         metrics?.serve(client) {
-            metricsPage!.render(RegistrySnapshot(registry), liveBytes: registry.liveBytes(), reloading: reload != nil)
+            metricsPage!.render(RegistrySnapshot(registry), liveBytes: registry.liveBytes(), reloading: supervisor.isReloading)
         }
     }
 }

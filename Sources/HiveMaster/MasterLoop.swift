@@ -19,14 +19,14 @@ public final class MasterLoop {
     var signals: SignalChannel!
     var masterInbox: (receive: RecordChannel, send: RecordChannel)!
     var spawner: WorkerSpawner
-    var announcedReady = false
+    /// Every decision about worker processes (spawn, ready, exit, back-off, reload, stop, health); this class
+    /// performs them (`MasterLoop+Supervisor.swift`).
+    var supervisor: Supervisor
+    /// Slots freed by the last `reclaimSlots` action, for the log line that reports them.
+    var lastReclaimed = 0
     /// Monotonic ns until which accepting is paused after EMFILE/ENFILE, so the loop does not spin.
     var acceptPausedUntil: UInt64 = 0
-    var stopDeadline: UInt64?
     var exitStatus: Int32 = 0
-    var reload: ReloadPlan?
-    /// Old worker processes that retired during a reload and still serve the connections they held.
-    var retiringWorkers: [pid_t: (id: Int, killAt: UInt64?)] = [:]
     var control: ControlServer?
     /// `--metrics-listen`, and the page state it keeps between scrapes.
     var metrics: MetricsServer?
@@ -34,7 +34,6 @@ public final class MasterLoop {
     let runDirectory: RunDirectory
     /// systemd's notification socket (`Type=notify`), when the master runs under a service manager.
     var notifier: ServiceNotifier?
-    var health: WorkerHealth
 
     public init(configuration: MasterConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -47,7 +46,9 @@ public final class MasterLoop {
             environment: configuration.workerEnvironment
         )
         self.runDirectory = RunDirectory(path: configuration.runDirectory)
-        self.health = WorkerHealth(workers: configuration.workers, timeout: UInt64(configuration.workerTimeout * 1e9))
+        self.supervisor = Supervisor(
+            workers: configuration.workers, grace: configuration.grace, workerTimeout: configuration.workerTimeout
+        )
     }
 
     /// Runs until stopped; returns the process exit status.
@@ -77,7 +78,10 @@ public final class MasterLoop {
         let control = try ControlServer(path: runDirectory.controlSocket)
         self.control = control
         defer { control.close() }
-        for id in workers.indices { try spawnWorker(id) }
+        for case .spawn(let id) in supervisor.bootActions {
+            let workerPID = try spawnProcess(id)
+            perform(supervisor.handle(.spawned(worker: id, pid: workerPID, now: Clock.monotonicNanoseconds())))
+        }
 
         try loop()
         logger.notice("master stopped", metadata: ["exit.status": "\(exitStatus)"])
@@ -87,18 +91,14 @@ public final class MasterLoop {
     private func loop() throws {
         while true {
             let now = Clock.monotonicNanoseconds()
-            if let deadline = stopDeadline {
-                if workers.allSatisfy({ $0.pid == 0 }) && retiringWorkers.isEmpty { return }
-                if now >= deadline { killRemainingWorkers() }
-            }
-            respawnDueWorkers(now: now)
-            checkReloadDeadlines(now: now)
-            if stopDeadline == nil && now >= health.nextTick { checkWorkerHealth(now: now) }
+            if supervisor.isFinished { return }
+            perform(supervisor.handle(.tick(now: now)))
 
             control?.expire(now: now)
             metrics?.expire(now: now)
 
-            let accepting = listener != nil && announcedReady && stopDeadline == nil && now >= acceptPausedUntil
+            let accepting =
+                listener != nil && supervisor.announcedReady && !supervisor.isStopping && now >= acceptPausedUntil
             var fds = [
                 pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: masterInbox.receive.fd, events: Int16(POLLIN), revents: 0),
@@ -134,11 +134,8 @@ public final class MasterLoop {
     /// deadline.
     private func pollTimeout(now: UInt64) -> Int32 {
         var next: UInt64 = now + 1_000_000_000
-        if stopDeadline == nil { next = min(next, health.nextTick) }
-        for worker in workers where worker.respawnAt > 0 { next = min(next, worker.respawnAt) }
+        if let deadline = supervisor.nextDeadline { next = min(next, deadline) }
         if acceptPausedUntil > now { next = min(next, acceptPausedUntil) }
-        if let stopDeadline { next = min(next, stopDeadline) }
-        if let reloadDeadline { next = min(next, reloadDeadline) }
         return Int32(clamping: (next > now ? next - now : 0) / 1_000_000 + 1)
     }
 
@@ -146,8 +143,10 @@ public final class MasterLoop {
         while let sig = signals.next() {
             switch sig {
             case SIGCHLD: reapChildren()
-            case SIGTERM, SIGINT: beginStop(reason: sig == SIGTERM ? "SIGTERM" : "SIGINT")
-            case SIGUSR1: beginReload()
+            case SIGTERM, SIGINT:
+                let reason = sig == SIGTERM ? "SIGTERM" : "SIGINT"
+                perform(supervisor.handle(.stopRequested(reason: reason, now: Clock.monotonicNanoseconds())))
+            case SIGUSR1: perform(supervisor.handle(.reloadRequested(now: Clock.monotonicNanoseconds())))
             case SIGHUP: reopenLogs(trigger: "SIGHUP")
             default: logger.info("signal ignored", metadata: ["signal": "\(sig)"])
             }
@@ -167,33 +166,16 @@ public final class MasterLoop {
             }
             guard let (message, _) = received else { return }
             switch message {
-            case .ready(let id, let workerPID) where id < workers.count && workers[id].pid == workerPID:
-                workers[id].state = .running
-                registry.worker(id, .state).store(WorkerState.running.rawValue, ordering: .relaxed)
-                logger.debug("worker ready", metadata: ["worker.id": "\(id)", "worker.pid": "\(workerPID)"])
-                announceReadyIfAllRunning()
-                replacementReady(id, pid: workerPID)
+            case .ready(let id, let workerPID) where id < workers.count && supervisor.workers[id].pid == workerPID:
+                perform(supervisor.handle(.ready(worker: id, pid: workerPID, now: Clock.monotonicNanoseconds())))
             case .retired(let id, let workerPID) where id < workers.count:
-                workerRetired(id, pid: workerPID)
+                perform(supervisor.handle(.retired(worker: id, pid: workerPID, now: Clock.monotonicNanoseconds())))
             case .healthy(let id, let workerPID, let sequence):
-                workerAnswered(id, pid: workerPID, sequence: sequence)
+                let now = Clock.monotonicNanoseconds()
+                perform(supervisor.handle(.answered(worker: id, pid: workerPID, sequence: sequence, now: now)))
             default:
                 logger.debug("unexpected record on the master's inbox", metadata: ["record": "\(message)"])
             }
-        }
-    }
-
-    private func announceReadyIfAllRunning() {
-        guard !announcedReady, workers.allSatisfy({ $0.state == .running }) else { return }
-        announcedReady = true
-        let line =
-            "hive: ready on http://\(configuration.listenDescription) with \(workers.count) workers "
-            + "(dispatch \(configuration.dispatch.rawValue), master pid \(pid), run dir \(configuration.runDirectory))"
-        writeLine(line)
-        notifyServiceManager(["READY=1", "MAINPID=\(pid)", servingStatus])
-        if configuration.readyNotification >= 0 {
-            writeLine(line, to: configuration.readyNotification)
-            close(configuration.readyNotification)
         }
     }
 
