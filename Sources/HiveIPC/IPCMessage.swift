@@ -152,7 +152,8 @@ enum IPCCodec {
         case .healthy:
             try need(25)
             let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
-            return .healthy(worker: Int(word(record, at: 1)), pid: pid, sequence: word(record, at: 17))
+            let worker = try int(word(record, at: 1), field: "worker id")
+            return .healthy(worker: worker, pid: pid, sequence: word(record, at: 17))
         }
     }
 

@@ -99,6 +99,9 @@ SEEDS = {
         "retire": bytes([7]),
         "retired": bytes([8]) + struct.pack("<QQ", 0, 4243),
         "finding-ready-worker-above-int-max": bytes([6]) + struct.pack("<QQ", 1 << 63, 4242),
+        "finding-healthy-worker-above-int-max": bytes([10]) + struct.pack("<QQQ", 1 << 63, 4242, 7),
+        "health-check": bytes([9]) + struct.pack("<Q", 7),
+        "healthy": bytes([10]) + struct.pack("<QQQ", 1, 4242, 7),
         "finding-disconnect-long-reason": bytes([4]) + struct.pack("<QQ", 0x1_00_000005, 1000)
         + b"a" * 122 + "\u00e9t\u00e9".encode(),
     },

@@ -98,6 +98,8 @@ final class RecordChannelTests: XCTestCase {
             [IPCMessage.Kind.ready.rawValue] + huge + [1, 0, 0, 0, 0, 0, 0, 0],
             [IPCMessage.Kind.retired.rawValue] + huge + [1, 0, 0, 0, 0, 0, 0, 0],
             [IPCMessage.Kind.broadcast.rawValue, 0] + huge + [0x81, 0],
+            // Found again by fuzz-ipc once the health answer existed: its worker id trapped the same way.
+            [IPCMessage.Kind.healthy.rawValue] + huge + [1, 0, 0, 0, 0, 0, 0, 0] + [7, 0, 0, 0, 0, 0, 0, 0],
         ]
         for record in records {
             XCTAssertThrowsError(try record.withUnsafeBytes { try IPCCodec.decode($0, external: nil) }, "\(record)") {
