@@ -28,10 +28,11 @@ run: build
 	@scripts/ensure-redis.sh
 	$(HIVE_DEBUG) start --port $(PORT) --workers $(WORKERS)
 
-# The whole suite: unit and integration tests (real hive binary), then WebSocket conformance (Autobahn).
+# The whole suite: unit and integration tests (real hive binary; the metrics pages checked by Prometheus' promtool,
+# taken from Debian's package by scripts/ensure-promtool.sh), 30 s of each fuzz target, then WebSocket conformance.
 test: build
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-swift-testing
+	PROMTOOL=$$(scripts/ensure-promtool.sh) $(SWIFT) test --skip-build --disable-swift-testing
 	$(MAKE) fuzz-smoke
 	$(MAKE) conformance
 

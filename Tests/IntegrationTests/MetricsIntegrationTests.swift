@@ -251,8 +251,9 @@ final class MetricsIntegrationTests: HiveTestCase {
     // MARK: - Helpers
 
     /// scripts/check-metrics.py (prometheus_client's parser, from Debian's python3-prometheus-client that `make deps`
-    /// installs, plus a strict line check) must pass; `promtool check metrics` (Debian's prometheus package, not
-    /// installed by default: see Docs/OPERATIONS.md) must be clean too when it is on this machine.
+    /// installs, plus a strict line check) must pass, and so must `promtool check metrics`: `make test` puts it at
+    /// .build/tools/promtool (scripts/ensure-promtool.sh) and names it in $PROMTOOL; a bare `swift test` uses one
+    /// on the PATH's usual places if there is one.
     private func assertParsesStrictly(_ text: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
         let script = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent()
@@ -260,7 +261,11 @@ final class MetricsIntegrationTests: HiveTestCase {
         let parsed = try runTool(python, [script], input: text)
         XCTAssertEqual(parsed.status, 0, "scripts/check-metrics.py rejected the page (no prometheus_client? "
             + "`make deps`): \(parsed.stderr)", file: file, line: line)
-        let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool", ProcessInfo.processInfo.environment["PROMTOOL"] ?? ""]
+        let named = ProcessInfo.processInfo.environment["PROMTOOL"] ?? ""
+        if !named.isEmpty && !FileManager.default.isExecutableFile(atPath: named) {
+            XCTFail("$PROMTOOL is \(named), which is not an executable file (scripts/ensure-promtool.sh)", file: file, line: line)
+        }
+        let promtool = [named, "/usr/bin/promtool", "/usr/local/bin/promtool"]
             .first { !$0.isEmpty && FileManager.default.isExecutableFile(atPath: $0) }
         if let promtool {
             let checked = try runTool(promtool, ["check", "metrics"], input: text)
