@@ -28,7 +28,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Requests read while the connection's output was over --max-output-buffer, answered in order once it drains.
     /// The record handler holds further reads meanwhile, so this holds at most what one read had already brought:
     /// a client that pipelines requests and never reads the answers costs requests, not responses.
-    private var waiting = CircularBuffer<(head: HTTPRequestHead, body: [UInt8])>()
+    /// Made on the first use: `CircularBuffer()` allocates 16 slots, which every connection would pay for nothing.
+    private var waiting: CircularBuffer<(head: HTTPRequestHead, body: [UInt8])>?
     /// When the connection is closed unless something re-arms it (slowloris, stalled body, idle keep-alive).
     /// One scheduled task per connection re-checks this deadline when it fires, so arming costs a clock read per
     /// request instead of a timer allocation and a heap insertion.
@@ -101,10 +102,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.end, .receiving(let head, let body)):
             deadline = .distantFuture
             state = .idle
-            if context.channel.isWritable && waiting.isEmpty {
+            if context.channel.isWritable && waiting?.isEmpty ?? true {
                 respond(context: context, head: head, body: body)
             } else {
-                waiting.append((head, body))
+                waiting = waiting ?? CircularBuffer(initialCapacity: 4)
+                waiting!.append((head, body))
             }
         case (_, .failed):
             break
@@ -114,9 +116,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        while context.channel.isWritable, !waiting.isEmpty {
+        while context.channel.isWritable, waiting?.isEmpty == false {
             if case .failed = state { break }
-            let (head, body) = waiting.removeFirst()
+            let (head, body) = waiting!.removeFirst()
             respond(context: context, head: head, body: body)
         }
         context.fireChannelWritabilityChanged()

@@ -1,3 +1,4 @@
+import HiveIPC
 import NIOCore
 import NIOWebSocket
 
@@ -97,13 +98,9 @@ enum WebSocketFrameCodec {
     ///
     /// 1012-1014 are registered with IANA after the RFC; 1004 is reserved, 1005, 1006 and 1015 must never be sent,
     /// 1016-2999 are reserved for future RFCs and 5000+ is outside the range (Autobahn 7.9.*, 7.13.*).
+    /// The same set as the codes a server may send (`CloseCode`, which the CLI and the master check too).
     static func isValidReceivedCloseCode(_ code: UInt16) -> Bool {
-        switch code {
-        case 1000...1003, 1007...1014, 3000...4999:
-            return true
-        default:
-            return false
-        }
+        CloseCode.serverMaySend(code)
     }
 
     /// XORs `bytes` with the masking key, as if they started `keyOffset` bytes into a masked payload.
