@@ -1,16 +1,18 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: hive -> {HiveMaster, HiveDemo -> HiveWorker -> HiveRedis} -> HiveIPC -> CHiveShims;
-// HiveRedis -> CHiredis (Debian's libhiredis-dev, a system library).
-// hive -> HiveConfig -> Yams (the --config file: YAML or JSON).
+// Dependencies point one way: an application (the `hive` demo, HiveDemo; or the user's own executable) -> Hive ->
+// {HiveMaster, HiveWorker -> HiveRedis} -> HiveIPC -> CHiveShims; HiveRedis -> CHiredis (Debian's libhiredis-dev, a
+// system library); Hive -> HiveConfig -> Yams (the --config file: YAML or JSON).
+// The library product `Hive` is what applications import: the command line (HiveMain) and, re-exported, the
+// application API of HiveWorker and the value types of HiveIPC. Everything else is `package` API.
 // HiveMaster and HiveIPC never import NIO: the master stays single-threaded so it may fork and spawn safely.
 let package = Package(
     name: "Hive",
     platforms: [.macOS(.v13)],
     products: [
-        .executable(name: "hive", targets: ["hive"]),
-        .library(name: "HiveWorker", targets: ["HiveWorker"]),
+        .library(name: "Hive", targets: ["Hive"]),
+        .executable(name: "hive", targets: ["HiveDemo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -59,19 +61,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(
-            name: "HiveDemo",
-            dependencies: ["HiveWorker", "HiveIPC"]
-        ),
         // The configuration file of `hive start --config`: YAML (or JSON) through Yams, no NIO.
         .target(name: "HiveConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .executableTarget(
-            name: "hive",
+        .target(
+            name: "Hive",
             dependencies: [
                 "HiveConfig",
                 "HiveMaster",
                 "HiveWorker",
-                "HiveDemo",
                 "HiveRedis",
                 "HiveIPC",
                 "CHiveShims",
@@ -80,6 +77,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The `hive` executable: the demo application (Docs/API.md), built on the library as a user's would be.
+        .executableTarget(name: "HiveDemo", dependencies: ["Hive"]),
         // Load generator for Docs/BENCHMARKS.md and scripts/bench.sh: a lean NIO WebSocket client, no Hive code.
         .executableTarget(
             name: "hive-bench",
@@ -105,7 +104,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["hive", "HiveIPC"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["HiveDemo", "HiveIPC"]),
     ]
 )
 

@@ -1,6 +1,6 @@
 import Foundation
 import HiveIPC
-import HiveWorker
+import Hive
 
 /// The application `hive start` serves: the page of the story and its WebSocket on one port.
 ///
@@ -16,7 +16,7 @@ public struct DemoApplication: HiveApplication {
 
     public func shouldUpgrade(path: String) -> Bool { path == "/" || path == "/echo" }
 
-    public func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse {
+    public func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse {
         var response: HiveResponse
         switch (request.method, request.path) {
         case ("GET", "/"), ("HEAD", "/"): response = .html(DemoPage.html)
@@ -30,7 +30,7 @@ public struct DemoApplication: HiveApplication {
         return response
     }
 
-    public func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws {
+    public func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws {
         if connection.path == "/echo" {
             try hive.push(connection.id, message)
             return
@@ -43,7 +43,7 @@ public struct DemoApplication: HiveApplication {
     }
 
     /// What the page's WebSocket answers. A `broadcast` is sent to everyone and answered with nothing extra.
-    func reply(to message: HiveMessage, from connection: HiveConnection, hive: Hive) throws -> String {
+    func reply(to message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws -> String {
         guard case .text(let text) = message else {
             return "error: binary messages are not understood here; send JSON text like "
                 + #"{"action": "hello", "content": ""}"#

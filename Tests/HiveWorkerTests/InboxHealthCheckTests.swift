@@ -31,7 +31,7 @@ final class InboxHealthCheckTests: XCTestCase {
         defer { try? group.syncShutdownGracefully() }
         let registry = try SharedRegistry.create(capacity: 4, workerCount: 1)
         let logger = Logger(label: "test")
-        let hive = Hive(
+        let hive = HiveServer(
             workerID: 0, eventLoop: group.next(), registry: registry, limits: ConnectionLimits(),
             application: PlainApplication(), logger: logger
         )

@@ -12,23 +12,23 @@ import Foundation
 /// what a connection leaves behind once it is gone.
 final class WorkerPipelineTests: XCTestCase {
     struct EchoApplication: HiveApplication {
-        func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse { .text("ok\n") }
-        func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws {
+        func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse { .text("ok\n") }
+        func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws {
             try hive.push(connection.id, message)
         }
     }
 
     private let loop = EmbeddedEventLoop()
 
-    private func makeHive() -> Hive {
-        Hive(
+    private func makeHive() -> HiveServer {
+        HiveServer(
             workerID: 0, eventLoop: loop, registry: .heap(capacity: 1, workerCount: 1), limits: ConnectionLimits(),
             application: EchoApplication(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         )
     }
 
     /// A connection adopted as `InboxReader.adopt` does; socket -1 makes a session's direct writes fall back to NIO.
-    private func connect(_ hive: Hive) throws -> (EmbeddedChannel, ConnectionID) {
+    private func connect(_ hive: HiveServer) throws -> (EmbeddedChannel, ConnectionID) {
         let remote = RemoteAddress(family: .ipv4, bytes: (0, 0x7F00_0001), port: 40000)
         let id = try XCTUnwrap(hive.registry.reserve(worker: 0, remote: remote))
         XCTAssertTrue(hive.registry.activate(id))
@@ -39,7 +39,7 @@ final class WorkerPipelineTests: XCTestCase {
         return (channel, id)
     }
 
-    private func assertGone(_ hive: Hive, _ id: ConnectionID, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertGone(_ hive: HiveServer, _ id: ConnectionID, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertNil(hive.registry.protocolState(of: id), "slot still in use", file: file, line: line)
         XCTAssertTrue(hive.table.channels.isEmpty, "table still holds the channel", file: file, line: line)
         XCTAssertTrue(hive.table.sessions.isEmpty, "table still holds the session", file: file, line: line)

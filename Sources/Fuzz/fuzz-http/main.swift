@@ -21,28 +21,28 @@ import NIOHTTP1
 struct EchoApplication: HiveApplication {
     func shouldUpgrade(path: String) -> Bool { path != "/no-ws" }
 
-    func request(_ request: HiveRequest, hive: Hive) throws -> HiveResponse {
+    func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse {
         struct Refused: Error {}
         if request.path == "/throw" { throw Refused() }
         let echoed = "\(request.method) \(request.uri) \(request.headers.count) headers \(request.body.count) bytes\n"
         return HiveResponse(status: 200, headers: [("X-Echo", String(request.uri.prefix(64)))], body: Array(echoed.utf8))
     }
 
-    func message(_ message: HiveMessage, from connection: HiveConnection, hive: Hive) throws {
+    func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws {
         try hive.push(connection.id, message)
     }
 }
 
 let loop = EmbeddedEventLoop()
 
-func makeHive(small: Bool) -> Hive {
+func makeHive(small: Bool) -> HiveServer {
     var limits = ConnectionLimits()
     if small {
         limits.maxHeaderSize = 256
         limits.maxBodySize = 64
         limits.maxMessageSize = 125
     }
-    return Hive(
+    return HiveServer(
         workerID: 0, eventLoop: loop, registry: .heap(capacity: 1, workerCount: 1), limits: limits,
         application: EchoApplication(), logger: Logger(label: "fuzz-http", factory: { _ in SwiftLogNoOpLogHandler() })
     )

@@ -20,7 +20,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     let id: ConnectionID
     /// The socket's descriptor (owned by NIO), for the WebSocket session's direct writes.
     let socket: Int32
-    private let hive: Hive
+    private let hive: HiveServer
     /// The connection ended and its record, table entry and close hook are done with.
     private(set) var ended = false
     /// The channel's writability, from its events.
@@ -30,7 +30,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Closes the connection if the queue is still over the limit when it fires.
     private var slowConsumerTimer: Scheduled<Void>?
 
-    init(id: ConnectionID, socket: Int32, hive: Hive) {
+    init(id: ConnectionID, socket: Int32, hive: HiveServer) {
         self.id = id
         self.socket = socket
         self.hive = hive

@@ -17,13 +17,13 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     /// The connection's socket. NIO owns it; this session writes to it directly only on the event loop and only
     /// while NIO has nothing queued for it, so bytes can never be reordered or interleaved.
     private let socket: Int32
-    private let hive: Hive
+    private let hive: HiveServer
     private var isClosing = false
     /// Frames waiting for the flush (the table's deferred flush, or the end of `send` with `flush`), and their size.
     private var pending: [ByteBuffer] = []
     private var pendingBytes = 0
 
-    init(connection: HiveConnection, channel: Channel, socket: Int32, frameHandler: WebSocketFrameHandler, hive: Hive) {
+    init(connection: HiveConnection, channel: Channel, socket: Int32, frameHandler: WebSocketFrameHandler, hive: HiveServer) {
         self.connection = connection
         self.channel = channel
         self.socket = socket

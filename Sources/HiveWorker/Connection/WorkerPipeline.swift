@@ -10,7 +10,7 @@ import NIOWebSocket
 enum WorkerPipeline {
     static let httpHandlerName = "hive.http"
 
-    static func configure(_ channel: Channel, id: ConnectionID, socket: Int32, hive: Hive) throws {
+    static func configure(_ channel: Channel, id: ConnectionID, socket: Int32, hive: HiveServer) throws {
         let pipeline = channel.pipeline.syncOperations
         let record = ConnectionRecordHandler(id: id, socket: socket, hive: hive)
         try pipeline.addHandler(record)
@@ -54,7 +54,7 @@ enum WorkerPipeline {
         return String(target.prefix { $0 != "?" })
     }
 
-    private static func upgradeToWebSocket(_ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: Hive) throws {
+    private static func upgradeToWebSocket(_ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: HiveServer) throws {
         let pipeline = channel.pipeline.syncOperations
         let record = try pipeline.handler(type: ConnectionRecordHandler.self)
         // NIO's upgrade runs on even if the connection ended meanwhile (bytes after the request that fail to parse

@@ -23,7 +23,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private let id: ConnectionID
-    private let hive: Hive
+    private let hive: HiveServer
     private var state = State.idle
     /// Requests read while the connection's output was over --max-output-buffer, answered in order once it drains.
     /// The record handler holds further reads meanwhile, so this holds at most what one read had already brought:
@@ -40,7 +40,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// When the body of the request being received must be complete (--body-timeout after its head).
     private var bodyDeadline = NIODeadline.distantFuture
 
-    init(id: ConnectionID, hive: Hive) {
+    init(id: ConnectionID, hive: HiveServer) {
         self.id = id
         self.hive = hive
     }

@@ -11,12 +11,12 @@ final class InboxReader: @unchecked Sendable {
     // @unchecked: only the thread that runs `run()` touches `deliveries` and reads `inbox`; the rest is immutable.
     private let inbox: RecordChannel
     private let master: RecordChannel
-    private let hive: Hive
+    private let hive: HiveServer
     private let group: EventLoopGroup
     private let lifecycle: WorkerLifecycle
     private let logger: Logger
 
-    init(inbox: RecordChannel, master: RecordChannel, hive: Hive, group: EventLoopGroup, lifecycle: WorkerLifecycle,
+    init(inbox: RecordChannel, master: RecordChannel, hive: HiveServer, group: EventLoopGroup, lifecycle: WorkerLifecycle,
          logger: Logger) {
         self.inbox = inbox
         self.master = master

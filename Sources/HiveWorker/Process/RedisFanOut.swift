@@ -13,7 +13,7 @@ final class RedisFanOut: Sendable {
     private let subscriber: RedisSubscriber
     private let pending = ManagedAtomic<Int>(0)
 
-    init(configuration: RedisSubscriber.Configuration, hive: Hive) {
+    init(configuration: RedisSubscriber.Configuration, hive: HiveServer) {
         let pending = self.pending
         let registry = hive.registry
         subscriber = RedisSubscriber(configuration: configuration, registry: registry, logger: hive.logger) { batch in

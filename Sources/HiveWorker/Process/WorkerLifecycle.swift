@@ -12,7 +12,7 @@ import NIOWebSocket
 final class WorkerLifecycle: @unchecked Sendable {
     // @unchecked: `retired` is written by the inbox thread and read by others under `lock`; the rest is touched on
     // the event loop only.
-    private let hive: Hive
+    private let hive: HiveServer
     private let grace: TimeAmount
     private let redis: RedisFanOut?
     private let lock = NSLock()
@@ -20,7 +20,7 @@ final class WorkerLifecycle: @unchecked Sendable {
     private var stopping = false
     private var dutiesStopped = false
 
-    init(hive: Hive, grace: TimeAmount, redis: RedisFanOut?) {
+    init(hive: HiveServer, grace: TimeAmount, redis: RedisFanOut?) {
         self.hive = hive
         self.grace = grace
         self.redis = redis

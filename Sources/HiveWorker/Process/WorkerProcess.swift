@@ -41,7 +41,7 @@ public final class WorkerProcess {
         let registry = try SharedRegistry.attach(fd: configuration.registryFD)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let hive = Hive(
+        let hive = HiveServer(
             workerID: configuration.workerID, eventLoop: loop, registry: registry, limits: configuration.limits,
             application: application, logger: logger
         )

@@ -6,7 +6,7 @@ import NIOCore
 /// The server as an application sees it from inside one worker: Swoole's `$server` (push, broadcast, exists,
 /// isEstablished, getClientInfo, connections, disconnect). Safe to call from any thread; the work happens on this
 /// worker's event loop, or on the owning worker's for connections it does not hold.
-public final class Hive: @unchecked Sendable {
+public final class HiveServer: @unchecked Sendable {
     // @unchecked: immutable after init except `table`, which is only touched on `eventLoop` (every mutation goes
     // through `onLoop`), and the registry, whose words are atomics with one writer each.
     public let workerID: Int

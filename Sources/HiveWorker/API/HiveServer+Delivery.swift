@@ -4,7 +4,7 @@ import NIOWebSocket
 
 // Delivery of records addressed to this worker's connections: from its own hooks, or from other workers' inbox
 // records. Always on the event loop.
-extension Hive {
+extension HiveServer {
     /// Delivers records in order; each connection they touched is flushed once, after every delivery already
     /// queued on the loop: a burst of messages becomes one write (one writev) per connection, not one per message.
     func deliver(_ records: [IPCMessage]) {

@@ -1,21 +1,57 @@
 import ArgumentParser
 import HiveConfig
 import HiveIPC
+import HiveWorker
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-@main
+/// The entry point of a Hive application: the whole `hive` command line (start, status, connections, push,
+/// disconnect, publish, stop, reload, reopen-logs, config) serving `application`. Call it from the executable's
+/// `main.swift`:
+///
+/// ```swift
+/// import Hive
+///
+/// struct Upper: HiveApplication { ... }
+///
+/// try await HiveMain.run(Upper())
+/// ```
+///
+/// `start` runs the master in this process; the master spawns each worker from this same executable (with a hidden
+/// `worker` subcommand), so every worker serves `application`. The master stays single-threaded: nothing here
+/// starts a thread before it has forked its workers.
+public enum HiveMain {
+    /// Runs the command line in `CommandLine.arguments` and exits with its status.
+    @MainActor
+    public static func run<Application: HiveApplication>(_ application: Application) async throws {
+        ApplicationSlot.current = application
+        HiveCommand.main()
+    }
+}
+
+/// The application of this process, set once by `HiveMain.run` before the command line is parsed, read by the
+/// worker subcommand.
+enum ApplicationSlot {
+    nonisolated(unsafe) static var current: (any HiveApplication)?
+}
+
 struct HiveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "hive",
+        commandName: executableName,
         abstract: "A multi-process WebSocket + HTTP push server (a master hands connections to forked workers).",
         subcommands: [Start.self, Status.self, Connections.self, Push.self, Disconnect.self, Stop.self, Reload.self, ReopenLogs.self, Publish.self, ConfigCommand.self, Worker.self]
     )
 
+    /// The name this executable was started as: `hive`, or the user's own (`upper`).
+    static let executableName: String = {
+        let path = CommandLine.arguments.first ?? "hive"
+        return path.split(separator: "/").last.map(String.init) ?? "hive"
+    }()
+
     /// Like ArgumentParser's `main`, but an invalid option exits with status 1 (Docs/OPERATIONS.md), not 64.
-    static func main() {
+    static func main() -> Never {
         do {
             var arguments = Array(CommandLine.arguments.dropFirst())
             // Help is shown whatever the environment or file says.
@@ -30,6 +66,7 @@ struct HiveCommand: ParsableCommand {
             }
             var command = try parseAsRoot(arguments)
             try command.run()
+            Glibc.exit(0)
         } catch {
             let code = exitCode(for: error)
             var message = fullMessage(for: error)

@@ -1,5 +1,4 @@
 import ArgumentParser
-import HiveDemo
 import HiveIPC
 import HiveWorker
 
@@ -31,8 +30,12 @@ struct Worker: ParsableCommand {
         configuration.grace = .seconds(grace)
         configuration.logFile = logFile
         configuration.redis = redis.configuration(maxMessageSize: limits.maxMessageSize)
+        guard let application = ApplicationSlot.current else {
+            writeLine("hive: worker \(workerID) error: no application to serve (HiveMain.run sets it)", to: 2)
+            throw ExitCode(3)
+        }
         do {
-            try WorkerProcess(configuration: configuration, application: DemoApplication(), logger: logger).run()
+            try WorkerProcess(configuration: configuration, application: application, logger: logger).run()
         } catch {
             writeLine("hive: worker \(workerID) error: \(error)", to: 2)
             throw ExitCode(3)

@@ -1,0 +1,7 @@
+// What an application sees with `import Hive`: the application API (HiveApplication, HiveServer, HiveMessage,
+// HiveRequest, HiveResponse, HiveRouter, ...) and the value types it speaks in (ConnectionID, ProtocolState,
+// ConnectionSnapshot, HiveError). The master, the registry writers, IPC records and descriptor passing are
+// `package` API of those modules: a Hive application cannot reach them.
+@_exported import HiveIPC
+@_exported import HiveWorker
+@_exported import Logging
