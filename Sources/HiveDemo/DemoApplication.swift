@@ -11,17 +11,23 @@ import Hive
 ///   connection whose id is in `to` (answers "pushed" or the push error's text), `throw` -> the hook throws (the
 ///   connection is closed with 1011, the worker keeps serving), anything else -> "hello".
 /// - WebSocket `/echo`: every message back exactly (conformance tests).
+/// - `GET /sleep?ms=N` and the action `sleep` (`content`: milliseconds) answer after awaiting N ms (at most 10 s):
+///   an async hook, which suspends only its own connection.
 public struct DemoApplication: HiveApplication {
     public init() {}
 
     public func shouldUpgrade(path: String) -> Bool { path == "/" || path == "/echo" }
 
-    public func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse {
+    public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
         var response: HiveResponse
         switch (request.method, request.path) {
         case ("GET", "/"), ("HEAD", "/"): response = .html(DemoPage.html)
         case ("GET", "/favicon.ico"), ("HEAD", "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
         case ("GET", "/hello"), ("HEAD", "/hello"): response = .text("hello")
+        case ("GET", "/sleep"):
+            let milliseconds = Self.query(request.uri, "ms").flatMap(Int.init) ?? 0
+            try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
+            response = .text("slept \(milliseconds) ms\n")
         default: response = .notFound
         }
         // Which connection and worker served this: the way to find a plain HTTP connection's id from outside.
@@ -30,12 +36,12 @@ public struct DemoApplication: HiveApplication {
         return response
     }
 
-    public func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws {
+    public func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws {
         if connection.path == "/echo" {
-            try hive.push(connection.id, message)
+            try await hive.push(connection.id, message)
             return
         }
-        try hive.push(connection.id, .text(try reply(to: message, from: connection, hive: hive)))
+        try await hive.push(connection.id, .text(try await reply(to: message, from: connection, hive: hive)))
     }
 
     struct DemoError: Error, CustomStringConvertible {
@@ -43,7 +49,7 @@ public struct DemoApplication: HiveApplication {
     }
 
     /// What the page's WebSocket answers. A `broadcast` is sent to everyone and answered with nothing extra.
-    func reply(to message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws -> String {
+    func reply(to message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws -> String {
         guard case .text(let text) = message else {
             return "error: binary messages are not understood here; send JSON text like "
                 + #"{"action": "hello", "content": ""}"#
@@ -60,21 +66,35 @@ public struct DemoApplication: HiveApplication {
             return "you are connection \(connection.id) on worker \(hive.workerID)"
         case "broadcast":
             let content = object["content"] as? String ?? ""
-            hive.broadcast(.text(content))
+            await hive.broadcast(.text(content))
             return "broadcast sent to every WebSocket client"
         case "push":
             guard let to = (object["to"] as? String).flatMap(UInt64.init) ?? (object["to"] as? NSNumber)?.uint64Value
             else { return "error: push needs \"to\": the id of the connection to push to" }
             do {
-                try hive.push(ConnectionID(rawValue: to), .text(object["content"] as? String ?? ""))
+                try await hive.push(ConnectionID(rawValue: to), .text(object["content"] as? String ?? ""))
                 return "pushed"
             } catch {
                 return "error: \(error)"
             }
         case "throw":
             throw DemoError()
+        case "sleep":
+            let milliseconds = (object["content"] as? String).flatMap(Int.init) ?? (object["content"] as? Int) ?? 0
+            try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
+            return "slept \(milliseconds) ms"
         default:
             return "hello"
         }
+    }
+
+    /// The first value of a query parameter, undecoded (the demo's parameters are numbers).
+    static func query(_ uri: String, _ name: String) -> String? {
+        guard let start = uri.firstIndex(of: "?") else { return nil }
+        for pair in uri[uri.index(after: start)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.first.map(String.init) == name { return parts.count > 1 ? String(parts[1]) : "" }
+        }
+        return nil
     }
 }

@@ -41,12 +41,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         }
     }
 
-    public struct Message: Sendable, Equatable {
-        public var channel: String
-        /// The pattern that matched, for PSUBSCRIBE deliveries.
-        public var pattern: String?
-        public var payload: [UInt8]
-    }
+    public typealias Message = RedisMessage
 
     public let configuration: Configuration
     private let registry: SharedRegistry?

@@ -118,7 +118,11 @@ struct Start: ParsableCommand {
         configuration.logFile = logPath
         configuration.workerTimeout = workerTimeout
         configuration.metricsListen = metricsListen.flatMap { try? ListenAddress.parse($0, option: "").get() }
-        let subscription = redis.configuration(maxMessageSize: limits.maxMessageSize)
+        let application = ApplicationSlot.current
+        let subscription = redis.configuration(
+            maxMessageSize: limits.maxMessageSize,
+            declared: (application?.redisChannels ?? [], application?.redisPatterns ?? [])
+        )
         configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)
         if (try? redis.address.resolve())?.passwordInArguments == true {
             logger.warning("the Redis password is on the command line, where every local user can read it", metadata: [

@@ -17,20 +17,24 @@ public final class HiveServer: @unchecked Sendable {
     let limits: ConnectionLimits
     /// `limits.allowedOrigins`, ready for the WebSocket handshake.
     let originPolicy: OriginPolicy
-    let application: HiveApplication
+    /// The application's hooks, with the context of this worker.
+    let hooks: any ApplicationHooks
+    /// The event loop as the hooks' task executor.
+    let executor: EventLoopTaskExecutor
     let table = ConnectionTable()
     var outbox: PeerOutbox!
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 
     init(workerID: Int, eventLoop: EventLoop, registry: SharedRegistry, limits: ConnectionLimits,
-         application: HiveApplication, logger: Logger) {
+         application: some HiveApplication, logger: Logger) {
         self.workerID = workerID
         self.eventLoop = eventLoop
         self.registry = registry
         self.limits = limits
         self.originPolicy = OriginPolicy(allowed: limits.allowedOrigins)
-        self.application = application
+        self.hooks = ApplicationRunner(application)
+        self.executor = EventLoopTaskExecutor(eventLoop: eventLoop)
         self.logger = logger
     }
 
@@ -76,7 +80,7 @@ public final class HiveServer: @unchecked Sendable {
     /// - Throws: `HiveError.unknownConnection` when no such connection is open, `HiveError.notWebSocket` when it
     ///   is not an established WebSocket (a plain HTTP keep-alive connection, say), `HiveError.workerBusy` when the
     ///   owner's inbox is full.
-    public func push(_ id: ConnectionID, _ message: HiveMessage) throws {
+    public func push(_ id: ConnectionID, _ message: HiveMessage) async throws {
         guard let state = registry.protocolState(of: id) else {
             registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
             throw HiveError.unknownConnection(id)
@@ -98,14 +102,19 @@ public final class HiveServer: @unchecked Sendable {
 
     /// Sends a message to every established WebSocket connection of every worker; plain HTTP connections never
     /// receive it.
-    public func broadcast(_ message: HiveMessage) {
-        broadcast([message])
+    public func broadcast(_ message: HiveMessage) async {
+        broadcastNow([message])
     }
 
     /// Sends messages, in order, to every established WebSocket connection of every worker. The frames are encoded
     /// once, here; one record goes to each other worker that has WebSocket clients, and each worker writes the
     /// same buffer to every connection it holds, with one flush per connection for the whole batch.
-    public func broadcast(_ messages: [HiveMessage]) {
+    public func broadcast(_ messages: [HiveMessage]) async {
+        broadcastNow(messages)
+    }
+
+    /// `broadcast`, from code that is not async.
+    func broadcastNow(_ messages: [HiveMessage]) {
         guard !messages.isEmpty else { return }
         let start = Clock.monotonicNanoseconds()
         let frames = Self.encodeFrames(messages)
@@ -142,7 +151,7 @@ public final class HiveServer: @unchecked Sendable {
 
     /// Closes a connection on whichever worker holds it: a WebSocket gets a close frame with `code`.
     /// - Throws: `HiveError.unknownConnection` when no such connection is open.
-    public func disconnect(_ id: ConnectionID, code: UInt16 = 1000, reason: String = "") throws {
+    public func disconnect(_ id: ConnectionID, code: UInt16 = 1000, reason: String = "") async throws {
         guard registry.protocolState(of: id) != nil else { throw HiveError.unknownConnection(id) }
         let record = IPCMessage.disconnect(id, code: code, reason: reason)
         if id.worker == workerID {
