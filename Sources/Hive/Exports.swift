@@ -3,5 +3,6 @@
 // ConnectionSnapshot, HiveError). The master, the registry writers, IPC records and descriptor passing are
 // `package` API of those modules: a Hive application cannot reach them.
 @_exported import HiveIPC
+@_exported import HiveRedis
 @_exported import HiveWorker
 @_exported import Logging

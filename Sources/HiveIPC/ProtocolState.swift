@@ -27,14 +27,14 @@ public enum ProtocolState: UInt64, Sendable, CaseIterable, CustomStringConvertib
 /// flight to the worker), the owning worker takes it to `.active` when it adopts the socket and back to `.free`
 /// when the connection ends. The master frees the slots of a worker that died, and a reserved slot whose hand-off
 /// failed.
-public enum SlotState: UInt64, Sendable {
+package enum SlotState: UInt64, Sendable {
     case free = 0
     case reserved = 1
     case active = 2
 }
 
 /// What the master's worker table says about a worker, mirrored in the registry so every process can read it.
-public enum WorkerState: UInt64, Sendable, CustomStringConvertible {
+package enum WorkerState: UInt64, Sendable, CustomStringConvertible {
     case none = 0
     case starting = 1
     case running = 2
@@ -59,7 +59,7 @@ public enum WorkerState: UInt64, Sendable, CustomStringConvertible {
 }
 
 /// The Redis subscription of worker 0, as `hive status` shows it.
-public enum RedisState: UInt64, Sendable, CustomStringConvertible {
+package enum RedisState: UInt64, Sendable, CustomStringConvertible {
     case off = 0
     case connecting = 1
     case subscribed = 2

@@ -20,14 +20,14 @@ public struct ConnectionSnapshot: Sendable, Hashable {
 extension SharedRegistry {
     /// The live connection with this id, or nil when it is unknown, closed, or the slot now holds a newer
     /// connection.
-    public func lookup(_ id: ConnectionID) -> ConnectionSnapshot? {
+    package func lookup(_ id: ConnectionID) -> ConnectionSnapshot? {
         guard id.slot < capacity, id.worker < workerCount else { return nil }
         guard let snapshot = snapshot(slot: id.slot), snapshot.id == id else { return nil }
         return snapshot
     }
 
     /// The protocol state of a live connection, or nil (the cheap check a push makes).
-    public func protocolState(of id: ConnectionID) -> ProtocolState? {
+    package func protocolState(of id: ConnectionID) -> ProtocolState? {
         guard id.slot < capacity, id.worker < workerCount else { return nil }
         guard slot(id.slot, .state).load(ordering: .acquiring) == SlotState.active.rawValue,
             slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation),
@@ -37,7 +37,7 @@ extension SharedRegistry {
     }
 
     /// Reads slot `index` if it holds an active connection.
-    public func snapshot(slot index: Int) -> ConnectionSnapshot? {
+    package func snapshot(slot index: Int) -> ConnectionSnapshot? {
         guard slot(index, .state).load(ordering: .acquiring) == SlotState.active.rawValue else { return nil }
         let generation = UInt32(truncatingIfNeeded: slot(index, .generation).load(ordering: .relaxed))
         let worker = Int(slot(index, .worker).load(ordering: .relaxed))
@@ -68,7 +68,7 @@ extension SharedRegistry {
 
     /// Every live connection of every worker, in slot order. A lazy walk over the table: it allocates nothing per
     /// free slot.
-    public var connections: some Sequence<ConnectionSnapshot> {
+    package var connections: some Sequence<ConnectionSnapshot> {
         (0..<capacity).lazy.compactMap { self.snapshot(slot: $0) }
     }
 }

@@ -13,7 +13,7 @@ public final class HiveServer: @unchecked Sendable {
     public let eventLoop: EventLoop
     public let logger: Logger
     /// The shared registry, for reading (`connections`, `connectionInfo` are the usual way in).
-    public let registry: SharedRegistry
+    package let registry: SharedRegistry
     let limits: ConnectionLimits
     /// `limits.allowedOrigins`, ready for the WebSocket handshake.
     let originPolicy: OriginPolicy

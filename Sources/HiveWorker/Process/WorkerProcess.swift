@@ -9,12 +9,12 @@ import NIOWebSocket
 /// A worker: one NIO event loop serving the connections the master hands it, an inbox thread reading the worker's
 /// Unix socket (NIO cannot receive SCM_RIGHTS, so it is read with recvmsg outside NIO), and the main thread
 /// waiting for SIGTERM/SIGINT with sigwait (no handler runs asynchronously).
-public final class WorkerProcess<Application: HiveApplication> {
+package final class WorkerProcess<Application: HiveApplication> {
     private let configuration: WorkerConfiguration
     private let application: Application
     private var logger: Logger
 
-    public init(configuration: WorkerConfiguration, application: Application, logger: Logger) {
+    package init(configuration: WorkerConfiguration, application: Application, logger: Logger) {
         self.configuration = configuration
         self.application = application
         self.logger = logger
@@ -24,7 +24,7 @@ public final class WorkerProcess<Application: HiveApplication> {
     }
 
     /// Serves until told to stop. Never returns: the process exits.
-    public func run() throws -> Never {
+    package func run() throws -> Never {
         // Blocked before any thread exists, so every thread inherits the mask and only sigwait below sees them.
         // (SIGHUP is blocked from the spawn on: see WorkerSpawner.)
         var waitedSignals = sigset_t()
