@@ -1,5 +1,4 @@
 import Foundation
-import HiveIPC
 import Hive
 
 /// The application `hive start` serves: the page of the story and its WebSocket on one port.
