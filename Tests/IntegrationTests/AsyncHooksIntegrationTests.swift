@@ -54,6 +54,20 @@ final class AsyncHooksIntegrationTests: HiveTestCase {
         XCTAssertEqual(try client.receiveMessage(timeout: 3), .text("slept 10 ms"))
     }
 
+    /// A WebSocket whose hook awaits a slow service is still read: its pings are answered meanwhile (reads are held
+    /// only when many messages wait behind the hook).
+    func testPing_whileAMessageHookAwaits_isAnsweredAtOnce() throws {
+        let (_, port) = try startHive(workers: 1)
+        let client = try WebSocketTestClient.connect(port: port)
+        try client.sendText(action("sleep", ["content": "2000"]))
+        Thread.sleep(forTimeInterval: 0.1)
+        let started = Date()
+        try client.sendPing([1, 2, 3])
+        XCTAssertEqual(try client.receiveMessage(timeout: 1.5), .pong)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "the ping waited for the hook")
+        XCTAssertEqual(try client.receiveMessage(timeout: 3), .text("slept 2000 ms"))
+    }
+
     /// A connection that closes while its hook awaits: the hook finishes, the close hook runs after it, and the
     /// connection's slot is freed (nothing is left in the registry).
     func testClose_whileAHookAwaits_leavesNothingBehind() throws {

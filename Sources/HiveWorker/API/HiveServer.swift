@@ -73,6 +73,9 @@ public final class HiveServer: @unchecked Sendable {
         }
     }
 
+    /// Messages of one WebSocket that may wait behind its suspended hook before its reads are held.
+    static let messagesBeforeHold = 16
+
     /// Number of workers in this Hive.
     public var workerCount: Int { registry.workerCount }
 

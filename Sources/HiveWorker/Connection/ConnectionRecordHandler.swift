@@ -43,7 +43,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        hooks.onSuspended = { [weak self] suspended in self?.hooksSuspended(suspended) }
+        hooks.onHoldReads = { [weak self] hold in self?.hooksSuspended(hold) }
     }
 
     private func hooksSuspended(_ suspended: Bool) {

@@ -77,6 +77,7 @@ enum WorkerPipeline {
         try pipeline.addHandler(frameHandler)
         hive.registry.setProtocol(id, .websocket)
         hive.table.addSession(session)
+        record.hooks.waitingBeforeHold = HiveServer.messagesBeforeHold
         session.opened()
     }
 }
