@@ -134,6 +134,17 @@ final class PortZeroIntegrationTests: XCTestCase {
         }
     }
 
+    /// Port 0 is no master's port: the operator commands say which port to give instead of looking for `hive-0`.
+    func testOperatorCommand_withPortZero_asksForThePortOfTheReadyLine() throws {
+        for command in [["status"], ["connections"], ["stop"], ["reload"], ["reopen-logs"], ["push", "1", "x"]] {
+            let result = try HiveCLI.run(command + ["--port", "0"])
+            XCTAssertEqual(result.status, 1, "\(command)")
+            // The line, then the command's usage (as for any invalid option).
+            XCTAssertTrue(result.stderr.hasPrefix("hive: error: --port 0 names no master: `hive start --port 0` "
+                + "listens on a free port, which its ready line shows; give that port, or --run-dir\n"), result.stderr)
+        }
+    }
+
     /// A fixed port keeps its order (run dir first, then the port): a second `hive start` on the port of a running
     /// Hive with the same default run dir is refused by the run dir, naming the first master, and leaves it alone.
     func testSecondStartOnTheSamePort_isRefusedByTheRunDir_andTheFirstKeepsServing() throws {
