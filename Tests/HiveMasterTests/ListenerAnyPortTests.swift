@@ -36,6 +36,22 @@ final class ListenerAnyPortTests: XCTestCase {
         close(accepted)
     }
 
+    /// sin6_port is read as well as sin_port (the same offset in both).
+    func testBindAnyPort_onIPv6Loopback_returnsTheKernelsPort() throws {
+        let probe = try? Listener(host: "::1", port: 0)
+        try XCTSkipIf(probe == nil, "no IPv6 loopback on this machine")
+        probe?.close()
+        let bound = try MasterConfiguration.bindAnyPort(host: "::1")
+        defer { close(bound.descriptor) }
+        XCTAssertTrue((1...65_535).contains(bound.port))
+        var address = sockaddr_in6()
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(bound.descriptor, $0, &length) }
+        }
+        XCTAssertEqual(Int(UInt16(bigEndian: address.sin6_port)), bound.port)
+    }
+
     func testBindAnyPort_onAnAddressOfNoInterface_isCannotListenNamingPortZero() {
         // 192.0.2.0/24 is TEST-NET-1: never an address of this machine.
         XCTAssertThrowsError(try MasterConfiguration.bindAnyPort(host: "192.0.2.1")) { error in
