@@ -26,8 +26,11 @@ final class PortZeroIntegrationTests: XCTestCase {
     }
 
     /// `hive start --port 0 <extra>` with the default run dir; returns it ready, with its port.
-    private func startOnPortZero(_ extra: [String] = [], environment: [String: String] = [:]) throws -> (HiveProcess, port: Int) {
-        let hive = try HiveProcess(arguments: ["--port", "0", "--workers", "1", "--redis", "none"] + extra, environment: environment)
+    private func startOnPortZero(_ extra: [String] = [], environment: [String: String] = [:])
+        throws -> (HiveProcess, port: Int)
+    {
+        let hive = try HiveProcess(
+            arguments: ["--port", "0", "--workers", "1", "--redis", "none"] + extra, environment: environment)
         started.append(hive)
         try hive.start()
         let port = try XCTUnwrap(hive.port, hive.log())
@@ -59,7 +62,8 @@ final class PortZeroIntegrationTests: XCTestCase {
         let client = try WebSocketTestClient(port: port)
         let status = try HiveCLI.run(["status", "--port", String(port)])
         XCTAssertEqual(status.status, 0, status.stderr)
-        XCTAssertTrue(status.stdout.contains("master pid: \(hive.pid!)   listen: http://127.0.0.1:\(port)"), status.stdout)
+        XCTAssertTrue(
+            status.stdout.contains("master pid: \(hive.pid!)   listen: http://127.0.0.1:\(port)"), status.stdout)
         let connections = try HiveCLI.run(["connections", "--port", String(port)])
         XCTAssertEqual(connections.status, 0, connections.stderr)
         XCTAssertTrue(connections.stdout.contains("websocket"), connections.stdout)
@@ -108,7 +112,8 @@ final class PortZeroIntegrationTests: XCTestCase {
     }
 
     func testPortZero_fromTheEnvironmentOrTheConfigFile() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hive-p0-\(UUID().uuidString.prefix(8))")
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("hive-p0-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let config = folder.appendingPathComponent("hive.yaml").path
@@ -130,7 +135,8 @@ final class PortZeroIntegrationTests: XCTestCase {
         for value in ["-1", "65536"] {
             let bad = try HiveCLI.run(["start", "--port=\(value)", "--redis", "none"])
             XCTAssertEqual(bad.status, 1, bad.stderr)
-            XCTAssertTrue(bad.stderr.contains("--port must be between 0 (any free port) and 65535, got \(value)"), bad.stderr)
+            XCTAssertTrue(
+                bad.stderr.contains("--port must be between 0 (any free port) and 65535, got \(value)"), bad.stderr)
         }
     }
 
@@ -154,7 +160,8 @@ final class PortZeroIntegrationTests: XCTestCase {
         XCTAssertThrowsError(try second.start(readyTimeout: 10))
         XCTAssertEqual(second.exitStatus, 1)
         XCTAssertTrue(second.log().contains("hive: error: run dir \(dir) already belongs to a running Hive master "
-            + "(pid \(first.pid!)); stop it with `hive stop --run-dir \(dir)` or choose another --run-dir"), second.log())
+            + "(pid \(first.pid!)); stop it with `hive stop --run-dir \(dir)` or choose another --run-dir"),
+            second.log())
         XCTAssertEqual(try String(contentsOfFile: dir + "/hive.pid", encoding: .utf8), "\(first.pid!)\n")
         let status = try HiveCLI.run(["status", "--port", String(port)])
         XCTAssertEqual(status.status, 0, status.stderr)
