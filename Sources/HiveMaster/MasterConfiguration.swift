@@ -30,6 +30,9 @@ package struct MasterConfiguration: Sendable {
     package var redis: [String: String] = [:]
     /// Where the master serves `/metrics` for Prometheus (`--metrics-listen`); nil: not served.
     package var metricsListen: ListenAddress?
+    /// A client socket already listening on `host:port` (`--port 0`: see `bindAnyPort`), which the master serves
+    /// on instead of binding; -1: the master binds `host:port` itself, after claiming the run dir.
+    package var listenerDescriptor: Int32 = -1
 
     package init(
         host: String, port: Int, workers: Int, dispatch: DispatchMode, runDirectory: String, maxConnections: Int,

@@ -60,7 +60,10 @@ package final class MasterLoop {
         notifier = ServiceNotifier.fromEnvironment(logger: logger)
         try runDirectory.claim(pid: pid)
         defer { runDirectory.release(pid: pid) }
-        let listener = try Listener(host: configuration.host, port: configuration.port)
+        let listener =
+            configuration.listenerDescriptor >= 0
+            ? Listener(adopting: configuration.listenerDescriptor)
+            : try Listener(host: configuration.host, port: configuration.port)
         self.listener = listener
         defer { self.listener?.close() }
         if let address = configuration.metricsListen { try startMetrics(address) }
