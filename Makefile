@@ -6,7 +6,7 @@ PORT ?= 9501
 WORKERS ?= 2
 APT_PACKAGES := libhiredis-dev redis-server pkg-config python3 chromium python3-prometheus-client
 
-.PHONY: all deps build release run test unit integration conformance bench fuzz fuzz-smoke clean
+.PHONY: all deps build release run test unit integration conformance bench fuzz fuzz-smoke docs clean
 
 all: build
 
@@ -57,6 +57,17 @@ fuzz: deps
 # Each fuzz target for 30 s, part of `make test`.
 fuzz-smoke: deps
 	FUZZ_SECONDS=30 scripts/fuzz.sh
+
+# The API reference (Docs/API.md): one DocC archive of the modules `import Hive` brings (Hive re-exports the
+# application API of HiveWorker, HiveIPC and HiveRedis, and DocC documents a module's own symbols only, so the four
+# are built and combined). Written under .build, never committed; a broken symbol link fails it. Not part of
+# `make test`.
+DOCS_TARGETS := Hive HiveWorker HiveIPC HiveRedis
+DOCS_ARCHIVE := .build/plugins/Swift-DocC/outputs/Hive.doccarchive
+docs: deps
+	$(SWIFT) package --disable-sandbox generate-documentation --enable-experimental-combined-documentation \
+		$(addprefix --target ,$(DOCS_TARGETS)) --warnings-as-errors
+	@echo "make: the DocC archive is $(DOCS_ARCHIVE) (open its documentation/hive/ through any static web server)"
 
 clean:
 	rm -rf .build .build-fuzz
