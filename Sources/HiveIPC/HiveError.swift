@@ -12,7 +12,8 @@
 /// }
 /// ```
 public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
-    /// What kind of failure this is.
+    /// What kind of failure this is: compare it with the constants below (`error.code == .notWebSocket`), or switch
+    /// over it with a `default` case.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Kind: Hashable, Sendable {
             case unknownConnection, notWebSocket, workerBusy, redisUnavailable, invalidArgument
@@ -34,6 +35,7 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
         /// An argument was out of its range (a channel name, a close code).
         public static let invalidArgument = Code(.invalidArgument)
 
+        /// The constant's name: "unknownConnection", "notWebSocket", ...
         public var description: String {
             switch kind {
             case .unknownConnection: "unknownConnection"
@@ -67,7 +69,8 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
         self.description = description
     }
 
-    public static func unknownConnection(_ id: ConnectionID) -> HiveError {
+    /// No live connection has the id `id`.
+    package static func unknownConnection(_ id: ConnectionID) -> HiveError {
         HiveError(
             code: .unknownConnection, connection: id,
             description: "connection \(id) does not exist (never opened, or already closed); "
@@ -75,7 +78,8 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
         )
     }
 
-    public static func notWebSocket(_ id: ConnectionID, _ state: ProtocolState) -> HiveError {
+    /// Connection `id` is in `state`, not an established WebSocket.
+    package static func notWebSocket(_ id: ConnectionID, _ state: ProtocolState) -> HiveError {
         let what: String
         switch state {
         case .http: what = "is a plain HTTP connection, not a WebSocket client"
@@ -91,7 +95,8 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
         )
     }
 
-    public static func workerBusy(_ id: ConnectionID, worker: Int) -> HiveError {
+    /// The inbox of `worker`, which owns connection `id`, stayed full.
+    package static func workerBusy(_ id: ConnectionID, worker: Int) -> HiveError {
         HiveError(
             code: .workerBusy, connection: id, worker: worker,
             description: "connection \(id) is owned by worker \(worker), whose inbox is full; the message was "

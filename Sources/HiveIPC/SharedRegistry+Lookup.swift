@@ -1,19 +1,34 @@
 import Atomics
 
-/// A copy of one slot, read without locks: fields may be a few updates apart, but the id/generation check makes
-/// sure it describes the connection asked for.
+/// What the shared registry knows about one open connection (Swoole's `getClientInfo`): a copy of its slot, read
+/// without locks, so counters may be a few updates apart, but the id check makes sure it describes the connection
+/// asked for. `HiveServer.connectionInfo(_:)` and `HiveServer.connections` return it; `hive connections` prints
+/// the same fields.
 public struct ConnectionSnapshot: Sendable, Hashable {
+    /// The connection's id.
     public var id: ConnectionID
+    /// The worker holding the connection (the same as `id.worker`).
     public var worker: Int
+    /// What the connection speaks now: only ``ProtocolState/websocket`` receives pushes and broadcasts.
     public var protocolState: ProtocolState
+    /// The peer the master accepted it from.
     public var remote: RemoteAddress
+    /// When the master accepted it: wall-clock nanoseconds since 1970.
     public var connectedAt: UInt64
+    /// When bytes last arrived on it: wall-clock nanoseconds since 1970.
     public var lastActivity: UInt64
+    /// Bytes read from the client.
     public var bytesIn: UInt64
+    /// Bytes written to the client.
     public var bytesOut: UInt64
+    /// WebSocket frames read (HTTP requests before an upgrade).
     public var framesIn: UInt64
+    /// WebSocket messages and frames written.
     public var framesOut: UInt64
+    /// Bytes queued in the worker for this client, as of the last change of its writability: a client that does
+    /// not read shows here before it is closed as a slow consumer.
     public var queuedOut: UInt64
+    /// HTTP requests served on this connection.
     public var requests: UInt64
 }
 
