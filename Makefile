@@ -6,7 +6,7 @@ PORT ?= 9501
 WORKERS ?= 2
 APT_PACKAGES := libhiredis-dev redis-server pkg-config python3 chromium python3-prometheus-client
 
-.PHONY: all deps build release run test unit integration conformance bench fuzz fuzz-smoke clean
+.PHONY: all deps build release run test unit integration conformance bench fuzz fuzz-smoke examples clean
 
 all: build
 
@@ -35,6 +35,19 @@ test: build
 	PROMTOOL=$$(scripts/ensure-promtool.sh) $(SWIFT) test --skip-build --disable-swift-testing
 	$(MAKE) fuzz-smoke
 	$(MAKE) conformance
+
+# The packages in Examples/, built as a user's package is (Hive by path), into the one scratch path that the tests
+# running them use (Tests/IntegrationTests/Support/PackageBuild.swift), so Hive and its dependencies are compiled
+# once for all of them. The build plan is deleted before each package: SwiftPM keeps one per scratch path and would
+# not notice that the root package changed. Binaries: .build/examples/scratch/debug/{seed,chat}.
+EXAMPLES := Seed Chat
+EXAMPLES_DIR := $(CURDIR)/.build/examples
+examples: deps
+	@for example in $(EXAMPLES); do \
+		echo "make: building Examples/$$example"; \
+		rm -f $(EXAMPLES_DIR)/scratch/debug.yaml $(EXAMPLES_DIR)/scratch/debug/description.json; \
+		$(SWIFT) build --package-path Examples/$$example --scratch-path $(EXAMPLES_DIR)/scratch || exit 1; \
+	done
 
 unit: build
 	$(SWIFT) test --disable-swift-testing --filter 'HiveIPCTests|HiveWorkerTests|HiveRedisTests|HiveMasterTests|HiveConfigTests'

@@ -6,14 +6,17 @@ class HiveTestCase: XCTestCase {
     private var started: [HiveProcess] = []
 
     /// Starts `hive start` on a free port with its run dir inside the process's own temp folder.
-    /// `environment` is added to the test's own (`HIVE_REDIS_URL`, say).
-    func startHive(workers: Int = 2, _ extra: [String] = [], environment: [String: String] = [:]) throws -> (HiveProcess, port: Int) {
+    /// `environment` is added to the test's own (`HIVE_REDIS_URL`, say); `binary` is another Hive application's
+    /// executable instead of `hive`.
+    func startHive(
+        workers: Int = 2, _ extra: [String] = [], environment: [String: String] = [:], binary: URL? = nil
+    ) throws -> (HiveProcess, port: Int) {
         let port = HiveProcess.freePort()
         // Tests that are not about Redis must not depend on (or subscribe to) whatever Redis the machine has.
         let redis = extra.contains("--redis") || environment["HIVE_REDIS_URL"] != nil ? [] : ["--redis", "none"]
         let hive = try HiveProcess(
             arguments: ["--port", String(port), "--workers", String(workers), "--run-dir", "run"] + redis + extra,
-            environment: environment
+            environment: environment, binary: binary
         )
         started.append(hive)
         try hive.start()
