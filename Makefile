@@ -29,7 +29,8 @@ run: build
 	$(HIVE_DEBUG) start --port $(PORT) --workers $(WORKERS)
 
 # The whole suite: unit and integration tests (real hive binary; the metrics pages checked by Prometheus' promtool,
-# taken from Debian's package by scripts/ensure-promtool.sh), 30 s of each fuzz target, then WebSocket conformance.
+# taken from Debian's package by scripts/ensure-promtool.sh; Examples/ and the issue's `upper` package built and run,
+# see `examples`), 30 s of each fuzz target, then WebSocket conformance.
 test: build
 	$(SWIFT) build --build-tests
 	PROMTOOL=$$(scripts/ensure-promtool.sh) $(SWIFT) test --skip-build --disable-swift-testing
