@@ -77,6 +77,13 @@ final class ExamplesIntegrationTests: HiveTestCase {
         XCTAssertFalse(alice.receivedAnything(within: 0.1))
         XCTAssertFalse(bob.receivedAnything(within: 0.1))
 
+        // What is refused is answered to the sender alone.
+        try carol.sendText("/join two words")
+        XCTAssertEqual(try carol.receiveMessage(), .text("error: send /join ROOM, with ROOM one word of at most 32 characters"))
+        try carol.sendText(String(repeating: "x", count: 4097))
+        XCTAssertEqual(try carol.receiveMessage(), .text("error: a message is at most 4096 bytes, got 4097"))
+        XCTAssertFalse(alice.receivedAnything(within: 0.1))
+
         // Bob leaves (closes): the room is Alice alone; a client in no room is told to join one.
         bob.close()
         try alice.sendText("/who")

@@ -30,12 +30,13 @@ struct Chat: HiveApplication {
             try await hive.push(connection.id, .text("error: send text: /join ROOM, /who, or a message for your room"))
             return
         }
-        if text.hasPrefix("/join ") {
-            let room = String(text.dropFirst("/join ".count)).trimmingCharacters(in: " ")
-            guard !room.isEmpty, room.count <= Self.maxRoomName, !room.contains(where: \.isWhitespace) else {
-                try await hive.push(connection.id, .text("error: a room name is one word of 1 to \(Self.maxRoomName) characters, got \"\(room.prefix(40))\""))
+        if text == "/join" || text.hasPrefix("/join ") {
+            let words = text.split(separator: " ")
+            guard words.count == 2, words[1].count <= Self.maxRoomName else {
+                try await hive.push(connection.id, .text("error: send /join ROOM, with ROOM one word of at most \(Self.maxRoomName) characters"))
                 return
             }
+            let room = String(words[1])
             rooms.join(connection.id, room)
             try await hive.push(connection.id, .text("joined \(room) as \(connection.id)"))
             return
@@ -62,11 +63,5 @@ struct Chat: HiveApplication {
 
     func close(_ id: ConnectionID, hive: HiveServer, context rooms: Rooms) async {
         rooms.leave(id)
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: Character) -> String {
-        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
     }
 }
