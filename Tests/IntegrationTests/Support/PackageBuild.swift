@@ -13,8 +13,10 @@ import Foundation
 ///   `.product(name: "Hive", package: "hive")` needs the folder to be called `hive`, whatever this clone is called.
 /// - `scratch`: the one `--scratch-path` of every such build (and of `make examples`). The first build compiles
 ///   Hive and its dependencies (about 6 minutes on 2 busy cores); later ones reuse them. Hive's own modules are
-///   compiled again (about a minute) when the package switches between an example (which names Hive by its real
-///   path) and `upper` (through the `hive` link): the compiler's arguments differ (`-package-name`, include paths).
+///   compiled again (about a minute) when the package switches between an example (whose `../..` SwiftPM resolves
+///   to the repository's real path) and `upper` (through the `hive` link, which it keeps): the compiler's
+///   arguments differ (`-package-name`, include paths). A scratch path per package would spare that minute on
+///   later runs but compile everything twice on a clean clone.
 ///   SwiftPM keeps one build plan per scratch path and does not notice that the root package changed, so it is
 ///   deleted before each build (`debug.yaml`, `debug/description.json`) and made again, in about 2 s.
 enum PackageBuild {
