@@ -6,7 +6,7 @@ PORT ?= 9501
 WORKERS ?= 2
 APT_PACKAGES := libhiredis-dev redis-server pkg-config python3 chromium python3-prometheus-client
 
-.PHONY: all deps build release run test unit integration conformance bench fuzz fuzz-smoke docs clean
+.PHONY: all deps build release run test unit integration conformance bench fuzz fuzz-smoke docs examples clean
 
 all: build
 
@@ -29,14 +29,28 @@ run: build
 	$(HIVE_DEBUG) start --port $(PORT) --workers $(WORKERS)
 
 # The whole suite: unit and integration tests (real hive binary; the metrics pages checked by Prometheus' promtool,
-# taken from Debian's package by scripts/ensure-promtool.sh), the DocC archive (a broken symbol link in a doc
-# comment fails it; under a minute), 30 s of each fuzz target, then WebSocket conformance.
+# taken from Debian's package by scripts/ensure-promtool.sh; Examples/ and the issue's `upper` package built and run,
+# see `examples`), the DocC archive (a broken symbol link in a doc comment fails it; under a minute), 30 s of each
+# fuzz target, then WebSocket conformance.
 test: build
 	$(SWIFT) build --build-tests
 	PROMTOOL=$$(scripts/ensure-promtool.sh) $(SWIFT) test --skip-build --disable-swift-testing
 	$(MAKE) docs
 	$(MAKE) fuzz-smoke
 	$(MAKE) conformance
+
+# The packages in Examples/, built as a user's package is (Hive by path), into the one scratch path that the tests
+# running them use (Tests/IntegrationTests/Support/PackageBuild.swift), so Hive and its dependencies are compiled
+# once for all of them. The build plan is deleted before each package: SwiftPM keeps one per scratch path and would
+# not notice that the root package changed. Binaries: .build/examples/scratch/debug/{seed,chat}.
+EXAMPLES := Seed Chat
+EXAMPLES_DIR := $(CURDIR)/.build/examples
+examples: deps
+	@for example in $(EXAMPLES); do \
+		echo "make: building Examples/$$example"; \
+		rm -f $(EXAMPLES_DIR)/scratch/debug.yaml $(EXAMPLES_DIR)/scratch/debug/description.json; \
+		$(SWIFT) build --package-path Examples/$$example --scratch-path $(EXAMPLES_DIR)/scratch || exit 1; \
+	done
 
 unit: build
 	$(SWIFT) test --disable-swift-testing --filter 'HiveIPCTests|HiveWorkerTests|HiveRedisTests|HiveMasterTests|HiveConfigTests'

@@ -74,8 +74,24 @@ package struct RunDirectory: Sendable {
             let pid = Int32(text.trimmingCharacters(in: " \n")), pid > 0
         else { return nil }
         guard kill(pid, 0) == 0 || errno == EPERM else { return nil }
-        guard let cmdline = Self.read("/proc/\(pid)/cmdline"), cmdline.contains("hive") else { return nil }
+        guard let cmdline = Self.read("/proc/\(pid)/cmdline"),
+            Self.isHiveCommandLine(cmdline, own: Self.read("/proc/self/cmdline") ?? "")
+        else { return nil }
         return pid
+    }
+
+    /// Whether a process's command line (from /proc, arguments separated by spaces) is a Hive master's: it names
+    /// hive, or its program is called like this one's. An application built on Hive is its own executable,
+    /// started and operated under its own name (`upper start`, `upper stop`), and its path need not say hive.
+    static func isHiveCommandLine(_ commandLine: String, own: String) -> Bool {
+        if commandLine.contains("hive") { return true }
+        let program = programName(commandLine)
+        return !program.isEmpty && program == programName(own)
+    }
+
+    /// The file name of a command line's program (`upper` in `/srv/app/upper start --port 80`).
+    static func programName(_ commandLine: String) -> Substring {
+        commandLine.prefix { $0 != " " }.split(separator: "/").last ?? ""
     }
 
     /// Creates the folder (0700) and records this process as its master.

@@ -8,10 +8,13 @@ enum HiveCLI {
         var stderr: String
     }
 
-    /// `environment`: added to (and overriding) this process's environment.
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 20) throws -> Result {
+    /// `environment`: added to (and overriding) this process's environment. `binary`: another Hive application's
+    /// executable (`upper`) instead of `hive`.
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 20, binary: URL? = nil
+    ) throws -> Result {
         let process = Process()
-        process.executableURL = HiveProcess.binaryURL()
+        process.executableURL = binary ?? HiveProcess.binaryURL()
         process.arguments = arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }

@@ -6,13 +6,16 @@ class HiveTestCase: XCTestCase {
     private var started: [HiveProcess] = []
 
     /// Starts `hive start --port 0` (a port the kernel picks, read back from the `ready` line) with its run dir
-    /// inside the process's own temp folder. `environment` is added to the test's own (`HIVE_REDIS_URL`, say).
-    func startHive(workers: Int = 2, _ extra: [String] = [], environment: [String: String] = [:]) throws -> (HiveProcess, port: Int) {
+    /// inside the process's own temp folder. `environment` is added to the test's own (`HIVE_REDIS_URL`, say);
+    /// `binary` is another Hive application's executable instead of `hive`.
+    func startHive(
+        workers: Int = 2, _ extra: [String] = [], environment: [String: String] = [:], binary: URL? = nil
+    ) throws -> (HiveProcess, port: Int) {
         // Tests that are not about Redis must not depend on (or subscribe to) whatever Redis the machine has.
         let redis = extra.contains("--redis") || environment["HIVE_REDIS_URL"] != nil ? [] : ["--redis", "none"]
         let hive = try HiveProcess(
             arguments: ["--port", "0", "--workers", String(workers), "--run-dir", "run"] + redis + extra,
-            environment: environment
+            environment: environment, binary: binary
         )
         started.append(hive)
         return (hive, try hive.startAndReadPort())
