@@ -19,14 +19,14 @@ public struct DemoApplication: HiveApplication {
     public func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse {
         var response: HiveResponse
         switch (request.method, request.path) {
-        case ("GET", "/"), ("HEAD", "/"): response = .html(DemoPage.html)
-        case ("GET", "/favicon.ico"), ("HEAD", "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
-        case ("GET", "/hello"), ("HEAD", "/hello"): response = .text("hello")
+        case (.get, "/"), (.head, "/"): response = .html(DemoPage.html)
+        case (.get, "/favicon.ico"), (.head, "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
+        case (.get, "/hello"), (.head, "/hello"): response = .text("hello")
         default: response = .notFound
         }
         // Which connection and worker served this: the way to find a plain HTTP connection's id from outside.
-        response.headers.append(("X-Hive-Connection", request.connection.description))
-        response.headers.append(("X-Hive-Worker", String(hive.workerID)))
+        response.headerFields[.hiveConnection] = request.connection.description
+        response.headerFields[.hiveWorker] = String(hive.workerID)
         return response
     }
 
@@ -77,4 +77,10 @@ public struct DemoApplication: HiveApplication {
             return "hello"
         }
     }
+}
+
+extension HTTPField.Name {
+    // Made once: a name built from a string is checked and lowercased on every request otherwise.
+    static let hiveConnection = HTTPField.Name("X-Hive-Connection")!
+    static let hiveWorker = HTTPField.Name("X-Hive-Worker")!
 }
