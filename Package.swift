@@ -146,6 +146,11 @@ if Context.environment["HIVE_FUZZ"] == "1" {
             path: "Sources/Fuzz/fuzz-http"
         ),
         .executableTarget(
+            name: "fuzz-query",
+            dependencies: ["HiveFuzzSupport", "HiveWorker", .product(name: "HTTPTypes", package: "swift-http-types")],
+            path: "Sources/Fuzz/fuzz-query"
+        ),
+        .executableTarget(
             name: "fuzz-ipc",
             dependencies: ["HiveFuzzSupport", "HiveIPC"],
             path: "Sources/Fuzz/fuzz-ipc"
