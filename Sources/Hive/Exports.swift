@@ -5,5 +5,6 @@
 // cannot reach them.
 @_exported import HTTPTypes
 @_exported import HiveIPC
+@_exported import HiveRedis
 @_exported import HiveWorker
 @_exported import Logging

@@ -22,8 +22,14 @@ import Glibc
 /// `start` runs the master in this process; the master spawns each worker from this same executable (with a hidden
 /// `worker` subcommand), so every worker serves `application`. The master stays single-threaded: nothing here
 /// starts a thread before it has forked its workers.
+///
+/// So call it first and unconditionally in `main.swift`: a worker is this executable started again with
+/// `worker ...` arguments, and only `run` knows to serve `application` then. Start nothing before it that makes a
+/// thread (a `Task`, Dispatch, NIO, an `await` of anything but this call): the master refuses to start workers
+/// when it is not the process's only thread.
 public enum HiveMain {
-    /// Runs the command line in `CommandLine.arguments` and exits with its status.
+    /// Runs the command line in `CommandLine.arguments` and exits the process with its status: it never returns.
+    /// Exit statuses are those of Docs/OPERATIONS.md (1 for an invalid option).
     @MainActor
     public static func run<Application: HiveApplication>(_ application: Application) async throws {
         ApplicationSlot.current = application

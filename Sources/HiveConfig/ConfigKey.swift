@@ -48,7 +48,7 @@ extension ConfigKey {
     /// integration test `testConfigKeys_coverEveryStartOption` fails otherwise).
     public static let all: [ConfigKey] = [
         ConfigKey("host", .text, "an IPv4 or IPv6 address"),
-        ConfigKey("port", .integer, "a port number between 1 and 65535"),
+        ConfigKey("port", .integer, "a port number between 0 (any free port) and 65535"),
         ConfigKey("workers", .integer, "a number of worker processes"),
         ConfigKey("dispatch", .text, "one of least-connections, round-robin, ip-hash"),
         ConfigKey("run-dir", .text, "a folder path"),

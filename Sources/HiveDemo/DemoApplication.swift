@@ -1,5 +1,4 @@
 import Foundation
-import HiveIPC
 import Hive
 
 /// The application `hive start` serves: the page of the story and its WebSocket on one port.
@@ -11,17 +10,23 @@ import Hive
 ///   connection whose id is in `to` (answers "pushed" or the push error's text), `throw` -> the hook throws (the
 ///   connection is closed with 1011, the worker keeps serving), anything else -> "hello".
 /// - WebSocket `/echo`: every message back exactly (conformance tests).
+/// - `GET /sleep?ms=N` and the action `sleep` (`content`: milliseconds) answer after awaiting N ms (at most 10 s):
+///   an async hook, which suspends only its own connection.
 public struct DemoApplication: HiveApplication {
     public init() {}
 
     public func shouldUpgrade(path: String) -> Bool { path == "/" || path == "/echo" }
 
-    public func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse {
+    public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
         var response: HiveResponse
         switch (request.method, request.path) {
         case (.get, "/"), (.head, "/"): response = .html(DemoPage.html)
         case (.get, "/favicon.ico"), (.head, "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
         case (.get, "/hello"), (.head, "/hello"): response = .text("hello")
+        case (.get, "/sleep"):
+            let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
+            try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
+            response = .text("slept \(milliseconds) ms\n")
         default: response = .notFound
         }
         // Which connection and worker served this: the way to find a plain HTTP connection's id from outside.
@@ -30,12 +35,12 @@ public struct DemoApplication: HiveApplication {
         return response
     }
 
-    public func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws {
+    public func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws {
         if connection.path == "/echo" {
-            try hive.push(connection.id, message)
+            try await hive.push(connection.id, message)
             return
         }
-        try hive.push(connection.id, .text(try reply(to: message, from: connection, hive: hive)))
+        try await hive.push(connection.id, .text(try await reply(to: message, from: connection, hive: hive)))
     }
 
     struct DemoError: Error, CustomStringConvertible {
@@ -43,7 +48,7 @@ public struct DemoApplication: HiveApplication {
     }
 
     /// What the page's WebSocket answers. A `broadcast` is sent to everyone and answered with nothing extra.
-    func reply(to message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws -> String {
+    func reply(to message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws -> String {
         guard case .text(let text) = message else {
             return "error: binary messages are not understood here; send JSON text like "
                 + #"{"action": "hello", "content": ""}"#
@@ -60,19 +65,23 @@ public struct DemoApplication: HiveApplication {
             return "you are connection \(connection.id) on worker \(hive.workerID)"
         case "broadcast":
             let content = object["content"] as? String ?? ""
-            hive.broadcast(.text(content))
+            await hive.broadcast(.text(content))
             return "broadcast sent to every WebSocket client"
         case "push":
             guard let to = (object["to"] as? String).flatMap(UInt64.init) ?? (object["to"] as? NSNumber)?.uint64Value
             else { return "error: push needs \"to\": the id of the connection to push to" }
             do {
-                try hive.push(ConnectionID(rawValue: to), .text(object["content"] as? String ?? ""))
+                try await hive.push(ConnectionID(rawValue: to), .text(object["content"] as? String ?? ""))
                 return "pushed"
             } catch {
                 return "error: \(error)"
             }
         case "throw":
             throw DemoError()
+        case "sleep":
+            let milliseconds = (object["content"] as? String).flatMap(Int.init) ?? (object["content"] as? Int) ?? 0
+            try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
+            return "slept \(milliseconds) ms"
         default:
             return "hello"
         }

@@ -3,8 +3,8 @@
 /// 1015 only report what happened locally and must never be sent; below 1000 and 1016-2999 are not assigned. A
 /// frame encoder sends a bad code as a close without a code, so an operator's typo would pass silently: the CLI and
 /// the master refuse it instead.
-public enum CloseCode {
-    public static func serverMaySend(_ code: UInt16) -> Bool {
+package enum CloseCode {
+    package static func serverMaySend(_ code: UInt16) -> Bool {
         switch code {
         case 1000...1003, 1007...1014, 3000...4999: true
         default: false
@@ -12,7 +12,7 @@ public enum CloseCode {
     }
 
     /// Why `code` cannot be sent, and which codes can, as one sentence; nil when it can be sent.
-    public static func refusal(_ code: Int) -> String? {
+    package static func refusal(_ code: Int) -> String? {
         if let code = UInt16(exactly: code), serverMaySend(code) { return nil }
         let why =
             switch code {

@@ -1,5 +1,5 @@
 /// How the master picks the worker for a new connection (`--dispatch`).
-public enum DispatchMode: String, Sendable, CaseIterable {
+package enum DispatchMode: String, Sendable, CaseIterable {
     /// The worker holding the fewest open connections (Swoole's dispatch_mode 2 is fd-modulo; this balances
     /// long-lived WebSocket connections better).
     case leastConnections = "least-connections"
@@ -10,18 +10,18 @@ public enum DispatchMode: String, Sendable, CaseIterable {
 
 /// Worker choice as a pure function of the table, so it is tested without processes (swoole's `TEST(server,
 /// schedule)` does the same).
-public struct Dispatcher: Sendable {
-    public let mode: DispatchMode
+package struct Dispatcher: Sendable {
+    package let mode: DispatchMode
     private var nextRoundRobin = 0
 
-    public init(mode: DispatchMode) { self.mode = mode }
+    package init(mode: DispatchMode) { self.mode = mode }
 
     /// - Parameters:
     ///   - load: open connections per worker id.
     ///   - available: whether each worker may take connections now (running, inbox not known full).
     ///   - clientHash: a hash of the client address, for ip-hash.
     /// - Returns: the chosen worker id, or nil when none is available.
-    public mutating func choose(load: [Int], available: [Bool], clientHash: UInt64) -> Int? {
+    package mutating func choose(load: [Int], available: [Bool], clientHash: UInt64) -> Int? {
         let count = load.count
         guard count > 0, available.contains(true) else { return nil }
         switch mode {

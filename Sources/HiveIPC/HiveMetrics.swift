@@ -4,15 +4,15 @@
 /// Held by the master across scrapes for one reason: byte counters sum finished connections and live slots, and a
 /// connection that ends between the two reads is missed for that scrape; the last value served is kept so a
 /// counter never goes down (Prometheus would read a decrease as a restart).
-public struct HiveMetrics {
-    public struct Facts: Sendable {
-        public var version: String
+package struct HiveMetrics {
+    package struct Facts: Sendable {
+        package var version: String
         /// The Redis address without its password (`RedisURL.description`), nil with `--redis none`.
-        public var redisAddress: String?
-        public var redisChannels: Int
-        public var redisPatterns: Int
+        package var redisAddress: String?
+        package var redisChannels: Int
+        package var redisPatterns: Int
 
-        public init(version: String, redisAddress: String?, redisChannels: Int, redisPatterns: Int) {
+        package init(version: String, redisAddress: String?, redisChannels: Int, redisPatterns: Int) {
             self.version = version
             self.redisAddress = redisAddress
             self.redisChannels = redisChannels
@@ -20,17 +20,17 @@ public struct HiveMetrics {
         }
     }
 
-    public let facts: Facts
+    package let facts: Facts
     private var served: [String: UInt64] = [:]
 
-    public init(facts: Facts) {
+    package init(facts: Facts) {
         self.facts = facts
     }
 
     /// The page for this moment.
     /// - Parameters:
     ///   - reloading: a rolling reload is in progress (the master knows, the registry does not).
-    public mutating func render(_ snapshot: RegistrySnapshot, liveBytes: [(bytesIn: UInt64, bytesOut: UInt64)],
+    package mutating func render(_ snapshot: RegistrySnapshot, liveBytes: [(bytesIn: UInt64, bytesOut: UInt64)],
                                 reloading: Bool) -> String {
         var page = PrometheusText()
         let master = snapshot.master

@@ -1,4 +1,5 @@
-/// The version `hive status` reports.
+/// The version of the Hive library, which `status` reports (and `/metrics` as `hive_build_info`).
 public enum HiveVersion {
+    /// The version, "major.minor.patch".
     public static let current = "0.1.0"
 }

@@ -4,7 +4,7 @@
 /// must reach a worker that no longer reads its inbox, too.)
 /// worker -> worker: `push`, `broadcast`, `disconnect` (routed straight to the owner, never via the master).
 /// worker -> master: `ready`, `retired`, `healthy`.
-public enum IPCMessage: Sendable, Equatable {
+package enum IPCMessage: Sendable, Equatable {
     /// A new connection; the socket travels as SCM_RIGHTS with the record.
     case connection(ConnectionID)
     /// Deliver one WebSocket message to one connection owned by the receiving worker.
@@ -33,9 +33,9 @@ public enum IPCMessage: Sendable, Equatable {
 
     /// Payloads above this travel in a memfd attached to the record, so one record never exceeds the socket's
     /// buffer (about 212 KB by default) and big messages cost one copy into shared memory instead of a stall.
-    public static let maxInlinePayload = 60 * 1024
+    package static let maxInlinePayload = 60 * 1024
     static let headerCapacity = 32
-    public static let maxRecordSize = maxInlinePayload + headerCapacity
+    package static let maxRecordSize = maxInlinePayload + headerCapacity
 }
 
 /// Byte-level codec for `IPCMessage`. Little-endian fixed fields; payloads last.

@@ -4,17 +4,17 @@ import Glibc
 
 /// A `host:port` to listen on, as an operator writes it: `127.0.0.1:9502`, `[::1]:9502`. The host must be an IP
 /// literal (nothing is resolved: a name could resolve to a public address nobody meant).
-public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
     /// Parses `text`; the error is a sentence naming the option and the value.
-    public static func parse(_ text: String, option: String) -> Result<ListenAddress, ListenAddressError> {
+    package static func parse(_ text: String, option: String) -> Result<ListenAddress, ListenAddressError> {
         func fail(_ reason: String) -> Result<ListenAddress, ListenAddressError> {
             .failure(ListenAddressError(message: "\(option) \"\(text)\": \(reason); write HOST:PORT with an IP address, "
                 + "e.g. 127.0.0.1:9502 or [::1]:9502"))
@@ -46,10 +46,10 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
         return withUnsafeMutableBytes(of: &buffer) { inet_pton(family, text, $0.baseAddress) == 1 }
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
-public struct ListenAddressError: Error, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
+package struct ListenAddressError: Error, CustomStringConvertible {
+    package var message: String
+    package var description: String { message }
 }

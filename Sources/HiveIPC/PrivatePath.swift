@@ -5,19 +5,19 @@ import Glibc
 /// A run dir or control socket Hive may trust: owned by this user and writable by nobody else. Otherwise another
 /// user could put their own `hive.sock` there (and receive root's pushes) or their own `hive.pid` (and make `stop`
 /// signal another process). Checked with `lstat`, so a symbolic link is refused rather than followed.
-public enum PrivatePath {
-    public enum Kind: Sendable {
+package enum PrivatePath {
+    package enum Kind: Sendable {
         case directory
         case socket
     }
 
     /// What `lstat` found at a path.
-    public struct Facts: Sendable, Equatable {
-        public var type: mode_t  // st_mode & S_IFMT
-        public var owner: uid_t
-        public var permissions: mode_t  // st_mode & 0o7777
+    package struct Facts: Sendable, Equatable {
+        package var type: mode_t  // st_mode & S_IFMT
+        package var owner: uid_t
+        package var permissions: mode_t  // st_mode & 0o7777
 
-        public init(type: mode_t, owner: uid_t, permissions: mode_t) {
+        package init(type: mode_t, owner: uid_t, permissions: mode_t) {
             self.type = type
             self.owner = owner
             self.permissions = permissions
@@ -25,12 +25,12 @@ public enum PrivatePath {
     }
 
     /// A path that fails the check; the text names it, says what is wrong and what to do.
-    public struct Refusal: Error, CustomStringConvertible, Equatable {
-        public let description: String
+    package struct Refusal: Error, CustomStringConvertible, Equatable {
+        package let description: String
     }
 
     /// The facts of `path` without following a final symbolic link, or nil when nothing is there.
-    public static func facts(of path: String) throws -> Facts? {
+    package static func facts(of path: String) throws -> Facts? {
         var info = stat()
         guard lstat(path, &info) == 0 else {
             if errno == ENOENT { return nil }
@@ -45,7 +45,7 @@ public enum PrivatePath {
     ///   - name: how the operator knows the path, e.g. "run dir" or "control socket".
     ///   - remedy: what to do about a refused path, e.g. "remove it or choose another --run-dir".
     @discardableResult
-    public static func check(_ path: String, is kind: Kind, name: String, remedy: String) throws -> Bool {
+    package static func check(_ path: String, is kind: Kind, name: String, remedy: String) throws -> Bool {
         guard let facts = try facts(of: path) else { return false }
         if let problem = problem(facts, kind: kind, user: geteuid()) {
             throw Refusal(description: "\(name) \(path) \(problem); \(remedy)")
@@ -56,7 +56,7 @@ public enum PrivatePath {
     /// Throws a `Refusal` if the folder holding `path` lets another user rename `path` and put their own in its
     /// place after it was checked: that takes write access without the sticky bit (the sticky bit of `/tmp` stops
     /// others from renaming what they do not own). The folder itself is followed through links, as the kernel does.
-    public static func checkParent(of path: String, name: String, remedy: String) throws {
+    package static func checkParent(of path: String, name: String, remedy: String) throws {
         let parent = parentPath(of: path)
         var info = stat()
         guard stat(parent, &info) == 0 else {
@@ -70,7 +70,7 @@ public enum PrivatePath {
     }
 
     /// Why a folder lets others swap what is in it, as the end of a sentence, or nil when it does not.
-    public static func parentProblem(_ facts: Facts, user: uid_t) -> String? {
+    package static func parentProblem(_ facts: Facts, user: uid_t) -> String? {
         if facts.owner != user && facts.owner != 0 {
             return "is owned by uid \(facts.owner), neither you (uid \(user)) nor root, who could swap it for their own"
         }
@@ -83,7 +83,7 @@ public enum PrivatePath {
     }
 
     /// `dirname`, without touching the file system: "." for a bare name, "/" for a top-level path.
-    public static func parentPath(of path: String) -> String {
+    package static func parentPath(of path: String) -> String {
         var trimmed = Substring(path)
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
         guard let slash = trimmed.lastIndex(of: "/") else { return "." }
@@ -93,7 +93,7 @@ public enum PrivatePath {
     }
 
     /// Why `facts` make a path untrustworthy for `user`, as the end of a sentence, or nil when it is fine.
-    public static func problem(_ facts: Facts, kind: Kind, user: uid_t) -> String? {
+    package static func problem(_ facts: Facts, kind: Kind, user: uid_t) -> String? {
         let wanted: mode_t = kind == .directory ? S_IFDIR : S_IFSOCK
         if facts.type != wanted {
             let found =

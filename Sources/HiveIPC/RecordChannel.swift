@@ -6,13 +6,13 @@ import Glibc
 /// One end of a SOCK_SEQPACKET Unix socket carrying `IPCMessage` records, with file descriptors as SCM_RIGHTS.
 /// It does not own the descriptor's lifetime decisions beyond `close()`: processes share the sending ends of
 /// every worker's inbox, and SEQPACKET keeps each record whole even with many writers.
-public struct RecordChannel: Sendable {
-    public let fd: Int32
+package struct RecordChannel: Sendable {
+    package let fd: Int32
 
-    public init(fd: Int32) { self.fd = fd }
+    package init(fd: Int32) { self.fd = fd }
 
     /// A connected pair, both ends close-on-exec. Buffers are raised so an inbox absorbs bursts.
-    public static func pair(while doing: String) throws -> (RecordChannel, RecordChannel) {
+    package static func pair(while doing: String) throws -> (RecordChannel, RecordChannel) {
         var fds: [Int32] = [-1, -1]
         try syscall("socketpair", while: doing) {
             socketpair(AF_UNIX, CHiveShims_SOCK_SEQPACKET | CHiveShims_SOCK_CLOEXEC, 0, &fds)
@@ -36,9 +36,9 @@ public struct RecordChannel: Sendable {
         }
     }
 
-    public func close() { _ = Glibc.close(fd) }
+    package func close() { _ = Glibc.close(fd) }
 
-    public enum SendResult: Equatable, Sendable {
+    package enum SendResult: Equatable, Sendable {
         case sent
         /// The receiver's queue is full (only with `blocking: false`).
         case wouldBlock
@@ -47,7 +47,7 @@ public struct RecordChannel: Sendable {
     /// Sends one message. `attach` is the socket of a `.connection` message. Non-blocking sends return
     /// `.wouldBlock` instead of waiting: the master must never block on a worker.
     @discardableResult
-    public func send(_ message: IPCMessage, attach: Int32 = -1, blocking: Bool) throws -> SendResult {
+    package func send(_ message: IPCMessage, attach: Int32 = -1, blocking: Bool) throws -> SendResult {
         let payload: [UInt8]?
         switch message {
         case .push(_, _, let bytes), .broadcast(let bytes, _): payload = bytes
@@ -74,9 +74,9 @@ public struct RecordChannel: Sendable {
 
     /// A record arrived but the descriptor sent with it could not be received: the receiving process is at its
     /// open-file limit (the kernel closed the descriptor). For a connection, the slot must be given back.
-    public struct DescriptorLost: Error, CustomStringConvertible {
-        public let message: IPCMessage
-        public var description: String {
+    package struct DescriptorLost: Error, CustomStringConvertible {
+        package let message: IPCMessage
+        package var description: String {
             "the descriptor of \(RecordChannel.name(of: message)) was lost: this process is at its open-file limit "
                 + "(raise `ulimit -n`, or lower --max-connections)"
         }
@@ -85,7 +85,7 @@ public struct RecordChannel: Sendable {
     /// Receives one message. Returns nil at end of stream (every sender closed), or when non-blocking and
     /// nothing is queued. A `.connection` message comes with its socket in `descriptor`.
     /// - Throws: `DescriptorLost` when the record's descriptor could not be received.
-    public func receive(blocking: Bool, buffer: UnsafeMutableRawBufferPointer) throws -> (IPCMessage, descriptor: Int32)? {
+    package func receive(blocking: Bool, buffer: UnsafeMutableRawBufferPointer) throws -> (IPCMessage, descriptor: Int32)? {
         var descriptor: Int32 = -1
         let length = CHiveShims_recvRecord(fd, buffer.baseAddress, buffer.count, &descriptor, blocking ? 0 : Int32(MSG_DONTWAIT))
         if length < 0 {

@@ -3,65 +3,65 @@ import Atomics
 /// The counters of the whole registry (header, every worker record, the Redis block), copied in one pass. Read
 /// without locks: values may be a few updates apart, which is what both readers want. `hive status` (the CLI)
 /// and `/metrics` (the master) read it, so they show the same numbers under the same meaning.
-public struct RegistrySnapshot: Sendable {
-    public struct Master: Sendable {
-        public var pid: Int32
-        public var startedAt: UInt64
-        public var accepted: UInt64
-        public var refusedFull: UInt64
-        public var refusedBusy: UInt64
-        public var acceptErrors: UInt64
+package struct RegistrySnapshot: Sendable {
+    package struct Master: Sendable {
+        package var pid: Int32
+        package var startedAt: UInt64
+        package var accepted: UInt64
+        package var refusedFull: UInt64
+        package var refusedBusy: UInt64
+        package var acceptErrors: UInt64
     }
 
-    public struct Worker: Sendable {
-        public var id: Int
-        public var pid: Int32
-        public var state: WorkerState
-        public var startedAt: UInt64
-        public var restarts: UInt64
+    package struct Worker: Sendable {
+        package var id: Int
+        package var pid: Int32
+        package var state: WorkerState
+        package var startedAt: UInt64
+        package var restarts: UInt64
         /// Raw wait status of the previous process of this id, or 0.
-        public var lastExitStatus: Int32
-        public var assigned: UInt64
-        public var closed: UInt64
-        public var http: UInt64
-        public var websocket: UInt64
-        public var requests: UInt64
-        public var messagesIn: UInt64
-        public var messagesOut: UInt64
-        public var pushesFailed: UInt64
-        public var slowConsumers: UInt64
-        public var protocolErrors: UInt64
-        public var broadcasts: UInt64
+        package var lastExitStatus: Int32
+        package var assigned: UInt64
+        package var closed: UInt64
+        package var http: UInt64
+        package var websocket: UInt64
+        package var requests: UInt64
+        package var messagesIn: UInt64
+        package var messagesOut: UInt64
+        package var pushesFailed: UInt64
+        package var slowConsumers: UInt64
+        package var protocolErrors: UInt64
+        package var broadcasts: UInt64
         /// Bytes of the connections this worker id has finished; add the live slots' bytes for the total.
-        public var closedBytesIn: UInt64
-        public var closedBytesOut: UInt64
-        public var broadcastLatency: BroadcastLatency.Snapshot
+        package var closedBytesIn: UInt64
+        package var closedBytesOut: UInt64
+        package var broadcastLatency: BroadcastLatency.Snapshot
 
         /// How the previous process of this id ended, if one did: "status 1" or "signal 9".
-        public var lastExit: String? {
+        package var lastExit: String? {
             guard restarts > 0 || lastExitStatus != 0 else { return nil }
             let status = lastExitStatus
             return status & 0x7F != 0 ? "signal \(status & 0x7F)" : "status \((status >> 8) & 0xFF)"
         }
     }
 
-    public struct Redis: Sendable {
-        public var state: RedisState
-        public var messages: UInt64
-        public var bytes: UInt64
-        public var reconnects: UInt64
-        public var dropped: UInt64
-        public var oversized: UInt64
-        public var lastError: String
-        public var lastMessageAt: UInt64
-        public var subscribedSince: UInt64
+    package struct Redis: Sendable {
+        package var state: RedisState
+        package var messages: UInt64
+        package var bytes: UInt64
+        package var reconnects: UInt64
+        package var dropped: UInt64
+        package var oversized: UInt64
+        package var lastError: String
+        package var lastMessageAt: UInt64
+        package var subscribedSince: UInt64
     }
 
-    public var master: Master
-    public var workers: [Worker]
-    public var redis: Redis
+    package var master: Master
+    package var workers: [Worker]
+    package var redis: Redis
 
-    public init(_ registry: SharedRegistry) {
+    package init(_ registry: SharedRegistry) {
         func header(_ field: SharedRegistry.Header) -> UInt64 { registry.header(field).load(ordering: .relaxed) }
         master = Master(
             pid: Int32(truncatingIfNeeded: header(.masterPID)), startedAt: header(.startedAt),

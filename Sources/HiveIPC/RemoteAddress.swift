@@ -3,16 +3,31 @@ import Glibc
 #endif
 
 /// A peer address in a fixed-size form that fits the shared registry (16 address bytes, port, family).
+///
+/// What an application reads is ``host``, ``port`` and ``description`` ("127.0.0.1:40000", "[::1]:40000"): the
+/// address the master accepted the connection from (a proxy's, behind one).
 public struct RemoteAddress: Hashable, Sendable, CustomStringConvertible {
-    public enum Family: UInt8, Sendable { case none = 0, ipv4 = 4, ipv6 = 6 }
+    /// The address family.
+    public enum Family: UInt8, Sendable {
+        /// No address is known (``RemoteAddress/unknown``).
+        case none = 0
+        /// IPv4.
+        case ipv4 = 4
+        /// IPv6.
+        case ipv6 = 6
+    }
 
+    /// The address family.
     public var family: Family
-    /// IPv4 uses the first 4 bytes.
+    /// The address bytes in network order, as they lie in memory: IPv4 uses the first 4 bytes.
     public var bytes: (UInt64, UInt64)
+    /// The peer's port.
     public var port: UInt16
 
+    /// No address: a connection whose peer address could not be read.
     public static let unknown = RemoteAddress(family: .none, bytes: (0, 0), port: 0)
 
+    /// An address from its raw parts (tests of an application's hooks make their own `HiveConnection` with it).
     public init(family: Family, bytes: (UInt64, UInt64), port: UInt16) {
         self.family = family
         self.bytes = bytes
@@ -20,7 +35,7 @@ public struct RemoteAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Reads a `sockaddr_in` / `sockaddr_in6` as filled by accept().
-    public init(_ storage: sockaddr_storage) {
+    package init(_ storage: sockaddr_storage) {
         var storage = storage
         switch Int32(storage.ss_family) {
         case AF_INET:
@@ -63,6 +78,7 @@ public struct RemoteAddress: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The host and port: "127.0.0.1:40000", "[::1]:40000", or "unknown".
     public var description: String {
         switch family {
         case .ipv4: return "\(host):\(port)"
@@ -72,7 +88,7 @@ public struct RemoteAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// A stable hash of the address without the port, for `--dispatch ip-hash` (FNV-1a).
-    public var hostHash: UInt64 {
+    package var hostHash: UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         var raw = bytes
         withUnsafeBytes(of: &raw) { src in
@@ -83,10 +99,12 @@ public struct RemoteAddress: Hashable, Sendable, CustomStringConvertible {
         return hash
     }
 
+    /// Equal when family, address bytes and port are.
     public static func == (lhs: RemoteAddress, rhs: RemoteAddress) -> Bool {
         lhs.family == rhs.family && lhs.bytes == rhs.bytes && lhs.port == rhs.port
     }
 
+    /// Hashes what ``==(_:_:)`` compares.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(family)
         hasher.combine(bytes.0)

@@ -1,33 +1,48 @@
 import Atomics
 
-/// A copy of one slot, read without locks: fields may be a few updates apart, but the id/generation check makes
-/// sure it describes the connection asked for.
+/// What the shared registry knows about one open connection (Swoole's `getClientInfo`): a copy of its slot, read
+/// without locks, so counters may be a few updates apart, but the id check makes sure it describes the connection
+/// asked for. `HiveServer.connectionInfo(_:)` and `HiveServer.connections` return it; `hive connections` prints
+/// the same fields.
 public struct ConnectionSnapshot: Sendable, Hashable {
+    /// The connection's id.
     public var id: ConnectionID
+    /// The worker holding the connection (the same as `id.worker`).
     public var worker: Int
+    /// What the connection speaks now: only ``ProtocolState/websocket`` receives pushes and broadcasts.
     public var protocolState: ProtocolState
+    /// The peer the master accepted it from.
     public var remote: RemoteAddress
+    /// When the master accepted it: wall-clock nanoseconds since 1970.
     public var connectedAt: UInt64
+    /// When bytes last arrived on it: wall-clock nanoseconds since 1970.
     public var lastActivity: UInt64
+    /// Bytes read from the client.
     public var bytesIn: UInt64
+    /// Bytes written to the client.
     public var bytesOut: UInt64
+    /// WebSocket frames read (HTTP requests before an upgrade).
     public var framesIn: UInt64
+    /// WebSocket messages and frames written.
     public var framesOut: UInt64
+    /// Bytes queued in the worker for this client, as of the last change of its writability: a client that does
+    /// not read shows here before it is closed as a slow consumer.
     public var queuedOut: UInt64
+    /// HTTP requests served on this connection.
     public var requests: UInt64
 }
 
 extension SharedRegistry {
     /// The live connection with this id, or nil when it is unknown, closed, or the slot now holds a newer
     /// connection.
-    public func lookup(_ id: ConnectionID) -> ConnectionSnapshot? {
+    package func lookup(_ id: ConnectionID) -> ConnectionSnapshot? {
         guard id.slot < capacity, id.worker < workerCount else { return nil }
         guard let snapshot = snapshot(slot: id.slot), snapshot.id == id else { return nil }
         return snapshot
     }
 
     /// The protocol state of a live connection, or nil (the cheap check a push makes).
-    public func protocolState(of id: ConnectionID) -> ProtocolState? {
+    package func protocolState(of id: ConnectionID) -> ProtocolState? {
         guard id.slot < capacity, id.worker < workerCount else { return nil }
         guard slot(id.slot, .state).load(ordering: .acquiring) == SlotState.active.rawValue,
             slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation),
@@ -37,7 +52,7 @@ extension SharedRegistry {
     }
 
     /// Reads slot `index` if it holds an active connection.
-    public func snapshot(slot index: Int) -> ConnectionSnapshot? {
+    package func snapshot(slot index: Int) -> ConnectionSnapshot? {
         guard slot(index, .state).load(ordering: .acquiring) == SlotState.active.rawValue else { return nil }
         let generation = UInt32(truncatingIfNeeded: slot(index, .generation).load(ordering: .relaxed))
         let worker = Int(slot(index, .worker).load(ordering: .relaxed))
@@ -68,7 +83,7 @@ extension SharedRegistry {
 
     /// Every live connection of every worker, in slot order. A lazy walk over the table: it allocates nothing per
     /// free slot.
-    public var connections: some Sequence<ConnectionSnapshot> {
+    package var connections: some Sequence<ConnectionSnapshot> {
         (0..<capacity).lazy.compactMap { self.snapshot(slot: $0) }
     }
 }

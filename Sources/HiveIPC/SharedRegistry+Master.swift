@@ -4,7 +4,7 @@ import Atomics
 extension SharedRegistry {
     /// Takes a free slot for a new connection owned by `worker` and returns its id, or nil when every slot is in
     /// use (the caller answers 503). Never touches a live slot.
-    public func reserve(worker: Int, remote: RemoteAddress, now: UInt64 = Clock.wallNanoseconds()) -> ConnectionID? {
+    package func reserve(worker: Int, remote: RemoteAddress, now: UInt64 = Clock.wallNanoseconds()) -> ConnectionID? {
         let start = cursors[worker]
         for step in 0..<capacity {
             let index = (start + step) % capacity
@@ -27,7 +27,7 @@ extension SharedRegistry {
     }
 
     /// Gives back a slot whose hand-off failed (the worker never saw it).
-    public func release(_ id: ConnectionID) {
+    package func release(_ id: ConnectionID) {
         let state = slot(id.slot, .state)
         guard state.load(ordering: .acquiring) == SlotState.reserved.rawValue,
             slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
@@ -40,7 +40,7 @@ extension SharedRegistry {
     /// Returns how many were freed. This is the one place where a slot has a second writer, and only once its owner
     /// is gone (nginx force-unlocks the shared mutex of a reaped process the same way).
     @discardableResult
-    public func reclaimSlots(ofWorker worker: Int, pid: Int32, includeReserved: Bool) -> Int {
+    package func reclaimSlots(ofWorker worker: Int, pid: Int32, includeReserved: Bool) -> Int {
         var freed = 0
         for index in 0..<capacity {
             let state = slot(index, .state)
@@ -69,7 +69,7 @@ extension SharedRegistry {
     }
 
     /// Connections a worker holds now (handed to it and not yet finished), for least-connections dispatch.
-    public func openConnections(ofWorker worker: Int) -> Int {
+    package func openConnections(ofWorker worker: Int) -> Int {
         let assigned = self.worker(worker, .assigned).load(ordering: .relaxed)
         let closed = self.worker(worker, .closed).load(ordering: .relaxed)
         return assigned > closed ? Int(assigned - closed) : 0
@@ -77,7 +77,7 @@ extension SharedRegistry {
 
     /// Bytes received and sent by each worker id's live connections, read from the slots this master ever
     /// reserved (master only). Add `closedBytesIn`/`closedBytesOut` for the totals since the start.
-    public func liveBytes() -> [(bytesIn: UInt64, bytesOut: UInt64)] {
+    package func liveBytes() -> [(bytesIn: UInt64, bytesOut: UInt64)] {
         var totals = [(bytesIn: UInt64, bytesOut: UInt64)](repeating: (0, 0), count: workerCount)
         let used = reservedChunks.indices.lazy.filter { self.reservedChunks[$0] }
             .flatMap { ($0 * Self.slotsPerChunk)..<min(($0 + 1) * Self.slotsPerChunk, self.capacity) }

@@ -10,7 +10,7 @@ import Glibc
 extension SharedRegistry {
     /// Claims a reserved slot for a socket the worker just adopted. False if the id is stale (the master freed the
     /// slot meanwhile): the caller must close the socket.
-    public func activate(_ id: ConnectionID, pid: Int32 = getpid(), now: UInt64 = Clock.wallNanoseconds()) -> Bool {
+    package func activate(_ id: ConnectionID, pid: Int32 = getpid(), now: UInt64 = Clock.wallNanoseconds()) -> Bool {
         let state = slot(id.slot, .state)
         guard state.load(ordering: .acquiring) == SlotState.reserved.rawValue,
             slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
@@ -28,7 +28,7 @@ extension SharedRegistry {
 
     /// Gives back a reserved slot whose socket never arrived (the descriptor was lost on the way). Counted as
     /// closed so least-connections dispatch does not see a phantom connection.
-    public func abandon(_ id: ConnectionID) {
+    package func abandon(_ id: ConnectionID) {
         let state = slot(id.slot, .state)
         guard state.load(ordering: .acquiring) == SlotState.reserved.rawValue,
             slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
@@ -38,7 +38,7 @@ extension SharedRegistry {
     }
 
     /// Moves a live connection to another protocol state and keeps the worker's per-protocol counts in step.
-    public func setProtocol(_ id: ConnectionID, _ newState: ProtocolState) {
+    package func setProtocol(_ id: ConnectionID, _ newState: ProtocolState) {
         let word = slot(id.slot, .protocolState)
         let old = ProtocolState(rawValue: word.load(ordering: .relaxed))
         guard old != newState else { return }
@@ -50,7 +50,7 @@ extension SharedRegistry {
     }
 
     /// Ends a connection: the slot goes back to the master's free pool. Safe to call twice.
-    public func free(_ id: ConnectionID) {
+    package func free(_ id: ConnectionID) {
         let state = slot(id.slot, .state)
         guard state.load(ordering: .acquiring) == SlotState.active.rawValue,
             slot(id.slot, .generation).load(ordering: .relaxed) == UInt64(id.generation)
@@ -67,23 +67,23 @@ extension SharedRegistry {
     }
 
     @inline(__always)
-    public func add(_ amount: Int, to field: SlotField, of id: ConnectionID) {
+    package func add(_ amount: Int, to field: SlotField, of id: ConnectionID) {
         let word = slot(id.slot, field)
         word.store(word.load(ordering: .relaxed) &+ UInt64(truncatingIfNeeded: amount), ordering: .relaxed)
     }
 
     @inline(__always)
-    public func set(_ value: UInt64, _ field: SlotField, of id: ConnectionID) {
+    package func set(_ value: UInt64, _ field: SlotField, of id: ConnectionID) {
         slot(id.slot, field).store(value, ordering: .relaxed)
     }
 
     @inline(__always)
-    public func increment(worker: Int, _ field: WorkerField, by amount: UInt64 = 1) {
+    package func increment(worker: Int, _ field: WorkerField, by amount: UInt64 = 1) {
         self.worker(worker, field).wrappingIncrement(by: amount, ordering: .relaxed)
     }
 
     @inline(__always)
-    public func decrement(worker: Int, _ field: WorkerField) {
+    package func decrement(worker: Int, _ field: WorkerField) {
         self.worker(worker, field).wrappingDecrement(ordering: .relaxed)
     }
 }

@@ -16,11 +16,11 @@ import Glibc
 /// Each field has exactly one writer, named next to it in `Header`, `WorkerField` and `SlotField`. Writers
 /// publish a slot by storing its `state` last (release); readers load `state` first (acquire) and then check the
 /// generation against the id they hold.
-public final class SharedRegistry: @unchecked Sendable {
+package final class SharedRegistry: @unchecked Sendable {
     // @unchecked: the instance only holds the mapping's address and sizes, fixed after init; every access to the
     // mapped words goes through UnsafeAtomic. The master's allocation cursor is touched by the master alone.
 
-    public enum Header: Int, CaseIterable {
+    package enum Header: Int, CaseIterable {
         case magic = 0          // master, at creation
         case version            // master, at creation
         case capacity           // master, at creation
@@ -36,7 +36,7 @@ public final class SharedRegistry: @unchecked Sendable {
 
     /// The Redis subscription, written by the worker-0 process that holds it (one at a time: a reload retires the
     /// old one before its replacement subscribes).
-    public enum RedisField: Int, CaseIterable {
+    package enum RedisField: Int, CaseIterable {
         case state = 0          // RedisState
         case messages           // messages received
         case bytes              // payload bytes received
@@ -51,7 +51,7 @@ public final class SharedRegistry: @unchecked Sendable {
         static let errorWords = 16
     }
 
-    public enum WorkerField: Int, CaseIterable {
+    package enum WorkerField: Int, CaseIterable {
         case pid = 0            // master
         case state              // master (WorkerState)
         case startedAt          // master: wall clock ns
@@ -82,7 +82,7 @@ public final class SharedRegistry: @unchecked Sendable {
         static let words = 32
     }
 
-    public enum SlotField: Int, CaseIterable {
+    package enum SlotField: Int, CaseIterable {
         case generation = 0     // master, while reserving
         case state              // master: free -> reserved; owner: reserved -> active -> free, or reserved -> free
                                 // when the socket was lost on the way (SlotState)
@@ -108,10 +108,10 @@ public final class SharedRegistry: @unchecked Sendable {
     static let magic: UInt64 = 0x4849_5645_5245_4731  // "HIVEREG1"
     static let version: UInt64 = 2
 
-    public let capacity: Int
-    public let workerCount: Int
+    package let capacity: Int
+    package let workerCount: Int
     /// The memfd behind the mapping (-1 for a heap registry in tests). Passed to spawned workers.
-    public let fd: Int32
+    package let fd: Int32
     private let base: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
     private let byteCount: Int
     private let ownsHeap: Bool
@@ -126,12 +126,12 @@ public final class SharedRegistry: @unchecked Sendable {
     lazy var reservedChunks: [Bool] = Array(repeating: false, count: (capacity + Self.slotsPerChunk - 1) / Self.slotsPerChunk)
     static let slotsPerChunk = 4096 / (SlotField.words * 8)
 
-    public static func byteCount(capacity: Int, workerCount: Int) -> Int {
+    package static func byteCount(capacity: Int, workerCount: Int) -> Int {
         (Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words) * 8
     }
 
     /// Creates a registry in a new memfd (master, before any worker exists).
-    public static func create(capacity: Int, workerCount: Int) throws -> SharedRegistry {
+    package static func create(capacity: Int, workerCount: Int) throws -> SharedRegistry {
         precondition(capacity > 0 && capacity <= ConnectionID.maxSlots)
         precondition(workerCount > 0 && workerCount <= ConnectionID.maxWorkers)
         let size = byteCount(capacity: capacity, workerCount: workerCount)
@@ -155,7 +155,7 @@ public final class SharedRegistry: @unchecked Sendable {
     }
 
     /// Maps a registry made by the master (worker, from the fd it inherited).
-    public static func attach(fd: Int32) throws -> SharedRegistry {
+    package static func attach(fd: Int32) throws -> SharedRegistry {
         var st = stat()
         try syscall("fstat", while: "reading the size of the connection registry (fd \(fd))") { fstat(fd, &st) }
         let size = Int(st.st_size)
@@ -180,7 +180,7 @@ public final class SharedRegistry: @unchecked Sendable {
     }
 
     /// A registry on zeroed heap memory, for unit tests of the slot logic without processes.
-    public static func heap(capacity: Int, workerCount: Int) -> SharedRegistry {
+    package static func heap(capacity: Int, workerCount: Int) -> SharedRegistry {
         let size = byteCount(capacity: capacity, workerCount: workerCount)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
@@ -235,24 +235,24 @@ public final class SharedRegistry: @unchecked Sendable {
     // MARK: - Word access
 
     @inline(__always)
-    public func header(_ field: Header) -> UnsafeAtomic<UInt64> {
+    package func header(_ field: Header) -> UnsafeAtomic<UInt64> {
         UnsafeAtomic(at: base + field.rawValue)
     }
 
     @inline(__always)
-    public func redis(_ field: RedisField, word: Int = 0) -> UnsafeAtomic<UInt64> {
+    package func redis(_ field: RedisField, word: Int = 0) -> UnsafeAtomic<UInt64> {
         UnsafeAtomic(at: base + Header.words + field.rawValue + word)
     }
 
     @inline(__always)
-    public func worker(_ id: Int, _ field: WorkerField, word: Int = 0) -> UnsafeAtomic<UInt64> {
+    package func worker(_ id: Int, _ field: WorkerField, word: Int = 0) -> UnsafeAtomic<UInt64> {
         precondition(id >= 0 && id < workerCount, "worker \(id) is outside the registry (\(workerCount) workers)")
         precondition(field.rawValue + word < WorkerField.words, "\(field) + \(word) is outside a worker record")
         return UnsafeAtomic(at: base + Header.words + RedisField.words + id * WorkerField.words + field.rawValue + word)
     }
 
     @inline(__always)
-    public func slot(_ index: Int, _ field: SlotField) -> UnsafeAtomic<UInt64> {
+    package func slot(_ index: Int, _ field: SlotField) -> UnsafeAtomic<UInt64> {
         precondition(index >= 0 && index < capacity, "slot \(index) is outside the registry (\(capacity) slots)")
         return UnsafeAtomic(
             at: base + Header.words + RedisField.words + workerCount * WorkerField.words + index * SlotField.words
@@ -261,7 +261,7 @@ public final class SharedRegistry: @unchecked Sendable {
     }
 
     /// The last Redis error, as text (at most 128 bytes). Written by the subscriber only.
-    public var redisLastError: String {
+    package var redisLastError: String {
         get {
             let length = min(Int(redis(.lastErrorLength).load(ordering: .acquiring)), RedisField.errorWords * 8)
             let words = (0..<RedisField.errorWords).map { redis(.lastError, word: $0).load(ordering: .relaxed) }

@@ -4,25 +4,25 @@ import Glibc
 
 /// A failed system call: which call, what Hive was doing, and the errno text, in nginx's shape:
 /// `socketpair() failed while spawning worker 2: Too many open files (errno 24)`.
-public struct SystemError: Error, CustomStringConvertible, Equatable {
-    public let call: String
-    public let doing: String
-    public let errno: Int32
+package struct SystemError: Error, CustomStringConvertible, Equatable {
+    package let call: String
+    package let doing: String
+    package let errno: Int32
 
-    public init(_ call: String, while doing: String, errno: Int32 = Glibc.errno) {
+    package init(_ call: String, while doing: String, errno: Int32 = Glibc.errno) {
         self.call = call
         self.doing = doing
         self.errno = errno
     }
 
-    public var description: String {
+    package var description: String {
         "\(call)() failed while \(doing): \(String(cString: strerror(errno))) (errno \(errno))"
     }
 }
 
 /// Runs a system call, retrying on EINTR, and throws `SystemError` when it returns -1.
 @discardableResult
-public func syscall<T: FixedWidthInteger>(
+package func syscall<T: FixedWidthInteger>(
     _ call: String,
     while doing: @autoclosure () -> String,
     _ body: () -> T
@@ -39,14 +39,14 @@ public func syscall<T: FixedWidthInteger>(
 }
 
 /// Monotonic and wall clocks in nanoseconds; the registry stores both as plain UInt64.
-public enum Clock {
-    public static func monotonicNanoseconds() -> UInt64 {
+package enum Clock {
+    package static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    public static func wallNanoseconds() -> UInt64 {
+    package static func wallNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
@@ -54,7 +54,7 @@ public enum Clock {
 }
 
 /// Writes a whole string to a file descriptor (stdout/stderr): Swift 6 rejects the C `stdout` global.
-public func writeLine(_ line: String, to fd: Int32 = 1) {
+package func writeLine(_ line: String, to fd: Int32 = 1) {
     var text = line
     if !text.hasSuffix("\n") { text += "\n" }
     text.withUTF8 { bytes in

@@ -4,8 +4,8 @@ import Glibc
 
 /// The `sockaddr_un` of a Unix socket path, for `bind` and `connect`: the control socket's server and client build
 /// it the same way, and a path too long for `sun_path` is an error, never silently cut.
-public enum UnixSocketAddress {
-    public static func with<T>(
+package enum UnixSocketAddress {
+    package static func with<T>(
         path: String, for call: String, while doing: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T
     ) throws -> T {
         var address = sockaddr_un()
@@ -28,7 +28,7 @@ extension UnixSocketAddress {
     /// The address of a service manager's notification socket, as `$NOTIFY_SOCKET` names it (sd_notify(3)): an
     /// absolute path, or `@name` for a socket in the abstract namespace (a leading NUL byte, and a length that
     /// counts exactly the name: the kernel compares every byte). Anything else is refused, never guessed at.
-    public static func withNotifyAddress<T>(
+    package static func withNotifyAddress<T>(
         _ name: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T
     ) throws -> T {
         var address = sockaddr_un()

@@ -3,8 +3,8 @@
 /// the worker answers `healthy` from its event loop, so a loop that is blocked (a hook stuck in a syscall, a busy
 /// loop, SIGSTOP) stays silent. A check unanswered for `timeout`: unresponsive (no new connections). Unanswered for
 /// twice that: killed, and the ordinary reap path restarts it.
-public struct WorkerHealth: Sendable {
-    public enum Action: Equatable, Sendable {
+package struct WorkerHealth: Sendable {
+    package enum Action: Equatable, Sendable {
         /// Send `healthCheck(sequence)` to the worker's inbox.
         case check(worker: Int, sequence: UInt64)
         /// No answer for `timeout`: pass it over for new connections.
@@ -27,15 +27,15 @@ public struct WorkerHealth: Sendable {
     }
 
     /// Nanoseconds a check may stay unanswered before the worker is unresponsive (twice that: killed).
-    public let timeout: UInt64
+    package let timeout: UInt64
     /// Nanoseconds between checks (and ticks): a fifth of the timeout, at least 100 ms.
-    public let interval: UInt64
+    package let interval: UInt64
     private var watches: [Watch?]
     private var lastTick: UInt64 = 0
     /// Monotonic ns at which `tick` is due next.
-    public private(set) var nextTick: UInt64 = 0
+    package private(set) var nextTick: UInt64 = 0
 
-    public init(workers: Int, timeout: UInt64) {
+    package init(workers: Int, timeout: UInt64) {
         self.timeout = max(timeout, 1)
         self.interval = max(timeout / 5, 100_000_000)
         self.watches = Array(repeating: nil, count: workers)
@@ -44,7 +44,7 @@ public struct WorkerHealth: Sendable {
     /// Checks every watched worker and says what to do. `watched[id]` is the pid of a worker whose loop must answer
     /// (running or unresponsive), 0 for one that is not watched now (starting, retiring, restarting, stopping): a
     /// new pid starts a fresh watch.
-    public mutating func tick(now: UInt64, watched: [Int32]) -> [Action] {
+    package mutating func tick(now: UInt64, watched: [Int32]) -> [Action] {
         // The master itself did not run for a whole timeout (suspended, or the machine slept): it read no answers,
         // so the silence says nothing about the workers. Everyone gets a fresh period instead of being killed.
         let masterWasAway = lastTick > 0 && now > lastTick && now - lastTick > timeout
@@ -80,7 +80,7 @@ public struct WorkerHealth: Sendable {
     }
 
     /// A `healthy` answer arrived. Returns `.recovered` when it ends an unresponsive spell.
-    public mutating func answered(worker id: Int, pid: Int32, sequence: UInt64, now: UInt64) -> Action? {
+    package mutating func answered(worker id: Int, pid: Int32, sequence: UInt64, now: UInt64) -> Action? {
         guard id >= 0, id < watches.count, var watch = watches[id], watch.pid == pid, !watch.killed,
             sequence >= watch.since, sequence <= now
         else { return nil }

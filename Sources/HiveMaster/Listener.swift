@@ -44,6 +44,9 @@ struct Listener {
         self.fd = fd
     }
 
+    /// A socket already bound and listening (`--port 0`, bound before the run dir was chosen), adopted as is.
+    init(adopting fd: Int32) { self.fd = fd }
+
     enum AcceptResult {
         case connection(Int32, RemoteAddress)
         case empty

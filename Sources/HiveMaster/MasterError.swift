@@ -1,5 +1,5 @@
 /// Why the master could not start or had to stop. Each case reads as a sentence that says what to do.
-public enum MasterError: Error, CustomStringConvertible {
+package enum MasterError: Error, CustomStringConvertible {
     case portInUse(address: String)
     case cannotListen(address: String, underlying: Error)
     case alreadyRunning(runDirectory: String, pid: Int32)
@@ -8,7 +8,7 @@ public enum MasterError: Error, CustomStringConvertible {
     case workerSpawn(worker: Int, underlying: Error)
     case metricsCannotListen(address: String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .portInUse(let address):
             "cannot listen on \(address): the address is already in use; stop the process that holds it "

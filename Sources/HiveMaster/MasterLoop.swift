@@ -8,7 +8,7 @@ import Glibc
 /// The master: one thread, one poll loop. It listens, accepts, picks a worker and hands the socket over with
 /// SCM_RIGHTS; it starts, watches and restarts workers; it never touches a connection's bytes (except to refuse
 /// one with 503) and never blocks on a worker.
-public final class MasterLoop {
+package final class MasterLoop {
     let configuration: MasterConfiguration
     var logger: Logger
     let pid = getpid()
@@ -35,7 +35,7 @@ public final class MasterLoop {
     /// systemd's notification socket (`Type=notify`), when the master runs under a service manager.
     var notifier: ServiceNotifier?
 
-    public init(configuration: MasterConfiguration, logger: Logger) {
+    package init(configuration: MasterConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         self.logger[metadataKey: "process.role"] = "master"
@@ -52,7 +52,7 @@ public final class MasterLoop {
     }
 
     /// Runs until stopped; returns the process exit status.
-    public func run() throws -> Int32 {
+    package func run() throws -> Int32 {
         let threads = Self.threadCount()
         guard threads == 1 else { throw MasterError.multiThreaded(threads: threads) }
 
@@ -60,7 +60,10 @@ public final class MasterLoop {
         notifier = ServiceNotifier.fromEnvironment(logger: logger)
         try runDirectory.claim(pid: pid)
         defer { runDirectory.release(pid: pid) }
-        let listener = try Listener(host: configuration.host, port: configuration.port)
+        let listener =
+            configuration.listenerDescriptor >= 0
+            ? Listener(adopting: configuration.listenerDescriptor)
+            : try Listener(host: configuration.host, port: configuration.port)
         self.listener = listener
         defer { self.listener?.close() }
         if let address = configuration.metricsListen { try startMetrics(address) }

@@ -6,20 +6,20 @@ import Glibc
 
 /// The folder holding the pid file, the control socket and a daemon's log of one master. Only its user may write
 /// in it (see `PrivatePath`): whoever can replace `hive.sock` or `hive.pid` can take over the operator's commands.
-public struct RunDirectory: Sendable {
-    public let path: String
-    public var pidFile: String { path + "/hive.pid" }
-    public var controlSocket: String { path + "/hive.sock" }
+package struct RunDirectory: Sendable {
+    package let path: String
+    package var pidFile: String { path + "/hive.pid" }
+    package var controlSocket: String { path + "/hive.sock" }
 
-    public init(path: String) { self.path = path }
+    package init(path: String) { self.path = path }
 
     /// Root's run dirs live under this folder, which only root can write.
-    public static let systemParent = "/run/hive"
+    package static let systemParent = "/run/hive"
 
     /// The default: one folder per port, so two instances on different ports never collide, in a place other users
     /// cannot write: `/run/hive` for root, `$XDG_RUNTIME_DIR` (the user's private runtime folder) for others, else
     /// the temp dir, whose sticky bit stops others from removing or renaming a folder there once it exists.
-    public static func defaultPath(port: Int) -> String {
+    package static func defaultPath(port: Int) -> String {
         defaultPath(port: port, user: geteuid(), environment: { getenv($0).map { String(cString: $0) } })
     }
 
@@ -32,14 +32,14 @@ public struct RunDirectory: Sendable {
     /// Refuses a run dir someone else could write to; the master and every operator command call this before they
     /// trust anything in it. Returns whether the folder exists.
     @discardableResult
-    public func check() throws -> Bool {
+    package func check() throws -> Bool {
         try PrivatePath.checkParent(of: path, name: "run dir", remedy: "choose another --run-dir")
         let remedy = "remove it or choose another --run-dir"
         return try PrivatePath.check(path, is: .directory, name: "run dir", remedy: remedy)
     }
 
     /// Refuses a control socket that is not this user's, before anything is sent to it.
-    public func checkControlSocket() throws {
+    package func checkControlSocket() throws {
         try PrivatePath.check(
             controlSocket, is: .socket, name: "control socket",
             remedy: "nothing was sent; stop the master, remove the socket and start it again"
@@ -47,7 +47,7 @@ public struct RunDirectory: Sendable {
     }
 
     /// Creates the folder (0700, and `/run/hive` for root's default) if it is missing, then checks it.
-    public func prepare() throws {
+    package func prepare() throws {
         if path.hasPrefix(Self.systemParent + "/"), geteuid() == 0 {
             // 0755 as other daemons' folders in /run: the run dirs inside are 0700 themselves.
             if mkdir(Self.systemParent, 0o755) != 0 && errno != EEXIST {
@@ -69,7 +69,7 @@ public struct RunDirectory: Sendable {
 
     /// The pid of a live Hive master recorded here, or nil when there is none. A pid file whose process is gone,
     /// or whose pid now belongs to another program, is stale and not trusted (workerman's checkMasterIsAlive).
-    public func runningMasterPID() -> Int32? {
+    package func runningMasterPID() -> Int32? {
         guard let text = Self.read(pidFile),
             let pid = Int32(text.trimmingCharacters(in: " \n")), pid > 0
         else { return nil }

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// A reply from Redis, copied out of hiredis' reply object.
-public enum RedisReply: Sendable, Equatable {
+package enum RedisReply: Sendable, Equatable {
     case string([UInt8])
     case status(String)
     case error(String)
@@ -41,11 +41,11 @@ public enum RedisReply: Sendable, Equatable {
 }
 
 /// What went wrong talking to Redis, with the address and what to do.
-public struct RedisError: Error, CustomStringConvertible, Equatable {
-    public let address: String
-    public let message: String
+package struct RedisError: Error, CustomStringConvertible, Equatable {
+    package let address: String
+    package let message: String
 
-    public var description: String { "Redis at \(address): \(message)" }
+    package var description: String { "Redis at \(address): \(message)" }
 }
 
 /// One blocking hiredis connection, used by one thread. `fd` may be shut down from another thread to interrupt a
@@ -137,9 +137,9 @@ extension Double {
 }
 
 /// `PUBLISH` from the shell (`hive publish`): one connection, one command.
-public enum RedisPublisher {
+package enum RedisPublisher {
     /// Returns how many subscribers received the message.
-    public static func publish(url: RedisURL, channel: String, payload: [UInt8]) throws -> Int {
+    package static func publish(url: RedisURL, channel: String, payload: [UInt8]) throws -> Int {
         let connection = try RedisConnection(url: url)
         try connection.authenticate()
         switch try connection.command([Array("PUBLISH".utf8), Array(channel.utf8), payload]) {

@@ -18,21 +18,21 @@ import Glibc
 /// - `stop()` returns only when the connection is closed and no message can be delivered any more: on a reload,
 ///   the old worker 0 is stopped this way before its replacement subscribes, so no message is delivered twice.
 /// - Pub/sub is at-most-once: what is published while disconnected is lost (Docs/REDIS.md).
-public final class RedisSubscriber: @unchecked Sendable {
+package final class RedisSubscriber: @unchecked Sendable {
     // @unchecked: `stopped`, `connectionFD` and `finished` are guarded by `condition`; everything else is
     // immutable or touched by the subscriber thread only.
-    public struct Configuration: Sendable {
-        public var url: RedisURL
-        public var channels: [String]
-        public var patterns: [String]
+    package struct Configuration: Sendable {
+        package var url: RedisURL
+        package var channels: [String]
+        package var patterns: [String]
         /// Largest payload delivered, in bytes: a larger message is skipped as it arrives (never buffered),
         /// counted (`oversized`) and logged at most once a minute.
-        public var maxMessageSize: Int
+        package var maxMessageSize: Int
         /// Seconds to connect, and then for the whole handshake (AUTH, SUBSCRIBE replies), before it counts as
         /// failed and is retried with back-off. Never a limit once subscribed.
-        public var timeout: Double
+        package var timeout: Double
 
-        public init(url: RedisURL, channels: [String], patterns: [String], maxMessageSize: Int = 1 << 20, timeout: Double = 3) {
+        package init(url: RedisURL, channels: [String], patterns: [String], maxMessageSize: Int = 1 << 20, timeout: Double = 3) {
             self.url = url
             self.channels = channels
             self.patterns = patterns
@@ -41,14 +41,9 @@ public final class RedisSubscriber: @unchecked Sendable {
         }
     }
 
-    public struct Message: Sendable, Equatable {
-        public var channel: String
-        /// The pattern that matched, for PSUBSCRIBE deliveries.
-        public var pattern: String?
-        public var payload: [UInt8]
-    }
+    package typealias Message = RedisMessage
 
-    public let configuration: Configuration
+    package let configuration: Configuration
     private let registry: SharedRegistry?
     private let logger: Logger
     private let onMessages: @Sendable ([Message]) -> Void
@@ -64,7 +59,7 @@ public final class RedisSubscriber: @unchecked Sendable {
     ///   - registry: where `hive status` reads the subscription's state and counters (nil in tests).
     ///   - onMessages: called on the subscriber thread with the messages read in one go (one, or a burst that was
     ///     already buffered), in publish order; must not block for long (Redis drops subscribers that fall behind).
-    public init(configuration: Configuration, registry: SharedRegistry?, logger: Logger,
+    package init(configuration: Configuration, registry: SharedRegistry?, logger: Logger,
                 onMessages: @escaping @Sendable ([Message]) -> Void) {
         self.configuration = configuration
         self.registry = registry
@@ -72,7 +67,7 @@ public final class RedisSubscriber: @unchecked Sendable {
         self.onMessages = onMessages
     }
 
-    public func start() {
+    package func start() {
         let thread = Thread { [self] in
             self.run()
             self.condition.withLock {
@@ -86,7 +81,7 @@ public final class RedisSubscriber: @unchecked Sendable {
 
     /// Ends the subscription and waits until the subscriber thread is done (at most the connect timeout: a
     /// handshake or a read in progress is interrupted at once).
-    public func stop() {
+    package func stop() {
         condition.lock()
         stopped = true
         if connectionFD >= 0 { shutdown(connectionFD, Int32(SHUT_RDWR)) }  // interrupts the blocking read

@@ -1,30 +1,30 @@
 /// Where Redis is: `redis://[:password@]host[:port][/db]` or `unix:///path/to/redis.sock`.
-public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
-    public enum Endpoint: Sendable, Equatable {
+package struct RedisURL: Sendable, Equatable, CustomStringConvertible {
+    package enum Endpoint: Sendable, Equatable {
         case tcp(host: String, port: Int)
         case unix(path: String)
     }
 
-    public var endpoint: Endpoint
-    public var password: String?
+    package var endpoint: Endpoint
+    package var password: String?
     /// Pub/sub ignores databases; kept so the same URL works for `hive publish` and other tools.
-    public var database: Int
+    package var database: Int
 
-    public init(endpoint: Endpoint, password: String? = nil, database: Int = 0) {
+    package init(endpoint: Endpoint, password: String? = nil, database: Int = 0) {
         self.endpoint = endpoint
         self.password = password
         self.database = database
     }
 
-    public struct ParseError: Error, CustomStringConvertible {
-        public let url: String
-        public let reason: String
-        public var description: String {
+    package struct ParseError: Error, CustomStringConvertible {
+        package let url: String
+        package let reason: String
+        package var description: String {
             "invalid Redis URL \"\(url)\": \(reason); expected redis://[:password@]host:port[/db] or unix:///path"
         }
     }
 
-    public init(parsing text: String) throws {
+    package init(parsing text: String) throws {
         if text.hasPrefix("unix://") {
             let path = String(text.dropFirst("unix://".count))
             guard path.hasPrefix("/") else { throw ParseError(url: text, reason: "the socket path must be absolute") }
@@ -73,7 +73,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The address without the password, for logs and `hive status`.
-    public var description: String {
+    package var description: String {
         switch endpoint {
         case .tcp(let host, let port): host.contains(":") ? "redis://[\(host)]:\(port)" : "redis://\(host):\(port)"
         case .unix(let path): "unix://\(path)"

@@ -66,7 +66,7 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(error("grace: soon\n"), #"hive.yaml: grace must be 0 or more seconds, got "soon""#)
         XCTAssertEqual(error("grace: .nan\n"), #"hive.yaml: grace must be 0 or more seconds, got ".nan""#)
         XCTAssertEqual(error("daemon: maybe\n"), #"hive.yaml: daemon must be true or false, got "maybe""#)
-        XCTAssertEqual(error("port: [1, 2]\n"), "hive.yaml: port must be a port number between 1 and 65535, got a list")
+        XCTAssertEqual(error("port: [1, 2]\n"), "hive.yaml: port must be a port number between 0 (any free port) and 65535, got a list")
         XCTAssertEqual(error("host: {a: 1}\n"), "hive.yaml: host must be an IPv4 or IPv6 address, got a mapping")
         XCTAssertEqual(
             error("channel: [[a]]\n"), "hive.yaml: channel must be a list of channel names, got a list holding a list")

@@ -13,8 +13,8 @@ import Foundation
 final class WorkerPipelineTests: XCTestCase {
     struct EchoApplication: HiveApplication {
         func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse { .text("ok\n") }
-        func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws {
-            try hive.push(connection.id, message)
+        func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws {
+            try await hive.push(connection.id, message)
         }
     }
 

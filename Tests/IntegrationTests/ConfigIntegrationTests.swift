@@ -25,11 +25,10 @@ final class ConfigIntegrationTests: LimitsTestCase {
 
     /// Like `launch`, with variables in hive's environment.
     private func launch(_ extra: [String], environment: [String: String]) throws -> Launched {
-        let port = HiveProcess.freePort()
         let process = try HiveProcess(
-            arguments: ["--port", String(port), "--workers", "1", "--redis", "none"] + extra, environment: environment)
+            arguments: ["--port", "0", "--workers", "1", "--redis", "none"] + extra, environment: environment)
         launched.append(process)
-        try process.start()
+        let port = try process.startAndReadPort()
         let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(process.pid))
         return Launched(process: process, port: port, registry: registry)
     }
@@ -66,22 +65,22 @@ final class ConfigIntegrationTests: LimitsTestCase {
 
     func testStart_unknownKeyOrBadValue_exitsWith1NamingFileAndKey() throws {
         let typo = try writeConfig("max-ouput-buffer: 1048576\n")
-        var result = try HiveCLI.run(["start", "--config", typo, "--port", String(HiveProcess.freePort())])
+        var result = try HiveCLI.run(["start", "--config", typo, "--port", "0"])
         XCTAssertEqual(result.status, 1)
         XCTAssertEqual(result.stderr, "hive: error: \(typo):1: unknown key \"max-ouput-buffer\" (did you mean \"max-output-buffer\"?)\n")
 
         let bad = try writeConfig("max-output-buffer: lots\n")
-        result = try HiveCLI.run(["start", "--config", bad, "--port", String(HiveProcess.freePort())])
+        result = try HiveCLI.run(["start", "--config", bad, "--port", "0"])
         XCTAssertEqual(result.status, 1)
         XCTAssertEqual(result.stderr, "hive: error: \(bad): max-output-buffer must be a positive number of bytes, got \"lots\"\n")
 
         // In range for its kind but not for the option: the option's own check, relabelled.
         let zero = try writeConfig("max-output-buffer: 0\n")
-        result = try HiveCLI.run(["start", "--config", zero, "--port", String(HiveProcess.freePort())])
+        result = try HiveCLI.run(["start", "--config", zero, "--port", "0"])
         XCTAssertEqual(result.status, 1)
         XCTAssertEqual(result.stderr, "hive: error: \(zero): max-output-buffer must be a positive number of bytes, got 0\n")
 
-        result = try HiveCLI.run(["start", "--port", String(HiveProcess.freePort())], environment: ["HIVE_WORKERS": "0"])
+        result = try HiveCLI.run(["start", "--port", "0"], environment: ["HIVE_WORKERS": "0"])
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.hasPrefix("hive: error: $HIVE_WORKERS must be between 1 and "), result.stderr)
 
@@ -175,9 +174,8 @@ final class ConfigIntegrationTests: LimitsTestCase {
     /// a worker.
     func testRedisPasswordFromTheFile_isInNoCommandLine() throws {
         let path = try writeConfig("redis: \"redis://:s3cret-pw@127.0.0.1:\(HiveProcess.freePort())\"\nredis-timeout: 1\n")
-        let port = HiveProcess.freePort()
         let process = try HiveProcess(
-            arguments: ["--port", String(port), "--workers", "1", "--config", path],
+            arguments: ["--port", "0", "--workers", "1", "--config", path],
             environment: ["HIVE_REDIS_URL": "", "HIVE_REDIS_PASSWORD": ""])
         launched.append(process)
         try process.start()

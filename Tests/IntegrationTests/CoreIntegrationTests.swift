@@ -253,7 +253,7 @@ final class CoreIntegrationTests: HiveTestCase {
     func testRunDirOfARunningMaster_isRefusedWithItsPID() throws {
         let (hive, _) = try startHive(workers: 1)
         let runDir = hive.directory.appendingPathComponent("run").path
-        let second = try HiveProcess(arguments: ["--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", runDir])
+        let second = try HiveProcess(arguments: ["--port", "0", "--workers", "1", "--run-dir", runDir])
         XCTAssertThrowsError(try second.start(readyTimeout: 10))
         XCTAssertEqual(second.exitStatus, 1)
         XCTAssertTrue(second.log().contains("already belongs to a running Hive master (pid \(hive.pid!))"), second.log())

@@ -233,7 +233,7 @@ final class MetricsIntegrationTests: HiveTestCase {
     func testMetricsListen_inUse_isAStartErrorNamingTheAddress() throws {
         let holder = try TestListener()
         let result = try HiveCLI.run([
-            "start", "--port", String(HiveProcess.freePort()), "--workers", "1", "--redis", "none",
+            "start", "--port", "0", "--workers", "1", "--redis", "none",
             "--run-dir", FileManager.default.temporaryDirectory.appendingPathComponent("hive-mt-\(getpid())").path,
             "--metrics-listen", "127.0.0.1:\(holder.port)",
         ], timeout: 15)

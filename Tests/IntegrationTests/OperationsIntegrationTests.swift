@@ -203,7 +203,7 @@ final class OperationsIntegrationTests: HiveTestCase {
         // A pid that is gone, then a live pid that belongs to another program.
         for stale in ["999999", String(getpid())] {
             try stale.write(toFile: dir + "/hive.pid", atomically: true, encoding: .utf8)
-            let hive = try HiveProcess(arguments: ["--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", dir])
+            let hive = try HiveProcess(arguments: ["--port", "0", "--workers", "1", "--run-dir", dir])
             try hive.start()
             XCTAssertEqual(try String(contentsOfFile: dir + "/hive.pid", encoding: .utf8), "\(hive.pid!)\n")
             XCTAssertEqual(try hive.stop(), 0)
@@ -239,15 +239,15 @@ final class OperationsIntegrationTests: HiveTestCase {
 
     func testDaemon_detachesAndIsFoundThroughTheRunDir() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hive-daemon-\(UUID().uuidString)").path
-        let port = HiveProcess.freePort()
-        let started = try HiveCLI.run(["start", "--daemon", "--port", String(port), "--workers", "1", "--run-dir", dir])
+        let started = try HiveCLI.run(["start", "--daemon", "--port", "0", "--workers", "1", "--run-dir", dir])
         XCTAssertEqual(started.status, 0, started.stderr)
-        XCTAssertTrue(started.stdout.contains("ready on http://127.0.0.1:\(port)"), started.stdout)
+        let port = try XCTUnwrap(HiveProcess.readyPort(in: started.stdout), started.stdout)
+        XCTAssertTrue(started.stdout.contains("ready on http://127.0.0.1:\(port) "), started.stdout)
         let pid = try XCTUnwrap(Int32(try String(contentsOfFile: dir + "/hive.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         defer { kill(pid, SIGKILL) }
         XCTAssertEqual(try HTTPTestClient(port: port).request(path: "/hello").status, 200)
         XCTAssertEqual(try HiveCLI.run(["status", "--run-dir", dir]).status, 0)
-        let again = try HiveCLI.run(["start", "--daemon", "--port", String(HiveProcess.freePort()), "--run-dir", dir])
+        let again = try HiveCLI.run(["start", "--daemon", "--port", "0", "--run-dir", dir])
         XCTAssertEqual(again.status, 1)
         XCTAssertTrue(again.stderr.contains("already belongs to a running Hive master (pid \(pid))"), again.stderr)
         XCTAssertEqual(try HiveCLI.run(["stop", "--run-dir", dir]).status, 0)

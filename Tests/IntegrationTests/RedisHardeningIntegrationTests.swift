@@ -115,14 +115,14 @@ final class RedisHardeningIntegrationTests: HiveTestCase {
     }
 
     func testPasswordFileMissingOrGivenTwice_isAClearStartError() throws {
-        let missing = try HiveCLI.run(["start", "--redis-password-file", "/nonexistent/redis-password", "--port", String(HiveProcess.freePort())])
+        let missing = try HiveCLI.run(["start", "--redis-password-file", "/nonexistent/redis-password", "--port", "0"])
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains("--redis-password-file: cannot read \"/nonexistent/redis-password\""), missing.stderr)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("redis-password-\(UUID().uuidString.prefix(8))").path
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("b\n".utf8)))
         defer { try? FileManager.default.removeItem(atPath: path) }
         let twice = try HiveCLI.run([
-            "start", "--redis", "redis://:a@127.0.0.1:1", "--redis-password-file", path, "--port", String(HiveProcess.freePort()),
+            "start", "--redis", "redis://:a@127.0.0.1:1", "--redis-password-file", path, "--port", "0",
         ])
         XCTAssertNotEqual(twice.status, 0)
         XCTAssertTrue(twice.stderr.contains("the Redis password is given twice, in --redis and in --redis-password-file"), twice.stderr)
@@ -211,7 +211,7 @@ final class RedisHardeningIntegrationTests: HiveTestCase {
         let (hive, _) = try startHive(workers: 1, ["--redis", "redis://127.0.0.1:\(silent.port)", "--redis-timeout", "0.5"])
         try hive.waitForLog(containing: "timed out: no reply to SUBSCRIBE within 0.5 s", timeout: 10)
         XCTAssertLessThan(Date().timeIntervalSince(started), 5)
-        let bad = try HiveCLI.run(["start", "--redis-timeout", "0", "--port", String(HiveProcess.freePort())])
+        let bad = try HiveCLI.run(["start", "--redis-timeout", "0", "--port", "0"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--redis-timeout must be a positive number of seconds"), bad.stderr)
     }

@@ -21,7 +21,7 @@ final class RunDirectoryIntegrationTests: HiveTestCase {
     /// Every operator command that reads the run dir refuses it with `line` on stderr and exit status 1.
     /// `hive start` in `dir` exits 1 with `line` in its output, before it serves anything.
     private func assertStartRefuses(_ dir: String, with line: String, file: StaticString = #filePath, lineNumber: UInt = #line) throws {
-        let hive = try HiveProcess(arguments: ["--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", dir, "--redis", "none"])
+        let hive = try HiveProcess(arguments: ["--port", "0", "--workers", "1", "--run-dir", dir, "--redis", "none"])
         XCTAssertThrowsError(try hive.start(readyTimeout: 10), file: file, line: lineNumber)
         XCTAssertEqual(hive.exitStatus, 1, file: file, line: lineNumber)
         XCTAssertTrue(hive.log().contains(line), hive.log(), file: file, line: lineNumber)
@@ -43,7 +43,7 @@ final class RunDirectoryIntegrationTests: HiveTestCase {
         let expected = "hive: error: run dir \(dir) is owned by uid 65534, not by you (uid 0); remove it or choose another --run-dir"
 
         try assertStartRefuses(dir, with: expected)
-        let daemon = try HiveCLI.run(["start", "--daemon", "--port", String(HiveProcess.freePort()), "--workers", "1", "--run-dir", dir, "--redis", "none"])
+        let daemon = try HiveCLI.run(["start", "--daemon", "--port", "0", "--workers", "1", "--run-dir", dir, "--redis", "none"])
         XCTAssertEqual(daemon.status, 1)
         XCTAssertEqual(daemon.stderr, expected + "\n")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [], "nothing may be written there")

@@ -108,12 +108,12 @@ final class SystemdIntegrationTests: HiveTestCase {
         let runDir = FileManager.default.temporaryDirectory.appendingPathComponent("hive-rotate-\(UUID().uuidString.prefix(8))").path
         let logDir = try Self.privateFolder("hive-rotate-logs")
         let logFile = logDir + "/hive.log"
-        let port = HiveProcess.freePort()
         let started = try HiveCLI.run([
-            "start", "--daemon", "--port", String(port), "--workers", "2", "--run-dir", runDir, "--log-file", logFile,
+            "start", "--daemon", "--port", "0", "--workers", "2", "--run-dir", runDir, "--log-file", logFile,
             "--redis", "none",
         ])
         XCTAssertEqual(started.status, 0, started.stderr)
+        let port = try XCTUnwrap(HiveProcess.readyPort(in: started.stdout), started.stdout)
         let master = try XCTUnwrap(Int32(try String(contentsOfFile: runDir + "/hive.pid", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)))
         defer { kill(master, SIGKILL) }  // workers follow (PR_SET_PDEATHSIG)

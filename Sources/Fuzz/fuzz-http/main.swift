@@ -29,8 +29,8 @@ struct EchoApplication: HiveApplication {
         return HiveResponse(headerFields: [echo: String(request.uri.prefix(64))], body: Array(echoed.utf8))
     }
 
-    func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws {
-        try hive.push(connection.id, message)
+    func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws {
+        try await hive.push(connection.id, message)
     }
 }
 

@@ -11,7 +11,8 @@ import Glibc
 /// master through the pid file in its run dir.
 enum Daemon {
     /// Returns, in the detached child, the descriptor to announce readiness on. The parent never returns.
-    static func detach(logFile: String) throws -> Int32 {
+    /// `keeping`: a descriptor the child keeps open (the listener of `--port 0`, bound before the detach); -1: none.
+    static func detach(logFile: String, keeping: Int32 = -1) throws -> Int32 {
         let log = try LogFile.open(logFile)
         var pipeFDs: [Int32] = [-1, -1]
         try syscall("pipe", while: "preparing to detach") { pipe(&pipeFDs) }
@@ -47,7 +48,7 @@ enum Daemon {
         // A daemon keeps nothing its launcher gave it: an inherited pipe would keep the launcher's reader waiting.
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        for fd in 3..<Int32(min(limit.rlim_cur, 65_536)) where fd != pipeFDs[1] { close(fd) }
+        for fd in 3..<Int32(min(limit.rlim_cur, 65_536)) where fd != pipeFDs[1] && fd != keeping { close(fd) }
         return pipeFDs[1]
     }
 

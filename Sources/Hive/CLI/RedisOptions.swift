@@ -114,11 +114,18 @@ struct RedisOptions: ParsableArguments {
         }
     }
 
-    /// nil when Redis is off (`none`). `maxMessageSize` is the default of `--max-redis-message`.
-    func configuration(maxMessageSize: Int) -> RedisSubscriber.Configuration? {
+    /// nil when Redis is off (`none`). `maxMessageSize` is the default of `--max-redis-message`. Without --channel
+    /// and --pattern, worker 0 subscribes to what the application declares (`redisChannels`, `redisPatterns`), and
+    /// to channel `test` when it declares nothing either.
+    func configuration(
+        maxMessageSize: Int, declared: (channels: [String], patterns: [String]) = ([], [])
+    ) -> RedisSubscriber.Configuration? {
         guard let url = try? address.resolve().url else { return nil }
+        var (channels, patterns) = (channels, patterns)
+        if channels.isEmpty && patterns.isEmpty { (channels, patterns) = declared }
+        if channels.isEmpty && patterns.isEmpty { channels = ["test"] }
         return RedisSubscriber.Configuration(
-            url: url, channels: channels.isEmpty && patterns.isEmpty ? ["test"] : channels, patterns: patterns,
+            url: url, channels: channels, patterns: patterns,
             maxMessageSize: maxRedisMessage ?? maxMessageSize, timeout: redisTimeout
         )
     }

@@ -12,6 +12,13 @@ struct RunDirOptions: ParsableArguments {
 
     var runDirectory: RunDirectory { RunDirectory(path: runDir ?? RunDirectory.defaultPath(port: port)) }
 
+    func validate() throws {
+        if port == 0 && runDir == nil {
+            throw ValidationError("--port 0 names no master: `hive start --port 0` listens on a free port, which its "
+                + "ready line shows; give that port, or --run-dir")
+        }
+    }
+
     /// The pid of the running master, or a clear error (exit status 1). A run dir another user could write to is
     /// refused before its pid file is read: a planted pid would make `stop` signal someone else's process.
     func requireMaster() throws -> Int32 {

@@ -14,7 +14,7 @@ struct Start: ParsableCommand {
     @Option(help: "Address to listen on (an IPv4 or IPv6 address).")
     var host: String = "127.0.0.1"
 
-    @Option(help: "Port to listen on.")
+    @Option(help: "Port to listen on; 0: a free port the kernel picks, named in the `ready` line and the run dir.")
     var port: Int = 9501
 
     @Option(help: "Number of worker processes (default: number of CPU cores).")
@@ -57,7 +57,9 @@ struct Start: ParsableCommand {
     @OptionGroup var redis: RedisOptions
 
     func validate() throws {
-        guard (1...65_535).contains(port) else { throw ValidationError("--port must be between 1 and 65535, got \(port)") }
+        guard (0...65_535).contains(port) else {
+            throw ValidationError("--port must be between 0 (any free port) and 65535, got \(port)")
+        }
         guard (1...ConnectionID.maxWorkers).contains(workers) else {
             throw ValidationError("--workers must be between 1 and \(ConnectionID.maxWorkers), got \(workers)")
         }
@@ -86,6 +88,16 @@ struct Start: ParsableCommand {
     }
 
     func run() throws {
+        // `--port 0`: bound first, so the run dir, the log and the `ready` line name the port the kernel chose.
+        var (port, listener) = (self.port, Int32(-1))
+        if port == 0 {
+            do {
+                (listener, port) = try MasterConfiguration.bindAnyPort(host: host)
+            } catch {
+                writeLine("hive: error: \(error)", to: 2)
+                Glibc.exit(1)
+            }
+        }
         let runDirectory = runDir ?? RunDirectory.defaultPath(port: port)
         var readyNotification: Int32 = -1
         // Absolute, so a reopen after rotation finds the same file whatever the working directory.
@@ -94,7 +106,7 @@ struct Start: ParsableCommand {
             do {
                 // Checked before the log is opened in it: the master's own check comes after the detach.
                 try RunDirectory(path: runDirectory).prepare()
-                readyNotification = try Daemon.detach(logFile: logPath)
+                readyNotification = try Daemon.detach(logFile: logPath, keeping: listener)
             } catch {
                 writeLine("hive: error: \(error)", to: 2)
                 Glibc.exit(1)
@@ -115,10 +127,15 @@ struct Start: ParsableCommand {
                 + redis.workerArguments(maxMessageSize: limits.maxMessageSize)
         )
         configuration.readyNotification = readyNotification
+        configuration.listenerDescriptor = listener
         configuration.logFile = logPath
         configuration.workerTimeout = workerTimeout
         configuration.metricsListen = metricsListen.flatMap { try? ListenAddress.parse($0, option: "").get() }
-        let subscription = redis.configuration(maxMessageSize: limits.maxMessageSize)
+        let application = ApplicationSlot.current
+        let subscription = redis.configuration(
+            maxMessageSize: limits.maxMessageSize,
+            declared: (application?.redisChannels ?? [], application?.redisPatterns ?? [])
+        )
         configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)
         if (try? redis.address.resolve())?.passwordInArguments == true {
             logger.warning("the Redis password is on the command line, where every local user can read it", metadata: [

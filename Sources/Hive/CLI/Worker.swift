@@ -1,6 +1,7 @@
 import ArgumentParser
 import HiveIPC
 import HiveWorker
+import Logging
 
 /// The hidden subcommand the master spawns for each worker. Not for people: its descriptors must be inherited, and
 /// the Redis address and password come in its environment (`HIVE_REDIS_URL`, `HIVE_REDIS_PASSWORD`), not in argv.
@@ -29,16 +30,26 @@ struct Worker: ParsableCommand {
         )
         configuration.grace = .seconds(grace)
         configuration.logFile = logFile
-        configuration.redis = redis.configuration(maxMessageSize: limits.maxMessageSize)
         guard let application = ApplicationSlot.current else {
             writeLine("hive: worker \(workerID) error: no application to serve (HiveMain.run sets it)", to: 2)
             throw ExitCode(3)
         }
+        configuration.redis = redis.configuration(
+            maxMessageSize: limits.maxMessageSize, declared: (application.redisChannels, application.redisPatterns)
+        )
         do {
-            try WorkerProcess(configuration: configuration, application: application, logger: logger).run()
+            try Self.serve(application, configuration: configuration, logger: logger)
         } catch {
             writeLine("hive: worker \(workerID) error: \(error)", to: 2)
             throw ExitCode(3)
         }
+    }
+
+    /// Opens the application's existential: the worker is generic over the application, so its context keeps
+    /// its type.
+    private static func serve<Application: HiveApplication>(
+        _ application: Application, configuration: WorkerConfiguration, logger: Logger
+    ) throws -> Never {
+        try WorkerProcess(configuration: configuration, application: application, logger: logger).run()
     }
 }

@@ -1,52 +1,158 @@
 import HiveIPC
 import HiveRedis
 
-/// The connection a WebSocket hook is about.
+/// The connection a WebSocket hook is about: ``HiveApplication/open(_:hive:context:)`` and
+/// ``HiveApplication/message(_:from:hive:context:)`` receive it.
 public struct HiveConnection: Sendable, Hashable {
+    /// Its id: what `push`, `disconnect` and `close` name it by, from any worker.
     public var id: ConnectionID
-    /// The path the client upgraded on ("/", "/echo").
+    /// The path the client upgraded on ("/", "/echo"), without the query.
     public var path: String
+    /// The peer the master accepted it from.
     public var remote: RemoteAddress
+
+    /// A connection as the worker describes it to the hooks (tests of an application's hooks make their own).
+    public init(id: ConnectionID, path: String, remote: RemoteAddress) {
+        self.id = id
+        self.path = path
+        self.remote = remote
+    }
 }
 
 /// What an application implements: Swoole's event callbacks (onWorkerStart, onOpen, onMessage, onRequest,
-/// onClose), as one protocol with defaults. Every hook of a worker runs on that worker's event loop, one at a
-/// time, so an application needs no locks for state it keeps per worker.
+/// onClose, and the Redis subscription of the story), as one protocol whose every hook has a default.
+///
+/// Give a value of it to `HiveMain.run(_:)` in the executable's `main.swift`; every worker process (spawned from
+/// that same executable) runs its own copy.
+///
+/// **Threading and order.** Every hook of a worker runs on that worker's event loop (it is the task executor of
+/// the hook's task), so a hook that never suspends runs straight through, with no thread hop and no lock. A hook
+/// that awaits (a database, an HTTP service) suspends only itself: the worker goes on serving its other
+/// connections meanwhile. The hooks of one connection run one at a time, in order: its requests (and their
+/// responses leave in request order), then `open`, its messages, and `close` last. While a hook of a connection is
+/// suspended, that connection is not read.
+///
+/// **Per-worker state.** `workerStart` may return a value of any type, `Context` (a cache, a pool, a room table):
+/// every hook of that worker receives it through the variants with a `context:` parameter. It never leaves its
+/// worker's event loop, so it needs no lock and need not be `Sendable`. The application value itself is shared by
+/// every hook and must be immutable (`Sendable`).
+///
+/// Implement either variant of a hook; the one without `context` is simpler when there is no per-worker state.
+/// If you implement both, the worker calls the one with `context`.
+///
+/// **Errors.** A hook that throws never takes the worker down: `open` and `message` close that connection with
+/// 1011, `request` answers 500, and the error is logged with the connection id. `workerStart` throwing stops the
+/// worker (restarted by the master with back-off).
+///
+/// **No main actor.** A worker's main thread waits for signals and never runs the main actor's queue: code
+/// isolated to `@MainActor` that a hook awaits never runs. Keep hooks and what they call off the main actor.
 public protocol HiveApplication: Sendable {
-    /// The worker is ready to serve (Swoole's onWorkerStart). `hive.workerID` says which one: start work that
-    /// only one worker should do (a Redis subscription, say) when it is 0.
-    func workerStart(_ hive: HiveServer)
+    /// What `workerStart` makes for its worker and every hook of that worker receives. `Void` by default.
+    associatedtype Context = Void
+
+    /// Redis channels worker 0 subscribes to when `start` names no `--channel` and no `--pattern` (the command
+    /// line wins, whole). Default: none; with no channel and no pattern from either place, worker 0 subscribes to
+    /// the channel `test`. Read once per worker start; `--redis none` turns the subscription off.
+    var redisChannels: [String] { get }
+    /// Redis patterns (`PSUBSCRIBE`) worker 0 subscribes to when `start` names no `--channel` and no `--pattern`.
+    /// Default: none.
+    var redisPatterns: [String] { get }
+
+    /// The worker is ready to serve (Swoole's onWorkerStart): no connection is served before it returns, so the
+    /// context it returns is there for every other hook. `hive.workerID` says which worker it is. Runs in every
+    /// worker process, again in each replacement after a reload or a crash. Throwing stops the worker (the master
+    /// starts it again, with back-off). Default (when `Context` is `Void`): nothing.
+    func workerStart(_ hive: HiveServer) async throws -> Context
     /// The worker stops its worker-wide duties (Swoole's onWorkerStop): on stop, and on reload before its
-    /// replacement starts, so a duty held by one worker (a Redis subscription) is never held twice. Connections may
-    /// still be open and served after it.
-    func workerStop(_ hive: HiveServer)
-    /// Whether a WebSocket upgrade on this request path is accepted. Default: every path.
+    /// replacement starts. Connections may still be open and served after it (a stop closes them during its
+    /// grace period, a reload hands them over). Not called when `workerStart` threw. Default: calls
+    /// ``workerStop(_:)``.
+    func workerStop(_ hive: HiveServer, context: Context) async
+    /// ``workerStop(_:context:)`` for an application without per-worker state. Default: nothing.
+    func workerStop(_ hive: HiveServer) async
+    /// Whether a WebSocket upgrade on this request path (without the query) is accepted; a refused one is served
+    /// as a plain HTTP request. Default: every path. Called on the event loop for every upgrade request, and not
+    /// async: keep it quick.
     func shouldUpgrade(path: String) -> Bool
-    /// A WebSocket connection is established (onOpen).
-    func open(_ connection: HiveConnection, hive: HiveServer)
-    /// A complete WebSocket message arrived (onMessage). Throwing closes that connection with 1011.
-    func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws
-    /// A plain HTTP request (onRequest). Throwing answers 500 and logs the error with the connection id.
-    func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse
-    /// A connection of either protocol ended (onClose).
-    func close(_ id: ConnectionID, hive: HiveServer)
+    /// A WebSocket connection is established (onOpen): it can receive pushes from now on. Its messages wait until
+    /// this returns. Throwing closes it with 1011. Default: calls ``open(_:hive:)``.
+    func open(_ connection: HiveConnection, hive: HiveServer, context: Context) async throws
+    /// ``open(_:hive:context:)`` for an application without per-worker state. Default: nothing.
+    func open(_ connection: HiveConnection, hive: HiveServer) async throws
+    /// A complete WebSocket message arrived (onMessage): fragments are joined, text is valid UTF-8, and it is at
+    /// most `--max-message-size` bytes. The connection's next message waits until this returns. Throwing closes
+    /// that connection with 1011. Default: calls ``message(_:from:hive:)``.
+    func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer, context: Context) async throws
+    /// ``message(_:from:hive:context:)`` for an application without per-worker state. Default: ignores the message.
+    func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws
+    /// A plain HTTP request, body complete (onRequest). Pipelined requests of one connection are answered in
+    /// order, one hook at a time. Throwing answers 500 and logs the error with the connection id. Default: calls
+    /// ``request(_:hive:)``.
+    func request(_ request: HiveRequest, hive: HiveServer, context: Context) async throws -> HiveResponse
+    /// ``request(_:hive:context:)`` for an application without per-worker state. Default: 404 (`.notFound`).
+    func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse
+    /// A connection of either protocol ended (onClose), after its other hooks: the last hook of that connection,
+    /// called once. Pushing to `id` fails from now on. Default: calls ``close(_:hive:)``.
+    func close(_ id: ConnectionID, hive: HiveServer, context: Context) async
+    /// ``close(_:hive:context:)`` for an application without per-worker state. Default: nothing.
+    func close(_ id: ConnectionID, hive: HiveServer) async
     /// Messages from the Redis subscription, in publish order: one, or a burst that arrived together (worker 0
-    /// only, on its event loop). Default: `broadcast` them, each as a text frame when its payload is valid UTF-8 and
-    /// binary otherwise. Implement it to route instead.
-    func redisMessages(_ messages: [RedisSubscriber.Message], hive: HiveServer)
+    /// only; the next burst waits until this returns). Default: calls ``redisMessages(_:hive:)``.
+    func redisMessages(_ messages: [RedisMessage], hive: HiveServer, context: Context) async
+    /// ``redisMessages(_:hive:context:)`` for an application without per-worker state. Default: `broadcast` them,
+    /// each as a text frame when its payload is valid UTF-8 and binary otherwise. Implement it to route instead.
+    func redisMessages(_ messages: [RedisMessage], hive: HiveServer) async
 }
 
 extension HiveApplication {
-    public func workerStart(_ hive: HiveServer) {}
-    public func workerStop(_ hive: HiveServer) {}
+    /// No channels declared: the command line's `--channel` options, or the channel `test`.
+    public var redisChannels: [String] { [] }
+    /// No patterns declared.
+    public var redisPatterns: [String] { [] }
+    /// Calls ``workerStop(_:)``.
+    public func workerStop(_ hive: HiveServer, context: Context) async { await workerStop(hive) }
+    /// Does nothing.
+    public func workerStop(_ hive: HiveServer) async {}
+    /// Accepts an upgrade on every path.
     public func shouldUpgrade(path: String) -> Bool { true }
-    public func open(_ connection: HiveConnection, hive: HiveServer) {}
-    public func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) throws {}
-    public func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse { .notFound }
-    public func close(_ id: ConnectionID, hive: HiveServer) {}
-    public func redisMessages(_ messages: [RedisSubscriber.Message], hive: HiveServer) {
-        hive.broadcast(messages.map { HiveMessage(redisPayload: $0.payload) })
+    /// Calls ``open(_:hive:)``.
+    public func open(_ connection: HiveConnection, hive: HiveServer, context: Context) async throws {
+        try await open(connection, hive: hive)
     }
+    /// Does nothing.
+    public func open(_ connection: HiveConnection, hive: HiveServer) async throws {}
+    /// Calls ``message(_:from:hive:)``.
+    public func message(
+        _ message: HiveMessage, from connection: HiveConnection, hive: HiveServer, context: Context
+    ) async throws {
+        try await self.message(message, from: connection, hive: hive)
+    }
+    /// Ignores the message.
+    public func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws {}
+    /// Calls ``request(_:hive:)``.
+    public func request(_ request: HiveRequest, hive: HiveServer, context: Context) async throws -> HiveResponse {
+        try await self.request(request, hive: hive)
+    }
+    /// Answers 404 (``HiveResponse/notFound``).
+    public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse { .notFound }
+    /// Calls ``close(_:hive:)``.
+    public func close(_ id: ConnectionID, hive: HiveServer, context: Context) async { await close(id, hive: hive) }
+    /// Does nothing.
+    public func close(_ id: ConnectionID, hive: HiveServer) async {}
+    /// Calls ``redisMessages(_:hive:)``.
+    public func redisMessages(_ messages: [RedisMessage], hive: HiveServer, context: Context) async {
+        await redisMessages(messages, hive: hive)
+    }
+    /// Broadcasts the messages, in order, to every established WebSocket of every worker: text frames for
+    /// payloads that are valid UTF-8, binary frames for the others (``HiveMessage/init(redisPayload:)``).
+    public func redisMessages(_ messages: [RedisMessage], hive: HiveServer) async {
+        await hive.broadcast(messages.map { HiveMessage(redisPayload: $0.payload) })
+    }
+}
+
+extension HiveApplication where Context == Void {
+    /// Does nothing: an application without per-worker state needs no `workerStart`.
+    public func workerStart(_ hive: HiveServer) async throws {}
 }
 
 extension HiveMessage {

@@ -8,11 +8,14 @@ public struct HiveRequest: Sendable {
     /// swift-http-types carries it, so not among the header fields) and the other header fields. A target in
     /// absolute form, "http://host/path?query", arrives as its path and query (RFC 9112 section 3.2.2).
     public var head: HTTPRequest
+    /// The connection it came on: a plain HTTP connection, which `push` refuses (`notWebSocket`).
     public var connection: ConnectionID
+    /// The whole body (at most `--max-body-size` bytes; a larger one is answered 413 before the hook runs).
     public var body: [UInt8]
     /// What a `HiveRouter` route captured (":id" segments, "*"); empty until a router fills it.
     public var parameters: HiveParameters
 
+    /// A request with these parts (the server makes them; tests and routers may too).
     public init(head: HTTPRequest, connection: ConnectionID, body: [UInt8] = [], parameters: HiveParameters = [:]) {
         self.head = head
         self.connection = connection
@@ -20,6 +23,7 @@ public struct HiveRequest: Sendable {
         self.parameters = parameters
     }
 
+    /// The method (`.get`, `.post`, or any other token).
     public var method: HTTPRequest.Method { head.method }
 
     /// The request target as sent: path and query ("/users/7?tab=posts").
@@ -31,6 +35,8 @@ public struct HiveRequest: Sendable {
         return String(uri[..<(uri.firstIndex(of: "?") ?? uri.endIndex)])
     }
 
+    /// The header fields in the order sent, names as sent (`Host` is `head.authority`); look one up with
+    /// `headerFields[.accept]`, all values of a name with `headerFields[values: .accept]`.
     public var headerFields: HTTPFields {
         get { head.headerFields }
         set { head.headerFields = newValue }
@@ -48,24 +54,31 @@ public struct HiveRequest: Sendable {
 /// The response an application returns from its request hook. `Content-Length` and `Connection` are the server's:
 /// set here, they are replaced.
 public struct HiveResponse: Sendable {
+    /// The status (`.ok`, `.notFound`, or `HTTPResponse.Status(code: 299, reasonPhrase: "...")`).
     public var status: HTTPResponse.Status
+    /// Header fields to send, in order.
     public var headerFields: HTTPFields
+    /// The body.
     public var body: [UInt8]
 
+    /// A response with these parts.
     public init(status: HTTPResponse.Status = .ok, headerFields: HTTPFields = [:], body: [UInt8] = []) {
         self.status = status
         self.headerFields = headerFields
         self.body = body
     }
 
+    /// A `text/plain; charset=utf-8` response.
     public static func text(_ text: String, status: HTTPResponse.Status = .ok) -> HiveResponse {
         HiveResponse(status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: Array(text.utf8))
     }
 
+    /// A `text/html; charset=utf-8` response.
     public static func html(_ html: String, status: HTTPResponse.Status = .ok) -> HiveResponse {
         HiveResponse(status: status, headerFields: [.contentType: "text/html; charset=utf-8"], body: Array(html.utf8))
     }
 
+    /// A response of any content type.
     public static func bytes(_ bytes: [UInt8], contentType: String, status: HTTPResponse.Status = .ok) -> HiveResponse {
         HiveResponse(status: status, headerFields: [.contentType: contentType], body: bytes)
     }
@@ -77,5 +90,6 @@ public struct HiveResponse: Sendable {
         HiveResponse(status: status, headerFields: [.contentType: "application/json"], body: Array(try encoder.encode(value)))
     }
 
+    /// 404 with the text "not found": what the default request hook answers.
     public static let notFound = HiveResponse.text("not found\n", status: .notFound)
 }

@@ -6,31 +6,46 @@ import NIOCore
 /// The server as an application sees it from inside one worker: Swoole's `$server` (push, broadcast, exists,
 /// isEstablished, getClientInfo, connections, disconnect). Safe to call from any thread; the work happens on this
 /// worker's event loop, or on the owning worker's for connections it does not hold.
+///
+/// Every hook receives it as `hive`; there is one per worker process. A connection id reaches its connection from
+/// any worker: the id names the worker that holds the socket, and a push to another worker's connection goes
+/// straight to that worker's inbox (not through the master).
+///
+/// What a call sees of other connections comes from the shared registry, read without locks: a connection may
+/// close between `exists(_:)` and `push(_:_:)`, so handle the `HiveError` rather than checking first.
 public final class HiveServer: @unchecked Sendable {
     // @unchecked: immutable after init except `table`, which is only touched on `eventLoop` (every mutation goes
     // through `onLoop`), and the registry, whose words are atomics with one writer each.
+    /// Which worker this is: 0 ..< ``workerCount``. Worker 0 alone holds the Redis subscription.
     public let workerID: Int
+    /// The worker's one event loop: every hook runs on it. For timers and NIO work an application does itself;
+    /// never block it (a blocked loop serves none of the worker's connections).
     public let eventLoop: EventLoop
+    /// The worker's logger (`--log-level`, `--log-format`, `--log-file`), with `worker.id` and `pid` metadata.
     public let logger: Logger
     /// The shared registry, for reading (`connections`, `connectionInfo` are the usual way in).
-    public let registry: SharedRegistry
+    package let registry: SharedRegistry
     let limits: ConnectionLimits
     /// `limits.allowedOrigins`, ready for the WebSocket handshake.
     let originPolicy: OriginPolicy
-    let application: HiveApplication
+    /// The application's hooks, with the context of this worker.
+    let hooks: any ApplicationHooks
+    /// The event loop as the hooks' task executor.
+    let executor: EventLoopTaskExecutor
     let table = ConnectionTable()
     var outbox: PeerOutbox!
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 
     init(workerID: Int, eventLoop: EventLoop, registry: SharedRegistry, limits: ConnectionLimits,
-         application: HiveApplication, logger: Logger) {
+         application: some HiveApplication, logger: Logger) {
         self.workerID = workerID
         self.eventLoop = eventLoop
         self.registry = registry
         self.limits = limits
         self.originPolicy = OriginPolicy(allowed: limits.allowedOrigins)
-        self.application = application
+        self.hooks = ApplicationRunner(application)
+        self.executor = EventLoopTaskExecutor(eventLoop: eventLoop)
         self.logger = logger
     }
 
@@ -69,14 +84,20 @@ public final class HiveServer: @unchecked Sendable {
         }
     }
 
-    /// Number of workers in this Hive.
+    /// Messages of one WebSocket that may wait behind its suspended hook before its reads are held.
+    static let messagesBeforeHold = 16
+
+    /// How many workers this Hive runs (`--workers`).
     public var workerCount: Int { registry.workerCount }
 
-    /// Sends a message to one connection, whichever worker holds it.
-    /// - Throws: `HiveError.unknownConnection` when no such connection is open, `HiveError.notWebSocket` when it
-    ///   is not an established WebSocket (a plain HTTP keep-alive connection, say), `HiveError.workerBusy` when the
-    ///   owner's inbox is full.
-    public func push(_ id: ConnectionID, _ message: HiveMessage) throws {
+    /// Sends a message to one connection, whichever worker holds it (Swoole's `push`). Returns once the message is
+    /// queued for the client, not when the client has it; the messages this worker sends to one connection arrive
+    /// in the order they were sent.
+    /// - Throws: a ``/HiveIPC/HiveError`` whose code is `unknownConnection` when no such connection is open,
+    ///   `notWebSocket` when it is not an established WebSocket (a plain HTTP keep-alive connection, say: the
+    ///   browser's `/favicon.ico` connection), `workerBusy` when the owner's inbox is full (the message is dropped).
+    ///   Nothing is logged: the caller decides.
+    public func push(_ id: ConnectionID, _ message: HiveMessage) async throws {
         guard let state = registry.protocolState(of: id) else {
             registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
             throw HiveError.unknownConnection(id)
@@ -97,15 +118,21 @@ public final class HiveServer: @unchecked Sendable {
     }
 
     /// Sends a message to every established WebSocket connection of every worker; plain HTTP connections never
-    /// receive it.
-    public func broadcast(_ message: HiveMessage) {
-        broadcast([message])
+    /// receive it. Never fails: it only reaches WebSocket connections, by construction. A worker whose inbox stays
+    /// full misses it (counted as a failed push in `hive status`).
+    public func broadcast(_ message: HiveMessage) async {
+        broadcastNow([message])
     }
 
     /// Sends messages, in order, to every established WebSocket connection of every worker. The frames are encoded
     /// once, here; one record goes to each other worker that has WebSocket clients, and each worker writes the
     /// same buffer to every connection it holds, with one flush per connection for the whole batch.
-    public func broadcast(_ messages: [HiveMessage]) {
+    public func broadcast(_ messages: [HiveMessage]) async {
+        broadcastNow(messages)
+    }
+
+    /// `broadcast`, from code that is not async.
+    func broadcastNow(_ messages: [HiveMessage]) {
         guard !messages.isEmpty else { return }
         let start = Clock.monotonicNanoseconds()
         let frames = Self.encodeFrames(messages)
@@ -128,21 +155,26 @@ public final class HiveServer: @unchecked Sendable {
         }
     }
 
-    /// Whether a connection with this id is open (any protocol).
+    /// Whether a connection with this id is open (any protocol): Swoole's `exist`. A snapshot: it may close right
+    /// after.
     public func exists(_ id: ConnectionID) -> Bool { registry.protocolState(of: id) != nil }
 
     /// Whether the connection is an established WebSocket (Swoole's `isEstablished`).
     public func isEstablished(_ id: ConnectionID) -> Bool { registry.protocolState(of: id) == .websocket }
 
-    /// What the registry knows about a connection (Swoole's `getClientInfo`), or nil.
+    /// What the registry knows about a connection (Swoole's `getClientInfo`): its worker, protocol state, peer
+    /// address and counters; nil when no such connection is open.
     public func connectionInfo(_ id: ConnectionID) -> ConnectionSnapshot? { registry.lookup(id) }
 
-    /// Every open connection of every worker, read from the shared registry.
+    /// Every open connection of every worker (any protocol), read from the shared registry, in slot order. A lazy
+    /// walk over the whole table (`--max-connections` slots): filter it, do not keep it.
     public var connections: some Sequence<ConnectionSnapshot> { registry.connections }
 
-    /// Closes a connection on whichever worker holds it: a WebSocket gets a close frame with `code`.
-    /// - Throws: `HiveError.unknownConnection` when no such connection is open.
-    public func disconnect(_ id: ConnectionID, code: UInt16 = 1000, reason: String = "") throws {
+    /// Closes a connection on whichever worker holds it: a WebSocket gets a close frame with `code` and `reason`, a
+    /// plain HTTP connection is closed. Returns once the close is queued; the connection's `close` hook follows.
+    /// - Throws: a ``/HiveIPC/HiveError`` whose code is `unknownConnection` when no such connection is open,
+    ///   `workerBusy` when the owner's inbox is full.
+    public func disconnect(_ id: ConnectionID, code: UInt16 = 1000, reason: String = "") async throws {
         guard registry.protocolState(of: id) != nil else { throw HiveError.unknownConnection(id) }
         let record = IPCMessage.disconnect(id, code: code, reason: reason)
         if id.worker == workerID {

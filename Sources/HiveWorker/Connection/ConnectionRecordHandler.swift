@@ -29,11 +29,33 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var readHeld = false
     /// Closes the connection if the queue is still over the limit when it fires.
     private var slowConsumerTimer: Scheduled<Void>?
+    /// The application's hooks for this connection, in order; a suspended one holds reads like a full queue.
+    let hooks: HookQueue
+    private var hooksSuspended = false
+    private var context: ChannelHandlerContext?
 
     init(id: ConnectionID, socket: Int32, hive: HiveServer) {
         self.id = id
         self.socket = socket
         self.hive = hive
+        self.hooks = HookQueue(executor: hive.executor)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        hooks.onHoldReads = { [weak self] hold in self?.hooksSuspended(hold) }
+    }
+
+    private func hooksSuspended(_ suspended: Bool) {
+        hooksSuspended = suspended
+        releaseHeldRead()
+    }
+
+    /// Passes on a held read once nothing holds it any more.
+    private func releaseHeldRead() {
+        guard readHeld, isWritable, !hooksSuspended, let context else { return }
+        readHeld = false
+        context.read()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -43,7 +65,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func read(context: ChannelHandlerContext) {
-        if isWritable {
+        if isWritable && !hooksSuspended {
             context.read()
         } else {
             readHeld = true
@@ -61,10 +83,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         if isWritable {
             slowConsumerTimer?.cancel()
             slowConsumerTimer = nil
-            if readHeld {
-                readHeld = false
-                context.read()
-            }
+            releaseHeldRead()
         } else if slowConsumerTimer == nil {
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             slowConsumerTimer = context.eventLoop.scheduleTask(in: hive.limits.slowConsumerGrace) {
@@ -83,6 +102,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func handlerRemoved(context: ChannelHandlerContext) {
         end()
+        self.context = nil
     }
 
     /// The queue stayed over --max-output-buffer for the whole grace period: the client is not reading.
@@ -120,8 +140,13 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         slowConsumerTimer?.cancel()
         slowConsumerTimer = nil
         hive.registry.free(id)
-        hive.application.close(id, hive: hive)
-        hive.table.remove(id)  // last: removing the last connection of a stopping worker ends the process
+        let (id, hive) = (self.id, self.hive)
+        // After the connection's other hooks. Removing it from the table comes last: removing the last connection
+        // of a stopping worker ends the process.
+        hooks.enqueue {
+            await hive.hooks.close(id, hive: hive)
+            hive.table.remove(id)
+        }
     }
 }
 

@@ -18,13 +18,17 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     /// while NIO has nothing queued for it, so bytes can never be reordered or interleaved.
     private let socket: Int32
     private let hive: HiveServer
+    /// The connection's hooks (its record handler's queue): open, messages, close, in order.
+    private let hooks: HookQueue
     private var isClosing = false
     /// Frames waiting for the flush (the table's deferred flush, or the end of `send` with `flush`), and their size.
     private var pending: [ByteBuffer] = []
     private var pendingBytes = 0
 
-    init(connection: HiveConnection, channel: Channel, socket: Int32, frameHandler: WebSocketFrameHandler, hive: HiveServer) {
+    init(connection: HiveConnection, channel: Channel, socket: Int32, frameHandler: WebSocketFrameHandler,
+         hooks: HookQueue, hive: HiveServer) {
         self.connection = connection
+        self.hooks = hooks
         self.channel = channel
         self.socket = socket
         self.frameHandler = frameHandler
@@ -180,15 +184,35 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         case .text: hiveMessage = .text(String(buffer: message.data))
         case .binary: hiveMessage = .binary(Array(buffer: message.data))
         }
-        do {
-            try hive.application.message(hiveMessage, from: connection, hive: hive)
-        } catch {
-            hive.logger.error(
-                "message hook failed; closing the connection",
-                metadata: ["connection.id": "\(id)", "error": "\(error)"]
-            )
-            close(code: .unexpectedServerError, reason: "application error")
+        let (hive, connection, session) = (hive, connection, NIOLoopBound(self, eventLoop: hive.eventLoop))
+        hooks.enqueue {
+            do {
+                try await hive.hooks.message(hiveMessage, from: connection, hive: hive)
+            } catch {
+                session.value.hookFailed("message", error)
+            }
         }
+    }
+
+    /// The connection is established: the application's open hook runs before its messages.
+    func opened() {
+        let (hive, connection, session) = (hive, connection, NIOLoopBound(self, eventLoop: hive.eventLoop))
+        hooks.enqueue {
+            do {
+                try await hive.hooks.open(connection, hive: hive)
+            } catch {
+                session.value.hookFailed("open", error)
+            }
+        }
+    }
+
+    /// A hook of this connection threw: the worker goes on, the connection is closed with 1011.
+    private func hookFailed(_ hook: String, _ error: Error) {
+        hive.logger.error(
+            "\(hook) hook failed; closing the connection with 1011",
+            metadata: ["connection.id": "\(id)", "error": "\(error)"]
+        )
+        close(code: .unexpectedServerError, reason: "application error")
     }
 
     func webSocketFrameRead(bytes: Int) {

@@ -19,7 +19,7 @@ enum WorkerPipeline {
             origins: hive.originPolicy,
             shouldUpgrade: { channel, head in
                 let path = webSocketPath(head)
-                guard hive.application.shouldUpgrade(path: path) else {
+                guard hive.hooks.shouldUpgrade(path: path) else {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }
                 hive.registry.setProtocol(id, .websocketHandshake)
@@ -69,13 +69,15 @@ enum WorkerPipeline {
         )
         let frameHandler = WebSocketFrameHandler(limits: hive.webSocketLimits, delegate: nil)
         let session = WebSocketSession(
-            connection: connection, channel: channel, socket: record.socket, frameHandler: frameHandler, hive: hive
+            connection: connection, channel: channel, socket: record.socket, frameHandler: frameHandler,
+            hooks: record.hooks, hive: hive
         )
         frameHandler.delegate = session
         try pipeline.addHandler(UpgradeLeftoverHandler())
         try pipeline.addHandler(frameHandler)
         hive.registry.setProtocol(id, .websocket)
         hive.table.addSession(session)
-        hive.application.open(connection, hive: hive)
+        record.hooks.waitingBeforeHold = HiveServer.messagesBeforeHold
+        session.opened()
     }
 }

@@ -6,10 +6,11 @@ import NIOHTTP1
 /// Plain HTTP/1.1 for one connection: collects a request within the limits, calls the application's request
 /// hook, writes the response, and keeps the connection alive between requests for at most --http-idle-timeout.
 ///
-/// Pipelined requests need no NIO `HTTPServerPipelineHandler`: the request hook is synchronous, so each response is
-/// written, whole, before the decoder hands over the next request, and responses leave in request order. (That
-/// handler cost about 9 % of `GET /hello` throughput.) After a response that closes the connection, further
-/// requests already read are ignored.
+/// Pipelined requests need no NIO `HTTPServerPipelineHandler`: one request hook runs at a time (the connection's
+/// `HookQueue`), a request read while one is in flight waits in `waiting`, and responses leave in request order.
+/// A hook that does not suspend answers before the decoder hands over the next request. (NIO's handler cost about
+/// 9 % of `GET /hello` throughput.) After a response that closes the connection, further requests already read are
+/// ignored.
 final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -31,6 +32,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// a client that pipelines requests and never reads the answers costs requests, not responses.
     /// Made on the first use: `CircularBuffer()` allocates 16 slots, which every connection would pay for nothing.
     private var waiting: CircularBuffer<(head: HTTPRequestHead, body: [UInt8])>?
+    /// A request hook is running (suspended): further requests wait for its response.
+    private var inFlight = false
+    /// `respondWaiting` is answering waiting requests: a response that completes inside it does not recurse.
+    private var answeringWaiting = false
+    /// The connection's hooks, from its record handler (requests run in order with its other hooks).
+    private var hooks: HookQueue?
     /// When the connection is closed unless something re-arms it (slowloris, stalled body, idle keep-alive).
     /// One scheduled task per connection re-checks this deadline when it fires, so arming costs a clock read per
     /// request instead of a timer allocation and a heap insertion.
@@ -47,6 +54,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        hooks = (try? context.pipeline.syncOperations.handler(type: ConnectionRecordHandler.self))?.hooks
         armHeadTimer(context: context, after: hive.limits.handshakeTimeout)
     }
 
@@ -103,7 +111,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.end, .receiving(let head, let body)):
             deadline = .distantFuture
             state = .idle
-            if context.channel.isWritable && waiting?.isEmpty ?? true {
+            if context.channel.isWritable && !inFlight && waiting?.isEmpty ?? true {
                 respond(context: context, head: head, body: body)
             } else {
                 waiting = waiting ?? CircularBuffer(initialCapacity: 4)
@@ -117,12 +125,21 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        while context.channel.isWritable, waiting?.isEmpty == false {
+        respondWaiting(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Answers the requests that waited for the queue to drain or for a suspended hook, in order, until one
+    /// suspends again or the queue fills up.
+    private func respondWaiting(context: ChannelHandlerContext) {
+        guard !answeringWaiting else { return }
+        answeringWaiting = true
+        defer { answeringWaiting = false }
+        while context.channel.isWritable, !inFlight, waiting?.isEmpty == false {
             if case .failed = state { break }
             let (head, body) = waiting!.removeFirst()
             respond(context: context, head: head, body: body)
         }
-        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -159,20 +176,34 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         hive.registry.add(1, to: .requests, of: id)
         hive.registry.increment(worker: hive.workerID, .requests)
-        var response: HiveResponse
-        do {
-            response = try hive.application.request(request, hive: hive)
-        } catch {
-            hive.logger.error(
-                "request hook failed; answering 500",
-                metadata: ["connection.id": "\(id)", "http.path": "\(request.path)", "error": "\(error)"]
-            )
-            response = .text("internal server error\n", status: 500)
+        guard let hooks else { return }
+        inFlight = true
+        let (hive, id, bound) = (hive, id, NIOLoopBound((self, context), eventLoop: context.eventLoop))
+        hooks.enqueue {
+            let response: HiveResponse
+            do {
+                response = try await hive.hooks.request(request, hive: hive)
+            } catch {
+                hive.logger.error(
+                    "request hook failed; answering 500",
+                    metadata: ["connection.id": "\(id)", "http.path": "\(request.path)", "error": "\(error)"]
+                )
+                response = .text("internal server error\n", status: 500)
+            }
+            let (handler, context) = bound.value
+            handler.answer(context: context, head: head, response: response)
         }
+    }
+
+    /// Writes the response of the request hook, then answers the requests that waited for it.
+    private func answer(context: ChannelHandlerContext, head: HTTPRequestHead, response: HiveResponse) {
+        inFlight = false
+        if case .failed = state { return }
         let keepAlive = head.isKeepAlive
         write(context: context, response: response, version: head.version, keepAlive: keepAlive)
         if keepAlive {
             armHeadTimer(context: context, after: hive.limits.httpIdleTimeout)
+            respondWaiting(context: context)
         } else {
             state = .failed
             context.close(promise: nil)

@@ -12,8 +12,12 @@ final class RedisFanOut: Sendable {
 
     private let subscriber: RedisSubscriber
     private let pending = ManagedAtomic<Int>(0)
+    /// The hook runs for one batch at a time, in order, even when it suspends.
+    private let hooks: HookQueue
 
     init(configuration: RedisSubscriber.Configuration, hive: HiveServer) {
+        let hooks = HookQueue(executor: hive.executor)
+        self.hooks = hooks
         let pending = self.pending
         let registry = hive.registry
         subscriber = RedisSubscriber(configuration: configuration, registry: registry, logger: hive.logger) { batch in
@@ -25,7 +29,7 @@ final class RedisFanOut: Sendable {
             }
             hive.eventLoop.execute {
                 pending.wrappingDecrement(by: count, ordering: .relaxed)
-                hive.application.redisMessages(batch, hive: hive)
+                hooks.enqueue { await hive.hooks.redisMessages(batch, hive: hive) }
             }
         }
     }

@@ -3,61 +3,61 @@ import NIOCore
 
 /// Per-connection limits: what one client may cost a worker. Defaults follow what Swoole, Workerman and
 /// Centrifugo users know.
-public struct ConnectionLimits: Sendable {
+package struct ConnectionLimits: Sendable {
     /// Largest WebSocket message (after reassembly) a client may send; more is closed with 1009.
-    public var maxMessageSize = 1 << 20
+    package var maxMessageSize = 1 << 20
     /// Bytes queued for one client (HTTP responses, pongs, close frames and data alike). Above it Hive stops
     /// reading from the client; a client that stays above it for `slowConsumerGrace` is a slow consumer and is
     /// closed (WebSocket: 1008).
-    public var maxOutputBuffer = 1 << 20
+    package var maxOutputBuffer = 1 << 20
     /// How long a client's queue may stay above `maxOutputBuffer` before it is closed as a slow consumer.
-    public var slowConsumerGrace: TimeAmount = .seconds(5)
+    package var slowConsumerGrace: TimeAmount = .seconds(5)
     /// A client whose queue is past this many times `maxOutputBuffer` when a message arrives is closed at once,
     /// whatever the grace: with one message, the bound on what one client can cost a worker.
-    public static let hardCapFactor = 8
+    package static let hardCapFactor = 8
     /// `maxOutputBuffer` × `hardCapFactor`.
-    public var maxOutputHardCap: Int {
+    package var maxOutputHardCap: Int {
         let (cap, overflow) = maxOutputBuffer.multipliedReportingOverflow(by: Self.hardCapFactor)
         return overflow ? .max : cap
     }
     /// Request line plus headers; more is answered 431.
-    public var maxHeaderSize = 8 * 1024
+    package var maxHeaderSize = 8 * 1024
     /// Request body; more is answered 413.
-    public var maxBodySize = 1 << 20
+    package var maxBodySize = 1 << 20
     /// Time a new connection has to deliver its first request head (slowloris guard).
-    public var handshakeTimeout: TimeAmount = .seconds(10)
+    package var handshakeTimeout: TimeAmount = .seconds(10)
     /// Time an idle HTTP keep-alive connection stays open between requests.
-    public var httpIdleTimeout: TimeAmount = .seconds(60)
+    package var httpIdleTimeout: TimeAmount = .seconds(60)
     /// Time a request body has, from the end of its head, to arrive whole; then 408 and close.
-    public var bodyTimeout: TimeAmount = .seconds(30)
+    package var bodyTimeout: TimeAmount = .seconds(30)
     /// Origins besides the server's own host whose pages may open a WebSocket (`*`: all); see `OriginPolicy`.
-    public var allowedOrigins: [String] = []
+    package var allowedOrigins: [String] = []
     /// WebSocket ping period; nil disables server pings.
-    public var pingInterval: TimeAmount? = .seconds(25)
+    package var pingInterval: TimeAmount? = .seconds(25)
     /// Time to wait for any frame after a ping before the connection counts as dead.
-    public var pongTimeout: TimeAmount = .seconds(10)
+    package var pongTimeout: TimeAmount = .seconds(10)
 
-    public init() {}
+    package init() {}
 }
 
 /// What a worker process is given by the master: its id and the descriptors it inherited.
-public struct WorkerConfiguration: Sendable {
-    public var workerID: Int
-    public var registryFD: Int32
-    public var inboxFD: Int32
-    public var masterFD: Int32
+package struct WorkerConfiguration: Sendable {
+    package var workerID: Int
+    package var registryFD: Int32
+    package var inboxFD: Int32
+    package var masterFD: Int32
     /// The sending end of every worker's inbox, indexed by worker id (this worker's own included).
-    public var peerFDs: [Int32]
-    public var limits: ConnectionLimits
+    package var peerFDs: [Int32]
+    package var limits: ConnectionLimits
     /// How long a stopping worker waits for its connections before it exits on its own (the master normally kills
     /// it first; this covers a master that is gone).
-    public var grace: TimeAmount = .seconds(5)
+    package var grace: TimeAmount = .seconds(5)
     /// The Redis subscription worker 0 holds (nil: none).
-    public var redis: RedisSubscriber.Configuration?
+    package var redis: RedisSubscriber.Configuration?
     /// The log file on this worker's fds 1 and 2 (a `--daemon` master's), reopened on SIGHUP; nil: none.
-    public var logFile: String?
+    package var logFile: String?
 
-    public init(workerID: Int, registryFD: Int32, inboxFD: Int32, masterFD: Int32, peerFDs: [Int32], limits: ConnectionLimits) {
+    package init(workerID: Int, registryFD: Int32, inboxFD: Int32, masterFD: Int32, peerFDs: [Int32], limits: ConnectionLimits) {
         self.workerID = workerID
         self.registryFD = registryFD
         self.inboxFD = inboxFD

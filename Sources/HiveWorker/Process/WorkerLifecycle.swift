@@ -33,7 +33,9 @@ final class WorkerLifecycle: @unchecked Sendable {
     func retire() {
         lock.withLock { retired = true }
         redis?.stop()
-        try? hive.eventLoop.submit { self.stopDuties() }.wait()
+        let stopped = hive.eventLoop.makePromise(of: Void.self)
+        hive.eventLoop.execute { self.stopDuties(then: stopped) }
+        try? stopped.futureResult.wait()
     }
 
     func stop(closeCode: UInt16) {
@@ -41,7 +43,7 @@ final class WorkerLifecycle: @unchecked Sendable {
         guard !stopping else { return }
         stopping = true
         redis?.stop()  // closes the socket and joins the subscriber thread; bounded by --redis-timeout
-        stopDuties()
+        stopDuties(then: nil)
         let table = hive.table
         hive.logger.info("stopping", metadata: ["connections": "\(table.channels.count)", "close.code": "\(closeCode)"])
         table.onEmpty = { exit(0) }
@@ -55,9 +57,17 @@ final class WorkerLifecycle: @unchecked Sendable {
         }
     }
 
-    private func stopDuties() {
-        guard !dutiesStopped else { return }
+    /// Runs the application's workerStop once; `done` succeeds when it has returned (or at once if it already ran).
+    private func stopDuties(then done: EventLoopPromise<Void>?) {
+        guard !dutiesStopped else {
+            done?.succeed()
+            return
+        }
         dutiesStopped = true
-        hive.application.workerStop(hive)
+        let hive = self.hive
+        hive.executor.run {
+            await hive.hooks.workerStop(hive)
+            done?.succeed()
+        }
     }
 }

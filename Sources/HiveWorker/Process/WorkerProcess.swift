@@ -9,12 +9,12 @@ import NIOWebSocket
 /// A worker: one NIO event loop serving the connections the master hands it, an inbox thread reading the worker's
 /// Unix socket (NIO cannot receive SCM_RIGHTS, so it is read with recvmsg outside NIO), and the main thread
 /// waiting for SIGTERM/SIGINT with sigwait (no handler runs asynchronously).
-public final class WorkerProcess {
+package final class WorkerProcess<Application: HiveApplication> {
     private let configuration: WorkerConfiguration
-    private let application: HiveApplication
+    private let application: Application
     private var logger: Logger
 
-    public init(configuration: WorkerConfiguration, application: HiveApplication, logger: Logger) {
+    package init(configuration: WorkerConfiguration, application: Application, logger: Logger) {
         self.configuration = configuration
         self.application = application
         self.logger = logger
@@ -24,7 +24,7 @@ public final class WorkerProcess {
     }
 
     /// Serves until told to stop. Never returns: the process exits.
-    public func run() throws -> Never {
+    package func run() throws -> Never {
         // Blocked before any thread exists, so every thread inherits the mask and only sigwait below sees them.
         // (SIGHUP is blocked from the spawn on: see WorkerSpawner.)
         var waitedSignals = sigset_t()
@@ -58,10 +58,24 @@ public final class WorkerProcess {
         let redis = workerID == 0 ? configuration.redis.map { RedisFanOut(configuration: $0, hive: hive) } : nil
         let lifecycle = WorkerLifecycle(hive: hive, grace: configuration.grace, redis: redis)
 
-        try loop.submit {
+        // No connection is served before the application's workerStart returns: the inbox is read only after it.
+        let started = loop.makePromise(of: Void.self)
+        loop.execute {
             hive.startKeepAlive()
-            hive.application.workerStart(hive)
-        }.wait()
+            hive.executor.run {
+                do {
+                    try await hive.hooks.workerStart(hive)
+                    started.succeed()
+                } catch {
+                    started.fail(error)
+                }
+            }
+        }
+        do {
+            try started.futureResult.wait()
+        } catch {
+            throw WorkerStartError(workerID: workerID, underlying: error)
+        }
         redis?.start()
         let inbox = InboxReader(
             inbox: RecordChannel(fd: configuration.inboxFD), master: master, hive: hive, group: group,
@@ -98,5 +112,16 @@ public final class WorkerProcess {
         } catch {
             logger.error("cannot reopen the log file; still writing to the old one", metadata: ["path": "\(path)", "error": "\(error)"])
         }
+    }
+}
+
+/// The application's workerStart threw: the worker exits, and the master starts it again (with back-off).
+struct WorkerStartError: Error, CustomStringConvertible {
+    var workerID: Int
+    var underlying: Error
+
+    var description: String {
+        "the application's workerStart failed on worker \(workerID): \(underlying); the worker exits and the master "
+            + "starts it again (with back-off): fix what workerStart needs (a database, a file) and it recovers"
     }
 }

@@ -5,13 +5,13 @@
 /// another site. By default a handshake is accepted when its `Origin` names the host the request was sent to (the
 /// `Host` header, compared case-insensitively, as gorilla/websocket's `checkSameOrigin` does), or when it has no
 /// `Origin` at all (not a browser: the check protects browser users, other clients can send any header).
-public struct OriginPolicy: Sendable {
+package struct OriginPolicy: Sendable {
     /// Exact origins (lowercased, `scheme://host[:port]`) allowed besides the server's own host; may hold "null".
     private let allowed: Set<String>
     private let allowsAll: Bool
 
     /// - Parameter allowed: `--allowed-origin` values: exact origins, `null`, or `*` for every origin.
-    public init(allowed: [String]) {
+    package init(allowed: [String]) {
         self.allowed = Set(allowed.map { $0.lowercased() })
         self.allowsAll = allowed.contains("*")
     }
@@ -44,7 +44,7 @@ public struct OriginPolicy: Sendable {
 
     /// What is wrong with an `--allowed-origin` value, or nil when it is usable: an origin is a scheme, a host and
     /// an optional port, exactly as browsers send it (no path, not even a trailing "/").
-    public static func problem(with value: String) -> String? {
+    package static func problem(with value: String) -> String? {
         if value == "*" || value.lowercased() == "null" { return nil }
         guard let separator = value.range(of: "://"),
             let scheme = value[..<separator.lowerBound].first, scheme.isLetter,

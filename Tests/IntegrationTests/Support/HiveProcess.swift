@@ -78,7 +78,8 @@ final class HiveProcess: @unchecked Sendable {
     }
 
     /// A port nothing listens on right now: bind 127.0.0.1:0, read what the kernel chose, close. Another process
-    /// could take it before hive binds it; on a test machine that is rare enough to accept.
+    /// could take it before hive binds it, so hive itself is started with `--port 0` and read back with `port`;
+    /// this is for the other servers of a test, and for a hive whose port must be known before it starts.
     static func freePort() -> Int {
         #if canImport(Glibc)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -96,6 +97,27 @@ final class HiveProcess: @unchecked Sendable {
         }
         precondition(bound, "bind(127.0.0.1:0) failed while finding a free port: \(String(cString: strerror(errno)))")
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// The port of the `ready` line (`hive: ready on http://127.0.0.1:43117 with …`), or nil before it: with
+    /// `--port 0`, the one the kernel chose.
+    var port: Int? { Self.readyPort(in: self.log()) }
+
+    /// The port of the first `ready on http://HOST:PORT` in `log` (IPv6 hosts are in brackets).
+    static func readyPort(in log: String) -> Int? {
+        guard let start = log.range(of: "ready on http://")?.upperBound else { return nil }
+        let address = log[start...].prefix { !$0.isWhitespace }
+        guard let colon = address.lastIndex(of: ":") else { return nil }
+        return Int(address[address.index(after: colon)...])
+    }
+
+    /// Starts hive and returns the port of its `ready` line: for a hive started with `--port 0`.
+    func startAndReadPort(readyTimeout: TimeInterval = 20) throws -> Int {
+        try self.start(readyTimeout: readyTimeout)
+        guard let port = self.port, port > 0 else {
+            throw TestClientError.misuse("no port in the ready line of \(self.logURL.path): \(self.log())")
+        }
+        return port
     }
 
     // MARK: Lifecycle

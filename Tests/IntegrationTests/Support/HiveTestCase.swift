@@ -5,19 +5,17 @@ import XCTest
 class HiveTestCase: XCTestCase {
     private var started: [HiveProcess] = []
 
-    /// Starts `hive start` on a free port with its run dir inside the process's own temp folder.
-    /// `environment` is added to the test's own (`HIVE_REDIS_URL`, say).
+    /// Starts `hive start --port 0` (a port the kernel picks, read back from the `ready` line) with its run dir
+    /// inside the process's own temp folder. `environment` is added to the test's own (`HIVE_REDIS_URL`, say).
     func startHive(workers: Int = 2, _ extra: [String] = [], environment: [String: String] = [:]) throws -> (HiveProcess, port: Int) {
-        let port = HiveProcess.freePort()
         // Tests that are not about Redis must not depend on (or subscribe to) whatever Redis the machine has.
         let redis = extra.contains("--redis") || environment["HIVE_REDIS_URL"] != nil ? [] : ["--redis", "none"]
         let hive = try HiveProcess(
-            arguments: ["--port", String(port), "--workers", String(workers), "--run-dir", "run"] + redis + extra,
+            arguments: ["--port", "0", "--workers", String(workers), "--run-dir", "run"] + redis + extra,
             environment: environment
         )
         started.append(hive)
-        try hive.start()
-        return (hive, port)
+        return (hive, try hive.startAndReadPort())
     }
 
     override func tearDown() {

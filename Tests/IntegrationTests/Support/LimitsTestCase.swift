@@ -40,16 +40,15 @@ class LimitsTestCase: XCTestCase {
         let registry: SharedRegistry
     }
 
-    /// `hive start --port <free> --workers <n> --run-dir <temp> <extra>`, ready, with its registry mapped.
+    /// `hive start --port 0 --workers <n> --run-dir <temp> <extra>`, ready, with its port and registry.
     func launch(_ extra: [String] = [], workers: Int = 2) throws -> Launched {
-        let port = HiveProcess.freePort()
         let runDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("hive-limits-\(UUID().uuidString.prefix(8))", isDirectory: true)
         let process = try HiveProcess(
-            arguments: ["--port", String(port), "--workers", String(workers), "--run-dir", runDirectory.path,
+            arguments: ["--port", "0", "--workers", String(workers), "--run-dir", runDirectory.path,
                         "--dispatch", "round-robin", "--redis", "none"] + extra)
         launched.append(process)
-        try process.start()
+        let port = try process.startAndReadPort()
         let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(process.pid))
         return Launched(process: process, port: port, registry: registry)
     }

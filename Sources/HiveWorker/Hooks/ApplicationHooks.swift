@@ -1,0 +1,70 @@
+import HiveIPC
+import HiveRedis
+
+/// An application's hooks with its per-worker context bound: what the worker calls, whatever the application's
+/// `Context` type is.
+protocol ApplicationHooks: AnyObject, Sendable {
+    var redisChannels: [String] { get }
+    var redisPatterns: [String] { get }
+    func workerStart(_ hive: HiveServer) async throws
+    func workerStop(_ hive: HiveServer) async
+    func shouldUpgrade(path: String) -> Bool
+    func open(_ connection: HiveConnection, hive: HiveServer) async throws
+    func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws
+    func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse
+    func close(_ id: ConnectionID, hive: HiveServer) async
+    func redisMessages(_ messages: [RedisMessage], hive: HiveServer) async
+}
+
+/// Holds the application and the context its `workerStart` made, and passes the context to every hook.
+final class ApplicationRunner<Application: HiveApplication>: ApplicationHooks, @unchecked Sendable {
+    // @unchecked: `context` is written once, by `workerStart` on the event loop, before any connection is served,
+    // and only read after that, on the event loop: every hook runs there (HookQueue, EventLoopTaskExecutor).
+    let application: Application
+    private var context: Application.Context?
+
+    init(_ application: Application) {
+        self.application = application
+    }
+
+    var redisChannels: [String] { application.redisChannels }
+    var redisPatterns: [String] { application.redisPatterns }
+
+    private var started: Application.Context {
+        if let context { return context }
+        // An application without per-worker state needs no workerStart (tests drive hooks without one).
+        if let none = () as? Application.Context { return none }
+        preconditionFailure("a hook ran before workerStart returned its context")
+    }
+
+    func workerStart(_ hive: HiveServer) async throws {
+        context = try await application.workerStart(hive)
+    }
+
+    func workerStop(_ hive: HiveServer) async {
+        guard let context else { return }
+        await application.workerStop(hive, context: context)
+    }
+
+    func shouldUpgrade(path: String) -> Bool { application.shouldUpgrade(path: path) }
+
+    func open(_ connection: HiveConnection, hive: HiveServer) async throws {
+        try await application.open(connection, hive: hive, context: started)
+    }
+
+    func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws {
+        try await application.message(message, from: connection, hive: hive, context: started)
+    }
+
+    func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
+        try await application.request(request, hive: hive, context: started)
+    }
+
+    func close(_ id: ConnectionID, hive: HiveServer) async {
+        await application.close(id, hive: hive, context: started)
+    }
+
+    func redisMessages(_ messages: [RedisMessage], hive: HiveServer) async {
+        await application.redisMessages(messages, hive: hive, context: started)
+    }
+}
