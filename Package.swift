@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         // `make docs` only (swift package generate-documentation): a command plugin is built when it is run, so
         // `swift build` and `swift test` compile nothing of it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
@@ -62,6 +63,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // The configuration file of `hive start --config`: YAML (or JSON) through Yams, no NIO.
@@ -78,6 +80,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // The `hive` executable: the demo application (Docs/API.md), built on the library as a user's would be.
@@ -107,6 +110,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         .testTarget(name: "IntegrationTests", dependencies: ["HiveDemo", "HiveIPC"]),
@@ -142,8 +146,14 @@ if Context.environment["HIVE_FUZZ"] == "1" {
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Sources/Fuzz/fuzz-http"
+        ),
+        .executableTarget(
+            name: "fuzz-query",
+            dependencies: ["HiveFuzzSupport", "HiveWorker", .product(name: "HTTPTypes", package: "swift-http-types")],
+            path: "Sources/Fuzz/fuzz-query"
         ),
         .executableTarget(
             name: "fuzz-ipc",

@@ -20,18 +20,18 @@ public struct DemoApplication: HiveApplication {
     public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
         var response: HiveResponse
         switch (request.method, request.path) {
-        case ("GET", "/"), ("HEAD", "/"): response = .html(DemoPage.html)
-        case ("GET", "/favicon.ico"), ("HEAD", "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
-        case ("GET", "/hello"), ("HEAD", "/hello"): response = .text("hello")
-        case ("GET", "/sleep"):
-            let milliseconds = Self.query(request.uri, "ms").flatMap(Int.init) ?? 0
+        case (.get, "/"), (.head, "/"): response = .html(DemoPage.html)
+        case (.get, "/favicon.ico"), (.head, "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
+        case (.get, "/hello"), (.head, "/hello"): response = .text("hello")
+        case (.get, "/sleep"):
+            let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
             try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
             response = .text("slept \(milliseconds) ms\n")
         default: response = .notFound
         }
         // Which connection and worker served this: the way to find a plain HTTP connection's id from outside.
-        response.headers.append(("X-Hive-Connection", request.connection.description))
-        response.headers.append(("X-Hive-Worker", String(hive.workerID)))
+        response.headerFields[.hiveConnection] = request.connection.description
+        response.headerFields[.hiveWorker] = String(hive.workerID)
         return response
     }
 
@@ -86,14 +86,10 @@ public struct DemoApplication: HiveApplication {
             return "hello"
         }
     }
+}
 
-    /// The first value of a query parameter, undecoded (the demo's parameters are numbers).
-    static func query(_ uri: String, _ name: String) -> String? {
-        guard let start = uri.firstIndex(of: "?") else { return nil }
-        for pair in uri[uri.index(after: start)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            if parts.first.map(String.init) == name { return parts.count > 1 ? String(parts[1]) : "" }
-        }
-        return nil
-    }
+extension HTTPField.Name {
+    // Made once: a name built from a string is checked and lowercased on every request otherwise.
+    static let hiveConnection = HTTPField.Name("X-Hive-Connection")!
+    static let hiveWorker = HTTPField.Name("X-Hive-Worker")!
 }

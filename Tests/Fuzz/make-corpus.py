@@ -115,6 +115,23 @@ SEEDS = {
         "reopen-logs": b"\x00reopen-logs\n",
         "disconnect-reserved-code": b"\x00disconnect 4294967301 1005\n",
     },
+    # [method: 0 GET, 1 HEAD, 2 POST, 3 PUT, 4 DELETE, 5 PATCH, 6 OPTIONS, 7 PURGE] then a query string that is
+    # also matched as a path.
+    "fuzz-query": {
+        "form-query": b"\x00a=1&b=two+words&c=%C3%A9&c=&&d&=e&f==g",
+        "bad-escapes": b"\x00x=100%&y=%zz&z=%4&w=%FF%FE&v=%%41",
+        "user-path": b"\x00/users/7",
+        "user-posts-encoded": b"\x00/users/caf%C3%A9/posts/a%2Fb",
+        "literal-fallback": b"\x00/users/me/posts/1",
+        "static-rest": b"\x00/static/css//site%20v2.css",
+        "files-kind-rest": b"\x01/files/img/a/b",
+        "method-not-allowed": b"\x05/users/7",
+        "any-method": b"\x07/any/x",
+        "encoded-literal": b"\x00/caf%c3%a9",
+        "too-many-segments": b"\x00/a/b/c/d/e/f/g/h/i",
+        "not-utf8": b"\x00/users/%C3%28",
+        "empty": b"\x00",
+    },
     # [max read size][largest bulk string kept] then what Redis sends a subscriber.
     "fuzz-resp": {
         "subscribe-replies": b"\x00\x40*3\r\n$9\r\nsubscribe\r\n$4\r\ntest\r\n:1\r\n"

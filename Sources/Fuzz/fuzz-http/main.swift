@@ -7,6 +7,7 @@
 //
 // Beyond "never crash, never trap" it checks that the connection's registry slot is free and the worker's
 // connection table empty once the channel is gone, and that whatever was written starts as an HTTP response.
+import HTTPTypes
 import HiveFuzzSupport
 import HiveIPC
 import Logging
@@ -24,8 +25,8 @@ struct EchoApplication: HiveApplication {
     func request(_ request: HiveRequest, hive: HiveServer) throws -> HiveResponse {
         struct Refused: Error {}
         if request.path == "/throw" { throw Refused() }
-        let echoed = "\(request.method) \(request.uri) \(request.headers.count) headers \(request.body.count) bytes\n"
-        return HiveResponse(status: 200, headers: [("X-Echo", String(request.uri.prefix(64)))], body: Array(echoed.utf8))
+        let echoed = "\(request.method) \(request.uri) \(request.headerFields.count) headers \(request.body.count) bytes\n"
+        return HiveResponse(headerFields: [echo: String(request.uri.prefix(64))], body: Array(echoed.utf8))
     }
 
     func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws {
@@ -33,6 +34,7 @@ struct EchoApplication: HiveApplication {
     }
 }
 
+let echo = HTTPField.Name("X-Echo")!
 let loop = EmbeddedEventLoop()
 
 func makeHive(small: Bool) -> HiveServer {

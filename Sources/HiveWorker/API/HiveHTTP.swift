@@ -1,60 +1,95 @@
+import Foundation
+import HTTPTypes
 import HiveIPC
 
-/// One HTTP request, complete with its body (bounded by --max-body-size).
+/// One HTTP request, complete with its body (bounded by --max-body-size), in swift-http-types' terms.
 public struct HiveRequest: Sendable {
+    /// Method, request target (`head.path`: path and query, as sent), `Host` (as `head.authority`, the way
+    /// swift-http-types carries it, so not among the header fields) and the other header fields. A target in
+    /// absolute form, "http://host/path?query", arrives as its path and query (RFC 9112 section 3.2.2).
+    public var head: HTTPRequest
     /// The connection it came on: a plain HTTP connection, which `push` refuses (`notWebSocket`).
     public var connection: ConnectionID
-    /// The method as sent ("GET", "POST").
-    public var method: String
-    /// The request target: path and query, as sent (a target in absolute form, "http://host/path?query", arrives
-    /// as its path and query, RFC 9112 section 3.2.2).
-    public var uri: String
-    /// The header fields in the order sent, names as sent; ``header(_:)`` finds one by name.
-    public var headers: [(name: String, value: String)]
     /// The whole body (at most `--max-body-size` bytes; a larger one is answered 413 before the hook runs).
     public var body: [UInt8]
+    /// What a `HiveRouter` route captured (":id" segments, "*"); empty until a router fills it.
+    public var parameters: HiveParameters
 
-    /// The path without the query string.
-    public var path: String { String(uri.prefix { $0 != "?" }) }
+    /// A request with these parts (the server makes them; tests and routers may too).
+    public init(head: HTTPRequest, connection: ConnectionID, body: [UInt8] = [], parameters: HiveParameters = [:]) {
+        self.head = head
+        self.connection = connection
+        self.body = body
+        self.parameters = parameters
+    }
 
-    /// The first header with this name, compared case-insensitively.
-    public func header(_ name: String) -> String? {
-        let lowered = name.lowercased()
-        return headers.first { $0.name.lowercased() == lowered }?.value
+    /// The method (`.get`, `.post`, or any other token).
+    public var method: HTTPRequest.Method { head.method }
+
+    /// The request target as sent: path and query ("/users/7?tab=posts").
+    public var uri: String { head.path ?? "" }
+
+    /// The path without the query string, still percent-encoded ("/caf%C3%A9").
+    public var path: String {
+        let uri = self.uri
+        return String(uri[..<(uri.firstIndex(of: "?") ?? uri.endIndex)])
+    }
+
+    /// The header fields in the order sent, names as sent (`Host` is `head.authority`); look one up with
+    /// `headerFields[.accept]`, all values of a name with `headerFields[values: .accept]`.
+    public var headerFields: HTTPFields {
+        get { head.headerFields }
+        set { head.headerFields = newValue }
+    }
+
+    /// The query string's parameters, decoded ("?tag=a&tag=b&q=two+words": `query["q"]` is "two words",
+    /// `query.values("tag")` ["a", "b"]). Parsed on every access: keep it in a local when reading several.
+    public var query: HiveParameters {
+        let uri = self.uri
+        guard let mark = uri.firstIndex(of: "?") else { return HiveParameters() }
+        return HiveParameters(query: uri[uri.index(after: mark)...])
     }
 }
 
-/// The response an application returns from its request hook. The server sets `Content-Length` and `Connection`.
+/// The response an application returns from its request hook. `Content-Length` and `Connection` are the server's:
+/// set here, they are replaced.
 public struct HiveResponse: Sendable {
-    /// The status code (200, 404).
-    public var status: Int
+    /// The status (`.ok`, `.notFound`, or `HTTPResponse.Status(code: 299, reasonPhrase: "...")`).
+    public var status: HTTPResponse.Status
     /// Header fields to send, in order.
-    public var headers: [(name: String, value: String)]
+    public var headerFields: HTTPFields
     /// The body.
     public var body: [UInt8]
 
     /// A response with these parts.
-    public init(status: Int = 200, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+    public init(status: HTTPResponse.Status = .ok, headerFields: HTTPFields = [:], body: [UInt8] = []) {
         self.status = status
-        self.headers = headers
+        self.headerFields = headerFields
         self.body = body
     }
 
     /// A `text/plain; charset=utf-8` response.
-    public static func text(_ text: String, status: Int = 200) -> HiveResponse {
-        HiveResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array(text.utf8))
+    public static func text(_ text: String, status: HTTPResponse.Status = .ok) -> HiveResponse {
+        HiveResponse(status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: Array(text.utf8))
     }
 
     /// A `text/html; charset=utf-8` response.
-    public static func html(_ html: String, status: Int = 200) -> HiveResponse {
-        HiveResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")], body: Array(html.utf8))
+    public static func html(_ html: String, status: HTTPResponse.Status = .ok) -> HiveResponse {
+        HiveResponse(status: status, headerFields: [.contentType: "text/html; charset=utf-8"], body: Array(html.utf8))
     }
 
     /// A response of any content type.
-    public static func bytes(_ bytes: [UInt8], contentType: String, status: Int = 200) -> HiveResponse {
-        HiveResponse(status: status, headers: [("Content-Type", contentType)], body: bytes)
+    public static func bytes(_ bytes: [UInt8], contentType: String, status: HTTPResponse.Status = .ok) -> HiveResponse {
+        HiveResponse(status: status, headerFields: [.contentType: contentType], body: bytes)
+    }
+
+    /// `value` as JSON (`application/json`). Throws what `encoder` throws; from a request hook that answers 500.
+    public static func json(
+        _ value: some Encodable, status: HTTPResponse.Status = .ok, encoder: JSONEncoder = JSONEncoder()
+    ) throws -> HiveResponse {
+        HiveResponse(status: status, headerFields: [.contentType: "application/json"], body: Array(try encoder.encode(value)))
     }
 
     /// 404 with the text "not found": what the default request hook answers.
-    public static let notFound = HiveResponse.text("not found\n", status: 404)
+    public static let notFound = HiveResponse.text("not found\n", status: .notFound)
 }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import HiveIPC
 import NIOCore
 import NIOHTTP1
@@ -167,10 +168,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, body: [UInt8]) {
-        let request = HiveRequest(
-            connection: id, method: head.method.rawValue, uri: head.uri,
-            headers: head.headers.map { ($0.name, $0.value) }, body: body
-        )
+        let request: HiveRequest
+        do {
+            request = HiveRequest(head: try HTTPRequest(head), connection: id, body: body)
+        } catch {
+            return fail(context: context, status: .badRequest, message: error.message)
+        }
         hive.registry.add(1, to: .requests, of: id)
         hive.registry.increment(worker: hive.workerID, .requests)
         guard let hooks else { return }
@@ -218,8 +221,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .failed
         hive.registry.increment(worker: hive.workerID, .protocolErrors)
         var response = HiveResponse.text(
-            "\(status.code) \(status.reasonPhrase): \(message)\n", status: Int(status.code))
-        response.headers += headers.map { (name: $0.0, value: $0.1) }
+            "\(status.code) \(status.reasonPhrase): \(message)\n", status: HTTPResponse.Status(status))
+        for (name, value) in headers {
+            if let name = HTTPField.Name(name) { response.headerFields.append(HTTPField(name: name, value: value)) }
+        }
         write(context: context, response: response, version: .http1_1, keepAlive: false)
         let channel = context.channel
         context.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
@@ -229,11 +234,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// How long a connection that failed keeps draining input before it is closed.
     static let lingerAfterError: TimeAmount = .seconds(1)
 
+    /// Writes `response` whole. For a `HEAD` request NIO's encoder leaves the body out (its decoder tells it the
+    /// method), keeping the `Content-Length` a `GET` would get (RFC 9110 section 9.3.2).
     private func write(context: ChannelHandlerContext, response: HiveResponse, version: HTTPVersion, keepAlive: Bool) {
-        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
-        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        let head = HTTPResponseHead(response, version: version, keepAlive: keepAlive)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !response.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)

@@ -1,0 +1,64 @@
+import HTTPTypes
+import NIOHTTP1
+
+/// Between NIO's HTTP/1 heads, which the pipeline speaks, and swift-http-types', which applications see. Written
+/// here rather than taken from swift-nio-extras (NIOHTTPTypesHTTP1), for one package less.
+extension HTTPRequest {
+    /// The request of NIO's `head`. `Host` becomes the authority and is not among the header fields, as
+    /// swift-http-types has it (its `HTTPField.Name.host` is unavailable: "Use HTTPRequest.authority instead").
+    /// Throws when the method or a header name is not an RFC 9110 token, which NIO's parser lets through only in ways
+    /// HTTPTypes cannot represent.
+    init(_ head: HTTPRequestHead) throws(HTTPConversionError) {
+        guard let method = HTTPRequest.Method(head.method.rawValue) else {
+            throw HTTPConversionError(message: "the method \"\(head.method.rawValue.prefix(40))\" is not a token")
+        }
+        var fields = HTTPFields()
+        fields.reserveCapacity(head.headers.count)
+        var authority: String?
+        for (name, value) in head.headers {
+            if RequestHeadFacts.isName(name, "host") {
+                authority = value  // exactly one: the handler refused a request with more before
+                continue
+            }
+            guard let fieldName = HTTPField.Name(name) else {
+                throw HTTPConversionError(message: "the header name \"\(name.prefix(40))\" is not a token")
+            }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
+        self.init(method: method, scheme: "http", authority: authority, path: head.uri, headerFields: fields)
+    }
+}
+
+/// Why a request NIO parsed cannot be handed to the application (answered 400).
+struct HTTPConversionError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+extension HTTPResponseHead {
+    /// The head of `response` with the server's framing: `Content-Length` of the body (also for a `HEAD` request,
+    /// whose body is then not sent) and `Connection`, replacing any the application set.
+    init(_ response: HiveResponse, version: HTTPVersion, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(response.headerFields.count + 2)
+        for field in response.headerFields where field.name != .contentLength && field.name != .connection {
+            headers.add(name: field.name.rawName, value: field.value)
+        }
+        headers.add(name: "Content-Length", value: String(response.body.count))
+        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        self.init(version: version, status: HTTPResponseStatus(response.status), headers: headers)
+    }
+}
+
+extension HTTPResponseStatus {
+    /// A known code is NIO's case with the standard reason phrase; any other keeps the phrase it came with.
+    init(_ status: HTTPResponse.Status) {
+        self.init(statusCode: status.code, reasonPhrase: status.reasonPhrase)
+    }
+}
+
+extension HTTPResponse.Status {
+    init(_ status: HTTPResponseStatus) {
+        self.init(code: Int(status.code), reasonPhrase: status.reasonPhrase)
+    }
+}
