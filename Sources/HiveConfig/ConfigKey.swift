@@ -79,6 +79,7 @@ extension ConfigKey {
         ConfigKey("pattern", .list, "a list of glob patterns"),
         ConfigKey("max-redis-message", .integer, "a positive number of bytes"),
         ConfigKey("redis-timeout", .number, "a positive number of seconds"),
+        ConfigKey("channel-prefix", .text, "the prefix of each channel's Redis channel"),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

@@ -58,5 +58,6 @@ package enum ChannelName {
     package struct ListError: Error, CustomStringConvertible {
         package var message: String
         package var description: String { message }
+        package init(message: String) { self.message = message }
     }
 }
