@@ -53,6 +53,7 @@ extension ConfigKey {
         ConfigKey("dispatch", .text, "one of least-connections, round-robin, ip-hash"),
         ConfigKey("run-dir", .text, "a folder path"),
         ConfigKey("max-connections", .integer, "a positive number of connections"),
+        ConfigKey("max-channels", .integer, "a positive number of channels"),
         ConfigKey("grace", .number, "0 or more seconds"),
         ConfigKey("worker-timeout", .number, "a number of seconds"),
         ConfigKey("daemon", .flag, "true or false"),

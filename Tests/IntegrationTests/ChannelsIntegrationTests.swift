@@ -198,4 +198,46 @@ final class ChannelsIntegrationTests: HiveTestCase {
         _ = try worker(of: fresh)
         try redis.waitForSubscribers(channel: "zero-only", count: 1)
     }
+
+    func testChannelsCommand_listsSubscribersPerWorker_andStatusCountsChannels() throws {
+        let (hive, port) = try startSubscribed(["--max-channels", "2"])
+        let run = hive.directory.appendingPathComponent("run").path
+        let news = try (0..<3).map { _ in try client(port, channels: "news") }
+        let sport = try client(port, channels: "sport")
+        for client in news + [sport] { _ = try worker(of: client) }
+
+        let text = try HiveCLI.run(["channels", "--run-dir", run])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        let rows = text.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        XCTAssertEqual(rows.first, ["channel", "subscribers", "worker", "0", "worker", "1"], text.stdout)
+        XCTAssertTrue(rows.contains(["news", "3", "2", "1"]), text.stdout)
+        XCTAssertTrue(rows.contains(["sport", "1", "0", "1"]), text.stdout)
+        XCTAssertTrue(text.stdout.contains("2 channels (at most 2, --max-channels)"), text.stdout)
+
+        let json = try HiveCLI.run(["channels", "--json", "--run-dir", run])
+        let list = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        XCTAssertEqual(list.map { $0["channel"] as? String }, ["news", "sport"])
+        XCTAssertEqual(list.first?["subscribers"] as? Int, 3)
+        XCTAssertEqual(list.first?["workers"] as? [Int], [2, 1])
+
+        let status = try HiveCLI.run(["status", "--json", "--run-dir", run])
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(object["channels"] as? Int, 2)
+        XCTAssertTrue(try HiveCLI.run(["status", "--run-dir", run]).stdout.contains("channels: 2"))
+
+        // The table is full: a third channel is refused at connect with the reason, an existing one still joins.
+        let refused = try client(port, channels: "weather")
+        XCTAssertTrue(refused.isClosedByPeer(within: 3), "a connection whose channel has no room is closed")
+        try hive.waitForLog(containing: "channel weather cannot be added")
+        let more = try client(port, channels: "news")
+        _ = try worker(of: more)
+        try more.sendText(action("subscribe", ["content": "weather"]))
+        guard case .text(let reply) = try more.receiveMessage() else { return XCTFail("no answer") }
+        XCTAssertTrue(reply.hasPrefix("error: channelLimit") && reply.contains("--max-channels"), reply)
+
+        for client in news + [sport, more] { client.close() }
+        try redis.waitForSubscribers(channel: "news", count: 0, timeout: 2)
+        let empty = try HiveCLI.run(["channels", "--run-dir", run])
+        XCTAssertTrue(empty.stdout.contains("0 channels"), empty.stdout)
+    }
 }
