@@ -240,4 +240,39 @@ final class ChannelsIntegrationTests: HiveTestCase {
         let empty = try HiveCLI.run(["channels", "--run-dir", run])
         XCTAssertTrue(empty.stdout.contains("0 channels"), empty.stdout)
     }
+
+    /// A reload closes the old workers' clients (1012): their channels go with them, the new worker 0 holds the
+    /// subscription alone, and reconnected clients subscribe again.
+    func testReload_keepsTheSubscriptionSetRight() throws {
+        let (hive, port) = try startSubscribed()
+        let old = try (0..<2).map { _ in try client(port, channels: "news") }
+        XCTAssertEqual(Set(try old.map { try worker(of: $0) }), [0, 1])
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        let reloaded = try HiveCLI.run(["reload", "--run-dir", hive.directory.appendingPathComponent("run").path])
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        for client in old { XCTAssertTrue(client.isClosedByPeer(within: 10)) }
+        try redis.waitForSubscribers(channel: "news", count: 0, timeout: 10)
+        try redis.waitForSubscribers(channel: "test", count: 1, timeout: 10)
+
+        let new = try (0..<2).map { _ in try client(port, channels: "news") }
+        XCTAssertEqual(Set(try new.map { try worker(of: $0) }), [0, 1])
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        XCTAssertEqual(try redis.publish(channel: "news", message: "after the reload"), 1)
+        for client in new { XCTAssertEqual(try client.receiveMessage(), .text("after the reload")) }
+        assertNothingMore(new)
+    }
+
+    func testTwoHostsOnOneRedis_bothDeliverAChannelMessage() throws {
+        let (_, portA) = try startSubscribed(workers: 1)
+        let (_, portB) = try startHive(workers: 1, ["--redis", redis.url])
+        let a = try client(portA, channels: "news")
+        let b = try client(portB, channels: "news")
+        let other = try client(portB, channels: "sport")
+        for client in [a, b, other] { _ = try worker(of: client) }
+        try redis.waitForSubscribers(channel: "news", count: 2)
+        XCTAssertEqual(try redis.publish(channel: "news", message: "to every host"), 2)
+        XCTAssertEqual(try a.receiveMessage(), .text("to every host"))
+        XCTAssertEqual(try b.receiveMessage(), .text("to every host"))
+        assertNothingMore([a, b, other])
+    }
 }
