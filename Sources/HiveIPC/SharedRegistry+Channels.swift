@@ -252,6 +252,18 @@ extension SharedRegistry {
         }
     }
 
+    /// The name slot `index` holds while it is in use (active or releasing), or nil.
+    package func channelName(at index: Int) -> String? {
+        let state = channelState(index).load(ordering: .acquiring)
+        let phase = Self.phase(state)
+        guard phase == .active || phase == .releasing else { return nil }
+        let length = min(Int(channelWord(index, ChannelField.length.rawValue).load(ordering: .relaxed)), ChannelName.maxLength)
+        let words = (0..<ChannelField.nameWords).map { channelWord(index, ChannelField.name.rawValue + $0).load(ordering: .relaxed) }
+        atomicMemoryFence(ordering: .acquiring)
+        guard channelState(index).load(ordering: .relaxed) >> 8 == state >> 8 else { return nil }
+        return words.withUnsafeBytes { String(decoding: $0.prefix(length), as: UTF8.self) }
+    }
+
     /// One channel and its subscribers per worker (summed over the slots holding it).
     package struct ChannelSnapshot: Sendable, Hashable {
         package var name: String
