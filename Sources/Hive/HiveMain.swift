@@ -47,7 +47,7 @@ struct HiveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: executableName,
         abstract: "A multi-process WebSocket + HTTP push server (a master hands connections to forked workers).",
-        subcommands: [Start.self, Status.self, Connections.self, Push.self, Disconnect.self, Stop.self, Reload.self, ReopenLogs.self, Publish.self, ConfigCommand.self, Worker.self]
+        subcommands: [Start.self, Status.self, Connections.self, Channels.self, Push.self, Disconnect.self, Stop.self, Reload.self, ReopenLogs.self, Publish.self, ConfigCommand.self, Worker.self]
     )
 
     /// The name this executable was started as: `hive`, or the user's own (`upper`).

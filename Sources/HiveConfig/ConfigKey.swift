@@ -53,6 +53,7 @@ extension ConfigKey {
         ConfigKey("dispatch", .text, "one of least-connections, round-robin, ip-hash"),
         ConfigKey("run-dir", .text, "a folder path"),
         ConfigKey("max-connections", .integer, "a positive number of connections"),
+        ConfigKey("max-channels", .integer, "a positive number of channels"),
         ConfigKey("grace", .number, "0 or more seconds"),
         ConfigKey("worker-timeout", .number, "a number of seconds"),
         ConfigKey("daemon", .flag, "true or false"),
@@ -79,6 +80,7 @@ extension ConfigKey {
         ConfigKey("pattern", .list, "a list of glob patterns"),
         ConfigKey("max-redis-message", .integer, "a positive number of bytes"),
         ConfigKey("redis-timeout", .number, "a positive number of seconds"),
+        ConfigKey("channel-prefix", .text, "the prefix of each channel's Redis channel"),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

@@ -8,7 +8,10 @@ import Hive
 /// - WebSocket `/`: JSON `{"action": ..., "content": ...}`; `hello` -> "hello", `who` -> the connection and
 ///   worker ids, `broadcast` -> `content` to every WebSocket client of every worker, `push` -> `content` to the
 ///   connection whose id is in `to` (answers "pushed" or the push error's text), `throw` -> the hook throws (the
-///   connection is closed with 1011, the worker keeps serving), anything else -> "hello".
+///   connection is closed with 1011, the worker keeps serving), `subscribe` / `unsubscribe` -> this connection (or
+///   the one whose id is in `to`) joins or leaves the channel named in `content` (answers "subscribed to NAME" or
+///   the error's text), anything else -> "hello".
+/// - WebSocket `/?channels=news,sport`: the connection joins those channels as it opens.
 /// - WebSocket `/echo`: every message back exactly (conformance tests).
 /// - `GET /sleep?ms=N` and the action `sleep` (`content`: milliseconds) answer after awaiting N ms (at most 10 s):
 ///   an async hook, which suspends only its own connection.
@@ -75,6 +78,20 @@ public struct DemoApplication: HiveApplication {
                 return "pushed"
             } catch {
                 return "error: \(error)"
+            }
+        case "subscribe", "unsubscribe":
+            let channel = object["content"] as? String ?? ""
+            let to = (object["to"] as? String).flatMap(UInt64.init) ?? (object["to"] as? NSNumber)?.uint64Value
+            let target = to.map(ConnectionID.init(rawValue:)) ?? connection.id
+            do {
+                if action == "subscribe" {
+                    try await hive.subscribe(target, to: channel)
+                } else {
+                    try await hive.unsubscribe(target, from: channel)
+                }
+                return "\(action)d \(action == "subscribe" ? "to" : "from") \(channel)"
+            } catch let error as HiveError {
+                return "error: \(error.code): \(error)"
             }
         case "throw":
             throw DemoError()

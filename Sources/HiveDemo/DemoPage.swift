@@ -1,8 +1,11 @@
 // The demo page served at `/`: it opens a WebSocket to the same host and port
 // it was loaded from (`ws://<location.host>/`, or `wss://` under https), lists
 // every message it receives and sends `{"action": ..., "content": ...}` as JSON.
+// Channels: `/?channels=news,sport` opens the WebSocket with those channels, and
+// the actions subscribe/unsubscribe send the channel field's name; the page
+// keeps its channels in the WebSocket URL, so a reconnect joins them again.
 // Self-contained: no external scripts, styles or fonts. Element ids used by the
-// headless-browser tests: status, messages, action, content, send.
+// headless-browser tests: status, messages, action, channel, content, send.
 enum DemoPage {
     static let html: String = #"""
 <!doctype html>
@@ -35,6 +38,7 @@ enum DemoPage {
   form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid var(--line); }
   select, input, button { font: inherit; padding: 7px 10px; border: 1px solid #d1d5db; border-radius: 7px; background: #fff; color: inherit; }
   input { flex: 1; min-width: 0; }
+  #channel { flex: 0 1 110px; }
   select:focus, input:focus { outline: 2px solid var(--amber); outline-offset: -1px; }
   button { background: var(--amber); border-color: var(--amber-dark); color: #fff; font-weight: 600; cursor: pointer; }
   button:hover { background: var(--amber-dark); }
@@ -59,7 +63,10 @@ enum DemoPage {
         <option value="who">who</option>
         <option value="hello">hello</option>
         <option value="broadcast">broadcast</option>
+        <option value="subscribe">subscribe</option>
+        <option value="unsubscribe">unsubscribe</option>
       </select>
+      <input id="channel" type="text" placeholder="Channel" aria-label="channel" maxlength="64">
       <input id="content" type="text" placeholder="Message" aria-label="content">
       <button id="send" type="submit" disabled>Send</button>
     </form>
@@ -70,8 +77,10 @@ enum DemoPage {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
   var list = $("messages"), status = $("status"), note = $("note");
-  var action = $("action"), content = $("content"), send = $("send");
-  var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/";
+  var action = $("action"), channel = $("channel"), content = $("content"), send = $("send");
+  var base = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/";
+  var channels = (new URLSearchParams(location.search).get("channels") || "").split(",").filter(Boolean);
+  var url = base;
   var ws = null, delay = 500, timer = null;
 
   function setStatus(text, cls, detail) {
@@ -92,6 +101,7 @@ enum DemoPage {
 
   function connect() {
     timer = null;
+    url = base + (channels.length ? "?channels=" + encodeURIComponent(channels.join(",")) : "");
     setStatus("Connecting", "", url);
     try {
       ws = new WebSocket(url);
@@ -120,6 +130,14 @@ enum DemoPage {
   $("form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     if (!ws || ws.readyState !== WebSocket.OPEN) { note.textContent = "Not connected"; return; }
+    var name = channel.value.trim();
+    if (action.value === "subscribe" || action.value === "unsubscribe") {
+      ws.send(JSON.stringify({ action: action.value, content: name }));
+      var at = channels.indexOf(name);
+      if (action.value === "subscribe" && at < 0 && name) channels.push(name);
+      if (action.value === "unsubscribe" && at >= 0) channels.splice(at, 1);
+      return;
+    }
     ws.send(JSON.stringify({ action: action.value, content: content.value }));
     content.value = "";
     content.focus();

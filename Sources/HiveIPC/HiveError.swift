@@ -16,7 +16,7 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
     /// over it with a `default` case.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Kind: Hashable, Sendable {
-            case unknownConnection, notWebSocket, workerBusy, redisUnavailable, invalidArgument
+            case unknownConnection, notWebSocket, workerBusy, redisUnavailable, invalidArgument, channelLimit
         }
 
         private let kind: Kind
@@ -34,6 +34,9 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
         public static let redisUnavailable = Code(.redisUnavailable)
         /// An argument was out of its range (a channel name, a close code).
         public static let invalidArgument = Code(.invalidArgument)
+        /// A channel limit was reached: the connection is in as many channels as one may be, or the registry's
+        /// channel table has no room for another channel (`--max-channels`).
+        public static let channelLimit = Code(.channelLimit)
 
         /// The constant's name: "unknownConnection", "notWebSocket", ...
         public var description: String {
@@ -43,6 +46,7 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
             case .workerBusy: "workerBusy"
             case .redisUnavailable: "redisUnavailable"
             case .invalidArgument: "invalidArgument"
+            case .channelLimit: "channelLimit"
             }
         }
     }
@@ -101,6 +105,33 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
             code: .workerBusy, connection: id, worker: worker,
             description: "connection \(id) is owned by worker \(worker), whose inbox is full; the message was "
                 + "dropped: retry later, or lower the push rate"
+        )
+    }
+}
+
+extension HiveError {
+    /// A channel name that breaks `ChannelName`'s rules.
+    package static func invalidChannel(_ problem: String, connection: ConnectionID? = nil) -> HiveError {
+        HiveError(
+            code: .invalidArgument, connection: connection,
+            description: "\(problem)\(connection.map { " (connection \($0))" } ?? ""): pick a name of 1 to "
+                + "\(ChannelName.maxLength) letters, digits or _ - . : @ /"
+        )
+    }
+
+    package static func tooManyChannels(_ id: ConnectionID, channel: String) -> HiveError {
+        HiveError(
+            code: .channelLimit, connection: id,
+            description: "connection \(id) cannot join channel \(channel): it is already in "
+                + "\(ChannelName.maxPerConnection) channels, the most one connection may be in; unsubscribe it from one first"
+        )
+    }
+
+    package static func channelTableFull(_ id: ConnectionID?, channel: String, capacity: Int) -> HiveError {
+        HiveError(
+            code: .channelLimit, connection: id,
+            description: "channel \(channel) cannot be added\(id.map { " for connection \($0)" } ?? ""): the channel "
+                + "table is full (\(capacity) channels with subscribers); raise --max-channels, or use fewer channels"
         )
     }
 }

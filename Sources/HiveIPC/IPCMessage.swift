@@ -2,7 +2,8 @@
 ///
 /// master -> worker: `connection` (with the socket attached), `retire`, `healthCheck`. (Stopping is SIGTERM: it
 /// must reach a worker that no longer reads its inbox, too.)
-/// worker -> worker: `push`, `broadcast`, `disconnect` (routed straight to the owner, never via the master).
+/// worker -> worker: `push`, `broadcast`, `disconnect`, `channelMessage`, `subscription` (routed straight to the
+/// owner, never via the master).
 /// worker -> master: `ready`, `retired`, `healthy`.
 package enum IPCMessage: Sendable, Equatable {
     /// A new connection; the socket travels as SCM_RIGHTS with the record.
@@ -26,15 +27,22 @@ package enum IPCMessage: Sendable, Equatable {
     case healthCheck(sequence: UInt64)
     /// The answer to `healthCheck`, sent from the worker's event loop (never from its inbox thread).
     case healthy(worker: Int, pid: Int32, sequence: UInt64)
+    /// Deliver `messages` WebSocket messages to the receiving worker's subscribers of `channel` (a valid channel
+    /// name): `frames` as in `broadcast`.
+    case channelMessage(channel: String, frames: [UInt8], messages: Int)
+    /// Subscribe (or unsubscribe) one connection owned by the receiving worker to `channel`.
+    case subscription(ConnectionID, channel: String, subscribe: Bool)
 
     enum Kind: UInt8 {
         case connection = 1, push, broadcast, disconnect, ready = 6, retire, retired, healthCheck, healthy
+        case channelMessage = 16, subscription
     }
 
     /// Payloads above this travel in a memfd attached to the record, so one record never exceeds the socket's
     /// buffer (about 212 KB by default) and big messages cost one copy into shared memory instead of a stall.
     package static let maxInlinePayload = 60 * 1024
-    static let headerCapacity = 32
+    /// The fixed fields before a payload: at most 11 bytes and a channel name (`channelMessage`).
+    static let headerCapacity = 12 + ChannelName.maxLength
     package static let maxRecordSize = maxInlinePayload + headerCapacity
 }
 
@@ -45,6 +53,7 @@ enum IPCCodec {
         case unknownKind(UInt8)
         case missingDescriptor(String)
         case outOfRange(kind: UInt8, field: String, value: UInt64)
+        case invalidChannel(kind: UInt8, problem: String)
 
         var description: String {
             switch self {
@@ -52,6 +61,7 @@ enum IPCCodec {
             case .unknownKind(let kind): "IPC record has unknown kind \(kind)"
             case .missingDescriptor(let what): "IPC record \(what) arrived without its file descriptor"
             case .outOfRange(let kind, let field, let value): "IPC record of kind \(kind) has \(field) \(value), out of range"
+            case .invalidChannel(let kind, let problem): "IPC record of kind \(kind) names a bad channel: \(problem)"
             }
         }
     }
@@ -98,6 +108,20 @@ enum IPCCodec {
             append(UInt64(worker), to: &out)
             append(UInt64(UInt32(bitPattern: pid)), to: &out)
             append(sequence, to: &out)
+        case .channelMessage(let channel, let frames, let messages):
+            let name = Array(channel.utf8.prefix(ChannelName.maxLength))
+            out.reserveCapacity(payloadInline ? frames.count + 11 + name.count : 11 + name.count)
+            out.append(IPCMessage.Kind.channelMessage.rawValue)
+            out.append(payloadInline ? 0 : 1)
+            append(UInt64(messages), to: &out)
+            out.append(UInt8(name.count))
+            out += name
+            if payloadInline { out += frames }
+        case .subscription(let id, let channel, let subscribe):
+            out.append(IPCMessage.Kind.subscription.rawValue)
+            out.append(subscribe ? 1 : 0)
+            append(id.rawValue, to: &out)
+            out += channel.utf8.prefix(ChannelName.maxLength)
         }
         return out
     }
@@ -105,7 +129,7 @@ enum IPCCodec {
     /// Whether the record's payload lives in the attached descriptor (push/broadcast with the external flag).
     static func hasExternalPayload(_ record: UnsafeRawBufferPointer) -> Bool {
         guard record.count >= 2, let kind = IPCMessage.Kind(rawValue: record[0]) else { return false }
-        return (kind == .push || kind == .broadcast) && record[1] == 1
+        return (kind == .push || kind == .broadcast || kind == .channelMessage) && record[1] == 1
     }
 
     /// Decodes a record; `external` supplies the payload when it travelled in a memfd.
@@ -119,6 +143,12 @@ enum IPCCodec {
         func int(_ value: UInt64, field: String) throws -> Int {
             guard let int = Int(exactly: value) else { throw DecodeError.outOfRange(kind: first, field: field, value: value) }
             return int
+        }
+        /// Channel names come from another process: only a valid one is passed on.
+        func channelName(_ bytes: Slice<UnsafeRawBufferPointer>) throws -> String {
+            let name = String(decoding: bytes, as: UTF8.self)
+            if let problem = ChannelName.problem(name) { throw DecodeError.invalidChannel(kind: first, problem: problem) }
+            return name
         }
         switch kind {
         case .connection:
@@ -154,6 +184,18 @@ enum IPCCodec {
             let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 9)))
             let worker = try int(word(record, at: 1), field: "worker id")
             return .healthy(worker: worker, pid: pid, sequence: word(record, at: 17))
+        case .channelMessage:
+            try need(11)
+            let messages = try int(word(record, at: 2), field: "message count")
+            let length = Int(record[10])
+            try need(11 + length)
+            let channel = try channelName(record[11..<11 + length])
+            return .channelMessage(channel: channel, frames: external ?? Array(record[(11 + length)...]), messages: messages)
+        case .subscription:
+            try need(10)
+            guard record[1] <= 1 else { throw DecodeError.outOfRange(kind: first, field: "subscribe flag", value: UInt64(record[1])) }
+            let channel = try channelName(record[10...])
+            return .subscription(ConnectionID(rawValue: word(record, at: 2)), channel: channel, subscribe: record[1] == 1)
         }
     }
 

@@ -50,7 +50,7 @@ package struct RecordChannel: Sendable {
     package func send(_ message: IPCMessage, attach: Int32 = -1, blocking: Bool) throws -> SendResult {
         let payload: [UInt8]?
         switch message {
-        case .push(_, _, let bytes), .broadcast(let bytes, _): payload = bytes
+        case .push(_, _, let bytes), .broadcast(let bytes, _), .channelMessage(_, let bytes, _): payload = bytes
         default: payload = nil
         }
         let inline = (payload?.count ?? 0) <= IPCMessage.maxInlinePayload
@@ -166,6 +166,10 @@ package struct RecordChannel: Sendable {
         case .retired(let worker, _): "worker \(worker)'s retired signal"
         case .healthCheck: "a health check"
         case .healthy(let worker, _, _): "worker \(worker)'s answer to a health check"
+        case .channelMessage(let channel, let frames, let messages):
+            "\(messages) messages (\(frames.count) bytes) to the subscribers of channel \(channel)"
+        case .subscription(let id, let channel, let subscribe):
+            "\(subscribe ? "a subscription" : "an unsubscription") of connection \(id) to channel \(channel)"
         }
     }
 }

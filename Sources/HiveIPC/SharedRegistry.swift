@@ -12,6 +12,7 @@ import Glibc
 /// Layout, all little-endian UInt64 words:
 ///
 ///     [ header: 16 words ][ redis: 32 words ][ workers: workerCount x 32 words ][ slots: capacity x 16 words ]
+///     [ channels: channelCapacity x (ChannelField.words + workerCount) words ]
 ///
 /// Each field has exactly one writer, named next to it in `Header`, `WorkerField` and `SlotField`. Writers
 /// publish a slot by storing its `state` last (release); readers load `state` first (acquire) and then check the
@@ -31,6 +32,7 @@ package final class SharedRegistry: @unchecked Sendable {
         case refusedFull        // master: answered 503 because the registry was full
         case refusedBusy        // master: no worker could take the socket (all inboxes full)
         case acceptErrors       // master: EMFILE/ENFILE and other accept failures
+        case channelCapacity    // master, at creation: channel slots after the connection slots
         static let words = 16
     }
 
@@ -106,10 +108,12 @@ package final class SharedRegistry: @unchecked Sendable {
     }
 
     static let magic: UInt64 = 0x4849_5645_5245_4731  // "HIVEREG1"
-    static let version: UInt64 = 2
+    static let version: UInt64 = 3
 
     package let capacity: Int
     package let workerCount: Int
+    /// Channel slots (`SharedRegistry+Channels.swift`): distinct channels with subscribers, at most.
+    package let channelCapacity: Int
     /// The memfd behind the mapping (-1 for a heap registry in tests). Passed to spawned workers.
     package let fd: Int32
     private let base: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
@@ -126,15 +130,19 @@ package final class SharedRegistry: @unchecked Sendable {
     lazy var reservedChunks: [Bool] = Array(repeating: false, count: (capacity + Self.slotsPerChunk - 1) / Self.slotsPerChunk)
     static let slotsPerChunk = 4096 / (SlotField.words * 8)
 
-    package static func byteCount(capacity: Int, workerCount: Int) -> Int {
-        (Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words) * 8
+    package static func byteCount(capacity: Int, workerCount: Int, channelCapacity: Int = defaultChannelCapacity) -> Int {
+        (Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words
+            + channelCapacity * channelWords(workerCount: workerCount)) * 8
     }
 
     /// Creates a registry in a new memfd (master, before any worker exists).
-    package static func create(capacity: Int, workerCount: Int) throws -> SharedRegistry {
+    package static func create(
+        capacity: Int, workerCount: Int, channelCapacity: Int = defaultChannelCapacity
+    ) throws -> SharedRegistry {
         precondition(capacity > 0 && capacity <= ConnectionID.maxSlots)
         precondition(workerCount > 0 && workerCount <= ConnectionID.maxWorkers)
-        let size = byteCount(capacity: capacity, workerCount: workerCount)
+        precondition(channelCapacity >= 0 && channelCapacity <= maxChannelCapacity)
+        let size = byteCount(capacity: capacity, workerCount: workerCount, channelCapacity: channelCapacity)
         let fd = try syscall("memfd_create", while: "creating the connection registry") {
             CHiveShims_memfd_create("hive-registry", UInt32(CHiveShims_MFD_CLOEXEC))
         }
@@ -144,7 +152,8 @@ package final class SharedRegistry: @unchecked Sendable {
             }
             let pointer = try map(fd: fd, size: size)
             let registry = SharedRegistry(
-                base: pointer, byteCount: size, capacity: capacity, workerCount: workerCount, fd: fd, ownsHeap: false
+                base: pointer, byteCount: size, capacity: capacity, workerCount: workerCount,
+                channelCapacity: channelCapacity, fd: fd, ownsHeap: false
             )
             registry.initializeHeader()
             return registry
@@ -170,23 +179,29 @@ package final class SharedRegistry: @unchecked Sendable {
         }
         let capacity = Int(UnsafeAtomic<UInt64>(at: pointer + Header.capacity.rawValue).load(ordering: .relaxed))
         let workers = Int(UnsafeAtomic<UInt64>(at: pointer + Header.workerCount.rawValue).load(ordering: .relaxed))
-        guard byteCount(capacity: capacity, workerCount: workers) <= size else {
+        let channels = Int(UnsafeAtomic<UInt64>(at: pointer + Header.channelCapacity.rawValue).load(ordering: .relaxed))
+        // A registry of an older master (a reload to a newer binary) has no channel table: its word is 0 there.
+        guard capacity <= ConnectionID.maxSlots, workers <= ConnectionID.maxWorkers, channels <= maxChannelCapacity,
+            byteCount(capacity: capacity, workerCount: workers, channelCapacity: channels) <= size
+        else {
             munmap(pointer, size)
             throw SystemError("mmap", while: "attaching fd \(fd): header does not match its size", errno: EINVAL)
         }
         return SharedRegistry(
-            base: pointer, byteCount: size, capacity: capacity, workerCount: workers, fd: fd, ownsHeap: false
+            base: pointer, byteCount: size, capacity: capacity, workerCount: workers, channelCapacity: channels,
+            fd: fd, ownsHeap: false
         )
     }
 
     /// A registry on zeroed heap memory, for unit tests of the slot logic without processes.
-    package static func heap(capacity: Int, workerCount: Int) -> SharedRegistry {
-        let size = byteCount(capacity: capacity, workerCount: workerCount)
+    package static func heap(capacity: Int, workerCount: Int, channelCapacity: Int = 16) -> SharedRegistry {
+        let size = byteCount(capacity: capacity, workerCount: workerCount, channelCapacity: channelCapacity)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         let pointer = raw.bindMemory(to: UnsafeAtomic<UInt64>.Storage.self, capacity: size / 8)
         let registry = SharedRegistry(
-            base: pointer, byteCount: size, capacity: capacity, workerCount: workerCount, fd: -1, ownsHeap: true
+            base: pointer, byteCount: size, capacity: capacity, workerCount: workerCount,
+            channelCapacity: channelCapacity, fd: -1, ownsHeap: true
         )
         registry.initializeHeader()
         return registry
@@ -206,6 +221,7 @@ package final class SharedRegistry: @unchecked Sendable {
         byteCount: Int,
         capacity: Int,
         workerCount: Int,
+        channelCapacity: Int,
         fd: Int32,
         ownsHeap: Bool
     ) {
@@ -213,6 +229,7 @@ package final class SharedRegistry: @unchecked Sendable {
         self.byteCount = byteCount
         self.capacity = capacity
         self.workerCount = workerCount
+        self.channelCapacity = channelCapacity
         self.fd = fd
         self.ownsHeap = ownsHeap
     }
@@ -228,6 +245,7 @@ package final class SharedRegistry: @unchecked Sendable {
     private func initializeHeader() {
         header(.capacity).store(UInt64(capacity), ordering: .relaxed)
         header(.workerCount).store(UInt64(workerCount), ordering: .relaxed)
+        header(.channelCapacity).store(UInt64(channelCapacity), ordering: .relaxed)
         header(.version).store(Self.version, ordering: .relaxed)
         header(.magic).store(Self.magic, ordering: .releasing)
     }
@@ -257,6 +275,18 @@ package final class SharedRegistry: @unchecked Sendable {
         return UnsafeAtomic(
             at: base + Header.words + RedisField.words + workerCount * WorkerField.words + index * SlotField.words
                 + field.rawValue
+        )
+    }
+
+    /// Word `word` of channel slot `index` (`ChannelField`; the subscriber counts follow it, one per worker).
+    @inline(__always)
+    package func channelWord(_ index: Int, _ word: Int) -> UnsafeAtomic<UInt64> {
+        precondition(index >= 0 && index < channelCapacity, "channel slot \(index) is outside the registry (\(channelCapacity))")
+        let stride = Self.channelWords(workerCount: workerCount)
+        precondition(word >= 0 && word < stride, "word \(word) is outside a channel slot")
+        return UnsafeAtomic(
+            at: base + Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words
+                + index * stride + word
         )
     }
 

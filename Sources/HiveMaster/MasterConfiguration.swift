@@ -33,6 +33,8 @@ package struct MasterConfiguration: Sendable {
     /// A client socket already listening on `host:port` (`--port 0`: see `bindAnyPort`), which the master serves
     /// on instead of binding; -1: the master binds `host:port` itself, after claiming the run dir.
     package var listenerDescriptor: Int32 = -1
+    /// Slots of the registry's channel table (`--max-channels`).
+    package var maxChannels = SharedRegistry.defaultChannelCapacity
 
     package init(
         host: String, port: Int, workers: Int, dispatch: DispatchMode, runDirectory: String, maxConnections: Int,

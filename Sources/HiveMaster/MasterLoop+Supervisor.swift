@@ -34,6 +34,11 @@ extension MasterLoop {
             }
         case .reclaimSlots(let id, let target, let includeReserved):
             lastReclaimed = registry.reclaimSlots(ofWorker: id, pid: target, includeReserved: includeReserved)
+            // The worker's channel subscribers died with it, unless a retired process of the same id still serves
+            // some (a reload): then that one's counts stay, and it takes them back as its connections close.
+            if includeReserved && !supervisor.retiring.values.contains(where: { $0.id == id }) {
+                registry.clearChannels(ofWorker: id)
+            }
         case .drainInbox(let id):
             drainInbox(of: id)
         case .publishState(let id, let state):

@@ -69,7 +69,10 @@ package final class MasterLoop {
         if let address = configuration.metricsListen { try startMetrics(address) }
         defer { metrics?.close() }
 
-        registry = try SharedRegistry.create(capacity: configuration.maxConnections, workerCount: configuration.workers)
+        registry = try SharedRegistry.create(
+            capacity: configuration.maxConnections, workerCount: configuration.workers,
+            channelCapacity: configuration.maxChannels
+        )
         registry.header(.masterPID).store(UInt64(pid), ordering: .relaxed)
         registry.header(.startedAt).store(Clock.wallNanoseconds(), ordering: .relaxed)
         masterInbox = try RecordChannel.pair(while: "creating the master's inbox")

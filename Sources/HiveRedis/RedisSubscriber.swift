@@ -31,13 +31,19 @@ package final class RedisSubscriber: @unchecked Sendable {
         /// Seconds to connect, and then for the whole handshake (AUTH, SUBSCRIBE replies), before it counts as
         /// failed and is retried with back-off. Never a limit once subscribed.
         package var timeout: Double
+        /// Hive channel `NAME` is Redis channel `channelPrefix + NAME` (`--channel-prefix`).
+        package var channelPrefix = ""
 
-        package init(url: RedisURL, channels: [String], patterns: [String], maxMessageSize: Int = 1 << 20, timeout: Double = 3) {
+        package init(
+            url: RedisURL, channels: [String], patterns: [String], maxMessageSize: Int = 1 << 20, timeout: Double = 3,
+            channelPrefix: String = ""
+        ) {
             self.url = url
             self.channels = channels
             self.patterns = patterns
             self.maxMessageSize = maxMessageSize
             self.timeout = timeout
+            self.channelPrefix = channelPrefix
         }
     }
 
@@ -47,6 +53,15 @@ package final class RedisSubscriber: @unchecked Sendable {
     private let registry: SharedRegistry?
     private let logger: Logger
     private let onMessages: @Sendable ([Message]) -> Void
+    /// The Redis channels wanted besides `configuration.channels` (the channels with subscribers, from the
+    /// registry), asked every `syncInterval` seconds; nil: a fixed subscription.
+    private let dynamicChannels: (@Sendable () -> Set<String>)?
+    /// How often the dynamic channels are compared with the subscription (a channel's last subscriber leaving
+    /// becomes an UNSUBSCRIBE within this, plus a round trip).
+    package static let syncInterval = 0.2
+    /// Subscriber thread only: the dynamic channels subscribed on the current connection.
+    private var subscribedDynamic: Set<String> = []
+    private var lastSync = 0.0
     private let condition = NSCondition()
     private var stopped = false
     private var finished = false
@@ -59,11 +74,15 @@ package final class RedisSubscriber: @unchecked Sendable {
     ///   - registry: where `hive status` reads the subscription's state and counters (nil in tests).
     ///   - onMessages: called on the subscriber thread with the messages read in one go (one, or a burst that was
     ///     already buffered), in publish order; must not block for long (Redis drops subscribers that fall behind).
+    ///   - dynamicChannels: Redis channels to hold besides the configured ones, asked periodically; the
+    ///     subscription follows it with SUBSCRIBE and UNSUBSCRIBE on the same connection.
     package init(configuration: Configuration, registry: SharedRegistry?, logger: Logger,
+                dynamicChannels: (@Sendable () -> Set<String>)? = nil,
                 onMessages: @escaping @Sendable ([Message]) -> Void) {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
+        self.dynamicChannels = dynamicChannels
         self.onMessages = onMessages
     }
 
@@ -172,7 +191,12 @@ package final class RedisSubscriber: @unchecked Sendable {
                 throw RedisError(address: address, message: "AUTH failed: \(message); check the password")
             }
         }
-        let commands = [("SUBSCRIBE", configuration.channels), ("PSUBSCRIBE", configuration.patterns)].filter { !$0.1.isEmpty }
+        // The dynamic channels as they are now join the first SUBSCRIBE: after a reconnect (or in a new worker 0
+        // after a crash or a reload) the whole set is rebuilt from the registry at once.
+        subscribedDynamic = dynamicChannels?().subtracting(configuration.channels) ?? []
+        lastSync = Monotonic.seconds()
+        let channels = configuration.channels + subscribedDynamic.sorted()
+        let commands = [("SUBSCRIBE", channels), ("PSUBSCRIBE", configuration.patterns)].filter { !$0.1.isEmpty }
         for (command, names) in commands { try socket.send([Array(command.utf8)] + names.map { Array($0.utf8) }) }
         // One confirmation per name, in order; a message may already follow the first one.
         var early: [RESPStream.Value] = []
@@ -198,10 +222,36 @@ package final class RedisSubscriber: @unchecked Sendable {
 
     private func receive(_ socket: SubscriptionSocket) throws {
         while true {
+            if dynamicChannels != nil {
+                let wait = max(0, lastSync + Self.syncInterval - Monotonic.seconds())
+                if !(try socket.waitReadable(seconds: wait)) {
+                    if isStopped { return }
+                    try syncDynamic(socket)
+                    continue
+                }
+            }
             let replies = try socket.read()
             if isStopped { return }
             deliver(replies)
+            if dynamicChannels != nil && Monotonic.seconds() - lastSync >= Self.syncInterval { try syncDynamic(socket) }
         }
+    }
+
+    /// Subscribes to the dynamic channels that gained subscribers and unsubscribes from those that lost the last
+    /// one. The confirmations come back among the messages, which ignore them; a message already under way on a
+    /// channel just left still arrives and finds no subscriber.
+    private func syncDynamic(_ socket: SubscriptionSocket) throws {
+        lastSync = Monotonic.seconds()
+        guard let wanted = dynamicChannels?().subtracting(configuration.channels) else { return }
+        let added = wanted.subtracting(subscribedDynamic).sorted()
+        let removed = subscribedDynamic.subtracting(wanted).sorted()
+        if !added.isEmpty { try socket.send([Array("SUBSCRIBE".utf8)] + added.map { Array($0.utf8) }) }
+        if !removed.isEmpty { try socket.send([Array("UNSUBSCRIBE".utf8)] + removed.map { Array($0.utf8) }) }
+        guard !added.isEmpty || !removed.isEmpty else { return }
+        subscribedDynamic = wanted
+        logger.debug("redis channel subscription changed", metadata: [
+            "redis.subscribed": "\(added)", "redis.unsubscribed": "\(removed)", "redis.dynamic.count": "\(wanted.count)",
+        ])
     }
 
     /// Hands the messages among `replies` on in batches of at most `maxBatch` (a burst read in one go becomes one

@@ -38,6 +38,19 @@ final class SubscriptionSocket {
         }
     }
 
+    /// Waits until the socket has bytes to read (or is closed), at most `seconds`. False when the time ran out.
+    func waitReadable(seconds: Double) throws -> Bool {
+        var poller = pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&poller, 1, Int32(min(seconds * 1000, 60_000)))
+            if ready > 0 { return true }
+            if ready == 0 { return false }
+            if errno != EINTR {
+                throw RedisError(address: address, message: "poll failed: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
     /// Reads once (blocking, or until `deadline` on the monotonic clock) and returns the replies it completed,
     /// possibly none. `waitingFor` names the command whose reply a timeout would be missing.
     func read(deadline: Double? = nil, waitingFor: String = "") throws -> [RESPStream.Value] {

@@ -80,6 +80,42 @@ final class BrowserIntegrationTests: HiveTestCase {
         writeLine("BrowserIntegrationTests: screenshot \(screenshot) (\(bytes) bytes)")
     }
 
+    /// Two pages on two channels: one joins `news` through its URL (`/?channels=news`), the other `sport` through
+    /// the form's subscribe action; each sees only its own channel's messages.
+    func testTwoPagesOnTwoChannels_eachSeesOnlyItsOwnChannel() throws {
+        let redis = try RedisServer()
+        try redis.start()
+        defer { redis.stop() }
+        let (_, port) = try startHive(workers: 2, ["--redis", redis.url, "--dispatch", "round-robin"])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        let news = try HeadlessChromium()
+        defer { news.close() }
+        let sport = try HeadlessChromium()
+        defer { sport.close() }
+        let connected = "document.getElementById('status').textContent === 'Connected'"
+        try news.navigate(to: "http://127.0.0.1:\(port)/?channels=news")
+        try news.waitFor(connected, timeout: 5)
+        try sport.navigate(to: "http://127.0.0.1:\(port)/")
+        try sport.waitFor(connected, timeout: 5)
+        try sport.evaluate(
+            """
+            document.getElementById('action').value = 'subscribe';
+            document.getElementById('channel').value = 'sport';
+            document.getElementById('send').click();
+            """)
+        try sport.waitFor("\(messagesJS).includes('subscribed to sport')", timeout: 5)
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        try redis.waitForSubscribers(channel: "sport", count: 1)
+
+        XCTAssertEqual(try redis.publish(channel: "news", message: "headline"), 1)
+        XCTAssertEqual(try redis.publish(channel: "sport", message: "goal"), 1)
+        XCTAssertEqual(try redis.publish(channel: "test", message: "to-all"), 1)
+        try news.waitFor("\(messagesJS).includes('to-all')", timeout: 5)
+        try sport.waitFor("\(messagesJS).includes('to-all')", timeout: 5)
+        XCTAssertEqual(try news.evaluate(messagesJS) as? [String], ["headline", "to-all"])
+        XCTAssertEqual(try sport.evaluate(messagesJS) as? [String], ["subscribed to sport", "goal", "to-all"])
+    }
+
     /// The package root: the parent of the `.build` folder holding the hive binary, else the current directory
     /// (which `swift test` sets to the package root).
     static func packageRoot() -> URL {

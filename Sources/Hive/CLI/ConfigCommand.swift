@@ -74,6 +74,8 @@ extension Start {
         case "pattern": return list(redis.patterns)
         case "max-redis-message": return String(redis.maxRedisMessage ?? limits.maxMessageSize)
         case "redis-timeout": return String(redis.redisTimeout)
+        case "channel-prefix": return redis.channelPrefix.isEmpty ? "(none)" : redis.channelPrefix
+        case "max-channels": return String(maxChannels)
         default: return "?"
         }
     }

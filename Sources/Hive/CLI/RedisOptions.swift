@@ -101,6 +101,9 @@ struct RedisOptions: ParsableArguments {
     @Option(help: "Seconds to connect to Redis, and for its replies to AUTH and SUBSCRIBE, before retrying with back-off.")
     var redisTimeout: Double = 3
 
+    @Option(help: ArgumentHelp("Prefix of the Redis channel of each Hive channel: clients of channel news get what is published to <prefix>news.", valueName: "prefix"))
+    var channelPrefix = ""
+
     func validate() throws {
         _ = try address.resolve()
         for name in channels + patterns where name.isEmpty || name.contains(where: { $0 == "\n" || $0 == "\r" }) {
@@ -108,6 +111,9 @@ struct RedisOptions: ParsableArguments {
         }
         if let maxRedisMessage, !(1...Int(UInt32.max)).contains(maxRedisMessage) {
             throw ValidationError("--max-redis-message must be between 1 and \(UInt32.max) bytes, got \(maxRedisMessage)")
+        }
+        if channelPrefix.utf8.count > 64 || channelPrefix.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw ValidationError("--channel-prefix must be at most 64 bytes without spaces or line breaks, got \"\(channelPrefix.prefix(80))\"")
         }
         guard redisTimeout > 0, redisTimeout <= 3600 else {
             throw ValidationError("--redis-timeout must be a positive number of seconds (at most 3600), got \(redisTimeout)")
@@ -126,7 +132,7 @@ struct RedisOptions: ParsableArguments {
         if channels.isEmpty && patterns.isEmpty { channels = ["test"] }
         return RedisSubscriber.Configuration(
             url: url, channels: channels, patterns: patterns,
-            maxMessageSize: maxRedisMessage ?? maxMessageSize, timeout: redisTimeout
+            maxMessageSize: maxRedisMessage ?? maxMessageSize, timeout: redisTimeout, channelPrefix: channelPrefix
         )
     }
 
@@ -135,6 +141,7 @@ struct RedisOptions: ParsableArguments {
     func workerArguments(maxMessageSize: Int) -> [String] {
         channels.flatMap { ["--channel", $0] } + patterns.flatMap { ["--pattern", $0] }
             + ["--max-redis-message", String(maxRedisMessage ?? maxMessageSize), "--redis-timeout", String(redisTimeout)]
+            + (channelPrefix.isEmpty ? [] : ["--channel-prefix", channelPrefix])
     }
 }
 

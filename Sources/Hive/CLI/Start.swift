@@ -30,6 +30,9 @@ struct Start: ParsableCommand {
     @Option(help: "Registry capacity: connections open at once; more are answered 503.")
     var maxConnections: Int = 65_536
 
+    @Option(help: "Channels with subscribers at once (the registry's channel table); a new channel beyond is refused.")
+    var maxChannels: Int = SharedRegistry.defaultChannelCapacity
+
     @Option(help: "Seconds workers get to close their connections on stop before they are killed.")
     var grace: Double = 5
 
@@ -69,6 +72,9 @@ struct Start: ParsableCommand {
         }
         guard (1...ConnectionID.maxSlots).contains(maxConnections) else {
             throw ValidationError("--max-connections must be between 1 and \(ConnectionID.maxSlots), got \(maxConnections)")
+        }
+        guard (1...SharedRegistry.maxChannelCapacity).contains(maxChannels) else {
+            throw ValidationError("--max-channels must be between 1 and \(SharedRegistry.maxChannelCapacity), got \(maxChannels)")
         }
         guard grace >= 0 else { throw ValidationError("--grace must be 0 or more seconds, got \(grace)") }
         // Checks go out every fifth of it, but at most every 100 ms: below 0.5 s a healthy worker could not answer
@@ -130,6 +136,7 @@ struct Start: ParsableCommand {
         configuration.listenerDescriptor = listener
         configuration.logFile = logPath
         configuration.workerTimeout = workerTimeout
+        configuration.maxChannels = maxChannels
         configuration.metricsListen = metricsListen.flatMap { try? ListenAddress.parse($0, option: "").get() }
         let application = ApplicationSlot.current
         let subscription = redis.configuration(

@@ -13,7 +13,7 @@ extension StatusReport {
         lines.append("start time: \(Self.timestamp(started))   uptime: \(Self.duration(master.uptimeSeconds))   "
             + "load average: \(master.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: ", "))")
         lines.append("dispatch: \(master.dispatch)   workers: \(workers.count)   connections: \(http + websocket) "
-            + "(http \(http), websocket \(websocket))   accepted: \(master.accepted)   refused: "
+            + "(http \(http), websocket \(websocket))   channels: \(channels)   accepted: \(master.accepted)   refused: "
             + "\(master.refusedFull) full, \(master.refusedBusy) busy   accept errors: \(master.acceptErrors)"
             + (master.reloading ? "   RELOADING" : ""))
         let exits = workers.filter { $0.restarts > 0 }.map { "worker \($0.id): \($0.restarts) restarts, last \($0.lastExit ?? "?")" }

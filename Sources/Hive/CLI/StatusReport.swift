@@ -59,6 +59,8 @@ struct StatusReport {
     var workers: [Worker]
     /// nil when the master runs without Redis (`--redis none`).
     var redis: Redis?
+    /// Channels with subscribers (the registry's channel table).
+    var channels: Int
     var takenAt: Date
 
     var http: UInt64 { workers.reduce(0) { $0 + $1.http } }
@@ -99,6 +101,7 @@ struct StatusReport {
                 lastError: words.lastError, lastMessageAt: words.lastMessageAt, subscribedSince: words.subscribedSince
             )
         }
+        channels = facts.registry.channelSnapshots().count
         takenAt = Date()
     }
 
@@ -128,6 +131,7 @@ struct StatusReport {
                 "refusedBusy": master.refusedBusy, "acceptErrors": master.acceptErrors, "reloading": master.reloading,
             ] as [String: Any],
             "connections": ["total": http + websocket, "http": http, "websocket": websocket],
+            "channels": channels,
             "redis": redis.map { redis -> Any in
                 let time = { (ns: UInt64) -> Any in ns == 0 ? NSNull() : Double(ns) / 1e9 }
                 return [

@@ -99,8 +99,10 @@ public protocol HiveApplication: Sendable {
     /// Messages from the Redis subscription, in publish order: one, or a burst that arrived together (worker 0
     /// only; the next burst waits until this returns). Default: calls ``redisMessages(_:hive:)``.
     func redisMessages(_ messages: [RedisMessage], hive: HiveServer, context: Context) async
-    /// ``redisMessages(_:hive:context:)`` for an application without per-worker state. Default: `broadcast` them,
-    /// each as a text frame when its payload is valid UTF-8 and binary otherwise. Implement it to route instead.
+    /// ``redisMessages(_:hive:context:)`` for an application without per-worker state. Default:
+    /// `hive.deliver(redisMessages:)`: the `--channel` and `--pattern` subscriptions are broadcast, a message on a
+    /// channel's Redis channel (`<--channel-prefix>NAME`) goes to the subscribers of `NAME`; each as a text frame
+    /// when its payload is valid UTF-8 and binary otherwise. Implement it to route otherwise.
     func redisMessages(_ messages: [RedisMessage], hive: HiveServer) async
 }
 
@@ -146,7 +148,7 @@ extension HiveApplication {
     /// Broadcasts the messages, in order, to every established WebSocket of every worker: text frames for
     /// payloads that are valid UTF-8, binary frames for the others (``HiveMessage/init(redisPayload:)``).
     public func redisMessages(_ messages: [RedisMessage], hive: HiveServer) async {
-        await hive.broadcast(messages.map { HiveMessage(redisPayload: $0.payload) })
+        await hive.deliver(redisMessages: messages)
     }
 }
 

@@ -72,6 +72,10 @@ extension HiveServer {
             } else {
                 table.channels[id]?.close(promise: nil)
             }
+        case .channelMessage(let channel, let frames, let messages):
+            deliverHere(toChannel: channel, encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
+        case .subscription(let id, let channel, let subscribe):
+            applySubscriptionRecord(id, channel, subscribe: subscribe)
         case .connection, .ready, .retire, .retired, .healthCheck, .healthy:
             preconditionFailure("\(record) is not a delivery")
         }

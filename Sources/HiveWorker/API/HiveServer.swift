@@ -33,6 +33,10 @@ public final class HiveServer: @unchecked Sendable {
     /// The event loop as the hooks' task executor.
     let executor: EventLoopTaskExecutor
     let table = ConnectionTable()
+    /// Channel → this worker's subscribers, and back. Event loop only.
+    let channelIndex: ChannelIndex
+    /// Which Redis channels broadcast and which map to Hive channels (worker 0, set before its loop starts).
+    package var redisRouting = RedisRouting()
     var outbox: PeerOutbox!
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
@@ -46,6 +50,7 @@ public final class HiveServer: @unchecked Sendable {
         self.originPolicy = OriginPolicy(allowed: limits.allowedOrigins)
         self.hooks = ApplicationRunner(application)
         self.executor = EventLoopTaskExecutor(eventLoop: eventLoop)
+        self.channelIndex = ChannelIndex(registry: registry, workerID: workerID)
         self.logger = logger
     }
 

@@ -140,6 +140,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         slowConsumerTimer?.cancel()
         slowConsumerTimer = nil
         hive.registry.free(id)
+        hive.leaveChannels(id)
         let (id, hive) = (self.id, self.hive)
         // After the connection's other hooks. Removing it from the table comes last: removing the last connection
         // of a stopping worker ends the process.

@@ -22,6 +22,10 @@ enum WorkerPipeline {
                 guard hive.hooks.shouldUpgrade(path: path) else {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }
+                if case .failure(let refusal) = ChannelQuery.channels(inTarget: head.uri) {
+                    return channel.eventLoop.makeFailedFuture(
+                        WebSocketHandshakeError(status: .badRequest, message: refusal.message))
+                }
                 hive.registry.setProtocol(id, .websocketHandshake)
                 return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
             },
@@ -78,6 +82,18 @@ enum WorkerPipeline {
         hive.registry.setProtocol(id, .websocket)
         hive.table.addSession(session)
         record.hooks.waitingBeforeHold = HiveServer.messagesBeforeHold
+        // Checked in shouldUpgrade: a bad list was answered 400 and never reaches here.
+        for name in (try? ChannelQuery.channels(inTarget: head.uri).get()) ?? [] {
+            do {
+                try hive.changeSubscriptionHere(id, name, subscribe: true)
+            } catch {
+                // The channel table is full: the client learns it from the close reason (and may retry later).
+                hive.logger.warning("closing a new WebSocket: a channel of its ?channels= cannot be joined",
+                                    metadata: ["connection.id": "\(id)", "channel": "\(name)", "error": "\(error)"])
+                session.close(code: WebSocketErrorCode(codeNumber: 1013), reason: "channel table full: \(name)")
+                return
+            }
+        }
         session.opened()
     }
 }

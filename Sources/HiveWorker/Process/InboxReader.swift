@@ -94,7 +94,7 @@ final class InboxReader: @unchecked Sendable {
         switch message {
         case .connection(let id):
             adopt(descriptor, id: id)
-        case .push, .broadcast, .disconnect:
+        case .push, .broadcast, .disconnect, .channelMessage, .subscription:
             deliveries.append(message)
         case .retire:
             // Let go of the inbox: everything after this record belongs to the replacement.

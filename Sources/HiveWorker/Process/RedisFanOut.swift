@@ -20,7 +20,14 @@ final class RedisFanOut: Sendable {
         self.hooks = hooks
         let pending = self.pending
         let registry = hive.registry
-        subscriber = RedisSubscriber(configuration: configuration, registry: registry, logger: hive.logger) { batch in
+        let prefix = configuration.channelPrefix
+        // The channels with subscribers on any worker, from the registry: worker 0 never asks the others.
+        let dynamic: @Sendable () -> Set<String> = {
+            Set(registry.channelSnapshots(freeUnused: true).map { prefix + $0.name })
+        }
+        subscriber = RedisSubscriber(
+            configuration: configuration, registry: registry, logger: hive.logger, dynamicChannels: dynamic
+        ) { batch in
             let count = batch.count
             guard pending.loadThenWrappingIncrement(by: count, ordering: .relaxed) + count <= Self.maxPending else {
                 pending.wrappingDecrement(by: count, ordering: .relaxed)

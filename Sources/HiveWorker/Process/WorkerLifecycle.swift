@@ -44,6 +44,8 @@ final class WorkerLifecycle: @unchecked Sendable {
         stopping = true
         redis?.stop()  // closes the socket and joins the subscriber thread; bounded by --redis-timeout
         stopDuties(then: nil)
+        // Subscriptions end now: connections that outlive the grace period must not stay counted in the registry.
+        hive.channelIndex.leaveEverything()
         let table = hive.table
         hive.logger.info("stopping", metadata: ["connections": "\(table.channels.count)", "close.code": "\(closeCode)"])
         table.onEmpty = { exit(0) }

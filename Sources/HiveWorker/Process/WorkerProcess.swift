@@ -46,6 +46,10 @@ package final class WorkerProcess<Application: HiveApplication> {
             application: application, logger: logger
         )
         let workerID = configuration.workerID
+        if let redis = configuration.redis {
+            // Before the event loop runs anything of this server's.
+            hive.redisRouting = RedisRouting(broadcastChannels: Set(redis.channels), prefix: redis.channelPrefix)
+        }
         // Room for a burst of the largest messages this worker may forward (a client's, or a Redis message).
         let largest = max(configuration.limits.maxMessageSize, configuration.redis?.maxMessageSize ?? 0)
         hive.outbox = PeerOutbox(

@@ -1,0 +1,96 @@
+import HiveIPC
+import NIOCore
+
+/// This worker's channel subscriptions, both ways: channel → its sessions here (a channel message reaches those
+/// and no others, without a look at the worker's other connections), and connection → its channels (so a
+/// connection that ends leaves them all). Each subscription is also counted in the registry's channel table, which
+/// is what worker 0's Redis subscription and the other workers' deliveries read. Confined to the event loop.
+final class ChannelIndex {
+    struct Members {
+        /// The registry slot counting this worker's subscribers: pinned while this worker counts one there.
+        var slot: Int
+        var sessions: [ConnectionID: WebSocketSession] = [:]
+    }
+
+    private(set) var members: [String: Members] = [:]
+    private(set) var channelsOf: [ConnectionID: [String]] = [:]
+
+    let registry: SharedRegistry
+    let workerID: Int
+
+    init(registry: SharedRegistry, workerID: Int) {
+        self.registry = registry
+        self.workerID = workerID
+    }
+
+    enum SubscribeError: Error {
+        case perConnectionLimit
+        case tableFull(SharedRegistry.ChannelTableFull)
+    }
+
+    /// Subscribes a session; false when it already was. `channel` must be a valid name.
+    @discardableResult
+    func subscribe(_ session: WebSocketSession, to channel: String) throws(SubscribeError) -> Bool {
+        let id = session.id
+        let current = channelsOf[id, default: []]
+        guard !current.contains(channel) else { return false }
+        guard current.count < ChannelName.maxPerConnection else { throw .perConnectionLimit }
+        if members[channel] != nil {
+            // This worker counts a subscriber in the slot already, so it cannot be freed or reused meanwhile.
+            registry.channelCount(members[channel]!.slot, worker: workerID).wrappingIncrement(ordering: .sequentiallyConsistent)
+        } else {
+            do {
+                let slot = try registry.joinChannel(SharedRegistry.ChannelKey(channel), worker: workerID)
+                members[channel] = Members(slot: slot)
+            } catch {
+                throw .tableFull(error as! SharedRegistry.ChannelTableFull)
+            }
+        }
+        members[channel]!.sessions[id] = session
+        channelsOf[id, default: []].append(channel)
+        return true
+    }
+
+    /// Unsubscribes a connection; false when it was not subscribed.
+    @discardableResult
+    func unsubscribe(_ id: ConnectionID, from channel: String) -> Bool {
+        guard var list = channelsOf[id], let position = list.firstIndex(of: channel) else { return false }
+        list.remove(at: position)
+        channelsOf[id] = list.isEmpty ? nil : list
+        leave(id, channel)
+        return true
+    }
+
+    /// A connection ended: it leaves every channel it was in.
+    func leaveAll(_ id: ConnectionID) {
+        guard let list = channelsOf.removeValue(forKey: id) else { return }
+        for channel in list { leave(id, channel) }
+    }
+
+    /// The worker stops: every subscription ends now, even of connections that may outlive the grace period.
+    func leaveEverything() {
+        for id in Array(channelsOf.keys) { leaveAll(id) }
+    }
+
+    private func leave(_ id: ConnectionID, _ channel: String) {
+        guard var entry = members[channel], entry.sessions.removeValue(forKey: id) != nil else { return }
+        registry.leaveChannel(entry.slot, worker: workerID)
+        members[channel] = entry.sessions.isEmpty ? nil : entry
+    }
+
+    func channels(of id: ConnectionID) -> [String] { channelsOf[id] ?? [] }
+
+    /// Writes frames encoded once to every subscriber of `channel` on this worker. Returns how many it reached.
+    func deliver(toChannel channel: String, encodedFrames: ByteBuffer, messages: Int, flush: Bool) -> Int {
+        guard let entry = members[channel] else { return 0 }
+        var reached = 0
+        for session in entry.sessions.values
+        where session.send(encodedFrames: encodedFrames, messages: messages, flush: flush) {
+            reached += 1
+        }
+        return reached
+    }
+}
+
+@available(*, unavailable)
+extension ChannelIndex: Sendable {}
