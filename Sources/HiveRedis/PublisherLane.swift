@@ -123,8 +123,10 @@ final class PublisherLane: @unchecked Sendable {
         if wake { self.wake() }
     }
 
-    /// Stops taking publishes; with `wait`, returns once those already queued have ended and the thread is gone.
-    func stop(wait: Bool) {
+    /// Stops taking publishes; with `wait`, returns once those already queued have ended and the thread is gone, or
+    /// when `wait` seconds have passed (then false: the thread ends on its own later).
+    @discardableResult
+    func stop(wait: Double?) -> Bool {
         lock.lock()
         switch state {
         case .idle: state = .finished
@@ -135,8 +137,12 @@ final class PublisherLane: @unchecked Sendable {
         sleeping = false
         lock.unlock()
         if wake { self.wake() }
-        guard wait else { return }
-        lock.withLock { while state != .finished { lock.wait() } }
+        guard let wait else { return true }
+        let deadline = Date(timeIntervalSinceNow: wait)
+        return lock.withLock {
+            while state != .finished { if !lock.wait(until: deadline) { break } }
+            return state == .finished
+        }
     }
 
     /// Called with `lock` held. Returns why the thread could not start, or nil.

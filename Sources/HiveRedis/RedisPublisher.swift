@@ -45,6 +45,7 @@ public final class RedisPublisher: Sendable {
 
     public let configuration: Configuration
     private let lanes: [PublisherLane]
+    private let logger: Logger
 
     /// Starts nothing: the first publish starts a lane's thread, which connects.
     /// - Parameters:
@@ -56,6 +57,7 @@ public final class RedisPublisher: Sendable {
         precondition(configuration.maxPending >= 1 && configuration.maxPendingBytes >= 1, "RedisPublisher: limits must be positive")
         precondition(configuration.timeout > 0, "RedisPublisher: timeout must be positive")
         self.configuration = configuration
+        self.logger = logger
         let count = configuration.connections
         // The limits are shared evenly: each lane enforces its part without a lock common to all of them.
         lanes = (0..<count).map { index in
@@ -69,7 +71,7 @@ public final class RedisPublisher: Sendable {
 
     /// Lanes end on their own once their queue is empty; `shutdown()` is the way to wait for that.
     deinit {
-        for lane in lanes { lane.stop(wait: false) }
+        for lane in lanes { lane.stop(wait: nil) }
     }
 
     /// Publishes `payload` on `channel` and returns how many subscribers received it (PUBLISH's reply). Never blocks
@@ -92,11 +94,18 @@ public final class RedisPublisher: Sendable {
     }
 
     /// Stops taking publishes (later calls throw `.shutDown`), lets those already queued finish (each within its
-    /// timeout), closes the connections and joins the threads. Blocks for at most about `timeout` seconds; call it
-    /// when the worker stops, off its event loop.
+    /// timeout), closes the connections and joins the threads. Blocks for about `timeout` seconds at most (never
+    /// more than twice that plus one); call it when the worker stops, off its event loop.
     public func shutdown() {
-        for lane in lanes { lane.stop(wait: false) }
-        for lane in lanes { lane.stop(wait: true) }
+        for lane in lanes { lane.stop(wait: nil) }
+        // Each call ends by its deadline, so this is a safety net, not the expected path.
+        let deadline = Monotonic.seconds() + 2 * configuration.timeout + 1
+        for lane in lanes where !lane.stop(wait: max(0, deadline - Monotonic.seconds())) {
+            logger.warning("redis publisher thread still running after shutdown; leaving it to end on its own", metadata: [
+                "redis.address": "\(configuration.url)", "redis.connection": "\(lane.index)",
+                "hint": "a bug: every publish should have ended within --redis-timeout",
+            ])
+        }
     }
 
     /// Publishes queued or waiting for a reply now, over all connections (for tests and status).

@@ -11,6 +11,12 @@ import Glibc
 final class RedisPublisherTests: XCTestCase {
     private let logger = Logger(label: "test.redis.publisher", factory: { _ in SwiftLogNoOpLogHandler() })
 
+    /// As in a worker: hiredis writes AUTH with write(), which must not kill the test runner if Redis just died.
+    override class func setUp() {
+        super.setUp()
+        signal(SIGPIPE, SIG_IGN)
+    }
+
     private func publisher(_ url: RedisURL, timeout: Double = 3, maxMessageSize: Int = 1 << 20, connections: Int = 1,
                            maxPending: Int = 10_000) -> RedisPublisher {
         RedisPublisher(
@@ -60,20 +66,22 @@ final class RedisPublisherTests: XCTestCase {
         let subscriber = try redis.subscribe("load")
         let publisher = publisher(redis.url)
         defer { publisher.shutdown() }
-        let callers = 20
-        let perCaller = 50
+        let callers = 100
+        let perCaller = 10
 
-        let counts = try await withThrowingTaskGroup(of: [Int].self) { group in
-            for caller in 0..<callers {
-                group.addTask {
-                    var receivers: [Int] = []
-                    for sequence in 0..<perCaller {
-                        receivers.append(try await publisher.publish(channel: "load", payload: Array("\(caller):\(sequence)".utf8)))
+        let counts = try await within(30, "\(callers * perCaller) publishes") {
+            try await withThrowingTaskGroup(of: [Int].self) { group in
+                for caller in 0..<callers {
+                    group.addTask {
+                        var receivers: [Int] = []
+                        for sequence in 0..<perCaller {
+                            receivers.append(try await publisher.publish(channel: "load", payload: Array("\(caller):\(sequence)".utf8)))
+                        }
+                        return receivers
                     }
-                    return receivers
                 }
+                return try await group.reduce(into: []) { $0 += $1 }
             }
-            return try await group.reduce(into: []) { $0 += $1 }
         }
         XCTAssertEqual(counts, Array(repeating: 1, count: callers * perCaller))
 
@@ -96,11 +104,13 @@ final class RedisPublisherTests: XCTestCase {
         let subscriber = try redis.subscribe("multi")
         let publisher = publisher(redis.url, connections: 3)
         defer { publisher.shutdown() }
-        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
-            for index in 0..<300 {
-                group.addTask { try await publisher.publish(channel: "multi", payload: Array(String(index).utf8)) }
+        let counts = try await within(30, "300 publishes") {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<300 {
+                    group.addTask { try await publisher.publish(channel: "multi", payload: Array(String(index).utf8)) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
         }
         XCTAssertEqual(counts, Array(repeating: 1, count: 300))
         XCTAssertEqual(Set(try subscriber.messages(300).map { String(decoding: $0, as: UTF8.self) }), Set((0..<300).map(String.init)))
@@ -176,7 +186,7 @@ final class RedisPublisherTests: XCTestCase {
         }
         try await waitForPending(publisher, 10)
         redis.kill(SIGKILL)
-        let errors = await waiting.value
+        let errors = try await within(10, "the waiting publishes to fail") { await waiting.value }
         XCTAssertEqual(errors.compactMap { $0?.code }, Array(repeating: .connectionLost, count: 10))
         let text = "\(errors.first.flatMap { $0 }.map { "\($0)" } ?? "")"
         XCTAssertTrue(text.contains("on redis://127.0.0.1:\(redis.port) failed:"), text)
@@ -219,7 +229,7 @@ final class RedisPublisherTests: XCTestCase {
         XCTAssertTrue(text.contains("4 publishes"), text)
         XCTAssertTrue(text.contains("await each publish before the next"), text)
         // The four waiting ones end on their own, by the timeout.
-        let ended = await waiting.value
+        let ended = try await within(10, "the waiting publishes to time out") { await waiting.value }
         XCTAssertEqual(ended.map { $0?.code }, Array(repeating: .timedOut, count: 4))
         XCTAssertEqual(publisher.pendingCount, 0)
     }
@@ -247,6 +257,44 @@ final class RedisPublisherTests: XCTestCase {
         let error = await publishError(publisher, "c")
         XCTAssertEqual(error?.code, .shutDown)
         XCTAssertTrue("\(error.map { "\($0)" } ?? "")".contains("the publisher was shut down"), "\(String(describing: error))")
+    }
+
+    /// shutdown() lets publishes already sent get their replies before it closes the connection.
+    func testShutdown_waitsForPublishesInFlight() async throws {
+        let redis = try TestRedisServer()
+        try redis.start()
+        let subscriber = try redis.subscribe("last")
+        let publisher = publisher(redis.url, timeout: 5)
+        redis.kill(SIGSTOP)
+        let waiting = Task {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<5 { group.addTask { try await publisher.publish(channel: "last", payload: Array(String(index).utf8)) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        try await waitForPending(publisher, 5)
+        let stopped = Task.detached { publisher.shutdown() }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        let late = await publishError(publisher, "last")
+        XCTAssertEqual(late?.code, .shutDown)  // refused while the five are still waiting
+        redis.kill(SIGCONT)
+        try await within(10, "shutdown()") { await stopped.value }
+        let receivers = try await within(10, "the publishes in flight") { try await waiting.value }
+        XCTAssertEqual(receivers, Array(repeating: 1, count: 5))
+        XCTAssertEqual(Set(try subscriber.messages(5).map { String(decoding: $0, as: UTF8.self) }), ["0", "1", "2", "3", "4"])
+    }
+
+    /// shutdown() against a Redis that never answers still returns, once the waiting publishes timed out.
+    func testShutdown_isBoundedByTheTimeout() async throws {
+        let silent = try SilentListener()
+        let publisher = publisher(RedisURL(endpoint: .tcp(host: "127.0.0.1", port: silent.port)), timeout: 0.5)
+        let waiting = Task { await publishError(publisher, "stuck") }
+        try await waitForPending(publisher, 1)
+        let started = Monotonic.seconds()
+        try await within(10, "shutdown()") { await Task.detached { publisher.shutdown() }.value }
+        XCTAssertLessThan(Monotonic.seconds() - started, 2)
+        let error = try await within(10, "the publish to time out") { await waiting.value }
+        XCTAssertEqual(error?.code, .timedOut)
     }
 
     /// The hand-written PUBLISH encoding is the same RESP every command gets.
@@ -295,7 +343,7 @@ final class RedisPublisherTests: XCTestCase {
 private func publishError(_ publisher: RedisPublisher, _ channel: String, _ payload: [UInt8] = Array("x".utf8),
                           file: StaticString = #filePath, line: UInt = #line) async -> RedisPublishError? {
     do {
-        let receivers = try await publisher.publish(channel: channel, payload: payload)
+        let receivers = try await within(10, "publish to \(channel)") { try await publisher.publish(channel: channel, payload: payload) }
         XCTFail("publish to \(channel) returned \(receivers) instead of failing", file: file, line: line)
     } catch let error as RedisPublishError {
         return error
@@ -303,4 +351,37 @@ private func publishError(_ publisher: RedisPublisher, _ channel: String, _ payl
         XCTFail("not a RedisPublishError: \(error)", file: file, line: line)
     }
     return nil
+}
+
+/// `operation`'s result, or a failure once `seconds` have passed without one: a publish that is never resumed must
+/// fail the test, not hang it (the operation is then left running).
+func within<T: Sendable>(_ seconds: Double, _ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    let box = ResultBox<T>()
+    Task { box.result = await Result(catching: { try await operation() }) }
+    let deadline = Monotonic.seconds() + seconds
+    while Monotonic.seconds() < deadline {
+        if let result = box.result { return try result.get() }
+        try await Task.sleep(nanoseconds: 2_000_000)
+    }
+    throw TimedOut(description: "no result within \(seconds) s: \(what)")
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// `@unchecked`: `stored` is guarded by `lock`.
+private final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Result<T, any Error>?
+    var result: Result<T, any Error>? {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
 }
