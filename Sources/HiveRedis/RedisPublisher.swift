@@ -14,6 +14,8 @@ import Logging
 ///   then closed). Redis unreachable or lost fails the calls waiting for it (`.unreachable`, `.connectionLost`); a
 ///   later publish reconnects, with back-off after failed attempts (100 ms doubling to 5 s, during which publishes
 ///   fail at once).
+/// - The process must ignore SIGPIPE, as workers do: hiredis writes AUTH with write(). The publisher's own writes
+///   pass MSG_NOSIGNAL.
 /// - Pub/sub is at-most-once: a message is delivered to the subscribers connected when Redis runs the PUBLISH,
 ///   which is what the returned count says.
 public final class RedisPublisher: Sendable {
