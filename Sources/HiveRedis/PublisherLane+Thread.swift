@@ -47,7 +47,7 @@ extension PublisherLane {
                 return
             }
             do {
-                try connect(until: batch[0].deadline)
+                try connect()
             } catch {
                 lastFailure = (error as? RedisError)?.message ?? "\(error)"
                 retryAt = Monotonic.seconds() + delay * Double.random(in: 0.8...1.2)
@@ -97,11 +97,11 @@ extension PublisherLane {
         output.append(contentsOf: [0x0D, 0x0A])
     }
 
-    /// Connect and AUTH, bounded by the oldest waiting call's deadline (and never longer than `timeout`).
-    private func connect(until deadline: Double) throws {
-        // Whole milliseconds: the limit appears in the timeout message.
-        let limit = (max(0.05, min(configuration.timeout, deadline - Monotonic.seconds())) * 1000).rounded(.up) / 1000
-        let made = try RedisConnection(url: configuration.url, timeout: limit)
+    /// Connect and AUTH, each bounded by `timeout`. The calls waiting for it were queued moments ago: a batch queued
+    /// during a connection attempt either finds the connection made or fails at once (back-off), never waits for a
+    /// second attempt; those whose deadline passed meanwhile fail before anything is sent.
+    private func connect() throws {
+        let made = try RedisConnection(url: configuration.url, timeout: configuration.timeout)
         try made.authenticate()
         let fd = made.fd
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
