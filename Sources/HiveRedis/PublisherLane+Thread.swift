@@ -6,7 +6,7 @@ import Glibc
 
 /// The lane's thread: take the queue, connect if needed, write the batch, then `poll` the connection and the wake
 /// pipe until a reply, a new publish or the oldest deadline. hiredis connects and authenticates (blocking, bounded
-/// by the oldest queued call's deadline); after that the socket is non-blocking and read through `RESPStream`, so
+/// by `timeout`); after that the socket is non-blocking and read through `RESPStream`, so
 /// writing a batch and reading replies overlap.
 extension PublisherLane {
     struct Outcome {
