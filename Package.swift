@@ -95,7 +95,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HiveIPCTests", dependencies: ["HiveIPC"]),
-        .testTarget(name: "HiveRedisTests", dependencies: ["HiveRedis"]),
+        .testTarget(name: "HiveRedisTests", dependencies: ["HiveRedis", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HiveConfigTests", dependencies: ["HiveConfig"]),
         .testTarget(name: "HiveMasterTests", dependencies: ["HiveMaster", "HiveIPC"]),
         .testTarget(

@@ -135,17 +135,3 @@ extension Double {
     /// 3 → "3", 0.5 → "0.5".
     var compactText: String { self == rounded() && abs(self) < 1e15 ? String(Int(self)) : String(self) }
 }
-
-/// `PUBLISH` from the shell (`hive publish`): one connection, one command.
-package enum RedisPublisher {
-    /// Returns how many subscribers received the message.
-    package static func publish(url: RedisURL, channel: String, payload: [UInt8]) throws -> Int {
-        let connection = try RedisConnection(url: url)
-        try connection.authenticate()
-        switch try connection.command([Array("PUBLISH".utf8), Array(channel.utf8), payload]) {
-        case .integer(let receivers): return receivers
-        case .error(let message): throw RedisError(address: url.description, message: "PUBLISH failed: \(message)")
-        default: throw RedisError(address: url.description, message: "PUBLISH gave an unexpected reply")
-        }
-    }
-}
