@@ -10,7 +10,9 @@ import Hive
 ///   connection whose id is in `to` (answers "pushed" or the push error's text), `throw` -> the hook throws (the
 ///   connection is closed with 1011, the worker keeps serving), `subscribe` / `unsubscribe` -> this connection (or
 ///   the one whose id is in `to`) joins or leaves the channel named in `content` (answers "subscribed to NAME" or
-///   the error's text), anything else -> "hello".
+///   the error's text), `publish` -> `content` published on the channel named in `channel` with
+///   `HiveServer.publish` (through Redis when configured; answers "published to NAME" or the error's text),
+///   anything else -> "hello".
 /// - WebSocket `/?channels=news,sport`: the connection joins those channels as it opens.
 /// - WebSocket `/echo`: every message back exactly (conformance tests).
 /// - `GET /sleep?ms=N` and the action `sleep` (`content`: milliseconds) answer after awaiting N ms (at most 10 s):
@@ -90,6 +92,15 @@ public struct DemoApplication: HiveApplication {
                     try await hive.unsubscribe(target, from: channel)
                 }
                 return "\(action)d \(action == "subscribe" ? "to" : "from") \(channel)"
+            } catch let error as HiveError {
+                return "error: \(error.code): \(error)"
+            }
+        case "publish":
+            // Through Redis when it is configured (every host delivers), to this host's subscribers otherwise.
+            let channel = object["channel"] as? String ?? ""
+            do {
+                try await hive.publish(channel: channel, .text(object["content"] as? String ?? ""))
+                return "published to \(channel)"
             } catch let error as HiveError {
                 return "error: \(error.code): \(error)"
             }

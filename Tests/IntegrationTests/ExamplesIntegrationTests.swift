@@ -57,13 +57,16 @@ final class ExamplesIntegrationTests: HiveTestCase {
     /// and its own room's line reaches only itself.
     func testChat_twoClientsInARoomHearEachOther_andAnotherRoomHearsNothing() throws {
         let chat = try PackageBuild.build(package: PackageBuild.example("Chat"), product: "chat")
-        let (_, port) = try startHive(workers: 1, binary: chat)
+        // Two workers, clients spread over them: a room spans workers.
+        let (hive, port) = try startHive(workers: 2, ["--dispatch", "round-robin"], binary: chat)
         let alice = try WebSocketTestClient(port: port)
         let bob = try WebSocketTestClient(port: port)
         let carol = try WebSocketTestClient(port: port)
         let aliceID = try join(alice, "lobby")
         let bobID = try join(bob, "lobby")
         let carolID = try join(carol, "kitchen")
+        XCTAssertNotEqual(Self.worker(aliceID), Self.worker(bobID), "alice and bob are on different workers")
+        _ = hive
 
         try alice.sendText("hello bob")
         XCTAssertEqual(try alice.receiveMessage(), .text("lobby \(aliceID): hello bob"))
@@ -80,6 +83,9 @@ final class ExamplesIntegrationTests: HiveTestCase {
         // What is refused is answered to the sender alone.
         try carol.sendText("/join two words")
         XCTAssertEqual(try carol.receiveMessage(), .text("error: send /join ROOM, with ROOM one word of at most 32 characters"))
+        try carol.sendText("/join no#hash")
+        guard case .text(let refused) = try carol.receiveMessage() else { return XCTFail("no answer to a bad room") }
+        XCTAssertTrue(refused.hasPrefix("error: cannot join no#hash:"), refused)
         try carol.sendText(String(repeating: "x", count: 4097))
         XCTAssertEqual(try carol.receiveMessage(), .text("error: a message is at most 4096 bytes, got 4097"))
         XCTAssertFalse(alice.receivedAnything(within: 0.1))
@@ -87,19 +93,16 @@ final class ExamplesIntegrationTests: HiveTestCase {
         // Bob leaves (closes): the room is Alice alone; a client in no room is told to join one.
         bob.close()
         try alice.sendText("/who")
-        var who = try alice.receiveMessage()
-        for _ in 0..<50 where who != .text("in lobby: \(aliceID)") {
-            usleep(20_000)
-            try alice.sendText("/who")
-            who = try alice.receiveMessage()
-        }
-        XCTAssertEqual(who, .text("in lobby: \(aliceID)"))
+        XCTAssertEqual(try alice.receiveMessage(), .text("in lobby on worker \(Self.worker(aliceID)): \(aliceID)"))
         let dave = try WebSocketTestClient(port: port)
         try dave.sendText("hello?")
         XCTAssertEqual(try dave.receiveMessage(), .text("error: you are in no room yet; send /join ROOM first"))
     }
 
     /// `/join ROOM` and the connection id the answer names.
+    /// The worker of a connection id (its bits 24 to 31).
+    private static func worker(_ id: String) -> UInt64 { (UInt64(id) ?? 0) >> 24 & 0xFF }
+
     private func join(_ client: WebSocketTestClient, _ room: String) throws -> String {
         try client.sendText("/join \(room)")
         guard case .text(let reply) = try client.receiveMessage(), reply.hasPrefix("joined \(room) as "),

@@ -1,5 +1,6 @@
 import CHiveShims
 import HiveIPC
+import HiveRedis
 import Logging
 import NIOCore
 
@@ -38,6 +39,8 @@ public final class HiveServer: @unchecked Sendable {
     /// Which Redis channels broadcast and which map to Hive channels (worker 0, set before its loop starts).
     package var redisRouting = RedisRouting()
     var outbox: PeerOutbox!
+    /// PUBLISH to Redis for `publish(channel:_:)`; nil without Redis. Set before the worker serves.
+    var publisher: RedisPublisher?
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 

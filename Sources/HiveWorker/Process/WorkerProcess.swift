@@ -1,6 +1,7 @@
 import CHiveShims
 import Foundation
 import HiveIPC
+import HiveRedis
 import Logging
 import NIOCore
 import NIOPosix
@@ -49,6 +50,11 @@ package final class WorkerProcess<Application: HiveApplication> {
         if let redis = configuration.redis {
             // Before the event loop runs anything of this server's.
             hive.redisRouting = RedisRouting(broadcastChannels: Set(redis.channels), prefix: redis.channelPrefix)
+            // Every worker may publish (`HiveServer.publish`): lazily, one connection on its own thread.
+            hive.publisher = RedisPublisher(
+                configuration: .init(url: redis.url, timeout: redis.timeout, maxMessageSize: redis.maxMessageSize),
+                logger: logger
+            )
         }
         // Room for a burst of the largest messages this worker may forward (a client's, or a Redis message).
         let largest = max(configuration.limits.maxMessageSize, configuration.redis?.maxMessageSize ?? 0)

@@ -1,8 +1,8 @@
 import Hive
 
-/// The room table of one worker: which of its connections are in which room. It is the `Context` of the Chat
-/// application, made by `workerStart` and handed to every hook of that worker, which all run on the worker's event
-/// loop: a plain class, no lock, not `Sendable`.
+/// The room table of one worker: which of its connections are in which room (the rooms themselves are channels,
+/// which span every worker). It is the `Context` of the Chat application, made by `workerStart` and handed to every
+/// hook of that worker, which all run on the worker's event loop: a plain class, no lock, not `Sendable`.
 final class Rooms {
     private var members: [String: Set<ConnectionID>] = [:]
     private var roomOf: [ConnectionID: String] = [:]

@@ -11,10 +11,11 @@ struct Seed: HiveApplication {
     func shouldUpgrade(path: String) -> Bool { path == "/" }
 
     func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
-        switch (request.method, request.path) {
-        case ("GET", "/"), ("HEAD", "/"): .html(SeedPage.html)
-        case ("GET", "/favicon.ico"), ("HEAD", "/favicon.ico"): .bytes(Array(SeedPage.icon.utf8), contentType: "image/svg+xml")
-        default: .notFound
+        guard request.method == .get || request.method == .head else { return .notFound }
+        switch request.path {
+        case "/": return .html(SeedPage.html)
+        case "/favicon.ico": return .bytes(Array(SeedPage.icon.utf8), contentType: "image/svg+xml")
+        default: return .notFound
         }
     }
 
