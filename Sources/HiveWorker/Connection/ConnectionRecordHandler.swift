@@ -43,7 +43,10 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        hooks.onHoldReads = { [weak self] hold in self?.hooksSuspended(hold) }
+        // unowned, not weak: a weak reference gives the handler a side table, and every retain and release of it
+        // (several per read) would take the runtime's slow path. handlerRemoved clears the closure, and the queue
+        // calls it only on the event loop, so it never outlives the handler.
+        hooks.onHoldReads = { [unowned self] hold in self.hooksSuspended(hold) }
     }
 
     private func hooksSuspended(_ suspended: Bool) {
@@ -103,6 +106,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     func handlerRemoved(context: ChannelHandlerContext) {
         end()
         self.context = nil
+        hooks.onHoldReads = nil
     }
 
     /// The queue stayed over --max-output-buffer for the whole grace period: the client is not reading.
