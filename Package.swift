@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Dependencies point one way: hive -> {HiveMaster, HiveDemo -> HiveWorker -> HiveRedis} -> HiveIPC -> CHiveShims;
-// HiveRedis -> CHiredis (Debian's libhiredis-dev, a system library).
+// HiveRedis -> CHiredis (Debian's libhiredis-dev, a system library); HiveWorker -> CZlib (zlib1g-dev, for
+// permessage-deflate).
 // hive -> HiveConfig -> Yams (the --config file: YAML or JSON).
 // HiveMaster and HiveIPC never import NIO: the master stays single-threaded so it may fork and spawn safely.
 let package = Package(
@@ -22,6 +23,7 @@ let package = Package(
     targets: [
         .target(name: "CHiveShims"),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "HiveRedis",
             dependencies: [
@@ -51,6 +53,7 @@ let package = Package(
                 "HiveIPC",
                 "HiveRedis",
                 "CHiveShims",
+                "CZlib",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
