@@ -108,7 +108,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["hive", "HiveIPC"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["hive", "HiveIPC", "CZlib"]),
     ]
 )
 

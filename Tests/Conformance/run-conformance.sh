@@ -89,7 +89,7 @@ trap 'exit 143' TERM
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 
 log "starting $HIVE on port $PORT (run dir $RUN_DIR, log $HIVE_LOG)"
-"$HIVE" start --port "$PORT" --workers 2 --max-message-size 16777216 --run-dir "$RUN_DIR" \
+"$HIVE" start --port "$PORT" --workers 2 --max-message-size 16777216 --compression on --run-dir "$RUN_DIR" \
   >"$HIVE_LOG" 2>&1 </dev/null &
 HIVE_PID=$!
 
