@@ -99,4 +99,41 @@ final class CompressionIntegrationTests: HiveTestCase {
         try client.sendText(message)
         XCTAssertEqual(try client.receiveMessage(), .text(message))
     }
+
+    /// A real Chromium offers permessage-deflate, gets it, sends compressed messages and reads a compressed echo and
+    /// broadcast.
+    func testChromium_negotiatesCompression_andReadsCompressedEchoAndBroadcast() throws {
+        let (_, port) = try startHive(workers: 1, ["--compression", "on"])
+        let browser = try HeadlessChromium()
+        defer { browser.close() }
+        try browser.navigate(to: "http://127.0.0.1:\(port)/hello")
+        let message = json()
+        try browser.evaluate(
+            """
+            window.got = []; window.message = \(String(decoding: try JSONSerialization.data(withJSONObject: [message]), as: UTF8.self))[0];
+            window.ws = new WebSocket('ws://127.0.0.1:\(port)/echo');
+            ws.onmessage = (event) => got.push(event.data);
+            ws.onopen = () => ws.send(message);
+            """)
+        try browser.waitFor("ws.readyState === 1", timeout: 5)
+        XCTAssertEqual(try browser.evaluate("ws.extensions") as? String, agreed)
+        try browser.waitFor("got.length === 1", timeout: 5)
+        XCTAssertEqual(try browser.evaluate("got[0] === message") as? Bool, true)
+
+        // A broadcast from a test client, compressed once, read by the browser's page socket.
+        try browser.evaluate(
+            """
+            window.page = new WebSocket('ws://127.0.0.1:\(port)/');
+            page.onmessage = (event) => got.push(event.data);
+            page.onclose = (event) => got.push('closed ' + event.code + ' ' + event.reason);
+            """)
+        try browser.waitFor("page.readyState === 1", timeout: 5)
+        XCTAssertEqual(try browser.evaluate("page.extensions") as? String, agreed)
+        let client = try WebSocketTestClient.connect(port: port, headers: offer)
+        try client.sendText(action("broadcast", ["content": message]))
+        XCTAssertEqual(try receiveFrame(carrying: message, on: client).rsv, 4)
+        // Both of the browser's sockets get it (a broadcast reaches every WebSocket, /echo too).
+        try browser.waitFor("got.length === 3", timeout: 5)
+        XCTAssertEqual(try browser.evaluate("got.every(text => text === message)") as? Bool, true)
+    }
 }
