@@ -87,6 +87,7 @@ let package = Package(
         .executableTarget(
             name: "hive-bench",
             dependencies: [
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -153,6 +154,11 @@ if Context.environment["HIVE_FUZZ"] == "1" {
             name: "fuzz-resp",
             dependencies: ["HiveFuzzSupport", "HiveRedis"],
             path: "Sources/Fuzz/fuzz-resp"
+        ),
+        .executableTarget(
+            name: "fuzz-deflate",
+            dependencies: ["HiveFuzzSupport", "HiveWorker", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/Fuzz/fuzz-deflate"
         ),
         .executableTarget(
             name: "fuzz-control",
