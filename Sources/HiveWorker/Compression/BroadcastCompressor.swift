@@ -13,6 +13,8 @@ final class BroadcastCompressor {
     let minSize: Int
     /// Indexed by window bits - 9 (9...15).
     private var deflaters: [MessageDeflater?] = Array(repeating: nil, count: 7)
+    /// Messages deflated so far (for tests: once per broadcast and window size, not per session).
+    private(set) var deflatedMessages = 0
 
     init(minSize: Int) {
         self.minSize = minSize
@@ -62,6 +64,7 @@ final class BroadcastCompressor {
     ) -> Bool {
         var compressed = ByteBufferAllocator().buffer(capacity: payload.readableBytes / 2 + 64)
         let ok = payload.withUnsafeReadableBytes { deflater.compress($0, appendingTo: &compressed) }
+        deflatedMessages += 1
         guard ok, compressed.readableBytes < payload.readableBytes else { return false }
         output.writeInteger(first | 0x40)
         Self.writeLength(compressed.readableBytes, to: &output)
