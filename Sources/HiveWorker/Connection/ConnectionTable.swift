@@ -38,7 +38,7 @@ final class ConnectionTable {
         var compressed = CompressedFrames(plain: encodedFrames, compressor: compressor)
         for session in sessions.values {
             let frames = session.deflateWindowBits == 0
-                ? encodedFrames : compressed.frames(windowBits: session.deflateWindowBits)
+                ? encodedFrames : compressed.frames(windowBits: Int(session.deflateWindowBits))
             if session.send(encodedFrames: frames, messages: messages, flush: flush) { reached += 1 }
         }
         return reached
