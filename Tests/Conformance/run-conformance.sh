@@ -12,8 +12,9 @@
 # negotiating compression (so RSV1 must still fail them); 12.* and 13.* offer
 # it. Nearly all the time goes to 12.* and 13.* (216 cases of 1000 compressed
 # messages each, with wstest in Python 2 the bottleneck), so 13.* runs in a
-# second wstest beside the rest, one per core: about 7 minutes on an idle
-# 2-core machine instead of 12.
+# second wstest beside the rest, one per core: on an idle 2-core machine
+# about 7 minutes instead of 12 (estimated from autobahn/README.md's per-group
+# times; not measured here, the machine was never idle).
 #
 # Report: .build/autobahn-report/ (index.html, summary.txt, wstest.log) for all
 # cases but 13.*, .build/autobahn-report-13/ for 13.*, with hive's own output
