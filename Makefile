@@ -4,7 +4,7 @@ SWIFT ?= swift
 HIVE_DEBUG := .build/debug/hive
 PORT ?= 9501
 WORKERS ?= 2
-APT_PACKAGES := libhiredis-dev redis-server pkg-config python3 chromium python3-prometheus-client
+APT_PACKAGES := libhiredis-dev zlib1g-dev redis-server pkg-config python3 chromium python3-prometheus-client
 
 .PHONY: all deps build release run test unit integration conformance bench fuzz fuzz-smoke docs examples clean
 

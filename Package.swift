@@ -3,7 +3,7 @@ import PackageDescription
 
 // Dependencies point one way: an application (the `hive` demo, HiveDemo; or the user's own executable) -> Hive ->
 // {HiveMaster, HiveWorker -> HiveRedis} -> HiveIPC -> CHiveShims; HiveRedis -> CHiredis (Debian's libhiredis-dev, a
-// system library); Hive -> HiveConfig -> Yams (the --config file: YAML or JSON).
+// system library); HiveWorker -> CZlib (zlib1g-dev, for permessage-deflate); Hive -> HiveConfig -> Yams (the --config file: YAML or JSON).
 // The library product `Hive` is what applications import: the command line (HiveMain) and, re-exported, the
 // application API of HiveWorker and the value types of HiveIPC. Everything else is `package` API.
 // HiveMaster and HiveIPC never import NIO: the master stays single-threaded so it may fork and spawn safely.
@@ -28,6 +28,7 @@ let package = Package(
     targets: [
         .target(name: "CHiveShims"),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "HiveRedis",
             dependencies: [
@@ -57,6 +58,7 @@ let package = Package(
                 "HiveIPC",
                 "HiveRedis",
                 "CHiveShims",
+                "CZlib",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -89,6 +91,7 @@ let package = Package(
         .executableTarget(
             name: "hive-bench",
             dependencies: [
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -113,7 +116,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["HiveDemo", "HiveIPC"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["HiveDemo", "HiveIPC", "CZlib"]),
     ]
 )
 
@@ -164,6 +167,11 @@ if Context.environment["HIVE_FUZZ"] == "1" {
             name: "fuzz-resp",
             dependencies: ["HiveFuzzSupport", "HiveRedis"],
             path: "Sources/Fuzz/fuzz-resp"
+        ),
+        .executableTarget(
+            name: "fuzz-deflate",
+            dependencies: ["HiveFuzzSupport", "HiveWorker", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Sources/Fuzz/fuzz-deflate"
         ),
         .executableTarget(
             name: "fuzz-control",

@@ -174,13 +174,15 @@ start_redis() {
   die "redis-server did not listen on $REDIS_PORT within 10 s"
 }
 
-start_hive() { # name of the scenario (for the log file)
+start_hive() { # name of the scenario (for the log file), extra options of hive start
+  local name=$1
+  shift
   stop_hive
   HIVE_PORT=$(free_port)
   HIVE_RUN_DIR="$TMP/run-$HIVE_PORT"
-  local logfile="$OUT/hive-$1-$HIVE_PORT.log"
+  local logfile="$OUT/hive-$name-$HIVE_PORT.log"
   local cmd=("$HIVE" start --port "$HIVE_PORT" --workers 2 --run-dir "$HIVE_RUN_DIR"
-    --redis "redis://127.0.0.1:$REDIS_PORT" --max-connections 40000 --log-level notice)
+    --redis "redis://127.0.0.1:$REDIS_PORT" --max-connections 40000 --log-level notice "$@")
   record "${cmd[@]}"
   "${cmd[@]}" >"$logfile" 2>&1 &
   HIVE_PID=$!
@@ -253,16 +255,18 @@ run_generator() { # name run args...
   ((rc <= 1)) || log "warning: $name run $run: hive-bench exited $rc"
 }
 
-fanout() { # name clients messages rate(- for back to back) processes
-  local name=$1 clients=$2 messages=$3 rate=$4 processes=$5 run
+fanout() { # name clients messages rate(- for back to back) processes [size (64)] [deflate: --compression on]
+  local name=$1 clients=$2 messages=$3 rate=$4 processes=$5 size=${6:-64} deflate=${7:-} run
   want "$name" || return 0
-  log "== $name: $clients clients, $messages messages, rate $rate, $processes generator process(es)"
-  start_hive "$name"
-  local extra=()
+  log "== $name: $clients clients, $messages messages of $size B, rate $rate, $processes generator process(es) $deflate"
+  local extra=() hive_extra=()
   [[ "$rate" != - ]] && extra=(--rate "$rate")
+  # permessage-deflate: hive accepts it and every client offers it (Chrome's offer).
+  [[ "$deflate" == deflate ]] && extra+=(--compression) && hive_extra=(--compression on)
+  start_hive "$name" "${hive_extra[@]}"
   for ((run = 1; run <= RUNS; run++)); do
     run_generator "$name" "$run" fanout --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
-      --clients "$clients" --messages "$messages" --size 64 --processes "$processes" --http-idle 10 \
+      --clients "$clients" --messages "$messages" --size "$size" --processes "$processes" --http-idle 10 \
       --hive-pids "$HIVE_PID" "${extra[@]}"
   done
 }
@@ -278,13 +282,15 @@ roundtrip() { # name clients messages
   done
 }
 
-idle() { # name clients: a fresh hive for every run, so "before" is a server that never held a connection
-  local name=$1 clients=$2 run
+idle() { # name clients [deflate]: a fresh hive for every run, so "before" is a server that never held a connection
+  local name=$1 clients=$2 deflate=${3:-} run
   want "$name" || return 0
-  log "== $name: $clients idle WebSocket connections"
+  log "== $name: $clients idle WebSocket connections $deflate"
+  local extra=() hive_extra=()
+  [[ "$deflate" == deflate ]] && extra=(--compression) && hive_extra=(--compression on)
   for ((run = 1; run <= RUNS; run++)); do
-    start_hive "$name"
-    run_generator "$name" "$run" idle --port "$HIVE_PORT" --clients "$clients" --hive-pids "$HIVE_PID"
+    start_hive "$name" "${hive_extra[@]}"
+    run_generator "$name" "$run" idle --port "$HIVE_PORT" --clients "$clients" --hive-pids "$HIVE_PID" "${extra[@]}"
   done
 }
 
@@ -422,6 +428,9 @@ if [[ "$QUICK" == 1 ]]; then
   http_wrk http_c_reference 3 reference
   roundtrip roundtrip 100 200
   idle idle_10k 2000
+  fanout fanout_10k_2k 2000 20 - 2 2048
+  fanout fanout_10k_2k_deflate 2000 20 - 2 2048 deflate
+  idle idle_10k_deflate 2000 deflate
   ((CAN_30K)) && fanout fanout_30k 3000 20 - 3
 else
   fanout fanout_1k_b2b 1000 1000 - 2
@@ -433,6 +442,10 @@ else
   http_wrk http_c_reference 10 reference
   roundtrip roundtrip 100 1000
   idle idle_10k 10000
+  # A 2 KB JSON broadcast to 10k clients without and with permessage-deflate (compressed once per worker).
+  fanout fanout_10k_2k 10000 50 - 2 2048
+  fanout fanout_10k_2k_deflate 10000 50 - 2 2048 deflate
+  idle idle_10k_deflate 10000 deflate
   ((CAN_30K)) && fanout fanout_30k 30000 100 - 3
 fi
 stop_hive
@@ -446,7 +459,8 @@ import glob, json, os, re, statistics, sys
 
 out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
-         "http_hello", "http_c_reference", "roundtrip", "idle_10k", "fanout_30k"]
+         "http_hello", "http_c_reference", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
+         "idle_10k_deflate", "fanout_30k"]
 runs = {}
 for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
     m = re.match(r"(.+)\.run(\d+)\.json$", os.path.basename(path))
@@ -544,7 +558,7 @@ for name in order + sorted(set(runs) - set(order)):
     machine = spread([get(r, "cpu.machineBusyCores") for r in rs], "{:.2f}")
     if kind == "fanout":
         r0 = rs[0]
-        label = f"{name} ({r0['clients']} clients, {r0['messages']} msgs, " + \
+        label = f"{name} ({r0['clients']} clients, {r0['messages']} msgs of {r0['size']} B, " + \
             (f"{r0['publish']['targetRate']:.0f}/s" if r0["publish"].get("targetRate") else "back to back") + \
             f", {r0['processes']} gen procs)"
         thr = spread([r.get("deliveriesPerSecond") for r in rs]) + " deliveries/s"
@@ -558,6 +572,11 @@ for name in order + sorted(set(runs) - set(order)):
         notes.append(f"publish {pub} ms")
         conn = spread([r.get("connectSeconds") for r in rs], "{:.1f}")
         notes.append(f"connect {conn} s")
+        if r0.get("wireBytes"):
+            notes.append("wire " + spread([r.get("wireBytesPerDelivery") for r in rs]) + " B/delivery, " +
+                         spread([r.get("wireBytes", 0) / 1048576 for r in rs], "{:.1f}") + " MiB in all" +
+                         (", permessage-deflate (" + total([r.get("compressedFrames") for r in rs]) + " frames compressed)"
+                          if r0.get("compression") else ""))
     elif kind == "roundtrip":
         r0 = rs[0]
         label = f"{name} ({r0['clients']} clients x {r0['messagesPerClient']} msgs on /echo)"

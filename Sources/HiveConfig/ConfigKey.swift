@@ -70,6 +70,8 @@ extension ConfigKey {
         ConfigKey("allowed-origin", .list, "a list of origins (scheme://host[:port], \"*\" or \"null\")"),
         ConfigKey("ping-interval", .number, "0 or more seconds"),
         ConfigKey("pong-timeout", .number, "a positive number of seconds"),
+        ConfigKey("compression", .text, "on or off"),
+        ConfigKey("compression-min-size", .integer, "0 or more bytes"),
         ConfigKey("log-level", .text, "one of trace, debug, info, notice, warning, error, critical"),
         // The existing variables keep their names: HIVE_REDIS_URL, HIVE_REDIS_PASSWORD.
         ConfigKey("redis", .text, "a Redis URL (redis://host:port or unix:///path) or \"none\"", secret: true,

@@ -39,6 +39,10 @@ struct FanoutTally: Codable, Sendable {
     var firstReceive: UInt64 = 0
     var lastReceive: UInt64 = 0
     var latency = LatencyHistogram().wire
+    /// Data frames received, their bytes on the wire (headers included), and how many had RSV1 (compressed).
+    var dataFrames: UInt64 = 0
+    var wireBytes: UInt64 = 0
+    var compressedFrames: UInt64 = 0
 
     mutating func add(_ other: FanoutTally) {
         opened += other.opened
@@ -50,6 +54,9 @@ struct FanoutTally: Codable, Sendable {
         outOfOrder += other.outOfOrder
         corrupt += other.corrupt
         foreign += other.foreign
+        dataFrames += other.dataFrames
+        wireBytes += other.wireBytes
+        compressedFrames += other.compressedFrames
         if other.firstReceive != 0 { firstReceive = firstReceive == 0 ? other.firstReceive : min(firstReceive, other.firstReceive) }
         lastReceive = max(lastReceive, other.lastReceive)
         var merged = LatencyHistogram(latency)
@@ -69,6 +76,12 @@ struct FanoutBehaviour: ClientBehaviour {
     init(recorder: FanoutRecorder) { self.recorder = recorder }
 
     mutating func opened() { recorder.tally.opened += 1 }
+
+    mutating func dataFrame(wireBytes: Int, compressed: Bool) {
+        recorder.tally.dataFrames += 1
+        recorder.tally.wireBytes += UInt64(wireBytes)
+        if compressed { recorder.tally.compressedFrames += 1 }
+    }
 
     mutating func start() -> [UInt8]? { nil }
 

@@ -20,6 +20,8 @@ struct ConnectTarget: Sendable {
     /// Attempts per client after the first (a refused connect or a 503 under load is retried after 100 ms).
     var retries = 2
     var timeoutSeconds: Int64 = 10
+    /// Offer permessage-deflate as Chrome does (`--compression`), and inflate compressed messages.
+    var compression = false
 
     func sourceAddress(forClient index: Int) throws -> SocketAddress {
         let octet = 2 + index / max(1, perAddress)
@@ -53,7 +55,8 @@ enum ClientPool {
     ) -> ConnectSummary {
         let started = Clock.now()
         let tally = NIOLockedValueBox(ConnectSummary())
-        let request = WebSocketClientHandler<B>.request(host: target.host, port: target.port, path: target.path)
+        let request = WebSocketClientHandler<B>.request(
+            host: target.host, port: target.port, path: target.path, compression: target.compression)
         let server: SocketAddress
         do {
             server = try SocketAddress(ipAddress: target.host, port: target.port)

@@ -33,6 +33,7 @@ struct FanoutOptions: Sendable {
         target.path = args.string("path", default: "/")
         target.perAddress = try args.int("per-address", default: 10_000)
         target.concurrency = try args.int("concurrency", default: 256)
+        target.compression = args.flag("compression")
         redis = args.string("redis", default: redis)
         channel = args.string("channel", default: channel)
         clients = try args.int("clients", default: clients)
@@ -168,6 +169,10 @@ enum Fanout {
         report.foreign = tally.foreign
         report.closedDuringRun = tally.closedEarly
         report.completeClients = tally.complete
+        report.compression = o.target.compression
+        report.compressedFrames = tally.compressedFrames
+        report.wireBytes = tally.wireBytes
+        if tally.dataFrames > 0 { report.wireBytesPerDelivery = (Double(tally.wireBytes) / Double(tally.dataFrames)).rounded() }
         report.latency = LatencyHistogram(tally.latency).summary
         if tally.lastReceive > firstPublish {
             report.deliverySeconds = Double(tally.lastReceive - firstPublish) / 1e9

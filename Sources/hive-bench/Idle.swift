@@ -18,6 +18,7 @@ struct IdleOptions: Sendable {
         target.path = args.string("path", default: "/")
         target.perAddress = try args.int("per-address", default: 10_000)
         target.concurrency = try args.int("concurrency", default: 256)
+        target.compression = args.flag("compression")
         clients = try args.int("clients", default: clients)
         processes = try args.int("processes", default: max(1, (clients + 9_999) / 10_000))
         hivePids = try args.pids("hive-pids")

@@ -82,6 +82,12 @@ struct FanoutReport: Codable, Sendable {
     /// First publish to last receive.
     var deliverySeconds = 0.0
     var deliveriesPerSecond = 0.0
+    /// Whether clients offered permessage-deflate, how many data frames came compressed, and the data frames'
+    /// bytes on the wire (headers included) in all and per delivery.
+    var compression = false
+    var compressedFrames: UInt64 = 0
+    var wireBytes: UInt64 = 0
+    var wireBytesPerDelivery = 0.0
     var latency = LatencySummary(samples: 0, negative: 0)
     var http = HTTPProbeResult()
     var cpu = CPUShare()

@@ -52,7 +52,7 @@ struct ShardOptions: Sendable {
             "--path", target.path, "--per-address", String(target.perAddress), "--concurrency", String(target.concurrency),
             "--first", String(first), "--clients", String(clients), "--messages", String(messages), "--size", String(size),
             "--run-id", String(runID), "--threads", String(threads), "--timeout", String(timeout),
-        ]
+        ] + (target.compression ? ["--compression"] : [])
     }
 
     init() {}
@@ -65,6 +65,7 @@ struct ShardOptions: Sendable {
         target.path = args.string("path", default: "/")
         target.perAddress = try args.int("per-address", default: 10_000)
         target.concurrency = try args.int("concurrency", default: 256)
+        target.compression = args.flag("compression")
         first = try args.int("first", default: 0)
         clients = try args.int("clients", default: 0)
         messages = try args.int("messages", default: 0)

@@ -14,6 +14,12 @@ protocol ClientBehaviour {
     mutating func received(_ payload: UnsafeRawBufferPointer, at time: UInt64) -> [UInt8]?
     /// The connection ended after the handshake (server close frame, reset, or our own close).
     mutating func closed()
+    /// A data frame arrived: its size on the wire (header included), and whether it was compressed.
+    mutating func dataFrame(wireBytes: Int, compressed: Bool)
+}
+
+extension ClientBehaviour {
+    mutating func dataFrame(wireBytes: Int, compressed: Bool) {}
 }
 
 struct HandshakeError: Error, CustomStringConvertible {
@@ -33,10 +39,12 @@ final class WebSocketClientHandler<Behaviour: ClientBehaviour>: ChannelInboundHa
     static var expectedAccept: [UInt8] { Array("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".utf8) }
     static var maxFrame: Int { 16 << 20 }
 
-    static func request(host: String, port: Int, path: String) -> [UInt8] {
-        Array(
+    static func request(host: String, port: Int, path: String, compression: Bool = false) -> [UInt8] {
+        // Chrome's offer, word for word.
+        let extensions = compression ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : ""
+        return Array(
             ("GET \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8
+                + "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\(extensions)\r\n").utf8
         )
     }
 
@@ -157,9 +165,21 @@ final class WebSocketClientHandler<Behaviour: ClientBehaviour>: ChannelInboundHa
         guard buffer.readableBytes >= headerSize + length else { return false }
         let fin = b0 & 0x80 != 0
         let opcode = b0 & 0x0F
+        let compressed = b0 & 0x40 != 0
+        if opcode == 0x1 || opcode == 0x2 || opcode == 0x0 {
+            behaviour.dataFrame(wireBytes: headerSize + length, compressed: compressed)
+        }
         buffer.withUnsafeReadableBytes { bytes in
             let payload = UnsafeRawBufferPointer(rebasing: bytes[headerSize..<(headerSize + length)])
-            frame(opcode: opcode, fin: fin, payload: payload, context: context, now: now)
+            if compressed && fin && opcode != 0x0 {
+                // permessage-deflate, no context takeover (Hive always agrees to it): each message on its own.
+                guard let inflated = BenchInflater.forThisThread.inflate(payload) else {
+                    return fail(context, "a compressed message that does not inflate")
+                }
+                inflated.withUnsafeBytes { frame(opcode: opcode, fin: fin, payload: $0, context: context, now: now) }
+            } else {
+                frame(opcode: opcode, fin: fin, payload: payload, context: context, now: now)
+            }
         }
         buffer.moveReaderIndex(forwardBy: headerSize + length)
         return state == .open

@@ -7,6 +7,7 @@ target [max read size] (0: the bytes arrive in one read).
 """
 import os
 import struct
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 MASK = bytes([0x12, 0x34, 0x56, 0x78])
@@ -41,6 +42,12 @@ UPGRADE = (
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
 )
+
+def raw_deflate(data):
+    """permessage-deflate as a client sends it: raw DEFLATE, sync-flushed, the 00 00 FF FF tail cut off."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
 
 SEEDS = {
     "fuzz-frames": {
@@ -131,6 +138,18 @@ SEEDS = {
         "too-many-segments": b"\x00/a/b/c/d/e/f/g/h/i",
         "not-utf8": b"\x00/users/%C3%28",
         "empty": b"\x00",
+    },
+    # [mode] then a Sec-WebSocket-Extensions value (mode bit 0 clear; 0x00 separates header lines), or a
+    # compressed message (bit 0 set, bits 1-3 the limit: 0, 1, 125, 1000, 4096, 64 KiB, 1 MiB).
+    "fuzz-deflate": {
+        "chrome-offer": b"\x00permessage-deflate; client_max_window_bits",
+        "window-bits": b"\x00permessage-deflate; server_max_window_bits=10; client_max_window_bits=12",
+        "two-offers": b"\x00permessage-deflate; server_max_window_bits=7, permessage-deflate",
+        "quoted": b"\x00x-foo; a=\"b\\c\"\x00permessage-deflate; server_max_window_bits=\"9\"",
+        "hello": b"\x09\xf2\x48\xcd\xc9\xc9\x07\x00",
+        "stored-hello": b"\x05\x00\x05\x00\xfa\xff\x48\x65\x6c\x6c\x6f\x00",
+        "zeros-over-limit": b"\x09" + raw_deflate(bytes(4096)),
+        "json-under-limit": b"\x0b" + raw_deflate(b'{"id": 1, "symbol": "HIVE", "price": 1000}' * 20),
     },
     # [max read size][largest bulk string kept] then what Redis sends a subscriber.
     "fuzz-resp": {

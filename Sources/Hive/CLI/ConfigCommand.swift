@@ -68,6 +68,8 @@ extension Start {
         case "allowed-origin": return list(limits.allowedOrigins)
         case "ping-interval": return String(limits.pingInterval)
         case "pong-timeout": return String(limits.pongTimeout)
+        case "compression": return limits.compression
+        case "compression-min-size": return String(limits.compressionMinSize)
         case "log-level": return limits.logLevel
         case "redis-password-file": return redis.address.redisPasswordFile ?? "(none)"
         case "channel": return list(redis.channels.isEmpty && redis.patterns.isEmpty ? ["test"] : redis.channels)

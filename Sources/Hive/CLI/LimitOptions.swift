@@ -41,6 +41,12 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Seconds to wait for any frame after a ping before closing the connection.")
     var pongTimeout: Double = 10
 
+    @Option(help: "permessage-deflate (RFC 7692) for clients that offer it: on or off.")
+    var compression: String = "off"
+
+    @Option(help: "Messages shorter than this many bytes are sent uncompressed even with --compression on.")
+    var compressionMinSize: Int = 256
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -65,6 +71,12 @@ struct LimitOptions: ParsableArguments {
             throw ValidationError(problem)
         }
         if !(pingInterval >= 0) { throw ValidationError("--ping-interval must be 0 or more seconds, got \(pingInterval)") }
+        if compression != "on" && compression != "off" {
+            throw ValidationError("--compression must be on or off, got \"\(compression.prefix(100))\"")
+        }
+        if compressionMinSize < 0 {
+            throw ValidationError("--compression-min-size must be 0 or more bytes, got \(compressionMinSize)")
+        }
         if LogLevelParser.parse(logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \"\(logLevel)\"")
         }
@@ -83,6 +95,8 @@ struct LimitOptions: ParsableArguments {
         limits.allowedOrigins = allowedOrigins
         limits.pingInterval = pingInterval > 0 ? .seconds(pingInterval) : nil
         limits.pongTimeout = .seconds(pongTimeout)
+        limits.compression = compression == "on"
+        limits.compressionMinSize = compressionMinSize
         return limits
     }
 
@@ -95,6 +109,7 @@ struct LimitOptions: ParsableArguments {
             "--handshake-timeout", String(handshakeTimeout), "--http-idle-timeout", String(httpIdleTimeout),
             "--ping-interval", String(pingInterval), "--pong-timeout", String(pongTimeout),
             "--body-timeout", String(bodyTimeout),
+            "--compression", compression, "--compression-min-size", String(compressionMinSize),
             "--log-level", logLevel,
         ] + allowedOrigins.flatMap { ["--allowed-origin", $0] }
     }

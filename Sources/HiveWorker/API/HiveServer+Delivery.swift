@@ -57,7 +57,7 @@ extension HiveServer {
             }
             var frames = ByteBufferAllocator().buffer(capacity: payload.count + 10)
             Self.appendFrame(opcode: opcode, payload: payload, to: &frames)
-            if session.send(encodedFrames: frames, messages: 1, flush: flush) {
+            if session.send(encodedFrames: session.compressedIfAgreed(frames), messages: 1, flush: flush) {
                 registry.increment(worker: workerID, .messagesOut)
             }
         case .broadcast(let frames, let messages):

@@ -30,14 +30,31 @@ final class ConnectionTable {
     }
 
     /// Writes encoded frames to every established WebSocket of this worker: they were encoded once, and the same
-    /// buffer (reference-counted, not copied) goes to each connection. Returns how many it reached.
+    /// buffer (reference-counted, not copied) goes to each connection; sessions with permessage-deflate get the
+    /// frames compressed once per window size (`CompressedFrames`). Returns how many it reached.
     @discardableResult
     func broadcast(encodedFrames: ByteBuffer, messages: Int, flush: Bool) -> Int {
         var reached = 0
-        for session in sessions.values where session.send(encodedFrames: encodedFrames, messages: messages, flush: flush) {
-            reached += 1
+        var compressed = CompressedFrames(plain: encodedFrames, compressor: compressor)
+        for session in sessions.values {
+            let frames = session.deflateWindowBits == 0
+                ? encodedFrames : compressed.frames(windowBits: Int(session.deflateWindowBits))
+            if session.send(encodedFrames: frames, messages: messages, flush: flush) { reached += 1 }
         }
         return reached
+    }
+
+    /// The worker's shared compressor and inflater for permessage-deflate, made when the first client negotiates
+    /// it: a worker whose clients never do holds no zlib state.
+    private(set) var compressor: BroadcastCompressor?
+    private(set) var inflater: MessageInflater?
+
+    /// The shared inflater, made on first use (nil if zlib has no memory: the client is then not offered
+    /// compression).
+    func compression(minSize: Int) -> MessageInflater? {
+        if compressor == nil { compressor = BroadcastCompressor(minSize: minSize) }
+        if inflater == nil { inflater = MessageInflater() }
+        return inflater
     }
 
     func markUnflushed(_ session: WebSocketSession) { unflushed.append(session) }

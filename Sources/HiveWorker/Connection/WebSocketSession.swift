@@ -21,18 +21,31 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     /// The connection's hooks (its record handler's queue): open, messages, close, in order.
     private let hooks: HookQueue
     private var isClosing = false
+    /// The window this client agreed to for our compressed messages (permessage-deflate), 0 without compression.
+    /// A byte beside `isClosing`: it fits in that field's padding, so a session is no bigger than before.
+    let deflateWindowBits: UInt8
     /// Frames waiting for the flush (the table's deferred flush, or the end of `send` with `flush`), and their size.
     private var pending: [ByteBuffer] = []
     private var pendingBytes = 0
 
-    init(connection: HiveConnection, channel: Channel, socket: Int32, frameHandler: WebSocketFrameHandler,
-         hooks: HookQueue, hive: HiveServer) {
+    init(
+        connection: HiveConnection, channel: Channel, socket: Int32, frameHandler: WebSocketFrameHandler,
+        hooks: HookQueue, hive: HiveServer, compression: PerMessageDeflate.Agreement? = nil
+    ) {
         self.connection = connection
         self.hooks = hooks
         self.channel = channel
         self.socket = socket
         self.frameHandler = frameHandler
         self.hive = hive
+        self.deflateWindowBits = UInt8(compression?.deflateWindowBits ?? 0)
+    }
+
+    /// `frames` (encoded for one client: a push) compressed if this client negotiated permessage-deflate and a
+    /// message is long enough; `frames` itself otherwise.
+    func compressedIfAgreed(_ frames: ByteBuffer) -> ByteBuffer {
+        guard deflateWindowBits != 0, let compressor = hive.table.compressor else { return frames }
+        return compressor.compress(frames, windowBits: Int(deflateWindowBits))
     }
 
     var id: ConnectionID { connection.id }

@@ -27,7 +27,11 @@ enum WorkerPipeline {
                         WebSocketHandshakeError(status: .badRequest, message: refusal.message))
                 }
                 hive.registry.setProtocol(id, .websocketHandshake)
-                return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                var headers = HTTPHeaders()
+                if let agreement = compressionAgreement(head, hive: hive) {
+                    headers.add(name: "Sec-WebSocket-Extensions", value: agreement.responseHeader)
+                }
+                return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipeline: { channel, head in
                 try upgradeToWebSocket(channel, head: head, id: id, hive: hive)
@@ -52,6 +56,13 @@ enum WorkerPipeline {
         try pipeline.addHandler(HTTPRequestHandler(id: id, hive: hive), name: httpHandlerName)
     }
 
+    /// The permessage-deflate agreement for this upgrade request: nil when --compression is off, the client offers
+    /// nothing acceptable, or the worker could not make its zlib state.
+    private static func compressionAgreement(_ head: HTTPRequestHead, hive: HiveServer) -> PerMessageDeflate.Agreement? {
+        guard hive.limits.compression else { return nil }
+        return PerMessageDeflate.negotiate(head.headers["Sec-WebSocket-Extensions"])
+    }
+
     /// The path of an upgrade request without its query; an absolute-form target counts by its path too.
     private static func webSocketPath(_ head: HTTPRequestHead) -> String {
         let target = RequestTarget.absoluteForm(head.uri)?.originForm ?? head.uri
@@ -71,10 +82,13 @@ enum WorkerPipeline {
             path: webSocketPath(head),
             remote: hive.registry.lookup(id)?.remote ?? .unknown
         )
-        let frameHandler = WebSocketFrameHandler(limits: hive.webSocketLimits, delegate: nil)
+        // The same answer as the 101 response's: a pure function of the request.
+        let compression = compressionAgreement(head, hive: hive)
+        let inflater = compression.flatMap { _ in hive.table.compression(minSize: hive.limits.compressionMinSize) }
+        let frameHandler = WebSocketFrameHandler(limits: hive.webSocketLimits, delegate: nil, inflater: inflater)
         let session = WebSocketSession(
             connection: connection, channel: channel, socket: record.socket, frameHandler: frameHandler,
-            hooks: record.hooks, hive: hive
+            hooks: record.hooks, hive: hive, compression: inflater == nil ? nil : compression
         )
         frameHandler.delegate = session
         try pipeline.addHandler(UpgradeLeftoverHandler())

@@ -36,6 +36,10 @@ package struct ConnectionLimits: Sendable {
     package var pingInterval: TimeAmount? = .seconds(25)
     /// Time to wait for any frame after a ping before the connection counts as dead.
     package var pongTimeout: TimeAmount = .seconds(10)
+    /// Whether permessage-deflate (RFC 7692) is accepted when a client offers it (--compression).
+    package var compression = false
+    /// Messages shorter than this go uncompressed even to a client that negotiated compression.
+    package var compressionMinSize = 256
 
     package init() {}
 }

@@ -41,14 +41,20 @@ extension WebSocketFrameHandler {
             /// Fed with each text fragment as it arrives, so bad UTF-8 fails the connection at the first bad
             /// fragment rather than at the end of the message.
             var validator: UTF8Validator
+            /// RSV1 on the first frame (permessage-deflate): `data` is compressed, inflated and validated at the end.
+            var compressed = false
         }
 
         private(set) var state: State = .open
         private var partial: PartialMessage?
         private let maxMessageSize: Int
+        /// Set when permessage-deflate was negotiated: RSV1 then marks a compressed message (RFC 7692 6). The
+        /// worker's shared inflater, since every client agreed to `client_no_context_takeover`.
+        private let inflater: MessageInflater?
 
-        init(maxMessageSize: Int) {
+        init(maxMessageSize: Int, inflater: MessageInflater? = nil) {
             self.maxMessageSize = maxMessageSize
+            self.inflater = inflater
         }
 
         /// Applies one frame from the peer.
@@ -72,8 +78,13 @@ extension WebSocketFrameHandler {
             guard frame.maskKey != nil else {
                 return self.fail(.protocolError, reason: "unmasked frame")
             }
-            // No extension is ever negotiated, so no reserved bit has a meaning (RFC 6455 5.2).
-            guard frame.reservedBits.isEmpty else {
+            // No reserved bit has a meaning (RFC 6455 5.2) except RSV1 on the first frame of a message when
+            // permessage-deflate was negotiated (RFC 7692 6): anywhere else it fails the connection.
+            var reserved = frame.reservedBits
+            if self.inflater != nil && (frame.opcode == .text || frame.opcode == .binary) {
+                reserved.remove(.rsv1)
+            }
+            guard reserved.isEmpty else {
                 return self.fail(.protocolError, reason: "reserved bits set")
             }
 
@@ -159,17 +170,18 @@ extension WebSocketFrameHandler {
                 return self.fail(.messageTooLarge, reason: "message larger than \(self.maxMessageSize) bytes")
             }
             let data = Self.unmaskedPayload(of: frame)
+            let compressed = frame.rsv1
             var validator = UTF8Validator()
-            if kind == .text {
+            if kind == .text && !compressed {
                 guard validator.feed(data) else {
                     return self.fail(.dataInconsistentWithMessage, reason: "invalid UTF-8")
                 }
             }
             guard frame.fin else {
-                self.partial = PartialMessage(kind: kind, data: data, validator: validator)
+                self.partial = PartialMessage(kind: kind, data: data, validator: validator, compressed: compressed)
                 return .none
             }
-            return self.finishMessage(kind: kind, data: data, validator: validator)
+            return self.finishMessage(kind: kind, data: data, validator: validator, compressed: compressed)
         }
 
         private mutating func continueMessage(_ frame: WebSocketFrame) -> Action {
@@ -189,7 +201,7 @@ extension WebSocketFrameHandler {
             if let key = frame.maskKey {
                 WebSocketFrameCodec.unmask(&partial.data, key: key, fromReadableOffset: start)
             }
-            if partial.kind == .text {
+            if partial.kind == .text && !partial.compressed {
                 var validator = partial.validator
                 let valid = partial.data.withUnsafeReadableBytes { bytes in
                     validator.feed(UnsafeRawBufferPointer(rebasing: bytes[start...]))
@@ -203,19 +215,44 @@ extension WebSocketFrameHandler {
                 self.partial = partial
                 return .none
             }
-            return self.finishMessage(kind: partial.kind, data: partial.data, validator: partial.validator)
+            return self.finishMessage(
+                kind: partial.kind, data: partial.data, validator: partial.validator, compressed: partial.compressed)
         }
 
         private mutating func finishMessage(
             kind: WebSocketMessage.Kind,
             data: ByteBuffer,
-            validator: UTF8Validator
+            validator: UTF8Validator,
+            compressed: Bool = false
         ) -> Action {
+            if compressed {
+                return self.finishCompressedMessage(kind: kind, data: data)
+            }
             // A text message may not end inside a character, even if every fragment was a valid prefix.
             guard kind == .binary || validator.isAtBoundary else {
                 return self.fail(.dataInconsistentWithMessage, reason: "invalid UTF-8")
             }
             return .deliver(WebSocketMessage(kind: kind, data: data))
+        }
+
+        /// Inflates a compressed message, with --max-message-size applied to the inflated size (1009 past it), and
+        /// validates a text message's UTF-8 once whole.
+        private mutating func finishCompressedMessage(kind: WebSocketMessage.Kind, data: ByteBuffer) -> Action {
+            guard let inflater = self.inflater else {
+                return self.fail(.protocolError, reason: "reserved bits set")
+            }
+            switch inflater.inflate(data, limit: self.maxMessageSize, allocator: ByteBufferAllocator()) {
+            case .failure(.tooLarge):
+                return self.fail(
+                    .messageTooLarge, reason: "message larger than \(self.maxMessageSize) bytes once inflated")
+            case .failure(.corrupt):
+                return self.fail(.dataInconsistentWithMessage, reason: "invalid compressed data")
+            case .success(let inflated):
+                guard kind == .binary || UTF8Validator.isValid(inflated) else {
+                    return self.fail(.dataInconsistentWithMessage, reason: "invalid UTF-8")
+                }
+                return .deliver(WebSocketMessage(kind: kind, data: inflated))
+            }
         }
 
         private mutating func receiveClose(_ frame: WebSocketFrame) -> Action {

@@ -76,10 +76,12 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     /// - Parameters:
     ///   - limits: Message size, keep-alive and close timing.
     ///   - delegate: Receives messages and events; held until the handler leaves the pipeline.
-    init(limits: WebSocketLimits, delegate: (any WebSocketFrameHandlerDelegate)?) {
+    ///   - inflater: The worker's shared inflater when permessage-deflate was negotiated; nil otherwise, and then
+    ///     RSV1 fails the connection like the other reserved bits.
+    init(limits: WebSocketLimits, delegate: (any WebSocketFrameHandlerDelegate)?, inflater: MessageInflater? = nil) {
         self.limits = limits
         self.delegate = delegate
-        self.stateMachine = StateMachine(maxMessageSize: limits.maxMessageSize)
+        self.stateMachine = StateMachine(maxMessageSize: limits.maxMessageSize, inflater: inflater)
         self.parser = WebSocketFrameParser(maxFrameSize: limits.maxMessageSize)
     }
 
