@@ -70,12 +70,12 @@ public struct HiveResponse: Sendable {
 
     /// A `text/plain; charset=utf-8` response.
     public static func text(_ text: String, status: HTTPResponse.Status = .ok) -> HiveResponse {
-        HiveResponse(status: status, headerFields: [.contentType: "text/plain; charset=utf-8"], body: Array(text.utf8))
+        HiveResponse(status: status, headerFields: ContentType.text, body: Array(text.utf8))
     }
 
     /// A `text/html; charset=utf-8` response.
     public static func html(_ html: String, status: HTTPResponse.Status = .ok) -> HiveResponse {
-        HiveResponse(status: status, headerFields: [.contentType: "text/html; charset=utf-8"], body: Array(html.utf8))
+        HiveResponse(status: status, headerFields: ContentType.html, body: Array(html.utf8))
     }
 
     /// A response of any content type.
@@ -92,4 +92,11 @@ public struct HiveResponse: Sendable {
 
     /// 404 with the text "not found": what the default request hook answers.
     public static let notFound = HiveResponse.text("not found\n", status: .notFound)
+
+    /// Header fields built once: a dictionary literal of `HTTPFields` checks and copies its field on every call, a
+    /// stored value is shared (copy on write).
+    enum ContentType {
+        static let text: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+        static let html: HTTPFields = [.contentType: "text/html; charset=utf-8"]
+    }
 }

@@ -16,6 +16,9 @@ final class HookQueue: @unchecked Sendable {
     private var draining = false
     private var holding = false
     private var waiting: CircularBuffer<Hook>?
+    /// The hook being started: the task reads it at once, so its closure captures only `self` (a closure whose one
+    /// capture is an object needs no allocated context) instead of wrapping the hook in a second closure.
+    private var starting: Hook?
     /// Told when reads must be held, and when they may go on.
     var onHoldReads: ((Bool) -> Void)?
     /// How many hooks may wait behind a suspended one before reads are held. 0 (HTTP) holds them as soon as a hook
@@ -40,10 +43,15 @@ final class HookQueue: @unchecked Sendable {
 
     private func start(_ hook: @escaping Hook) {
         running = true
-        executor.run {
-            await hook()
-            self.finished()
-        }
+        starting = hook
+        executor.run { [self] in await self.runStarting() }
+    }
+
+    private func runStarting() async {
+        guard let hook = starting else { return }
+        starting = nil
+        await hook()
+        finished()
     }
 
     private func finished() {
