@@ -142,7 +142,8 @@ final class ChannelsIntegrationTests: HiveTestCase {
             ("news,,sport", "must not be empty"),
             (String(repeating: "x", count: 65), "the limit is 64"),
             (tooMany, "more than 32 channels"),
-            ("news%ZZ", "not valid percent-encoded"),
+            ("news%ZZ", "channel name \"news%ZZ\" contains \"%\""),
+            ("news%FF", "not valid percent-encoded"),
         ]
         for (query, reason) in cases {
             let http = try HTTPTestClient(port: port)

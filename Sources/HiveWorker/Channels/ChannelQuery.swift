@@ -21,32 +21,9 @@ enum ChannelQuery {
         return ChannelName.parseList(lists.joined(separator: ","))
     }
 
-    /// `%XX` decoded (and `+` as a space, as forms write it), or nil for a bad escape or bytes that are not UTF-8.
+    /// `%XX` decoded (and `+` as a space, as forms write it), or nil for bytes that are not UTF-8. A bad escape
+    /// stays as it is (the lenient rule of every query, `PercentDecoding`), and its `%` then fails the name check.
     static func percentDecoded(_ text: Substring) -> String? {
-        var bytes: [UInt8] = []
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            switch byte {
-            case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                    return nil
-                }
-                bytes.append(high << 4 | low)
-            case UInt8(ascii: "+"):
-                bytes.append(UInt8(ascii: " "))
-            default:
-                bytes.append(byte)
-            }
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
+        String(validating: PercentDecoding.bytes(text, plusIsSpace: true), as: UTF8.self)
     }
 }

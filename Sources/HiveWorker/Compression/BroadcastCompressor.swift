@@ -40,7 +40,7 @@ final class BroadcastCompressor {
                 continue
             }
             output.writeInteger(first)
-            Self.writeLength(payload.readableBytes, to: &output)
+            WebSocketFrameCodec.writeLength(payload.readableBytes, to: &output)
             output.writeImmutableBuffer(payload)
         }
         return output
@@ -67,7 +67,7 @@ final class BroadcastCompressor {
         deflatedMessages += 1
         guard ok, compressed.readableBytes < payload.readableBytes else { return false }
         output.writeInteger(first | 0x40)
-        Self.writeLength(compressed.readableBytes, to: &output)
+        WebSocketFrameCodec.writeLength(compressed.readableBytes, to: &output)
         output.writeBuffer(&compressed)
         return true
     }
@@ -102,18 +102,6 @@ final class BroadcastCompressor {
         guard second & 0x80 == 0, let payload = buffer.getSlice(at: offset, length: length) else { return nil }
         buffer.moveReaderIndex(to: offset + length)
         return (first, payload)
-    }
-
-    private static func writeLength(_ length: Int, to buffer: inout ByteBuffer) {
-        if length <= 125 {
-            buffer.writeInteger(UInt8(length))
-        } else if length <= Int(UInt16.max) {
-            buffer.writeInteger(UInt8(126))
-            buffer.writeInteger(UInt16(length))
-        } else {
-            buffer.writeInteger(UInt8(127))
-            buffer.writeInteger(UInt64(length))
-        }
     }
 }
 

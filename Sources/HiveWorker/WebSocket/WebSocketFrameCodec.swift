@@ -55,7 +55,12 @@ enum WebSocketFrameCodec {
     /// they are (a broadcast's text or bytes), with no intermediate buffer.
     static func writeHeader(opcode: WebSocketOpcode, length: Int, fin: Bool = true, to buffer: inout ByteBuffer) {
         buffer.writeInteger((fin ? 0x80 : 0x00) | UInt8(webSocketOpcode: opcode))
-        // The mask bit (0x80 of the second byte) stays clear: servers must not mask (RFC 6455 5.1).
+        writeLength(length, to: &buffer)
+    }
+
+    /// The second byte and the extended length of an unmasked frame's header. The mask bit (0x80 of the second
+    /// byte) stays clear: servers must not mask (RFC 6455 5.1).
+    static func writeLength(_ length: Int, to buffer: inout ByteBuffer) {
         if length <= 125 {
             buffer.writeInteger(UInt8(length))
         } else if length <= Int(UInt16.max) {
