@@ -14,7 +14,7 @@ extension HiveServer {
     ///
     /// Redis carries bytes: subscribers receive a text message when the payload is valid UTF-8, binary otherwise.
     ///
-    /// - Throws: ``HiveError`` with code `.invalidArgument` for a bad channel name or a message over
+    /// - Throws: ``/HiveIPC/HiveError`` with code `.invalidArgument` for a bad channel name or a message over
     ///   `--max-redis-message`, `.workerBusy` when too many publishes of this worker already wait for Redis,
     ///   `.redisUnavailable` when Redis cannot be reached, did not answer within `--redis-timeout`, or refused the
     ///   command. After a lost connection or a timeout the message may or may not have been published.
