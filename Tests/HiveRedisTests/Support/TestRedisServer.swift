@@ -9,7 +9,7 @@ import Glibc
 
 /// A private `redis-server` on a free loopback port for HiveRedis' own tests (a small cut of IntegrationTests'
 /// RedisServer, which this target cannot import): no persistence, readiness by PING answered with +PONG, polled
-/// every 10 ms; only the pid started here is ever signalled. `start()` again after `kill(SIGKILL)` uses the same port.
+/// every 10 ms; only the pid started here is ever signalled, and its directory goes with it. `start()` again after `kill(SIGKILL)` uses the same port.
 final class TestRedisServer {
     let port: Int
     let password: String?
@@ -30,7 +30,10 @@ final class TestRedisServer {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
 
     static var executable: String? {
         if let path = ProcessInfo.processInfo.environment["REDIS_SERVER"], !path.isEmpty { return path }
