@@ -30,6 +30,8 @@ public struct ConnectionSnapshot: Sendable, Hashable {
     public var queuedOut: UInt64
     /// HTTP requests served on this connection.
     public var requests: UInt64
+    /// The user it is bound to (`HiveServer.bind(_:user:)`, or a token's subject), nil when none.
+    public var user: String?
 }
 
 extension SharedRegistry {
@@ -77,7 +79,8 @@ extension SharedRegistry {
             framesIn: slot(index, .framesIn).load(ordering: .relaxed),
             framesOut: slot(index, .framesOut).load(ordering: .relaxed),
             queuedOut: slot(index, .queuedOut).load(ordering: .relaxed),
-            requests: slot(index, .requests).load(ordering: .relaxed)
+            requests: slot(index, .requests).load(ordering: .relaxed),
+            user: user(slot: index, generation: generation)
         )
     }
 
