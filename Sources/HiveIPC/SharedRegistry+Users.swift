@@ -41,7 +41,8 @@ extension SharedRegistry {
     /// The user bound to connection `id`, or nil (none bound, a record of an earlier connection of the slot, or a
     /// writer that kept changing it for every one of a few tries).
     package func user(of id: ConnectionID) -> String? {
-        user(slot: id.slot, generation: id.generation)
+        guard protocolState(of: id) != nil else { return nil }  // a stale id: the slot holds a later connection
+        return user(slot: id.slot, generation: id.generation)
     }
 
     func user(slot index: Int, generation: UInt32) -> String? {
