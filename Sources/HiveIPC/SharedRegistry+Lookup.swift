@@ -37,9 +37,11 @@ public struct ConnectionSnapshot: Sendable, Hashable {
 extension SharedRegistry {
     /// The live connection with this id, or nil when it is unknown, closed, or the slot now holds a newer
     /// connection.
-    package func lookup(_ id: ConnectionID) -> ConnectionSnapshot? {
+    /// `withUser` false leaves `user` nil and the user table unread: its page is then not touched (a page of a
+    /// shared mapping read for the first time is allocated), which the upgrade of every connection would do.
+    package func lookup(_ id: ConnectionID, withUser: Bool = true) -> ConnectionSnapshot? {
         guard id.slot < capacity, id.worker < workerCount else { return nil }
-        guard let snapshot = snapshot(slot: id.slot), snapshot.id == id else { return nil }
+        guard let snapshot = snapshot(slot: id.slot, withUser: withUser), snapshot.id == id else { return nil }
         return snapshot
     }
 
@@ -54,7 +56,7 @@ extension SharedRegistry {
     }
 
     /// Reads slot `index` if it holds an active connection.
-    package func snapshot(slot index: Int) -> ConnectionSnapshot? {
+    package func snapshot(slot index: Int, withUser: Bool = true) -> ConnectionSnapshot? {
         guard slot(index, .state).load(ordering: .acquiring) == SlotState.active.rawValue else { return nil }
         let generation = UInt32(truncatingIfNeeded: slot(index, .generation).load(ordering: .relaxed))
         let worker = Int(slot(index, .worker).load(ordering: .relaxed))
@@ -80,7 +82,7 @@ extension SharedRegistry {
             framesOut: slot(index, .framesOut).load(ordering: .relaxed),
             queuedOut: slot(index, .queuedOut).load(ordering: .relaxed),
             requests: slot(index, .requests).load(ordering: .relaxed),
-            user: user(slot: index, generation: generation)
+            user: withUser ? user(slot: index, generation: generation) : nil
         )
     }
 
