@@ -6,6 +6,7 @@
 #   BENCH_RUNS=5 scripts/bench.sh    more runs per scenario
 #   BENCH_ONLY="roundtrip idle_10k" scripts/bench.sh   a subset (scenario names as in the table)
 #   BENCH_ONLY=channels scripts/bench.sh      10,000 clients on 100 channels: a channel message against a broadcast
+#                                             (channels_20ps: the same paced at 20/s)
 #   BENCH_ONLY=fanout_vs_c scripts/bench.sh   the paced fan-out scenarios on hive and on the C fan-out reference,
 #                                             side by side with their ratio (fanout_c_* alone: the reference only)
 #   BENCH_NO_DOC=1 scripts/bench.sh  a full run that leaves Docs/BENCHMARKS.md alone (a full run rewrites its
@@ -512,6 +513,7 @@ if [[ "$QUICK" == 1 ]]; then
   idle idle_10k_deflate 2000 deflate
   ((CAN_30K)) && fanout fanout_30k 3000 20 - 3
   channels channels 2000 100 200 20 2
+  channels channels_20ps 2000 100 40 10 2 20
   fanout_reference fanout_c_10k_20ps 2000 20 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 2000 10 5 2 coalesce
   fanout_reference fanout_c_1k_20ps 200 20 20 2 coalesce
@@ -536,6 +538,8 @@ else
   ((CAN_30K)) && fanout fanout_30k 30000 100 - 3
   # Issue 11: 10,000 clients on 100 channels (100 each); 1,000 messages each to one channel, then 100 broadcasts.
   channels channels 10000 100 1000 100 2
+  # The same paced at 20/s (each message alone: no batching of a burst on either side).
+  channels channels_20ps 10000 100 200 40 2 20
   # Issue 14: the same fan-out runs against the C reference (hive stopped), for the Hive / C table.
   fanout_reference fanout_c_10k_20ps 10000 100 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 10000 50 5 2 coalesce
@@ -557,7 +561,7 @@ import glob, json, os, re, statistics, sys
 out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
          "http_hello", "http_c_reference", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
-         "idle_10k_deflate", "fanout_30k", "channels", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
+         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
          "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe"]
 runs = {}
 for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
@@ -685,7 +689,8 @@ for name in order + sorted(set(runs) - set(order)):
             p = r.get("phases", [])
             return p[i].get(key) if len(p) > i else None
         label = (f"{name} ({r0['clients']} clients on {r0['channels']} channels; {ph(r0, 0, 'messages')} msgs to one "
-                 f"channel of {ph(r0, 0, 'recipientsPerMessage')} each, then {ph(r0, 1, 'messages')} broadcasts, "
+                 f"channel of {ph(r0, 0, 'recipientsPerMessage')} each, then {ph(r0, 1, 'messages')} broadcasts, " +
+                 (f"{get(r0['phases'][0], 'publish.targetRate'):.0f}/s, " if get(r0['phases'][0], 'publish.targetRate') else "back to back, ") +
                  f"{r0['processes']} gen procs)")
         thr = ("channel " + spread([ph(r, 0, "deliveriesPerSecond") for r in rs]) + " / broadcast " +
                spread([ph(r, 1, "deliveriesPerSecond") for r in rs]) + " deliveries/s")
