@@ -707,6 +707,10 @@ for name in order + sorted(set(runs) - set(order)):
                      " µs, per broadcast " + spread([ph(r, 1, "hiveMicrosPerMessage") for r in rs], "{:.1f}") +
                      " µs: a channel message costs " + spread([r.get("costRatio") for r in rs], "{:.4f}") +
                      " of a broadcast (it reaches " + spread([r.get("reachedShare") for r in rs], "{:.4f}") + " of the clients)")
+        notes.append("less hive's idle CPU (" + spread([r.get("hiveIdleCores") for r in rs], "{:.3f}") + " cores with every client connected): " +
+                     spread([ph(r, 0, "hiveNetMicrosPerMessage") for r in rs], "{:.1f}") + " µs against " +
+                     spread([ph(r, 1, "hiveNetMicrosPerMessage") for r in rs], "{:.1f}") + " µs, " +
+                     spread([r.get("netCostRatio") for r in rs], "{:.4f}") + " of a broadcast")
         notes.append("strays " + total([ph(r, 0, "strays") for r in rs]) + "; clients with exactly their messages " +
                      total([r.get("exactClients") for r in rs]) + "/" + total([r.get("connected") for r in rs]) +
                      "; latency and CPU columns: channel / broadcast (CPU columns: the broadcast phase)")

@@ -21,6 +21,9 @@ struct ChannelsOptions: Sendable {
     var threads = 1
     var drainSeconds = 30.0
     var settleSeconds = 0.1
+    /// Hive's CPU with every client connected and nothing published, measured for this long before the phases:
+    /// subtracted from each phase (keep-alive pings of 10,000 connections are a visible share of a paced phase).
+    var idleSeconds = 2.0
     var hivePids: [Int32] = []
     var timeoutOverride: Double?
     /// A check of the checker: message 0 (channel ch0) is published on the broadcast channel instead, message 1 (ch1)
@@ -46,6 +49,7 @@ struct ChannelsOptions: Sendable {
         threads = try args.int("threads", default: 1)
         drainSeconds = try args.double("drain", default: drainSeconds)
         settleSeconds = try args.double("settle", default: settleSeconds)
+        idleSeconds = try args.double("idle-window", default: idleSeconds)
         hivePids = try args.pids("hive-pids")
         timeoutOverride = try args.optionalDouble("timeout")
         injectFaults = args.flag("inject-faults")
@@ -70,7 +74,7 @@ struct ChannelsOptions: Sendable {
 
     var connectBudget: Double { 30 + Double(clients) * 0.002 }
     var publishBudget: Double { rate.map { Double(channelMessages + broadcastMessages) / $0 } ?? 20 }
-    var globalTimeout: Double { timeoutOverride ?? (connectBudget + 30 + publishBudget + 2 * drainSeconds + 30) }
+    var globalTimeout: Double { timeoutOverride ?? (connectBudget + 30 + idleSeconds + publishBudget + 2 * drainSeconds + 30) }
 }
 
 /// One phase of a channels run: what was published, what arrived, and what it cost hive.
@@ -94,6 +98,8 @@ struct ChannelsPhase: Codable, Sendable {
     var hiveCPUSeconds: Double?
     var hiveMicrosPerMessage: Double?
     var hiveMicrosPerDelivery: Double?
+    /// The same less hive's idle CPU over the window (ChannelsReport.hiveIdleCores).
+    var hiveNetMicrosPerMessage: Double?
     var cpu = CPUShare()
 }
 
@@ -120,6 +126,9 @@ struct ChannelsReport: Codable, Sendable {
     /// message reaches (1/K): the ratio is on target when it is near that share.
     var costRatio: Double?
     var reachedShare = 0.0
+    /// Hive's CPU with the clients connected and idle, in cores, and the cost ratio with it subtracted.
+    var hiveIdleCores: Double?
+    var netCostRatio: Double?
     var generatorRSSPerProcessMB: [Double] = []
     var ok = false
     var problems: [String] = []
@@ -180,6 +189,13 @@ enum Channels {
         Clock.sleep(seconds: o.settleSeconds)
 
         let hivePids = ProcFS.withChildren(o.hivePids)
+        if !hivePids.isEmpty && o.idleSeconds > 0 {
+            let start = Clock.now()
+            let before = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+            Clock.sleep(seconds: o.idleSeconds)
+            let after = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+            report.hiveIdleCores = (after - before) / (Double(Clock.now() - start) / 1e9)
+        }
         func phase(_ name: String, _ sequences: [Int], recipients: Int, channel: (Int) -> [UInt8]) throws -> ChannelsPhase {
             var p = ChannelsPhase()
             p.name = name
@@ -265,8 +281,17 @@ enum Channels {
             if let cpu = p.hiveCPUSeconds, tally.unique > 0 { p.hiveMicrosPerDelivery = cpu / Double(tally.unique) * 1e6 }
             report.phases[i] = p
         }
+        for i in report.phases.indices {
+            if let cpu = report.phases[i].hiveCPUSeconds, let idle = report.hiveIdleCores {
+                let net = max(0, cpu - idle * report.phases[i].cpu.windowSeconds)
+                report.phases[i].hiveNetMicrosPerMessage = net / Double(max(1, report.phases[i].messages)) * 1e6
+            }
+        }
         if let channel = report.phases.first?.hiveMicrosPerMessage, let all = report.phases.last?.hiveMicrosPerMessage, all > 0 {
             report.costRatio = channel / all
+        }
+        if let channel = report.phases.first?.hiveNetMicrosPerMessage, let all = report.phases.last?.hiveNetMicrosPerMessage, all > 0 {
+            report.netCostRatio = channel / all
         }
         report.reachedShare = Double(report.phases.first?.recipientsPerMessage ?? 0) / Double(max(1, o.clients))
         judge(&report)
@@ -317,17 +342,20 @@ enum Channels {
         for p in r.phases {
             let cpu = p.hiveMicrosPerMessage.map { String(format: "hive %.1f µs CPU per message", $0) } ?? "hive CPU unknown (no --hive-pids)"
             let perDelivery = p.hiveMicrosPerDelivery.map { String(format: " (%.2f µs per delivery)", $0) } ?? ""
+            let net = p.hiveNetMicrosPerMessage.map { String(format: ", %.1f µs less idle", $0) } ?? ""
             lines.append(
                 "  \(p.name): \(p.messages) msgs \(p.publish.mode)\(p.publish.targetRate.map { String(format: " at %.0f/s", $0) } ?? "") "
                     + "to \(p.recipientsPerMessage) clients each; deliveries \(p.deliveries)/\(p.expectedDeliveries) in "
-                    + String(format: "%.3f s = %.0f/s", p.deliverySeconds, p.deliveriesPerSecond) + "; \(cpu)\(perDelivery)")
+                    + String(format: "%.3f s = %.0f/s", p.deliverySeconds, p.deliveriesPerSecond) + "; \(cpu)\(perDelivery)\(net)")
             lines.append("    lost \(p.lost), duplicated \(p.duplicated), strays \(p.strays), out of order \(p.outOfOrder)\(p.timedOut ? ", TIMED OUT" : "")")
             lines.append("    latency: \(Output.latencyLine(p.latency))")
             lines.append("    cpu: \(Output.cpuLine(p.cpu))")
         }
+        if let idle = r.hiveIdleCores { lines.append(String(format: "  hive idle with every client connected: %.3f cores", idle)) }
         if let ratio = r.costRatio {
-            lines.append(String(format: "  a channel message cost %.4f of a broadcast (1/%.0f); it reaches %.4f of the clients",
-                                ratio, 1 / max(ratio, 1e-9), r.reachedShare))
+            lines.append(String(format: "  a channel message cost %.4f of a broadcast (1/%.0f)", ratio, 1 / max(ratio, 1e-9))
+                + (r.netCostRatio.map { String(format: ", %.4f (1/%.0f) less idle CPU", $0, 1 / max($0, 1e-9)) } ?? "")
+                + String(format: "; it reaches %.4f of the clients", r.reachedShare))
         }
         lines.append("  exactly once: \(r.exactClients)/\(r.connected) clients got exactly their messages; corrupt \(r.corrupt), foreign \(r.foreign), closed \(r.closedDuringRun)")
         lines.append("  " + (r.ok ? "OK" : "PROBLEMS: " + r.problems.joined(separator: "; ")))

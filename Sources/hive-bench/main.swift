@@ -16,10 +16,12 @@ let usage = """
                 [--expect-subscribers 2]: Redis subscribers each PUBLISH must reach (1 for hive; the C
                 reference scripts/reference/fanout-minimal.c subscribes once per process).
       channels  --port P --redis URL --clients 10000 [--channels 100] [--channel-messages 1000]
-                [--broadcast-messages 100] [--rate R] [--channel-prefix P] [--hive-pids PID,...] [--json]
+                [--broadcast-messages 100] [--rate R] [--channel-prefix P] [--hive-pids PID,...]
+                [--idle-window 2] [--json]
                 client i joins channel ch<i % K> at connect; then message s is PUBLISHed on ch<s % K>, then
                 broadcasts on "test": per phase deliveries/s and hive CPU per message, their ratio, and per
-                client exactly its channel's messages and every broadcast, once, and nothing else.
+                client exactly its channel's messages and every broadcast, once, and nothing else. Hive's
+                idle CPU over --idle-window seconds before the phases is also reported and subtracted.
       roundtrip --port P [--clients 100] [--messages 1000] [--size 64] [--hive-pids …] [--json]
                 each client sends on /echo and waits for its echo before the next message.
       idle      --port P --clients N --hive-pids MASTER[,…] [--processes K] [--json]

@@ -15,7 +15,7 @@ final class ChannelsBenchSmokeTests: HiveTestCase {
         let run = try BenchRun.run([
             "channels", "--port", String(port), "--redis", redis.url, "--clients", "200", "--channels", "10",
             "--channel-messages", "40", "--broadcast-messages", "5", "--processes", "2", "--hive-pids", String(master),
-            "--drain", "10", "--timeout", "90", "--json",
+            "--idle-window", "0.5", "--drain", "10", "--timeout", "90", "--json",
         ])
         XCTAssertEqual(run.status, 0, run.text)
         let report = try run.json()
@@ -33,8 +33,10 @@ final class ChannelsBenchSmokeTests: HiveTestCase {
         for phase in phases {
             for key in ["lost", "duplicated", "strays", "outOfOrder"] { XCTAssertEqual(phase[key] as? Int, 0, "\(key): \(run.text)") }
             XCTAssertNotNil(phase["hiveMicrosPerMessage"], run.text)
+            XCTAssertNotNil(phase["hiveNetMicrosPerMessage"], run.text)
         }
         XCTAssertNotNil(report["costRatio"], run.text)
+        XCTAssertNotNil(report["hiveIdleCores"], run.text)
     }
 
     /// The check of the checker: message 0 (channel ch0) is published on the broadcast channel instead, so every
