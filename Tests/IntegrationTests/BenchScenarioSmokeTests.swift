@@ -71,7 +71,11 @@ final class FanoutReferenceSmokeTests: XCTestCase {
 
     private func build() throws -> URL {
         let binary = FileManager.default.temporaryDirectory.appendingPathComponent("fanout-minimal-\(getpid())-\(UUID().uuidString.prefix(8))")
-        let compile = try BenchRun.command("/usr/bin/env", ["cc", "-O2", "-Wall", "-Werror", "-o", binary.path, Self.source.path])
+        // The compiler bench.sh uses: gcc, else cc, else the Swift toolchain's clang.
+        let compile = try BenchRun.command("/bin/sh", [
+            "-c", "\"$(command -v gcc || command -v cc || command -v clang)\" -O2 -Wall -Werror -o \"$0\" \"$1\"",
+            binary.path, Self.source.path,
+        ])
         XCTAssertEqual(compile.status, 0, compile.text)
         return binary
     }
