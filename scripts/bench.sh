@@ -5,6 +5,10 @@
 #   BENCH_QUICK=1 scripts/bench.sh   each scenario once at reduced sizes (about 20 s; for development)
 #   BENCH_RUNS=5 scripts/bench.sh    more runs per scenario
 #   BENCH_ONLY="roundtrip idle_10k" scripts/bench.sh   a subset (scenario names as in the table)
+#   BENCH_ONLY=channels scripts/bench.sh      10,000 clients on 100 channels: a channel message against a broadcast
+#                                             (channels_20ps: the same paced at 20/s)
+#   BENCH_ONLY=fanout_vs_c scripts/bench.sh   the paced fan-out scenarios on hive and on the C fan-out reference,
+#                                             side by side with their ratio (fanout_c_* alone: the reference only)
 #   BENCH_NO_DOC=1 scripts/bench.sh  a full run that leaves Docs/BENCHMARKS.md alone (a full run rewrites its
 #                                    generated section at the end; the text above it is written by hand)
 #
@@ -13,7 +17,9 @@
 # .build/bench/<UTC time>/: one JSON per run (*.runN.json), the generator's stderr (*.runN.log), `hive status --json`
 # before and after each run, the exact commands (commands.txt), the machine (machine.txt) and the table (summary.md).
 # Scenario http_c_reference runs the same wrk against scripts/reference/http-minimal.c, a minimal C server, to show
-# what this machine allows an HTTP server; it is not Hive.
+# what this machine allows an HTTP server; it is not Hive. Scenarios fanout_c_* run hive-bench fanout against
+# scripts/reference/fanout-minimal.c (a minimal C WebSocket fan-out server, 2 processes, not Hive; *_perframe: one
+# send per frame instead of one per Redis read, only when named in BENCH_ONLY), with hive stopped.
 #
 # Generator, server and Redis share the machine's 2 cores: each run reports the generator's CPU (getrusage of itself
 # and its shard processes), hive's and Redis' CPU over the same window, and flags runs where the generator was the
@@ -27,6 +33,9 @@ QUICK=${BENCH_QUICK:-0}
 RUNS=${BENCH_RUNS:-3}
 [[ "$QUICK" == 1 ]] && RUNS=1
 ONLY=${BENCH_ONLY:-}
+# A group name: the fan-out latency scenarios on hive and on the C reference, for the side-by-side ratio.
+[[ " $ONLY " == *" fanout_vs_c "* ]] &&
+  ONLY="$ONLY fanout_1k_20ps fanout_10k_5ps fanout_10k_20ps fanout_c_1k_20ps fanout_c_10k_5ps fanout_c_10k_20ps"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$ROOT/.build/bench/$STAMP"
 mkdir -p "$OUT"
@@ -40,6 +49,8 @@ HIVE_PORT=""
 HIVE_RUN_DIR=""
 CHILD_PID=""
 REFERENCE_PID=""
+FANOUT_REFERENCE_PID=""
+FANOUT_REFERENCE_PORT=""
 STARTED=$(date +%s)
 
 log() { echo "bench: $*" >&2; }
@@ -82,6 +93,7 @@ cleanup() {
   trap - EXIT INT TERM
   stop_pid "$CHILD_PID" 5 # a generator or wrk run in progress (its shards exit when it does)
   stop_pid "$REFERENCE_PID" 5 # the C reference server (it stops and reaps its serving processes)
+  stop_pid "$FANOUT_REFERENCE_PID" 5 # the C fan-out reference (likewise)
   stop_hive
   stop_redis
   rm -rf "$TMP"
@@ -221,6 +233,36 @@ start_reference() { # sets REFERENCE_PID and REFERENCE_PORT
   die "the reference server did not listen within 5 s"
 }
 
+# The C fan-out reference (scripts/reference/fanout-minimal.c): what this machine allows a WebSocket fan-out server,
+# driven by the same hive-bench fanout. It subscribes to "test" on our Redis from each of its 2 processes, so hive
+# must not run at the same time (its worker 0 would be a third subscriber). Built once per bench run with gcc -O2.
+start_fanout_reference() { # mode: coalesce or per-frame; sets FANOUT_REFERENCE_PID and FANOUT_REFERENCE_PORT
+  local mode=$1 binary="$OUT/fanout-minimal" compiler
+  stop_hive
+  if [[ ! -x "$binary" ]]; then
+    compiler=$(command -v gcc || command -v cc || command -v clang) || die "no C compiler (gcc, cc or clang) for the fan-out reference"
+    record "$compiler" -O2 -o "$binary" scripts/reference/fanout-minimal.c
+    "$compiler" -O2 -o "$binary" scripts/reference/fanout-minimal.c || die "cannot build scripts/reference/fanout-minimal.c"
+  fi
+  FANOUT_REFERENCE_PORT=$(free_port)
+  local cmd=("$binary" "$FANOUT_REFERENCE_PORT" "$REDIS_PORT" test 2 "$mode")
+  record "${cmd[@]}"
+  "${cmd[@]}" 2>"$OUT/fanout-minimal-$FANOUT_REFERENCE_PORT.log" &
+  FANOUT_REFERENCE_PID=$!
+  local i
+  for ((i = 0; i < 100; i++)); do
+    port_open "$FANOUT_REFERENCE_PORT" && return 0
+    kill -0 "$FANOUT_REFERENCE_PID" 2>/dev/null || die "the fan-out reference exited (see $OUT/fanout-minimal-$FANOUT_REFERENCE_PORT.log)"
+    sleep 0.05
+  done
+  die "the fan-out reference did not listen within 5 s"
+}
+
+stop_fanout_reference() {
+  stop_pid "$FANOUT_REFERENCE_PID" 5
+  FANOUT_REFERENCE_PID=""
+}
+
 # Before a run: the previous run's connections must be gone from hive (its clients exited), or they would count.
 wait_hive_idle() {
   local i n
@@ -234,14 +276,20 @@ wait_hive_idle() {
 }
 
 want() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
+# Scenarios outside the default list: run only when named.
+named() { [[ " $ONLY " == *" $1 "* ]]; }
 
 # One run of the generator: JSON to <name>.runN.json, its summary to <name>.runN.log, hive status around it.
 run_generator() { # name run args...
   local name=$1 run=$2
   shift 2
   local base="$OUT/$name.run$run"
-  wait_hive_idle
-  hive_status "$base.status-before.json"
+  if [[ -n "$HIVE_PID" ]]; then
+    wait_hive_idle
+    hive_status "$base.status-before.json"
+  else
+    echo '{}' >"$base.status-before.json" # a reference server, not hive: no status to ask for
+  fi
   record "$GEN" "$@" --json
   local rc=0
   # In the background and waited for, so that a signal to this script is handled at once, not after the run.
@@ -249,7 +297,7 @@ run_generator() { # name run args...
   CHILD_PID=$!
   wait "$CHILD_PID" || rc=$?
   CHILD_PID=""
-  hive_status "$base.status-after.json"
+  if [[ -n "$HIVE_PID" ]]; then hive_status "$base.status-after.json"; else echo '{}' >"$base.status-after.json"; fi
   echo "$rc" >"$base.rc"
   sed 's/^/    /' "$base.log" >&2
   ((rc <= 1)) || log "warning: $name run $run: hive-bench exited $rc"
@@ -268,6 +316,38 @@ fanout() { # name clients messages rate(- for back to back) processes [size (64)
     run_generator "$name" "$run" fanout --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
       --clients "$clients" --messages "$messages" --size "$size" --processes "$processes" --http-idle 10 \
       --hive-pids "$HIVE_PID" "${extra[@]}"
+  done
+}
+
+# The same paced or back-to-back fan-out against the C reference (no plain HTTP probes: it speaks only WebSocket).
+fanout_reference() { # name clients messages rate(- for back to back) processes mode(coalesce|per-frame)
+  local name=$1 clients=$2 messages=$3 rate=$4 processes=$5 mode=$6 run
+  if [[ "$mode" == per-frame ]]; then named "$name" || return 0; else want "$name" || return 0; fi
+  log "== $name: C fan-out reference ($mode), $clients clients, $messages messages of 64 B, rate $rate, $processes generator process(es)"
+  local extra=()
+  [[ "$rate" != - ]] && extra=(--rate "$rate")
+  start_fanout_reference "$mode"
+  for ((run = 1; run <= RUNS; run++)); do
+    ((run > 1)) && sleep 1 # the previous run's clients are closing: let the reference drop them
+    run_generator "$name" "$run" fanout --port "$FANOUT_REFERENCE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --clients "$clients" --messages "$messages" --size 64 --processes "$processes" --http-idle 0 \
+      --expect-subscribers 2 --hive-pids "$FANOUT_REFERENCE_PID" "${extra[@]}"
+  done
+  stop_fanout_reference
+}
+
+# Clients spread over channels (?channels=ch<i % K>), a channel message against a broadcast on the same connections.
+channels() { # name clients channels channel-messages broadcast-messages processes [rate]
+  local name=$1 clients=$2 count=$3 on_channels=$4 broadcasts=$5 processes=$6 rate=${7:--} run
+  want "$name" || return 0
+  log "== $name: $clients clients on $count channels, $on_channels channel messages then $broadcasts broadcasts, rate $rate"
+  local extra=()
+  [[ "$rate" != - ]] && extra=(--rate "$rate")
+  start_hive "$name"
+  for ((run = 1; run <= RUNS; run++)); do
+    run_generator "$name" "$run" channels --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --clients "$clients" --channels "$count" --channel-messages "$on_channels" --broadcast-messages "$broadcasts" \
+      --size 64 --processes "$processes" --hive-pids "$HIVE_PID" "${extra[@]}"
   done
 }
 
@@ -432,6 +512,15 @@ if [[ "$QUICK" == 1 ]]; then
   fanout fanout_10k_2k_deflate 2000 20 - 2 2048 deflate
   idle idle_10k_deflate 2000 deflate
   ((CAN_30K)) && fanout fanout_30k 3000 20 - 3
+  channels channels 2000 100 200 20 2
+  channels channels_20ps 2000 100 40 10 2 20
+  fanout_reference fanout_c_10k_20ps 2000 20 20 2 coalesce
+  fanout_reference fanout_c_10k_5ps 2000 10 5 2 coalesce
+  fanout_reference fanout_c_1k_20ps 200 20 20 2 coalesce
+  fanout_reference fanout_c_1k_b2b 200 200 - 2 coalesce
+  fanout_reference fanout_c_10k_b2b 2000 50 - 2 coalesce
+  fanout_reference fanout_c_1k_b2b_perframe 200 200 - 2 per-frame
+  fanout_reference fanout_c_10k_b2b_perframe 2000 50 - 2 per-frame
 else
   fanout fanout_1k_b2b 1000 1000 - 2
   fanout fanout_10k_b2b 10000 100 - 2
@@ -447,6 +536,18 @@ else
   fanout fanout_10k_2k_deflate 10000 50 - 2 2048 deflate
   idle idle_10k_deflate 10000 deflate
   ((CAN_30K)) && fanout fanout_30k 30000 100 - 3
+  # Issue 11: 10,000 clients on 100 channels (100 each); 1,000 messages each to one channel, then 100 broadcasts.
+  channels channels 10000 100 1000 100 2
+  # The same paced at 20/s (each message alone: no batching of a burst on either side).
+  channels channels_20ps 10000 100 200 40 2 20
+  # Issue 14: the same fan-out runs against the C reference (hive stopped), for the Hive / C table.
+  fanout_reference fanout_c_10k_20ps 10000 100 20 2 coalesce
+  fanout_reference fanout_c_10k_5ps 10000 50 5 2 coalesce
+  fanout_reference fanout_c_1k_20ps 1000 100 20 2 coalesce
+  fanout_reference fanout_c_1k_b2b 1000 1000 - 2 coalesce
+  fanout_reference fanout_c_10k_b2b 10000 100 - 2 coalesce
+  fanout_reference fanout_c_1k_b2b_perframe 1000 1000 - 2 per-frame
+  fanout_reference fanout_c_10k_b2b_perframe 10000 100 - 2 per-frame
 fi
 stop_hive
 
@@ -460,7 +561,8 @@ import glob, json, os, re, statistics, sys
 out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
          "http_hello", "http_c_reference", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
-         "idle_10k_deflate", "fanout_30k"]
+         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
+         "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe"]
 runs = {}
 for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
     m = re.match(r"(.+)\.run(\d+)\.json$", os.path.basename(path))
@@ -572,11 +674,46 @@ for name in order + sorted(set(runs) - set(order)):
         notes.append(f"publish {pub} ms")
         conn = spread([r.get("connectSeconds") for r in rs], "{:.1f}")
         notes.append(f"connect {conn} s")
+        if name.startswith("fanout_c_"):
+            notes.append("not Hive: scripts/reference/fanout-minimal.c (" +
+                         ("one send per frame" if name.endswith("_perframe") else "frames of one Redis read coalesced") +
+                         "), 2 processes each subscribed; its CPU is in the hive column")
         if r0.get("wireBytes"):
             notes.append("wire " + spread([r.get("wireBytesPerDelivery") for r in rs]) + " B/delivery, " +
                          spread([r.get("wireBytes", 0) / 1048576 for r in rs], "{:.1f}") + " MiB in all" +
                          (", permessage-deflate (" + total([r.get("compressedFrames") for r in rs]) + " frames compressed)"
                           if r0.get("compression") else ""))
+    elif kind == "channels":
+        r0 = rs[0]
+        def ph(r, i, key):
+            p = r.get("phases", [])
+            return p[i].get(key) if len(p) > i else None
+        label = (f"{name} ({r0['clients']} clients on {r0['channels']} channels; {ph(r0, 0, 'messages')} msgs to one "
+                 f"channel of {ph(r0, 0, 'recipientsPerMessage')} each, then {ph(r0, 1, 'messages')} broadcasts, " +
+                 (f"{get(r0['phases'][0], 'publish.targetRate'):.0f}/s, " if get(r0['phases'][0], 'publish.targetRate') else "back to back, ") +
+                 f"{r0['processes']} gen procs)")
+        thr = ("channel " + spread([ph(r, 0, "deliveriesPerSecond") for r in rs]) + " / broadcast " +
+               spread([ph(r, 1, "deliveriesPerSecond") for r in rs]) + " deliveries/s")
+        lost = total([(ph(r, 0, "lost") or 0) + (ph(r, 1, "lost") or 0) for r in rs])
+        dup = total([(ph(r, 0, "duplicated") or 0) + (ph(r, 1, "duplicated") or 0) for r in rs])
+        ooo = total([(ph(r, 0, "outOfOrder") or 0) + (ph(r, 1, "outOfOrder") or 0) for r in rs])
+        lat = lambda i, k: ms([get(r["phases"][i], f"latency.{k}") if len(r.get("phases", [])) > i else None for r in rs])
+        row = [label, len(rs), thr, lost, dup, ooo, lat(0, "p50Us") + " / " + lat(1, "p50Us"), lat(0, "p90Us") + " / " + lat(1, "p90Us"),
+               lat(0, "p99Us") + " / " + lat(1, "p99Us"), lat(0, "maxUs") + " / " + lat(1, "maxUs"), "-",
+               spread([get(r["phases"][1], "cpu.generatorCores") if r.get("phases") else None for r in rs], "{:.2f}"),
+               spread([get(r["phases"][1], "cpu.hiveCores") if r.get("phases") else None for r in rs], "{:.2f}"), "-",
+               spread([get(r["phases"][1], "cpu.machineBusyCores") if r.get("phases") else None for r in rs], "{:.2f}")]
+        notes.append("hive CPU per channel message " + spread([ph(r, 0, "hiveMicrosPerMessage") for r in rs], "{:.1f}") +
+                     " µs, per broadcast " + spread([ph(r, 1, "hiveMicrosPerMessage") for r in rs], "{:.1f}") +
+                     " µs: a channel message costs " + spread([r.get("costRatio") for r in rs], "{:.4f}") +
+                     " of a broadcast (it reaches " + spread([r.get("reachedShare") for r in rs], "{:.4f}") + " of the clients)")
+        notes.append("less hive's idle CPU (" + spread([r.get("hiveIdleCores") for r in rs], "{:.3f}") + " cores with every client connected): " +
+                     spread([ph(r, 0, "hiveNetMicrosPerMessage") for r in rs], "{:.1f}") + " µs against " +
+                     spread([ph(r, 1, "hiveNetMicrosPerMessage") for r in rs], "{:.1f}") + " µs, " +
+                     spread([r.get("netCostRatio") for r in rs], "{:.4f}") + " of a broadcast")
+        notes.append("strays " + total([ph(r, 0, "strays") for r in rs]) + "; clients with exactly their messages " +
+                     total([r.get("exactClients") for r in rs]) + "/" + total([r.get("connected") for r in rs]) +
+                     "; latency and CPU columns: channel / broadcast (CPU columns: the broadcast phase)")
     elif kind == "roundtrip":
         r0 = rs[0]
         label = f"{name} ({r0['clients']} clients x {r0['messagesPerClient']} msgs on /echo)"
@@ -616,6 +753,33 @@ lines.append("Throughput: fan-out deliveries/s = unique deliveries / (last recei
              "(2 cores in all, shared by generator, hive and Redis; loopback TCP work done in softirq is charged to no "
              "process, so 'machine busy' from /proc/stat can exceed their sum). GENERATOR-BOUND: a generator "
              "process used >= 85% of its threads; machine CPU-bound: the machine was >= 85% busy over the window.")
+# Issue 14: hive against the C fan-out reference, scenario by scenario, from the medians above.
+pairs = [(h, "fanout_c_" + h[len("fanout_"):]) for h in ("fanout_1k_20ps", "fanout_10k_5ps", "fanout_10k_20ps",
+                                                         "fanout_1k_b2b", "fanout_10k_b2b")]
+pairs = [(h, c) for h, c in pairs if runs.get(h) and runs.get(c)]
+if pairs:
+    def med(rs, path):
+        values = [get(r, path) for r in rs if get(r, path) is not None]
+        return statistics.median(values) if values else None
+    def ratio(a, b):
+        return f"{a / b:.2f}" if a is not None and b else "-"
+    def msv(v):
+        return f"{v / 1000:.1f}" if v is not None else "-"
+    lines.append("")
+    lines.append("Hive against the C fan-out reference (scripts/reference/fanout-minimal.c, coalescing), medians of this run; "
+                 "the issue 14 targets: Hive / C <= 1.1 on p50 and p99 at 1k x 20/s, 10k x 5/s, 10k x 20/s with 0 lost, "
+                 ">= 0.9 on burst deliveries/s:")
+    lines.append("")
+    lines.append("| scenario | Hive p50 / p99 ms | C p50 / p99 ms | Hive / C p50 | Hive / C p99 | Hive deliveries/s | C deliveries/s | Hive / C deliveries/s | lost (Hive, C) | hive CPU / C CPU (cores) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    for h, c in pairs:
+        H, C = runs[h], runs[c]
+        hp50, hp99, cp50, cp99 = med(H, "latency.p50Us"), med(H, "latency.p99Us"), med(C, "latency.p50Us"), med(C, "latency.p99Us")
+        hd, cd = med(H, "deliveriesPerSecond"), med(C, "deliveriesPerSecond")
+        lines.append(f"| {h[len('fanout_'):]} | {msv(hp50)} / {msv(hp99)} | {msv(cp50)} / {msv(cp99)} | {ratio(hp50, cp50)} | "
+                     f"{ratio(hp99, cp99)} | {hd or 0:.0f} | {cd or 0:.0f} | {ratio(hd, cd)} | "
+                     f"{total([r.get('lost') for r in H])}, {total([r.get('lost') for r in C])} | "
+                     f"{med(H, 'cpu.hiveCores') or 0:.2f} / {med(C, 'cpu.hiveCores') or 0:.2f} |")
 if problems:
     lines.append("")
     lines.append("Problems found:")

@@ -22,6 +22,17 @@ struct ConnectTarget: Sendable {
     var timeoutSeconds: Int64 = 10
     /// Offer permessage-deflate as Chrome does (`--compression`), and inflate compressed messages.
     var compression = false
+    /// With K > 0, client i joins Hive channel `ch<i % K>` at connect (`?channels=ch<i % K>` added to `path`): the
+    /// channels scenario's 100 subscribers per channel.
+    var channels = 0
+
+    static func channelName(_ k: Int) -> String { "ch\(k)" }
+
+    /// The upgrade path of client `index`.
+    func path(forClient index: Int) -> String {
+        guard channels > 0 else { return path }
+        return path + (path.contains("?") ? "&" : "?") + "channels=" + Self.channelName(index % channels)
+    }
 
     func sourceAddress(forClient index: Int) throws -> SocketAddress {
         let octet = 2 + index / max(1, perAddress)
@@ -55,8 +66,11 @@ enum ClientPool {
     ) -> ConnectSummary {
         let started = Clock.now()
         let tally = NIOLockedValueBox(ConnectSummary())
-        let request = WebSocketClientHandler<B>.request(
-            host: target.host, port: target.port, path: target.path, compression: target.compression)
+        // One request per distinct path (one, or one per channel), shared by every client that uses it.
+        let requests = (0..<max(1, target.channels)).map {
+            WebSocketClientHandler<B>.request(
+                host: target.host, port: target.port, path: target.path(forClient: $0), compression: target.compression)
+        }
         let server: SocketAddress
         do {
             server = try SocketAddress(ipAddress: target.host, port: target.port)
@@ -82,7 +96,7 @@ enum ClientPool {
                     channel.eventLoop.makeCompletedFuture {
                         let handler = WebSocketClientHandler(
                             behaviour: makeBehaviour(channel.eventLoop, index),
-                            request: request,
+                            request: requests[target.channels > 0 ? index % target.channels : 0],
                             handshake: handshake,
                             seed: UInt32(truncatingIfNeeded: index &* 2_654_435_761 &+ tries)
                         )

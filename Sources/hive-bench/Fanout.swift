@@ -24,6 +24,9 @@ struct FanoutOptions: Sendable {
     /// A check of the checker: publish message 1 twice, never publish message 3, publish 5 before 4. Every client
     /// must then report exactly 1 duplicate, 1 lost and 1 out-of-order delivery.
     var injectFaults = false
+    /// Subscribers of the channel a PUBLISH must reach: Hive's worker 0 alone holds the subscription (1); the C
+    /// reference subscribes in each of its processes (2).
+    var expectedSubscribers = 1
 
     init() {}
 
@@ -49,10 +52,12 @@ struct FanoutOptions: Sendable {
         hivePids = try args.pids("hive-pids")
         timeoutOverride = try args.optionalDouble("timeout")
         injectFaults = args.flag("inject-faults")
+        expectedSubscribers = try args.int("expect-subscribers", default: expectedSubscribers)
         try validate()
     }
 
     func validate() throws {
+        guard expectedSubscribers >= 1 else { throw Arguments.UsageError(description: "--expect-subscribers must be >= 1") }
         guard clients >= 1, messages >= 1, !injectFaults || messages >= 6 else { throw Arguments.UsageError(description: "--clients and --messages must be >= 1") }
         guard size >= Payload.minimumSize else {
             throw Arguments.UsageError(description: "--size must be at least \(Payload.minimumSize) (sequence + timestamp)")
@@ -109,12 +114,12 @@ enum Fanout {
         let redis = try RedisPublisher(url: o.redis)
         let subscribedBy = Clock.now() + 10_000_000_000
         var subscribers = try redis.subscribers(of: o.channel)
-        while subscribers < 1 && Clock.now() < subscribedBy {
+        while subscribers < o.expectedSubscribers && Clock.now() < subscribedBy {
             Clock.sleep(seconds: 0.02)
             subscribers = try redis.subscribers(of: o.channel)
         }
-        guard subscribers >= 1 else {
-            throw Arguments.UsageError(description: "nobody subscribes to \"\(o.channel)\" on \(o.redis) after 10 s: is hive using this Redis?")
+        guard subscribers >= o.expectedSubscribers else {
+            throw Arguments.UsageError(description: "\(subscribers) of \(o.expectedSubscribers) subscriber(s) of \"\(o.channel)\" on \(o.redis) after 10 s: is the server using this Redis?")
         }
         Clock.sleep(seconds: o.settleSeconds)
 
@@ -130,6 +135,7 @@ enum Fanout {
 
         // 5. Publish.
         report.publish = try publish(o, runID: runID, on: redis)
+        report.publish.expectedReceivers = o.expectedSubscribers
         let firstPublish = report.publish.firstStamp
 
         // 6. Wait for the shards to see everything (or the drain deadline).
@@ -206,8 +212,9 @@ enum Fanout {
         if r.http.receivedAnything > 0 { r.problems.append("\(r.http.receivedAnything) plain HTTP connections received \(r.http.bytes) bytes") }
         if !r.http.setupErrors.isEmpty { r.problems.append("HTTP probe: \(r.http.setupErrors.first!)") }
         if r.publish.errors > 0 { r.problems.append("\(r.publish.errors) PUBLISH errors") }
-        if r.publish.receiversMin != 1 || r.publish.receiversMax != 1 {
-            r.problems.append("PUBLISH reached \(r.publish.receiversMin)...\(r.publish.receiversMax) subscribers (expected 1)")
+        let expected = r.publish.expectedReceivers
+        if r.publish.receiversMin != expected || r.publish.receiversMax != expected {
+            r.problems.append("PUBLISH reached \(r.publish.receiversMin)...\(r.publish.receiversMax) subscribers (expected \(expected))")
         }
         if r.latency.negative > 0 { r.problems.append("\(r.latency.negative) deliveries received before they were published") }
         r.ok = r.problems.isEmpty
@@ -217,29 +224,34 @@ enum Fanout {
     /// Back to back: batches of 32 commands per write, replies read at the end (Redis buffers them). Paced: one
     /// command at each tick of an absolute schedule (no drift), its reply read before the next tick.
     static func publish(_ o: FanoutOptions, runID: UInt32, on redis: RedisPublisher) throws -> PublishStats {
-        var stats = PublishStats()
-        stats.messages = o.messages
-        stats.targetRate = o.rate
-        stats.mode = o.rate == nil ? "back-to-back" : "paced"
-        let channel = Array(o.channel.utf8)
-        let command = Array("PUBLISH".utf8)
-        var payload: [UInt8] = []
-        payload.reserveCapacity(o.size)
-        var first: UInt64 = 0
-        var receivers: [Int] = []
-        receivers.reserveCapacity(o.messages)
-
         var sequences = Array(0..<o.messages)
         if o.injectFaults {
             sequences = [0, 1, 1, 2, 5, 4] + Array(6..<o.messages)
         }
+        let channel = Array(o.channel.utf8)
+        return try publish(sequences: sequences, channel: { _ in channel }, rate: o.rate, size: o.size, runID: runID, on: redis)
+    }
+
+    /// Publishes the payloads of `sequences`, message `s` on Redis channel `channel(s)`.
+    static func publish(
+        sequences: [Int], channel: (Int) -> [UInt8], rate: Double?, size: Int, runID: UInt32, on redis: RedisPublisher
+    ) throws -> PublishStats {
+        var stats = PublishStats()
+        stats.targetRate = rate
+        stats.mode = rate == nil ? "back-to-back" : "paced"
+        let command = Array("PUBLISH".utf8)
+        var payload: [UInt8] = []
+        payload.reserveCapacity(size)
+        var first: UInt64 = 0
+        var receivers: [Int] = []
+        receivers.reserveCapacity(sequences.count)
         stats.messages = sequences.count
 
         func record(_ reply: RedisPublisher.Reply) {
             if case .integer(let n) = reply { receivers.append(n) } else { stats.errors += 1 }
         }
 
-        if let rate = o.rate {
+        if let rate {
             let interval = 1e9 / rate
             let start = Clock.now() + 1_000_000
             for (i, sequence) in sequences.enumerated() {
@@ -248,8 +260,8 @@ enum Fanout {
                 payload.removeAll(keepingCapacity: true)
                 let stamp = Clock.now()
                 if i == 0 { first = stamp }
-                Payload.encode(runID: runID, sequence: UInt32(sequence), publishedAt: stamp, size: o.size, into: &payload)
-                RedisPublisher.encode([command, channel, payload], into: &bytes)
+                Payload.encode(runID: runID, sequence: UInt32(sequence), publishedAt: stamp, size: size, into: &payload)
+                RedisPublisher.encode([command, channel(sequence), payload], into: &bytes)
                 try redis.send(bytes)
                 record(try redis.readReply())
             }
@@ -262,8 +274,8 @@ enum Fanout {
                     payload.removeAll(keepingCapacity: true)
                     let stamp = Clock.now()
                     if i == 0 { first = stamp }
-                    Payload.encode(runID: runID, sequence: UInt32(sequences[i]), publishedAt: stamp, size: o.size, into: &payload)
-                    RedisPublisher.encode([command, channel, payload], into: &bytes)
+                    Payload.encode(runID: runID, sequence: UInt32(sequences[i]), publishedAt: stamp, size: size, into: &payload)
+                    RedisPublisher.encode([command, channel(sequences[i]), payload], into: &bytes)
                     i += 1
                 }
                 try redis.send(bytes)

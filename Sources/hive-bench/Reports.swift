@@ -49,6 +49,8 @@ struct PublishStats: Codable, Sendable {
     /// anything but 1 is worth knowing (0: subscription lost; 2: two subscribers at once).
     var receiversMin = 0
     var receiversMax = 0
+    /// What every reply should say (1 for Hive).
+    var expectedReceivers = 1
     var errors = 0
     /// CLOCK_MONOTONIC of the first publish: the start of the delivery window.
     var firstStamp: UInt64 = 0

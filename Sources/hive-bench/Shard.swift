@@ -7,6 +7,7 @@ import NIOPosix
 /// or idle connections), driven by the coordinator over stdin/stdout (ShardProtocol.swift).
 enum Shard {
     static func run(_ options: ShardOptions) -> Never {
+        if options.role == "channels" { ChannelsShard.run(options) }
         armGlobalTimeout(seconds: options.timeout)
         let commands = CommandInbox.start()
 

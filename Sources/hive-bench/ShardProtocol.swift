@@ -31,6 +31,8 @@ struct ShardMessage: Codable, Sendable {
     var windowSeconds: Double?
     var rss: Int?
     var timedOut: Bool?
+    /// The channels scenario's result: per phase, and the clients that got exactly what they were meant to.
+    var channels: ChannelsShardResult?
 }
 
 /// Options of one shard, passed on its command line.
@@ -45,6 +47,8 @@ struct ShardOptions: Sendable {
     var runID: UInt32 = 0
     var threads = 1
     var timeout = 60.0
+    /// Channels role: messages 0..<channelMessages go to channels, the rest are broadcasts.
+    var channelMessages = 0
 
     var arguments: [String] {
         [
@@ -52,6 +56,7 @@ struct ShardOptions: Sendable {
             "--path", target.path, "--per-address", String(target.perAddress), "--concurrency", String(target.concurrency),
             "--first", String(first), "--clients", String(clients), "--messages", String(messages), "--size", String(size),
             "--run-id", String(runID), "--threads", String(threads), "--timeout", String(timeout),
+            "--channels", String(target.channels), "--channel-messages", String(channelMessages),
         ] + (target.compression ? ["--compression"] : [])
     }
 
@@ -73,6 +78,8 @@ struct ShardOptions: Sendable {
         runID = UInt32(try args.int("run-id", default: 0))
         threads = try args.int("threads", default: 1)
         timeout = try args.double("timeout", default: 60)
+        target.channels = try args.int("channels", default: 0)
+        channelMessages = try args.int("channel-messages", default: 0)
     }
 }
 

@@ -13,6 +13,15 @@ let usage = """
                 [--processes K] [--threads T] [--http-idle 10] [--drain 30] [--hive-pids PID,...] [--json]
                 N WebSocket clients on "/" (K processes, sources 127.0.0.2, .3, … 10,000 each); M messages
                 PUBLISHed on "test" back to back or at R/s; exactly-once, order and publish->receive latency.
+                [--expect-subscribers 2]: Redis subscribers each PUBLISH must reach (1 for hive; the C
+                reference scripts/reference/fanout-minimal.c subscribes once per process).
+      channels  --port P --redis URL --clients 10000 [--channels 100] [--channel-messages 1000]
+                [--broadcast-messages 100] [--rate R] [--channel-prefix P] [--hive-pids PID,...]
+                [--idle-window 2] [--json]
+                client i joins channel ch<i % K> at connect; then message s is PUBLISHed on ch<s % K>, then
+                broadcasts on "test": per phase deliveries/s and hive CPU per message, their ratio, and per
+                client exactly its channel's messages and every broadcast, once, and nothing else. Hive's
+                idle CPU over --idle-window seconds before the phases is also reported and subtracted.
       roundtrip --port P [--clients 100] [--messages 1000] [--size 64] [--hive-pids …] [--json]
                 each client sends on /echo and waits for its echo before the next message.
       idle      --port P --clients N --hive-pids MASTER[,…] [--processes K] [--json]
@@ -38,6 +47,9 @@ do {
     case "fanout":
         let report = try Fanout.run(try FanoutOptions(args))
         finish(ok: report.ok, json: Output.json(report), text: Output.text(report), asJSON: args.flag("json"))
+    case "channels":
+        let report = try Channels.run(try ChannelsOptions(args))
+        finish(ok: report.ok, json: Output.json(report), text: Channels.text(report), asJSON: args.flag("json"))
     case "roundtrip":
         let report = try Roundtrip.run(try RoundtripOptions(args))
         finish(ok: report.ok, json: Output.json(report), text: Output.text(report), asJSON: args.flag("json"))

@@ -1,0 +1,161 @@
+import Foundation
+import XCTest
+
+/// The `make bench` scenarios of issue 11 (channels) and issue 14 (the C fan-out reference) at tiny sizes: they run,
+/// and their correctness checks hold and can fail. Never timings: speed is measured by `make bench` alone.
+final class ChannelsBenchSmokeTests: HiveTestCase {
+    func testChannelsBench_eachClientGetsExactlyItsChannelsMessagesAndEveryBroadcast() throws {
+        let redis = try RedisServer()
+        try redis.start()
+        defer { redis.stop() }
+        let (hive, port) = try startHive(workers: 2, ["--redis", redis.url])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        let master = try XCTUnwrap(hive.pid, "hive's pid")
+
+        let run = try BenchRun.run([
+            "channels", "--port", String(port), "--redis", redis.url, "--clients", "200", "--channels", "10",
+            "--channel-messages", "40", "--broadcast-messages", "5", "--processes", "2", "--hive-pids", String(master),
+            "--idle-window", "0.5", "--drain", "10", "--timeout", "90", "--json",
+        ])
+        XCTAssertEqual(run.status, 0, run.text)
+        let report = try run.json()
+        XCTAssertEqual(report["connected"] as? Int, 200, run.text)
+        XCTAssertEqual(report["exactClients"] as? Int, 200, run.text)
+        XCTAssertEqual(report["subscribedChannels"] as? Int, 10, run.text)
+        let phases = try XCTUnwrap(report["phases"] as? [[String: Any]], run.text)
+        XCTAssertEqual(phases.count, 2)
+        // 40 messages over 10 channels of 20 clients: 4 each, 80 per channel, 800 in all; 5 broadcasts to 200.
+        XCTAssertEqual(phases[0]["expectedDeliveries"] as? Int, 800, run.text)
+        XCTAssertEqual(phases[0]["deliveries"] as? Int, 800, run.text)
+        XCTAssertEqual(phases[0]["recipientsPerMessage"] as? Int, 20, run.text)
+        XCTAssertEqual(phases[1]["expectedDeliveries"] as? Int, 1000, run.text)
+        XCTAssertEqual(phases[1]["deliveries"] as? Int, 1000, run.text)
+        for phase in phases {
+            for key in ["lost", "duplicated", "strays", "outOfOrder"] { XCTAssertEqual(phase[key] as? Int, 0, "\(key): \(run.text)") }
+            XCTAssertNotNil(phase["hiveMicrosPerMessage"], run.text)
+            XCTAssertNotNil(phase["hiveNetMicrosPerMessage"], run.text)
+        }
+        XCTAssertNotNil(report["costRatio"], run.text)
+        XCTAssertNotNil(report["hiveIdleCores"], run.text)
+    }
+
+    /// The check of the checker: message 0 (channel ch0) is published on the broadcast channel instead, so every
+    /// client outside ch0 gets a stray, and message 1 (ch1) is never published, so ch1's clients miss it.
+    func testChannelsBench_injectedFaults_areCountedPerClient() throws {
+        let redis = try RedisServer()
+        try redis.start()
+        defer { redis.stop() }
+        let (_, port) = try startHive(workers: 2, ["--redis", redis.url])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+
+        let run = try BenchRun.run([
+            "channels", "--port", String(port), "--redis", redis.url, "--clients", "100", "--channels", "10",
+            "--channel-messages", "20", "--broadcast-messages", "2", "--processes", "1", "--inject-faults",
+            "--drain", "3", "--timeout", "60", "--json",
+        ])
+        XCTAssertEqual(run.status, 1, run.text)
+        let report = try run.json()
+        let phases = try XCTUnwrap(report["phases"] as? [[String: Any]], run.text)
+        XCTAssertEqual(phases.first?["strays"] as? Int, 90, run.text)
+        XCTAssertEqual(phases.first?["lost"] as? Int, 10, run.text)
+        XCTAssertEqual(phases.last?["lost"] as? Int, 0, run.text)
+        // Only ch0's clients got exactly their messages (every other one a stray, ch1's also a loss).
+        XCTAssertEqual(report["exactClients"] as? Int, 10, run.text)
+    }
+}
+
+/// scripts/reference/fanout-minimal.c: built with the system's C compiler, its handshake and relay driven by the
+/// same hive-bench fanout that measures hive, in both modes; every message reaches every client once, in order.
+final class FanoutReferenceSmokeTests: XCTestCase {
+    private static let source = PackageBuild.repository.appendingPathComponent("scripts/reference/fanout-minimal.c")
+
+    private func build() throws -> URL {
+        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("fanout-minimal-\(getpid())-\(UUID().uuidString.prefix(8))")
+        // The compiler bench.sh uses: gcc, else cc, else the Swift toolchain's clang.
+        let compile = try BenchRun.command("/bin/sh", [
+            "-c", "\"$(command -v gcc || command -v cc || command -v clang)\" -O2 -Wall -Werror -o \"$0\" \"$1\"",
+            binary.path, Self.source.path,
+        ])
+        XCTAssertEqual(compile.status, 0, compile.text)
+        return binary
+    }
+
+    func testReference_acceptKey_isRFC6455s() throws {
+        let binary = try build()
+        defer { try? FileManager.default.removeItem(at: binary) }
+        let run = try BenchRun.command(binary.path, ["--accept", "dGhlIHNhbXBsZSBub25jZQ=="])
+        XCTAssertEqual(run.status, 0, run.text)
+        XCTAssertEqual(run.text.trimmingCharacters(in: .whitespacesAndNewlines), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    }
+
+    func testReference_deliversEveryMessageOnce_coalescingAndPerFrame() throws {
+        let binary = try build()
+        defer { try? FileManager.default.removeItem(at: binary) }
+        let redis = try RedisServer()
+        try redis.start()
+        defer { redis.stop() }
+        for mode in ["coalesce", "per-frame"] {
+            let port = HiveProcess.freePort()
+            let reference = Process()
+            reference.executableURL = binary
+            reference.arguments = [String(port), String(redis.port), "test", "2", mode]
+            reference.standardError = FileHandle.nullDevice
+            try reference.run()
+            defer {
+                reference.terminate() // SIGTERM to its pid: it stops and reaps its two serving processes
+                reference.waitUntilExit()
+            }
+            try redis.waitForSubscribers(channel: "test", count: 2)
+            let run = try BenchRun.run([
+                "fanout", "--port", String(port), "--redis", redis.url, "--clients", "200", "--messages", "50",
+                "--processes", "2", "--http-idle", "0", "--expect-subscribers", "2", "--drain", "10", "--timeout", "60",
+                "--hive-pids", String(reference.processIdentifier),
+            ])
+            XCTAssertEqual(run.status, 0, "\(mode): \(run.text)")
+            XCTAssertTrue(run.text.contains("deliveries: 10000/10000"), "\(mode): \(run.text)")
+            XCTAssertTrue(run.text.contains("lost 0, duplicated 0, out of order 0, corrupt 0"), "\(mode): \(run.text)")
+        }
+    }
+}
+
+/// One run of `hive-bench` (next to the `hive` binary under test), or of any command, with its output.
+struct BenchRun {
+    let status: Int32
+    let text: String
+    let stdout: Data
+
+    static func run(_ arguments: [String]) throws -> BenchRun {
+        let generator = HiveProcess.binaryURL().deletingLastPathComponent().appendingPathComponent("hive-bench")
+        return try command(generator.path, arguments)
+    }
+
+    static func command(_ path: String, _ arguments: [String]) throws -> BenchRun {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        // Both pipes drained at once: a full stderr pipe must not stall the process while we wait on stdout.
+        let drained = DispatchGroup()
+        nonisolated(unsafe) var errorData = Data()
+        drained.enter()
+        DispatchQueue.global().async {
+            errorData = errors.fileHandleForReading.readDataToEndOfFile()
+            drained.leave()
+        }
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        drained.wait()
+        process.waitUntilExit()
+        return BenchRun(
+            status: process.terminationStatus,
+            text: String(decoding: errorData, as: UTF8.self) + String(decoding: outputData, as: UTF8.self),
+            stdout: outputData)
+    }
+
+    func json() throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: stdout) as? [String: Any], text)
+    }
+}
