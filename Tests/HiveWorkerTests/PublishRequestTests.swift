@@ -1,3 +1,5 @@
+import Foundation
+import HTTPTypes
 import HiveIPC
 import XCTest
 
@@ -151,5 +153,35 @@ final class PublishRequestTests: XCTestCase {
         for uri in ["/", "/api/publis", "/api/publish/", "/api/publishx", "/api/publish#x", "/API/publish", ""] {
             XCTAssertFalse(PublishAPI.matches(uri), uri)
         }
+    }
+
+    func testAnswers_mapEachOutcomeToItsStatus_withTheHeadersTheRFCsAsk() throws {
+        func error(_ response: HiveResponse) throws -> String? {
+            let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            return object?["error"] as? String
+        }
+        XCTAssertEqual(PublishAPI.published.status.code, 200)
+        XCTAssertEqual(String(decoding: PublishAPI.published.body, as: UTF8.self), #"{"ok":true}"#)
+        XCTAssertEqual(PublishAPI.published.headerFields[.contentType], "application/json")
+        XCTAssertEqual(PublishAPI.disabled.status.code, 403)
+        XCTAssertTrue(try error(PublishAPI.disabled)?.contains("HIVE_API_KEY") == true)
+        let unauthorized = PublishAPI.unauthorized("wrong API key")
+        XCTAssertEqual(unauthorized.status.code, 401)
+        XCTAssertEqual(unauthorized.headerFields[.wwwAuthenticate], "apikey")
+        XCTAssertEqual(try error(unauthorized), "wrong API key")
+        let notAllowed = PublishAPI.rejected(PublishRequest.Error(.methodNotAllowed, "only POST"))
+        XCTAssertEqual(notAllowed.status.code, 405)
+        XCTAssertEqual(notAllowed.headerFields[.allow], "POST")
+        XCTAssertEqual(PublishAPI.rejected(PublishRequest.Error(.badRequest, "x")).status.code, 400)
+        XCTAssertEqual(PublishAPI.rejected(PublishRequest.Error(.tooLarge, "x")).status.code, 413)
+        XCTAssertEqual(PublishAPI.failed(HiveError(code: .invalidArgument, description: "bad")).status.code, 400)
+        let unavailable = PublishAPI.failed(HiveError(code: .redisUnavailable, description: "Redis at x: refused"))
+        XCTAssertEqual(unavailable.status.code, 503)
+        XCTAssertNil(unavailable.headerFields[.retryAfter], "Redis may stay down: no promise of when to retry")
+        XCTAssertEqual(try error(unavailable), "Redis at x: refused")
+        let busy = PublishAPI.failed(HiveError(code: .workerBusy, description: "queue full"))
+        XCTAssertEqual(busy.status.code, 503)
+        XCTAssertEqual(busy.headerFields[.retryAfter], "1")
+        XCTAssertEqual(PublishAPI.notImplemented("users").status.code, 501)
     }
 }

@@ -154,4 +154,22 @@ final class PublishAPIIntegrationTests: HiveTestCase {
         XCTAssertEqual(overBody.status, 413, "over --max-body-size: the HTTP limit answers, before the API")
         XCTAssertEqual(try http.request(method: "GET", path: "/").status, 200, "other connections are untouched")
     }
+
+    /// `api-key` in a `--config` file: the workers get it in their environment, no command line shows it, and
+    /// `hive config check` prints it as ***.
+    func testAPIKeyFromTheConfigFile_works_andIsInNoCommandLine() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("hive-apikey-\(UUID().uuidString.prefix(8)).yaml")
+        try Data("api-key: \(Self.key)\n".utf8).write(to: file)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (hive, port) = try startHive(workers: 1, ["--config", file.path], environment: ["HIVE_API_KEY": ""])
+        XCTAssertEqual(try postJSON(try HTTPTestClient(port: port), #"{"channel": "news", "data": "x"}"#).status, 200)
+        for pid in [try XCTUnwrap(hive.pid)] + hive.workerPIDs() {
+            let commandLine = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+            XCTAssertNil(commandLine.range(of: Data(Self.key.utf8)), "the key is in the command line of \(pid)")
+        }
+        let check = try HiveCLI.run(["config", "check", file.path], environment: ["HIVE_API_KEY": ""])
+        XCTAssertEqual(check.status, 0, check.stderr)
+        XCTAssertTrue(check.stdout.contains("api-key") && !check.stdout.contains(Self.key), check.stdout)
+    }
 }
