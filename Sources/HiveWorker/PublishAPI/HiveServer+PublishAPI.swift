@@ -46,7 +46,10 @@ extension HiveServer {
             ])
             return PublishAPI.failed(error)
         } catch {
-            return PublishAPI.failed(HiveError(code: .redisUnavailable, description: "\(error)"))
+            logger.error("publish API call failed", metadata: [
+                "connection.id": "\(request.connection)", "target": "\(call.target)", "error": "\(error)",
+            ])
+            return PublishAPI.answer(.internalServerError, error: "publishing to \(call.target) failed: \(error)")
         }
         logger.debug("published over HTTP", metadata: [
             "connection.id": "\(request.connection)", "target": "\(call.target)", "message": "\(call.message)",
