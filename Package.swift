@@ -174,6 +174,11 @@ if Context.environment["HIVE_FUZZ"] == "1" {
             path: "Sources/Fuzz/fuzz-deflate"
         ),
         .executableTarget(
+            name: "fuzz-user-envelope",
+            dependencies: ["HiveFuzzSupport", "HiveIPC"],
+            path: "Sources/Fuzz/fuzz-user-envelope"
+        ),
+        .executableTarget(
             name: "fuzz-control",
             dependencies: ["HiveFuzzSupport", "HiveMaster", "HiveIPC"],
             path: "Sources/Fuzz/fuzz-control"

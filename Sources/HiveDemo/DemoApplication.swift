@@ -12,7 +12,8 @@ import Hive
 ///   the one whose id is in `to`) joins or leaves the channel named in `content` (answers "subscribed to NAME" or
 ///   the error's text), `publish` -> `content` published on the channel named in `channel` with
 ///   `HiveServer.publish` (through Redis when configured; answers "published to NAME" or the error's text),
-///   anything else -> "hello".
+///   `bind` / `unbind` -> this connection (or `to`) is bound to `user` or unbound ("bound to USER", "unbound"),
+///   `send-user` -> `content` to every connection of `user` ("sent to user USER"), anything else -> "hello".
 /// - WebSocket `/?channels=news,sport`: the connection joins those channels as it opens.
 /// - WebSocket `/echo`: every message back exactly (conformance tests).
 /// - `GET /sleep?ms=N` and the action `sleep` (`content`: milliseconds) answer after awaiting N ms (at most 10 s):
@@ -101,6 +102,21 @@ public struct DemoApplication: HiveApplication {
             do {
                 try await hive.publish(channel: channel, .text(object["content"] as? String ?? ""))
                 return "published to \(channel)"
+            } catch let error as HiveError {
+                return "error: \(error.code): \(error)"
+            }
+        case "bind", "unbind", "send-user":
+            // Users: bind this connection (or the one in `to`) to `user`; send `content` to every connection of it.
+            let user = object["user"] as? String ?? ""
+            let to = (object["to"] as? String).flatMap(UInt64.init) ?? (object["to"] as? NSNumber)?.uint64Value
+            let target = to.map(ConnectionID.init(rawValue:)) ?? connection.id
+            do {
+                switch action {
+                case "bind": try await hive.bind(target, user: user)
+                case "unbind": try await hive.unbind(target)
+                default: try await hive.send(toUser: user, .text(object["content"] as? String ?? ""))
+                }
+                return action == "bind" ? "bound to \(user)" : action == "unbind" ? "unbound" : "sent to user \(user)"
             } catch let error as HiveError {
                 return "error: \(error.code): \(error)"
             }

@@ -65,6 +65,7 @@ enum DemoPage {
         <option value="broadcast">broadcast</option>
         <option value="subscribe">subscribe</option>
         <option value="unsubscribe">unsubscribe</option>
+        <option value="bind">bind (message: user)</option>
       </select>
       <input id="channel" type="text" placeholder="Channel" aria-label="channel" maxlength="64">
       <input id="content" type="text" placeholder="Message" aria-label="content">
@@ -138,7 +139,11 @@ enum DemoPage {
       if (action.value === "unsubscribe" && at >= 0) channels.splice(at, 1);
       return;
     }
-    ws.send(JSON.stringify({ action: action.value, content: content.value }));
+    if (action.value === "bind") {
+      ws.send(JSON.stringify({ action: "bind", user: content.value }));  // then: hive push --user NAME MSG
+    } else {
+      ws.send(JSON.stringify({ action: action.value, content: content.value }));
+    }
     content.value = "";
     content.focus();
   });

@@ -6,6 +6,8 @@ package enum ChannelName {
     package static let maxLength = 64
     /// Channels one connection may be subscribed to at once.
     package static let maxPerConnection = 32
+    /// Names Hive uses on Redis for itself (`<--channel-prefix>__hive:user`): no client channel may take one.
+    package static let reservedPrefix = "__hive:"
 
     /// Letters, digits and `_ - . : @ /`: what Redis channel names usually look like, nothing a URL, a shell or a
     /// log line has to quote, and no comma (the list separator of `?channels=`).
@@ -34,6 +36,10 @@ package enum ChannelName {
             let shown = String(decoding: bytes.prefix(maxLength), as: UTF8.self)
             return "channel name \"\(shown)\" contains \(bad < 0x80 && bad >= 0x20 ? "\"\(Character(Unicode.Scalar(bad)))\"" : "byte 0x\(String(bad, radix: 16))"); "
                 + "allowed are letters, digits and _ - . : @ /"
+        }
+        if name.hasPrefix(reservedPrefix) {
+            return "channel name \"\(name)\" begins with \(reservedPrefix), which Hive keeps for its own Redis channels "
+                + "(\(UserEnvelope.channelSuffix) carries user messages)"
         }
         return nil
     }

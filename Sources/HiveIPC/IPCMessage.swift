@@ -2,8 +2,8 @@
 ///
 /// master -> worker: `connection` (with the socket attached), `retire`, `healthCheck`. (Stopping is SIGTERM: it
 /// must reach a worker that no longer reads its inbox, too.)
-/// worker -> worker: `push`, `broadcast`, `disconnect`, `channelMessage`, `subscription` (routed straight to the
-/// owner, never via the master).
+/// worker -> worker: `push`, `broadcast`, `disconnect`, `channelMessage`, `subscription`, `binding`, `userMessage`
+/// (routed straight to the owner, never via the master). master -> worker: `userPush` (`hive push --user`) too.
 /// worker -> master: `ready`, `retired`, `healthy`.
 package enum IPCMessage: Sendable, Equatable {
     /// A new connection; the socket travels as SCM_RIGHTS with the record.
@@ -32,10 +32,19 @@ package enum IPCMessage: Sendable, Equatable {
     case channelMessage(channel: String, frames: [UInt8], messages: Int)
     /// Subscribe (or unsubscribe) one connection owned by the receiving worker to `channel`.
     case subscription(ConnectionID, channel: String, subscribe: Bool)
+    /// Bind one connection owned by the receiving worker to `user` (a valid user id), or unbind it (nil).
+    case binding(ConnectionID, user: String?)
+    /// Deliver `messages` WebSocket messages to the receiving worker's connections bound to `user`: `frames` as
+    /// in `broadcast`.
+    case userMessage(user: String, frames: [UInt8], messages: Int)
+    /// Send one message to `user` on every host, as `HiveServer.send(toUser:_:)` does (through Redis when it is
+    /// configured): the master's way to have `hive push --user` sent by a worker.
+    case userPush(user: String, opcode: UInt8, payload: [UInt8])
 
     enum Kind: UInt8 {
         case connection = 1, push, broadcast, disconnect, ready = 6, retire, retired, healthCheck, healthy
         case channelMessage = 16, subscription
+        case binding = 24, userMessage, userPush
     }
 
     /// Payloads above this travel in a memfd attached to the record, so one record never exceeds the socket's
@@ -54,6 +63,7 @@ enum IPCCodec {
         case missingDescriptor(String)
         case outOfRange(kind: UInt8, field: String, value: UInt64)
         case invalidChannel(kind: UInt8, problem: String)
+        case invalidUser(kind: UInt8, bytes: Int)
 
         var description: String {
             switch self {
@@ -62,6 +72,8 @@ enum IPCCodec {
             case .missingDescriptor(let what): "IPC record \(what) arrived without its file descriptor"
             case .outOfRange(let kind, let field, let value): "IPC record of kind \(kind) has \(field) \(value), out of range"
             case .invalidChannel(let kind, let problem): "IPC record of kind \(kind) names a bad channel: \(problem)"
+            case .invalidUser(let kind, let bytes):
+                "IPC record of kind \(kind) names a bad user id (\(bytes) bytes; 1 to \(UserID.maxLength) of UTF-8 without control characters)"
             }
         }
     }
@@ -122,6 +134,29 @@ enum IPCCodec {
             out.append(subscribe ? 1 : 0)
             append(id.rawValue, to: &out)
             out += channel.utf8.prefix(ChannelName.maxLength)
+        case .binding(let id, let user):
+            out.append(IPCMessage.Kind.binding.rawValue)
+            out.append(user == nil ? 0 : 1)
+            append(id.rawValue, to: &out)
+            out += (user ?? "").utf8.prefix(UserID.maxLength)
+        case .userMessage(let user, let frames, let messages):
+            let name = Array(user.utf8.prefix(UserID.maxLength))
+            out.reserveCapacity(payloadInline ? frames.count + 11 + name.count : 11 + name.count)
+            out.append(IPCMessage.Kind.userMessage.rawValue)
+            out.append(payloadInline ? 0 : 1)
+            append(UInt64(messages), to: &out)
+            out.append(UInt8(name.count))
+            out += name
+            if payloadInline { out += frames }
+        case .userPush(let user, let opcode, let payload):
+            let name = Array(user.utf8.prefix(UserID.maxLength))
+            out.reserveCapacity(payloadInline ? payload.count + 4 + name.count : 4 + name.count)
+            out.append(IPCMessage.Kind.userPush.rawValue)
+            out.append(payloadInline ? 0 : 1)
+            out.append(opcode)
+            out.append(UInt8(name.count))
+            out += name
+            if payloadInline { out += payload }
         }
         return out
     }
@@ -129,7 +164,10 @@ enum IPCCodec {
     /// Whether the record's payload lives in the attached descriptor (push/broadcast with the external flag).
     static func hasExternalPayload(_ record: UnsafeRawBufferPointer) -> Bool {
         guard record.count >= 2, let kind = IPCMessage.Kind(rawValue: record[0]) else { return false }
-        return (kind == .push || kind == .broadcast || kind == .channelMessage) && record[1] == 1
+        switch kind {
+        case .push, .broadcast, .channelMessage, .userMessage, .userPush: return record[1] == 1
+        default: return false
+        }
     }
 
     /// Decodes a record; `external` supplies the payload when it travelled in a memfd.
@@ -149,6 +187,13 @@ enum IPCCodec {
             let name = String(decoding: bytes, as: UTF8.self)
             if let problem = ChannelName.problem(name) { throw DecodeError.invalidChannel(kind: first, problem: problem) }
             return name
+        }
+        /// User ids come from another process: only a valid one is passed on.
+        func userID(_ bytes: Slice<UnsafeRawBufferPointer>) throws -> String {
+            guard let user = UserID.validated(bytes) else {
+                throw DecodeError.invalidUser(kind: first, bytes: bytes.count)
+            }
+            return user
         }
         switch kind {
         case .connection:
@@ -196,6 +241,25 @@ enum IPCCodec {
             guard record[1] <= 1 else { throw DecodeError.outOfRange(kind: first, field: "subscribe flag", value: UInt64(record[1])) }
             let channel = try channelName(record[10...])
             return .subscription(ConnectionID(rawValue: word(record, at: 2)), channel: channel, subscribe: record[1] == 1)
+        case .binding:
+            try need(10)
+            guard record[1] <= 1 else { throw DecodeError.outOfRange(kind: first, field: "bind flag", value: UInt64(record[1])) }
+            let id = ConnectionID(rawValue: word(record, at: 2))
+            guard record[1] == 1 else { return .binding(id, user: nil) }
+            return .binding(id, user: try userID(record[10...]))
+        case .userMessage:
+            try need(11)
+            let messages = try int(word(record, at: 2), field: "message count")
+            let length = Int(record[10])
+            try need(11 + length)
+            let user = try userID(record[11..<11 + length])
+            return .userMessage(user: user, frames: external ?? Array(record[(11 + length)...]), messages: messages)
+        case .userPush:
+            try need(4)
+            let length = Int(record[3])
+            try need(4 + length)
+            let user = try userID(record[4..<4 + length])
+            return .userPush(user: user, opcode: record[2], payload: external ?? Array(record[(4 + length)...]))
         }
     }
 

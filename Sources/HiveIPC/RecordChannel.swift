@@ -50,7 +50,9 @@ package struct RecordChannel: Sendable {
     package func send(_ message: IPCMessage, attach: Int32 = -1, blocking: Bool) throws -> SendResult {
         let payload: [UInt8]?
         switch message {
-        case .push(_, _, let bytes), .broadcast(let bytes, _), .channelMessage(_, let bytes, _): payload = bytes
+        case .push(_, _, let bytes), .broadcast(let bytes, _), .channelMessage(_, let bytes, _),
+            .userMessage(_, let bytes, _), .userPush(_, _, let bytes):
+            payload = bytes
         default: payload = nil
         }
         let inline = (payload?.count ?? 0) <= IPCMessage.maxInlinePayload
@@ -170,6 +172,9 @@ package struct RecordChannel: Sendable {
             "\(messages) messages (\(frames.count) bytes) to the subscribers of channel \(channel)"
         case .subscription(let id, let channel, let subscribe):
             "\(subscribe ? "a subscription" : "an unsubscription") of connection \(id) to channel \(channel)"
+        case .binding(let id, let user): user == nil ? "an unbinding of connection \(id)" : "a binding of connection \(id) to a user"
+        case .userMessage(_, let frames, let messages): "\(messages) messages (\(frames.count) bytes) to a user's connections"
+        case .userPush(_, _, let payload): "a \(payload.count)-byte message to a user"
         }
     }
 }

@@ -30,14 +30,18 @@ public struct ConnectionSnapshot: Sendable, Hashable {
     public var queuedOut: UInt64
     /// HTTP requests served on this connection.
     public var requests: UInt64
+    /// The user it is bound to (`HiveServer.bind(_:user:)`, or a token's subject), nil when none.
+    public var user: String?
 }
 
 extension SharedRegistry {
     /// The live connection with this id, or nil when it is unknown, closed, or the slot now holds a newer
     /// connection.
-    package func lookup(_ id: ConnectionID) -> ConnectionSnapshot? {
+    /// `withUser` false leaves `user` nil and the user table unread: its page is then not touched (a page of a
+    /// shared mapping read for the first time is allocated), which the upgrade of every connection would do.
+    package func lookup(_ id: ConnectionID, withUser: Bool = true) -> ConnectionSnapshot? {
         guard id.slot < capacity, id.worker < workerCount else { return nil }
-        guard let snapshot = snapshot(slot: id.slot), snapshot.id == id else { return nil }
+        guard let snapshot = snapshot(slot: id.slot, withUser: withUser), snapshot.id == id else { return nil }
         return snapshot
     }
 
@@ -52,7 +56,7 @@ extension SharedRegistry {
     }
 
     /// Reads slot `index` if it holds an active connection.
-    package func snapshot(slot index: Int) -> ConnectionSnapshot? {
+    package func snapshot(slot index: Int, withUser: Bool = true) -> ConnectionSnapshot? {
         guard slot(index, .state).load(ordering: .acquiring) == SlotState.active.rawValue else { return nil }
         let generation = UInt32(truncatingIfNeeded: slot(index, .generation).load(ordering: .relaxed))
         let worker = Int(slot(index, .worker).load(ordering: .relaxed))
@@ -77,7 +81,8 @@ extension SharedRegistry {
             framesIn: slot(index, .framesIn).load(ordering: .relaxed),
             framesOut: slot(index, .framesOut).load(ordering: .relaxed),
             queuedOut: slot(index, .queuedOut).load(ordering: .relaxed),
-            requests: slot(index, .requests).load(ordering: .relaxed)
+            requests: slot(index, .requests).load(ordering: .relaxed),
+            user: withUser ? user(slot: index, generation: generation) : nil
         )
     }
 

@@ -59,6 +59,7 @@ extension SharedRegistry {
             let bytesIn = current == SlotState.active.rawValue ? slot(index, .bytesIn).load(ordering: .relaxed) : 0
             let bytesOut = current == SlotState.active.rawValue ? slot(index, .bytesOut).load(ordering: .relaxed) : 0
             slot(index, .protocolState).store(ProtocolState.closed.rawValue, ordering: .relaxed)
+            clearUserRecord(slot: index)  // before the slot is free: its next owner is the record's next writer
             state.store(SlotState.free.rawValue, ordering: .releasing)
             increment(worker: worker, .closed)
             increment(worker: worker, .closedBytesIn, by: bytesIn)

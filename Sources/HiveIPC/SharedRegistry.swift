@@ -12,7 +12,7 @@ import Glibc
 /// Layout, all little-endian UInt64 words:
 ///
 ///     [ header: 16 words ][ redis: 32 words ][ workers: workerCount x 32 words ][ slots: capacity x 16 words ]
-///     [ channels: channelCapacity x (ChannelField.words + workerCount) words ]
+///     [ channels: channelCapacity x (ChannelField.words + workerCount) words ][ users: capacity x 9 words ]
 ///
 /// Each field has exactly one writer, named next to it in `Header`, `WorkerField` and `SlotField`. Writers
 /// publish a slot by storing its `state` last (release); readers load `state` first (acquire) and then check the
@@ -33,6 +33,8 @@ package final class SharedRegistry: @unchecked Sendable {
         case refusedBusy        // master: no worker could take the socket (all inboxes full)
         case acceptErrors       // master: EMFILE/ENFILE and other accept failures
         case channelCapacity    // master, at creation: channel slots after the connection slots
+        case userCapacity       // master, at creation: user records after the channel slots (one per connection
+                                // slot; 0 in a registry of a master older than users)
         static let words = 16
     }
 
@@ -114,6 +116,9 @@ package final class SharedRegistry: @unchecked Sendable {
     package let workerCount: Int
     /// Channel slots (`SharedRegistry+Channels.swift`): distinct channels with subscribers, at most.
     package let channelCapacity: Int
+    /// User records (`SharedRegistry+Users.swift`): one per connection slot, or 0 (no users) when attached to the
+    /// registry of an older master.
+    package let userCapacity: Int
     /// The memfd behind the mapping (-1 for a heap registry in tests). Passed to spawned workers.
     package let fd: Int32
     private let base: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
@@ -130,9 +135,11 @@ package final class SharedRegistry: @unchecked Sendable {
     lazy var reservedChunks: [Bool] = Array(repeating: false, count: (capacity + Self.slotsPerChunk - 1) / Self.slotsPerChunk)
     static let slotsPerChunk = 4096 / (SlotField.words * 8)
 
-    package static func byteCount(capacity: Int, workerCount: Int, channelCapacity: Int = defaultChannelCapacity) -> Int {
+    package static func byteCount(
+        capacity: Int, workerCount: Int, channelCapacity: Int = defaultChannelCapacity, userCapacity: Int? = nil
+    ) -> Int {
         (Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words
-            + channelCapacity * channelWords(workerCount: workerCount)) * 8
+            + channelCapacity * channelWords(workerCount: workerCount) + (userCapacity ?? capacity) * UserField.words) * 8
     }
 
     /// Creates a registry in a new memfd (master, before any worker exists).
@@ -153,7 +160,7 @@ package final class SharedRegistry: @unchecked Sendable {
             let pointer = try map(fd: fd, size: size)
             let registry = SharedRegistry(
                 base: pointer, byteCount: size, capacity: capacity, workerCount: workerCount,
-                channelCapacity: channelCapacity, fd: fd, ownsHeap: false
+                channelCapacity: channelCapacity, userCapacity: capacity, fd: fd, ownsHeap: false
             )
             registry.initializeHeader()
             return registry
@@ -180,16 +187,18 @@ package final class SharedRegistry: @unchecked Sendable {
         let capacity = Int(UnsafeAtomic<UInt64>(at: pointer + Header.capacity.rawValue).load(ordering: .relaxed))
         let workers = Int(UnsafeAtomic<UInt64>(at: pointer + Header.workerCount.rawValue).load(ordering: .relaxed))
         let channels = Int(UnsafeAtomic<UInt64>(at: pointer + Header.channelCapacity.rawValue).load(ordering: .relaxed))
+        let users = Int(UnsafeAtomic<UInt64>(at: pointer + Header.userCapacity.rawValue).load(ordering: .relaxed))
         // A registry of an older master (a reload to a newer binary) has no channel table: its word is 0 there.
         guard capacity <= ConnectionID.maxSlots, workers <= ConnectionID.maxWorkers, channels <= maxChannelCapacity,
-            byteCount(capacity: capacity, workerCount: workers, channelCapacity: channels) <= size
+            users == 0 || users == capacity,
+            byteCount(capacity: capacity, workerCount: workers, channelCapacity: channels, userCapacity: users) <= size
         else {
             munmap(pointer, size)
             throw SystemError("mmap", while: "attaching fd \(fd): header does not match its size", errno: EINVAL)
         }
         return SharedRegistry(
             base: pointer, byteCount: size, capacity: capacity, workerCount: workers, channelCapacity: channels,
-            fd: fd, ownsHeap: false
+            userCapacity: users, fd: fd, ownsHeap: false
         )
     }
 
@@ -201,7 +210,7 @@ package final class SharedRegistry: @unchecked Sendable {
         let pointer = raw.bindMemory(to: UnsafeAtomic<UInt64>.Storage.self, capacity: size / 8)
         let registry = SharedRegistry(
             base: pointer, byteCount: size, capacity: capacity, workerCount: workerCount,
-            channelCapacity: channelCapacity, fd: -1, ownsHeap: true
+            channelCapacity: channelCapacity, userCapacity: capacity, fd: -1, ownsHeap: true
         )
         registry.initializeHeader()
         return registry
@@ -222,6 +231,7 @@ package final class SharedRegistry: @unchecked Sendable {
         capacity: Int,
         workerCount: Int,
         channelCapacity: Int,
+        userCapacity: Int,
         fd: Int32,
         ownsHeap: Bool
     ) {
@@ -230,6 +240,7 @@ package final class SharedRegistry: @unchecked Sendable {
         self.capacity = capacity
         self.workerCount = workerCount
         self.channelCapacity = channelCapacity
+        self.userCapacity = userCapacity
         self.fd = fd
         self.ownsHeap = ownsHeap
     }
@@ -246,6 +257,7 @@ package final class SharedRegistry: @unchecked Sendable {
         header(.capacity).store(UInt64(capacity), ordering: .relaxed)
         header(.workerCount).store(UInt64(workerCount), ordering: .relaxed)
         header(.channelCapacity).store(UInt64(channelCapacity), ordering: .relaxed)
+        header(.userCapacity).store(UInt64(userCapacity), ordering: .relaxed)
         header(.version).store(Self.version, ordering: .relaxed)
         header(.magic).store(Self.magic, ordering: .releasing)
     }
@@ -287,6 +299,17 @@ package final class SharedRegistry: @unchecked Sendable {
         return UnsafeAtomic(
             at: base + Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words
                 + index * stride + word
+        )
+    }
+
+    /// Word `word` of the user record of connection slot `index` (`UserField`).
+    @inline(__always)
+    package func userWord(_ index: Int, _ word: Int) -> UnsafeAtomic<UInt64> {
+        precondition(index >= 0 && index < userCapacity, "user record \(index) is outside the registry (\(userCapacity))")
+        precondition(word >= 0 && word < UserField.words, "word \(word) is outside a user record")
+        return UnsafeAtomic(
+            at: base + Header.words + RedisField.words + workerCount * WorkerField.words + capacity * SlotField.words
+                + channelCapacity * Self.channelWords(workerCount: workerCount) + index * UserField.words + word
         )
     }
 

@@ -17,6 +17,8 @@ extension MasterLoop {
             control.reply(client, reopenLogs(trigger: "hive reopen-logs"))
         case .push(let id, let text):
             control.reply(client, route(.push(id, opcode: 0x1, payload: Array(text.utf8)), to: id))
+        case .pushUser(let user, let text):
+            control.reply(client, routeToUser(user, text))
         case .disconnect(let id, let code):
             control.reply(client, route(.disconnect(id, code: code, reason: "disconnected by an operator"), to: id))
         case .refused(let reason):
@@ -38,6 +40,24 @@ extension MasterLoop {
                 + "(its inbox is full); nothing was sent: try again in a moment"
         }
         return "ok connection \(id) on worker \(id.worker)"
+    }
+
+    /// `hive push --user`: one worker (0 when it serves) sends it as `send(toUser:)` does, so it takes the same
+    /// way as the application's: through Redis to every host when Redis is configured.
+    private func routeToUser(_ user: String, _ text: String) -> String {
+        let serving = supervisor.workers.indices.filter { supervisor.workers[$0].isServing }
+        guard let worker = serving.contains(0) ? 0 : serving.first else {
+            return "error no worker is serving now (starting, restarting or stopping); nothing was sent: try again in a moment"
+        }
+        let record = IPCMessage.userPush(user: user, opcode: 0x1, payload: Array(text.utf8))
+        let sent = (try? workers[worker].inbox.send.send(record, blocking: false)) ?? .wouldBlock
+        guard sent == .sent else {
+            return "error worker \(worker) is too busy to take the message for user \(user) now (its inbox is full); "
+                + "nothing was sent: try again in a moment"
+        }
+        let route = configuration.redis["redis-address"] != nil
+            ? "through Redis to every Hive host" : "to the user's connections on every worker"
+        return "ok message for user \(user) handed to worker \(worker), which sends it \(route)"
     }
 
     static func pushRefusal(_ id: ConnectionID, _ state: ProtocolState) -> String {

@@ -109,6 +109,10 @@ SEEDS = {
         "finding-healthy-worker-above-int-max": bytes([10]) + struct.pack("<QQQ", 1 << 63, 4242, 7),
         "health-check": bytes([9]) + struct.pack("<Q", 7),
         "healthy": bytes([10]) + struct.pack("<QQQ", 1, 4242, 7),
+        "binding": bytes([24, 1]) + struct.pack("<Q", 0x1_00_000005) + b"alice",
+        "unbinding": bytes([24, 0]) + struct.pack("<Q", 0x1_00_000005),
+        "user-message": bytes([25, 0]) + struct.pack("<Q", 1) + bytes([3]) + b"bob" + bytes([0x81, 2]) + b"hi",
+        "user-push": bytes([26, 0, 1, 5]) + b"alicehello",
         "finding-disconnect-long-reason": bytes([4]) + struct.pack("<QQ", 0x1_00_000005, 1000)
         + b"a" * 122 + "\u00e9t\u00e9".encode(),
     },
@@ -121,6 +125,8 @@ SEEDS = {
         "finding-push-negative-length": b"\x00push 1 -1\n",
         "reopen-logs": b"\x00reopen-logs\n",
         "disconnect-reserved-code": b"\x00disconnect 4294967301 1005\n",
+        "push-user": b"\x00push-user 11 5\nalice smithhello",
+        "push-user-overflow": b"\x00push-user 1 9223372036854775807\nab",
     },
     # [method: 0 GET, 1 HEAD, 2 POST, 3 PUT, 4 DELETE, 5 PATCH, 6 OPTIONS, 7 PURGE] then a query string that is
     # also matched as a path.
@@ -170,6 +176,16 @@ SEEDS = {
         "auth-ok": b"\x10apikey fuzz-key-0123",
         "auth-case-tabs": b"\x10ApiKey\t \tfuzz-key-012",
         "auth-bearer": b"\x10Bearer fuzz-key-0123",
+    },
+    # A message on the Redis user channel: "HU" 1 opcode idlength id payload (UserEnvelope), or anything else.
+    "fuzz-user-envelope": {
+        "text": b"HU\x01\x01\x05alicehello",
+        "binary": b"HU\x01\x02\x03bob\x00\xff\x80",
+        "longest-id": b"HU\x01\x01\x40" + "\u00e9".encode() * 32 + b"x",
+        "id-past-the-end": b"HU\x01\x01\x3calice",
+        "text-not-utf8": b"HU\x01\x01\x01a\xc3",
+        "control-in-id": b"HU\x01\x01\x02a\nhi",
+        "plain-text": b"alice: hello",
     },
     # [max read size][largest bulk string kept] then what Redis sends a subscriber.
     "fuzz-resp": {

@@ -5,9 +5,7 @@ import XCTest
 /// message exactly once and in order, nothing on plain HTTP connections. Keeps `make bench` from rotting.
 final class BenchSmokeTests: HiveTestCase {
     func testBenchSmoke_deliversEverythingOnce_andNothingToHTTP() throws {
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis()
         let (_, port) = try startHive(workers: 2, ["--redis", redis.url])
         try redis.waitForSubscribers(channel: "test", count: 1)
 

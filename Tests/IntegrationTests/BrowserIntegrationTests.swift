@@ -13,9 +13,7 @@ final class BrowserIntegrationTests: HiveTestCase {
     private let messagesJS = "Array.from(document.querySelectorAll('#messages li'), li => li.textContent)"
 
     func testDemoPage_connectsSendsHello_receivesRedisAndABroadcast_andTheFaviconConnectionGetsNoFrames() throws {
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis()
         let (hive, port) = try startHive(workers: 2, ["--redis", redis.url])
         try redis.waitForSubscribers(channel: "test", count: 1)
         let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(hive.pid))
@@ -83,9 +81,7 @@ final class BrowserIntegrationTests: HiveTestCase {
     /// Two pages on two channels: one joins `news` through its URL (`/?channels=news`), the other `sport` through
     /// the form's subscribe action; each sees only its own channel's messages.
     func testTwoPagesOnTwoChannels_eachSeesOnlyItsOwnChannel() throws {
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis()
         let (_, port) = try startHive(workers: 2, ["--redis", redis.url, "--dispatch", "round-robin"])
         try redis.waitForSubscribers(channel: "test", count: 1)
         let news = try HeadlessChromium()

@@ -5,22 +5,12 @@ import XCTest
 /// The packages in Examples/, each built the way a user builds it (its own package, Hive by path) and driven
 /// through its real executable: Seed against a real redis-server, Chat with two rooms.
 final class ExamplesIntegrationTests: HiveTestCase {
-    private var redis: RedisServer?
-
-    override func tearDown() {
-        super.tearDown()  // the Hive first: its subscriber would log the Redis stop
-        redis?.stop()
-        redis = nil
-    }
-
     /// Seed, the story: the page on `/`, the favicon on a keep-alive connection of its own, a WebSocket; a
     /// `PUBLISH news` (the channel Seed declares in code) reaches the WebSocket on either worker and never the
     /// HTTP connections.
     func testSeed_servesThePage_andAPublishToNewsReachesEveryWebSocket_notTheFaviconConnection() throws {
         let seed = try PackageBuild.build(package: PackageBuild.example("Seed"), product: "seed")
-        let redis = try RedisServer()
-        self.redis = redis
-        try redis.start()
+        let redis = try startRedis()
         let (hive, port) = try startHive(workers: 2, ["--redis", redis.url, "--dispatch", "round-robin"], binary: seed)
         try redis.waitForSubscribers(channel: "news", count: 1)
 

@@ -94,9 +94,7 @@ final class LibraryPackageIntegrationTests: HiveTestCase {
         XCTAssertEqual(try client.receiveMessage(), .close(code: 4000, reason: "disconnected by an operator"))
 
         // publish speaks to Redis, not to the master: this Hive runs with --redis none, so nobody receives it.
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis()
         let published = try HiveCLI.run(["publish", "test", "hello", "--redis", redis.url], binary: upper)
         XCTAssertEqual(published.status, 0, published.stderr)
         XCTAssertTrue(published.stdout.contains("published to test"), published.stdout)

@@ -144,9 +144,7 @@ final class MetricsIntegrationTests: HiveTestCase {
     }
 
     func testMetrics_withRedis_showTheSubscriptionWithoutThePassword() throws {
-        let redis = try RedisServer(password: "s3cret-pass")
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis(password: "s3cret-pass")
         let metricsPort = HiveProcess.freePort()
         let (hive, _) = try startHive(workers: 1, [
             "--metrics-listen", "127.0.0.1:\(metricsPort)", "--redis", "redis://127.0.0.1:\(redis.port)",

@@ -14,9 +14,7 @@ final class PublishIntegrationTests: HiveTestCase {
     }
 
     func testPublish_throughRedis_reachesTheChannelsSubscribersOnEveryHost_andTheBroadcastChannelReachesAll() throws {
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis()
         let (_, portA) = try startHive(workers: 2, ["--redis", redis.url])
         let (_, portB) = try startHive(workers: 1, ["--redis", redis.url])
         try redis.waitForSubscribers(channel: "test", count: 2)

@@ -8,21 +8,6 @@ import Glibc
 /// The Redis subscription against what can go wrong around it: a password other local users must not read, a
 /// message too large to hold, and a server that accepts connections but never answers.
 final class RedisHardeningIntegrationTests: HiveTestCase {
-    private var servers: [RedisServer] = []
-
-    override func tearDown() {
-        super.tearDown()
-        servers.forEach { $0.stop() }
-        servers = []
-    }
-
-    private func startRedis(password: String? = nil, _ extra: [String] = []) throws -> RedisServer {
-        let redis = try RedisServer(password: password, extraArguments: extra)
-        servers.append(redis)
-        try redis.start()
-        return redis
-    }
-
     private func runDir(_ hive: HiveProcess) -> String { hive.directory.appendingPathComponent("run").path }
 
     private func redisStatus(_ hive: HiveProcess) throws -> [String: Any] {
@@ -134,7 +119,7 @@ final class RedisHardeningIntegrationTests: HiveTestCase {
     /// memory barely moves, no client gets it, it is counted and logged once, and the next message arrives.
     func testMessageOverTheCap_isDroppedUnread_countedAndLoggedOnce_andTheNextOneArrives() throws {
         // Redis' own default (pubsub 32mb hard limit) would close the subscription instead of passing it on.
-        let redis = try startRedis(["--client-output-buffer-limit", "pubsub 0 0 0"])
+        let redis = try startRedis(extraArguments: ["--client-output-buffer-limit", "pubsub 0 0 0"])
         let (hive, port) = try startHive(workers: 2, ["--redis", redis.url, "--dispatch", "round-robin"])
         try redis.waitForSubscribers(channel: "test", count: 1)
         let clients = try (0..<2).map { _ in try WebSocketTestClient(port: port, timeout: 10) }

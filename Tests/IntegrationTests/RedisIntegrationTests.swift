@@ -8,14 +8,7 @@ final class RedisIntegrationTests: HiveTestCase {
     private var redis: RedisServer!
 
     override func setUpWithError() throws {
-        redis = try RedisServer()
-        try redis.start()
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        redis?.stop()
-        redis = nil
+        redis = try startRedis()
     }
 
     private func startSubscribed(workers: Int = 2, _ extra: [String] = []) throws -> (HiveProcess, port: Int) {

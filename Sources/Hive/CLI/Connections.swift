@@ -18,6 +18,9 @@ struct Connections: ParsableCommand {
     @Option(help: "Only connections owned by this worker.")
     var worker: Int?
 
+    @Option(help: "Only connections bound to this user id.")
+    var user: String?
+
     func validate() throws {
         if let name = `protocol`, ProtocolState(name: name) == nil {
             throw ValidationError("--protocol must be one of http, websocket-handshake, websocket, closing; got \"\(name)\"")
@@ -32,6 +35,7 @@ struct Connections: ParsableCommand {
             let now = Clock.wallNanoseconds()
             let rows = registry.connections.filter {
                 (wanted == nil || $0.protocolState == wanted) && (worker == nil || $0.worker == worker)
+                    && (user == nil || $0.user == user)
             }
             if json {
                 print(try jsonText(rows.map { connection -> [String: Any] in
@@ -43,19 +47,20 @@ struct Connections: ParsableCommand {
                         "bytesIn": connection.bytesIn, "bytesOut": connection.bytesOut,
                         "framesIn": connection.framesIn, "framesOut": connection.framesOut,
                         "queuedOut": connection.queuedOut, "requests": connection.requests,
+                        "user": connection.user ?? NSNull(),
                     ]
                 }))
                 return
             }
             var table = [["id", "worker", "protocol", "remote", "connected", "idle", "bytes in", "bytes out",
-                          "frames in", "frames out", "queued"]]
+                          "frames in", "frames out", "queued", "user"]]
             for connection in rows {
                 table.append([
                     connection.id.description, String(connection.worker), connection.protocolState.description,
                     connection.remote.description, StatusReport.duration(Double(now &- connection.connectedAt) / 1e9),
                     StatusReport.duration(Double(now &- connection.lastActivity) / 1e9), String(connection.bytesIn),
                     String(connection.bytesOut), String(connection.framesIn), String(connection.framesOut),
-                    String(connection.queuedOut),
+                    String(connection.queuedOut), connection.user ?? "-",
                 ])
             }
             print(StatusReport.table(table).joined(separator: "\n"))

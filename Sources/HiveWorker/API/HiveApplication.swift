@@ -10,12 +10,16 @@ public struct HiveConnection: Sendable, Hashable {
     public var path: String
     /// The peer the master accepted it from.
     public var remote: RemoteAddress
+    /// The user it is bound to (``HiveServer/bind(_:user:)``, or a token's subject), nil when none: as of the
+    /// hook's start (a bind shows in the hooks that start after it).
+    public var user: String?
 
     /// A connection as the worker describes it to the hooks (tests of an application's hooks make their own).
-    public init(id: ConnectionID, path: String, remote: RemoteAddress) {
+    public init(id: ConnectionID, path: String, remote: RemoteAddress, user: String? = nil) {
         self.id = id
         self.path = path
         self.remote = remote
+        self.user = user
     }
 }
 

@@ -76,6 +76,12 @@ extension HiveServer {
             deliverHere(toChannel: channel, encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
         case .subscription(let id, let channel, let subscribe):
             applySubscriptionRecord(id, channel, subscribe: subscribe)
+        case .binding(let id, let user):
+            applyBindingRecord(id, user: user)
+        case .userMessage(let user, let frames, let messages):
+            deliverHere(toUser: user, encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
+        case .userPush(let user, let opcode, let payload):
+            applyUserPush(user: user, opcode: opcode, payload: payload)
         case .connection, .ready, .retire, .retired, .healthCheck, .healthy:
             preconditionFailure("\(record) is not a delivery")
         }

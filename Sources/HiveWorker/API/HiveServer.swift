@@ -36,6 +36,8 @@ public final class HiveServer: @unchecked Sendable {
     let table = ConnectionTable()
     /// Channel → this worker's subscribers, and back. Event loop only.
     let channelIndex: ChannelIndex
+    /// User → this worker's connections bound to it, and back. Event loop only.
+    let userIndex = UserIndex()
     /// Which Redis channels broadcast and which map to Hive channels (worker 0, set before its loop starts).
     package var redisRouting = RedisRouting()
     var outbox: PeerOutbox!

@@ -143,6 +143,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         ended = true
         slowConsumerTimer?.cancel()
         slowConsumerTimer = nil
+        hive.unbindOnEnd(id)  // before the slot is free: see unbindOnEnd
         hive.registry.free(id)
         hive.leaveChannels(id)
         let (id, hive) = (self.id, self.hive)

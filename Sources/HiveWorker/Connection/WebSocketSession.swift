@@ -10,7 +10,8 @@ import Glibc
 /// One established WebSocket connection of this worker: the write side (pushes, broadcasts, replies) and the
 /// events of its frame handler. Lives on the worker's event loop.
 final class WebSocketSession: WebSocketFrameHandlerDelegate {
-    let connection: HiveConnection
+    /// What the hooks are told about the connection; `user` changes on a bind (event loop only).
+    var connection: HiveConnection
     let channel: Channel
     /// The connection's protocol handler, through which every frame is written.
     let frameHandler: WebSocketFrameHandler

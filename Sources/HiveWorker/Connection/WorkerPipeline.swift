@@ -80,7 +80,8 @@ enum WorkerPipeline {
         let connection = HiveConnection(
             id: id,
             path: webSocketPath(head),
-            remote: hive.registry.lookup(id)?.remote ?? .unknown
+            remote: hive.registry.lookup(id, withUser: false)?.remote ?? .unknown,
+            user: hive.userIndex.user(of: id)  // bound during the handshake (a token's subject)
         )
         // The same answer as the 101 response's: a pure function of the request.
         let compression = compressionAgreement(head, hive: hive)

@@ -94,7 +94,7 @@ final class InboxReader: @unchecked Sendable {
         switch message {
         case .connection(let id):
             adopt(descriptor, id: id)
-        case .push, .broadcast, .disconnect, .channelMessage, .subscription:
+        case .push, .broadcast, .disconnect, .channelMessage, .subscription, .binding, .userMessage, .userPush:
             deliveries.append(message)
         case .retire:
             // Let go of the inbox: everything after this record belongs to the replacement.

@@ -21,9 +21,11 @@ final class RedisFanOut: Sendable {
         let pending = self.pending
         let registry = hive.registry
         let prefix = configuration.channelPrefix
+        // Messages for users (`send(toUser:)` of any host): always subscribed, never seen by the hook.
+        let userChannel = UserEnvelope.channel(prefix: prefix)
         // The channels with subscribers on any worker, from the registry: worker 0 never asks the others.
         let dynamic: @Sendable () -> Set<String> = {
-            Set(registry.channelSnapshots(freeUnused: true).map { prefix + $0.name })
+            Set(registry.channelSnapshots(freeUnused: true).map { prefix + $0.name }).union([userChannel])
         }
         subscriber = RedisSubscriber(
             configuration: configuration, registry: registry, logger: hive.logger, dynamicChannels: dynamic
@@ -36,7 +38,14 @@ final class RedisFanOut: Sendable {
             }
             hive.eventLoop.execute {
                 pending.wrappingDecrement(by: count, ordering: .relaxed)
-                hooks.enqueue { await hive.hooks.redisMessages(batch, hive: hive) }
+                guard batch.contains(where: { $0.channel == userChannel }) else {
+                    return hooks.enqueue { await hive.hooks.redisMessages(batch, hive: hive) }
+                }
+                // A --pattern matching the user channel sees its messages too: never broadcast an envelope.
+                hive.deliver(userEnvelopes: batch.filter { $0.channel == userChannel && $0.pattern == nil })
+                let others = batch.filter { $0.channel != userChannel }
+                guard !others.isEmpty else { return }
+                hooks.enqueue { await hive.hooks.redisMessages(others, hive: hive) }
             }
         }
     }

@@ -4,6 +4,7 @@ import XCTest
 /// Starts real `hive` masters for a test and always stops them, printing their log when the test failed.
 class HiveTestCase: XCTestCase {
     private var started: [HiveProcess] = []
+    private var redisServers: [RedisServer] = []
 
     /// Starts `hive start --port 0` (a port the kernel picks, read back from the `ready` line) with its run dir
     /// inside the process's own temp folder. `environment` is added to the test's own (`HIVE_REDIS_URL`, say);
@@ -21,6 +22,14 @@ class HiveTestCase: XCTestCase {
         return (hive, try hive.startAndReadPort())
     }
 
+    /// Starts a real redis-server on a free port, stopped in `tearDown` after every Hive of the test.
+    func startRedis(password: String? = nil, extraArguments: [String] = []) throws -> RedisServer {
+        let redis = try RedisServer(password: password, extraArguments: extraArguments)
+        redisServers.append(redis)
+        try redis.start()
+        return redis
+    }
+
     override func tearDown() {
         for hive in started {
             _ = try? hive.stop()
@@ -29,6 +38,14 @@ class HiveTestCase: XCTestCase {
             }
         }
         started = []
+        // After the Hives: their subscribers would log the Redis stop.
+        for redis in redisServers {
+            redis.stop()
+            if (testRun?.totalFailureCount ?? 0) > 0 {
+                writeLine("----- redis log (\(redis.logURL.path)) -----\n" + redis.log())
+            }
+        }
+        redisServers = []
         super.tearDown()
     }
 
