@@ -56,8 +56,11 @@ final class PublishRequestTests: XCTestCase {
         XCTAssertTrue(error(#"{"channel": "news", "data": null}"#)?.message.contains(#""data" is null"#) == true)
         XCTAssertTrue(error(#"{"channel": 7, "data": "x"}"#)?.message.contains(#""channel" is a number"#) == true)
         XCTAssertTrue(error(#"{"user": ["a"], "data": "x"}"#)?.message.contains(#""user" is an array"#) == true)
-        XCTAssertTrue(error(#"{"user": "", "data": "x"}"#)?.message.contains("user in the JSON body is empty") == true)
+        XCTAssertTrue(error(#"{"user": "", "data": "x"}"#)?.message
+            .hasPrefix("user in the JSON body: a user id must not be empty") == true)
         XCTAssertTrue(error(#"{"user": "a\u0001", "data": "x"}"#)?.message.contains("control character") == true)
+        XCTAssertTrue(error(#"{"user": "\#(String(repeating: "u", count: 65))", "data": "x"}"#)?.message
+            .contains("the limit is 64 bytes") == true, "the rules of UserID")
     }
 
     func testJSON_badChannelName_isA400WithTheChannelRules() {
@@ -182,6 +185,5 @@ final class PublishRequestTests: XCTestCase {
         let busy = PublishAPI.failed(HiveError(code: .workerBusy, description: "queue full"))
         XCTAssertEqual(busy.status.code, 503)
         XCTAssertEqual(busy.headerFields[.retryAfter], "1")
-        XCTAssertEqual(PublishAPI.notImplemented("users").status.code, 501)
     }
 }

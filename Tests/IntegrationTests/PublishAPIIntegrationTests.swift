@@ -85,12 +85,11 @@ final class PublishAPIIntegrationTests: HiveTestCase {
         XCTAssertFalse(sport.receivedAnything(within: 0.3), "sport is not subscribed to news")
     }
 
-    func testThroughRedis_twoHostsOnOneRedis_bothDeliver_withTheKeyFromHIVE_API_KEY() throws {
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+    func testThroughRedis_twoHostsOnOneRedis_bothDeliver_toAChannelAndToAUser_withTheKeyFromHIVE_API_KEY() throws {
+        let redis = try startRedis()
         let environment = ["HIVE_API_KEY": Self.key]
-        let (_, portA) = try startHive(workers: 2, ["--redis", redis.url], environment: environment)
+        let (_, portA) = try startHive(workers: 2, ["--redis", redis.url, "--max-redis-message", "100"],
+                                       environment: environment)
         let (_, portB) = try startHive(workers: 1, ["--redis", redis.url], environment: environment)
         let newsA = try WebSocketTestClient(port: portA, path: "/?channels=news", timeout: 5)
         let newsB = try WebSocketTestClient(port: portB, path: "/?channels=news", timeout: 5)
@@ -105,8 +104,43 @@ final class PublishAPIIntegrationTests: HiveTestCase {
         XCTAssertEqual(try newsB.receiveMessage(), .text("to both hosts"), "the other host got it through Redis")
         XCTAssertFalse(sportB.receivedAnything(within: 0.3))
 
+        try bind(newsA, "alice")
+        try bind(sportB, "alice")
+        let toUser = try post(http, query: "?user=alice", body: Array("to alice everywhere".utf8))
+        XCTAssertEqual(toUser.status, 200, "\(toUser)")
+        XCTAssertEqual(try newsA.receiveMessage(), .text("to alice everywhere"))
+        XCTAssertEqual(try sportB.receiveMessage(), .text("to alice everywhere"), "alice on the other host too")
+        XCTAssertFalse(newsB.receivedAnything(within: 0.3), "not alice")
+
+        let hundred = Array(repeating: UInt8(ascii: "a"), count: 100)
+        let overUser = try post(http, query: "?user=alice", body: hundred)
+        XCTAssertEqual(overUser.status, 413, "100 bytes and the 10-byte envelope of alice exceed 100: \(overUser)")
+        XCTAssertTrue(errorText(overUser).contains("the largest published is 90 bytes"), errorText(overUser))
+        XCTAssertEqual(try post(http, query: "?channel=news", body: hundred).status, 200, "a channel takes 100")
+        XCTAssertEqual(try newsA.receiveMessage(), .text(String(repeating: "a", count: 100)))
+        XCTAssertEqual(try newsB.receiveMessage(), .text(String(repeating: "a", count: 100)))
+
         let wrong = try postJSON(try HTTPTestClient(port: portB), #"{"channel": "news", "data": "x"}"#, key: "nope")
         XCTAssertEqual(wrong.status, 401, "the key from the environment is the one checked")
+    }
+
+    func testWithoutRedis_aUserCall_reachesEveryConnectionOfTheUser_onEveryWorker_andNoOneElse() throws {
+        let (_, port) = try startHive(workers: 2, ["--api-key", Self.key, "--dispatch", "round-robin"])
+        let alice = try (0..<2).map { _ in try WebSocketTestClient(port: port, path: "/", timeout: 5) }
+        let bob = try WebSocketTestClient(port: port, path: "/", timeout: 5)
+        XCTAssertEqual(Set(try alice.map { try worker(of: $0) }), [0, 1])
+        for client in alice { try bind(client, "alice") }
+        try bind(bob, "bob")
+        let published = try postJSON(try HTTPTestClient(port: port), #"{"user": "alice", "data": "just you"}"#)
+        XCTAssertEqual(published.status, 200, "\(published)")
+        for client in alice { XCTAssertEqual(try client.receiveMessage(), .text("just you")) }
+        XCTAssertFalse(bob.receivedAnything(within: 0.3), "bob is not alice")
+    }
+
+    /// Binds a demo WebSocket to a user (the demo's `bind` action).
+    private func bind(_ client: WebSocketTestClient, _ user: String) throws {
+        try client.sendText(action("bind", ["user": user]))
+        XCTAssertEqual(try client.receiveMessage(), .text("bound to \(user)"))
     }
 
     func testWhenRedisIsUnreachable_a503NamesRedis_withinTheTimeout() throws {
@@ -139,9 +173,9 @@ final class PublishAPIIntegrationTests: HiveTestCase {
         XCTAssertEqual(noData.status, 400)
         XCTAssertTrue(errorText(noData).contains(#"no "data""#), errorText(noData))
 
-        let user = try postJSON(http, #"{"user": "alice", "data": "x"}"#)
-        XCTAssertEqual(user.status, 501, "\(user)")
-        XCTAssertTrue(errorText(user).contains("users are not available yet"), errorText(user))
+        let badUser = try postJSON(http, #"{"user": "", "data": "x"}"#)
+        XCTAssertEqual(badUser.status, 400, "\(badUser)")
+        XCTAssertTrue(errorText(badUser).contains("a user id must not be empty"), errorText(badUser))
 
         let oversized = try post(http, query: "?channel=news", body: Array(repeating: UInt8(ascii: "a"), count: 1001))
         XCTAssertEqual(oversized.status, 413, "\(oversized)")

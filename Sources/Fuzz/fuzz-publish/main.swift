@@ -38,7 +38,7 @@ func checkCall(method: String, query: Substring?, body: [UInt8]) {
     fuzzCheck(call.message.bytes.count <= limit, "a message of \(call.message.bytes.count) bytes passed")
     switch call.target {
     case .channel(let name): fuzzCheck(ChannelName.problem(name) == nil, "channel \(name) passed")
-    case .user(let id): fuzzCheck(!id.isEmpty && id.utf8.count <= PublishRequest.maxUserLength, "user \(id) passed")
+    case .user(let id): fuzzCheck(UserID.problem(id) == nil, "user \(id) passed")
     }
     let parameters = query.map { HiveParameters(query: $0) } ?? HiveParameters()
     if !parameters.values("channel").isEmpty || !parameters.values("user").isEmpty {

@@ -26,7 +26,7 @@ extension HiveServer {
         do {
             call = try PublishRequest.parse(
                 method: request.head.method.rawValue, query: PublishAPI.query(of: request.uri), body: request.body,
-                maxMessageSize: publisher?.configuration.maxMessageSize ?? limits.maxMessageSize)
+                maxMessageSize: publishAPIMessageLimit)
         } catch {
             logger.debug("publish API call rejected", metadata: [
                 "connection.id": "\(request.connection)", "reason": "\(error.message)",
@@ -57,12 +57,24 @@ extension HiveServer {
         return PublishAPI.published
     }
 
-    /// `POST /api/publish` with `"user"` (or `?user=`): users are not part of this server yet. The one place to
-    /// change when they are: send to the user's connections, then answer `PublishAPI.published`; a `HiveError`
-    /// thrown here is answered like a failed channel publish.
+    /// `POST /api/publish` with `"user"` (or `?user=`): to every connection of the user, on every host through
+    /// Redis (`send(toUser:_:)`). A `HiveError` thrown here is answered like a failed channel publish.
     func publishAPISend(toUser user: String, _ message: HiveMessage) async throws -> HiveResponse {
-        PublishAPI.notImplemented("users are not available yet in this version of Hive: publish to a channel instead")
+        let limit = publishAPIMessageLimit - (publisher == nil ? 0 : Self.userEnvelopeOverhead(user))
+        if message.byteCount > limit {
+            return PublishAPI.rejected(PublishRequest.tooLarge(message.byteCount, limit: limit))
+        }
+        try await send(toUser: user, message)
+        return PublishAPI.published
     }
+
+    /// Largest message the API publishes to a channel: what the publisher takes (--max-redis-message), else
+    /// --max-message-size.
+    var publishAPIMessageLimit: Int { publisher?.configuration.maxMessageSize ?? limits.maxMessageSize }
+
+    /// Bytes a user message carries through Redis besides its payload: the user envelope's 5-byte header ("HU",
+    /// version, opcode, id length) and the id.
+    static func userEnvelopeOverhead(_ user: String) -> Int { 5 + user.utf8.count }
 
     /// Why the `Authorization` fields do not carry `key`, or nil when they do. Exactly one field, scheme `apikey`.
     static func authorizationProblem(_ values: [String], key: APIKey) -> String? {

@@ -90,9 +90,4 @@ package enum PublishAPI {
             return answer(.internalServerError, error: error.description)
         }
     }
-
-    /// 501: the target exists in the API but not yet in this server.
-    static func notImplemented(_ reason: String) -> HiveResponse {
-        answer(.notImplemented, error: reason)
-    }
 }

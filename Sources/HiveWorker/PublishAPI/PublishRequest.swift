@@ -33,9 +33,6 @@ package struct PublishRequest: Sendable, Equatable {
         self.message = message
     }
 
-    /// Longest user id accepted here, in bytes (the users module may be stricter).
-    package static let maxUserLength = 256
-
     /// Why a call cannot be published: which part is wrong and what to send instead.
     package struct Error: Swift.Error, Sendable, Equatable, CustomStringConvertible {
         package enum Kind: Sendable, Equatable {
@@ -145,19 +142,17 @@ package struct PublishRequest: Sendable, Equatable {
             return .channel(channel)
         }
         let user = users[0]
-        if user.isEmpty { throw Error(.badRequest, "user in \(source) is empty: give the user id") }
-        if user.utf8.count > maxUserLength {
-            throw Error(.badRequest, "user in \(source) is \(user.utf8.count) bytes long; the limit is \(maxUserLength)")
-        }
-        if user.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            throw Error(.badRequest, "user in \(source) contains a control character: give the user id as bound")
+        if let problem = UserID.problem(user) {
+            throw Error(.badRequest, "user in \(source): \(problem); a user id is 1 to \(UserID.maxLength) bytes of "
+                + "UTF-8 without control characters")
         }
         return .user(user)
     }
 
-    private static func tooLarge(_ size: Int, limit: Int) -> Error {
+    static func tooLarge(_ size: Int, limit: Int) -> Error {
         Error(.tooLarge, "the message is \(size) bytes; the largest published is \(limit) bytes "
-            + "(--max-redis-message with Redis, else --max-message-size): split it, or raise the limit")
+            + "(--max-redis-message with Redis, less 5 bytes and the id for a user; else --max-message-size): split "
+            + "it, or raise the limit")
     }
 
     /// "a number", "an object": what a JSON value is, for messages.
