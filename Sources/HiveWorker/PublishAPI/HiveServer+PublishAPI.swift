@@ -38,7 +38,8 @@ extension HiveServer {
             case .channel(let channel):
                 try await publish(channel: channel, call.message)
             case .user(let user):
-                return try await publishAPISend(toUser: user, call.message)
+                let response = try await publishAPISend(toUser: user, call.message)
+                if response.status != .ok { return response }
             }
         } catch let error as HiveError {
             logger.debug("publish API call failed", metadata: [
