@@ -183,5 +183,10 @@ if Context.environment["HIVE_FUZZ"] == "1" {
             dependencies: ["HiveFuzzSupport", "HiveMaster", "HiveIPC"],
             path: "Sources/Fuzz/fuzz-control"
         ),
+        .executableTarget(
+            name: "fuzz-publish",
+            dependencies: ["HiveFuzzSupport", "HiveWorker", "HiveIPC"],
+            path: "Sources/Fuzz/fuzz-publish"
+        ),
     ]
 }

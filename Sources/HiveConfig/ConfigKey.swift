@@ -83,6 +83,8 @@ extension ConfigKey {
         ConfigKey("max-redis-message", .integer, "a positive number of bytes"),
         ConfigKey("redis-timeout", .number, "a positive number of seconds"),
         ConfigKey("channel-prefix", .text, "the prefix of each channel's Redis channel"),
+        ConfigKey("api-key", .text, "the key of the HTTP publish API (visible ASCII, no spaces)", secret: true,
+                  viaEnvironment: true),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

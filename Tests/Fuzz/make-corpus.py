@@ -157,6 +157,26 @@ SEEDS = {
         "zeros-over-limit": b"\x09" + raw_deflate(bytes(4096)),
         "json-under-limit": b"\x0b" + raw_deflate(b'{"id": 1, "symbol": "HIVE", "price": 1000}' * 20),
     },
+    # [mode: bits 0-2 method (0-5 POST, 6 GET, 7 PUT), bit 3 query "\n" body, bit 4 Authorization value] then the
+    # body, the query and body, or the header value.
+    "fuzz-publish": {
+        "json-channel": b'\x00{"channel": "news", "data": "h\\u00e9llo \\ud83d\\ude00"}',
+        "json-user": b'\x00{"user": "alice", "data": "hi", "extra": [1, {"a": null}]}',
+        "json-both": b'\x00{"channel": "a", "user": "b", "data": "x"}',
+        "json-data-object": b'\x00{"channel": "news", "data": {"price": 1.5e3, "ok": true}}',
+        "json-bad-name": b'\x00{"channel": "no spaces", "data": "x"}',
+        "json-over-limit": b'\x00{"channel": "n", "data": "' + b"x" * 300 + b'"}',
+        "json-deep": b'\x00{"channel": "n", "data": ' + b"[" * 600 + b"]" * 600 + b"}",
+        "json-lone-surrogate": b'\x00{"channel": "n", "data": "\\ud800"}',
+        "raw-text": b"\x08channel=news&x=%41\nplain text",
+        "raw-binary": b"\x08channel=bin\n\xff\x00\xc3",
+        "raw-user": b"\x08user=bob%40example\n{}",
+        "raw-two-targets": b"\x08channel=a&channel=b\nx",
+        "get": b"\x06{}",
+        "auth-ok": b"\x10apikey fuzz-key-0123",
+        "auth-case-tabs": b"\x10ApiKey\t \tfuzz-key-012",
+        "auth-bearer": b"\x10Bearer fuzz-key-0123",
+    },
     # A message on the Redis user channel: "HU" 1 opcode idlength id payload (UserEnvelope), or anything else.
     "fuzz-user-envelope": {
         "text": b"HU\x01\x01\x05alicehello",

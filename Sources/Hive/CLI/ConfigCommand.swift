@@ -89,6 +89,7 @@ extension Start {
         // RedisURL's description leaves the password out.
         case "redis": return url.map { $0.description + ($0.password != nil ? " (with password ***)" : "") } ?? "none"
         case "redis-password": return url?.password != nil ? "***" : "(none)"
+        case "api-key": return (try? publishAPI.resolve()) != nil ? "***" : "(none: the publish API answers 403)"
         default: return "***"
         }
     }

@@ -31,6 +31,11 @@ enum StartConfiguration {
             try check(key, value, label: label(key, source))
         }
         for (variable, value) in resolution.environment { setenv(variable, value, 1) }
+        if let path, case .file = resolution.sources["api-key"],
+           let mode = try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int, mode & 0o077 != 0 {
+            writeLine("hive: warning: \(path) holds the API key and is readable by other users; chmod 600 it, or give "
+                + "the key in HIVE_API_KEY", to: 2)
+        }
         if let path, holdsSecret(resolution), let mode = try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int,
            mode & 0o077 != 0 {
             // A warning, not a refusal, as for --redis-password-file (container secrets are often 0444).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HiveIPC
 import HiveWorker
 import Logging
@@ -30,6 +31,7 @@ struct Worker: ParsableCommand {
         )
         configuration.grace = .seconds(grace)
         configuration.logFile = logFile
+        configuration.apiKey = ProcessInfo.processInfo.environment[PublishAPIOptions.keyVariable]
         guard let application = ApplicationSlot.current else {
             writeLine("hive: worker \(workerID) error: no application to serve (HiveMain.run sets it)", to: 2)
             throw ExitCode(3)

@@ -43,6 +43,8 @@ public final class HiveServer: @unchecked Sendable {
     var outbox: PeerOutbox!
     /// PUBLISH to Redis for `publish(channel:_:)`; nil without Redis. Set before the worker serves.
     var publisher: RedisPublisher?
+    /// The key of `POST /api/publish` (--api-key); nil: the API answers 403. Set before the worker serves.
+    var publishAPIKey: APIKey?
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 

@@ -47,6 +47,7 @@ package final class WorkerProcess<Application: HiveApplication> {
             application: application, logger: logger
         )
         let workerID = configuration.workerID
+        hive.publishAPIKey = configuration.apiKey.flatMap(APIKey.init)
         if let redis = configuration.redis {
             // Before the event loop runs anything of this server's.
             hive.redisRouting = RedisRouting(broadcastChannels: Set(redis.channels), prefix: redis.channelPrefix)
