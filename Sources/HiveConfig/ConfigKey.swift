@@ -83,6 +83,8 @@ extension ConfigKey {
         ConfigKey("max-redis-message", .integer, "a positive number of bytes"),
         ConfigKey("redis-timeout", .number, "a positive number of seconds"),
         ConfigKey("channel-prefix", .text, "the prefix of each channel's Redis channel"),
+        ConfigKey("history-size", .integer, "0 (off) or more messages"),
+        ConfigKey("history-ttl", .integer, "0 (no expiry) or more seconds"),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

@@ -59,6 +59,8 @@ struct Start: ParsableCommand {
 
     @OptionGroup var redis: RedisOptions
 
+    @OptionGroup var history: HistoryOptions
+
     func validate() throws {
         guard (0...65_535).contains(port) else {
             throw ValidationError("--port must be between 0 (any free port) and 65535, got \(port)")
@@ -130,7 +132,7 @@ struct Start: ParsableCommand {
             executable: MasterConfiguration.currentExecutable(),
             workerArguments: ["worker", "--grace", String(grace)] + (logPath.map { ["--log-file", $0] } ?? [])
                 + limits.arguments
-                + redis.workerArguments(maxMessageSize: limits.maxMessageSize)
+                + redis.workerArguments(maxMessageSize: limits.maxMessageSize) + history.workerArguments()
         )
         configuration.readyNotification = readyNotification
         configuration.listenerDescriptor = listener

@@ -20,6 +20,7 @@ struct Worker: ParsableCommand {
     @Option var logFile: String?
     @OptionGroup var limits: LimitOptions
     @OptionGroup var redis: RedisOptions
+    @OptionGroup var history: HistoryOptions
 
     func run() throws {
         let logger = makeLogger(level: limits.logLevel, label: "hive")
@@ -29,6 +30,7 @@ struct Worker: ParsableCommand {
             limits: limits.limits
         )
         configuration.grace = .seconds(grace)
+        configuration.history = history.policy
         configuration.logFile = logFile
         guard let application = ApplicationSlot.current else {
             writeLine("hive: worker \(workerID) error: no application to serve (HiveMain.run sets it)", to: 2)

@@ -22,12 +22,14 @@ extension HiveServer {
         let isBroadcastChannel = redisRouting.broadcastChannels.contains(channel)
         if !isBroadcastChannel, let problem = ChannelName.problem(channel) { throw HiveError.invalidChannel(problem) }
         guard let publisher else {
-            deliverNow([message], toChannel: channel)
+            deliverNow([ChannelEntry(message: message, position: nil)], toChannel: channel)
             return
         }
         let redisChannel = isBroadcastChannel ? channel : redisRouting.prefix + channel
+        // A channel with history goes through the history script: stored, then published with its position.
+        let history = isBroadcastChannel ? nil : historyPolicy(for: channel).map { HistoryTarget(keys: historyKeys(for: channel), policy: $0) }
         do {
-            _ = try await publisher.publish(channel: redisChannel, payload: message.bytes)
+            _ = try await publisher.publish(channel: redisChannel, payload: message.bytes, history: history)
         } catch let error as RedisPublishError {
             throw HiveError(publishing: error)
         }

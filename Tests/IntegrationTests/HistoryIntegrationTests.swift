@@ -1,0 +1,179 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+/// Channel history against a real redis-server and the real `hive`: messages published with history carry a
+/// position `EPOCH:OFFSET` in their envelopes; a client that reconnects with `since` gets exactly what it missed,
+/// then live messages, from any worker and any host on the same Redis.
+final class HistoryIntegrationTests: HiveTestCase {
+    private var redis: RedisServer!
+
+    override func setUpWithError() throws {
+        redis = try RedisServer()
+        try redis.start()
+    }
+
+    override func tearDown() {
+        super.tearDown()
+        redis?.stop()
+        redis = nil
+    }
+
+    /// One envelope as a client sees it.
+    struct Envelope: Equatable {
+        var channel: String
+        var offset: String?
+        var data: String?
+        var encoding: String?
+        var recovered: Bool?
+
+        var position: (epoch: String, offset: Int)? {
+            guard let offset, let colon = offset.lastIndex(of: ":"), let number = Int(offset[offset.index(after: colon)...]) else { return nil }
+            return (String(offset[..<colon]), number)
+        }
+    }
+
+    private func startWithHistory(size: Int = 100, workers: Int = 2, _ extra: [String] = []) throws -> (HiveProcess, port: Int) {
+        let (hive, port) = try startHive(workers: workers, ["--redis", redis.url, "--dispatch", "round-robin",
+                                                           "--history-size", String(size)] + extra)
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        return (hive, port)
+    }
+
+    /// A client of `news` with envelopes. One that resumes (`since`) is not asked who it is: its recovered
+    /// messages may come before the answer.
+    private func subscriber(_ port: Int, _ query: String = "channels=news&envelope=json") throws -> WebSocketTestClient {
+        let client = try WebSocketTestClient(port: port, path: "/?" + query, timeout: 5)
+        if !query.contains("since=") { _ = try connectionID(of: client) }  // the upgrade is done, and the channel joined
+        return client
+    }
+
+    /// `hive publish` with history, as an operator would.
+    private func publish(_ message: String, channel: String = "news", size: Int = 100) throws {
+        let result = try HiveCLI.run(["publish", channel, message, "--redis", redis.url, "--history-size", String(size)])
+        XCTAssertEqual(result.status, 0, result.stderr)
+    }
+
+    private func envelope(_ client: WebSocketTestClient, file: StaticString = #filePath, line: UInt = #line) throws -> Envelope {
+        guard case .text(let text) = try client.receiveMessage(timeout: 5) else {
+            XCTFail("not a text message", file: file, line: line)
+            return Envelope(channel: "")
+        }
+        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            XCTFail("not a JSON object: \(text)", file: file, line: line)
+            return Envelope(channel: "")
+        }
+        return Envelope(channel: object["channel"] as? String ?? "", offset: object["offset"] as? String,
+                        data: object["data"] as? String, encoding: object["encoding"] as? String,
+                        recovered: object["recovered"] as? Bool)
+    }
+
+    func testEnvelopes_carryIncreasingOffsets_andSinceRecoversExactlyWhatWasMissed_thenLive() throws {
+        let (_, port) = try startWithHistory()
+        let first = try subscriber(port)
+        let plain = try WebSocketTestClient(port: port, path: "/?channels=news", timeout: 5)
+        _ = try connectionID(of: plain)
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        // 1-3 from the shell (EVAL), 4-5 from application code (hive.publish: EVALSHA on the worker's connection).
+        for index in 1...3 { try publish("m\(index)") }
+        let app = try WebSocketTestClient(port: port, timeout: 5)
+        for index in 4...5 {
+            try app.sendText(action("publish", ["channel": "news", "content": "m\(index)"]))
+            XCTAssertEqual(try app.receiveMessage(timeout: 5), .text("published to news"))
+        }
+        var received: [Envelope] = []
+        for _ in 1...5 { received.append(try envelope(first)) }
+        XCTAssertEqual(received.map(\.data), (1...5).map { "m\($0)" })
+        XCTAssertEqual(Set(received.map(\.channel)), ["news"])
+        let positions = received.compactMap(\.position)
+        XCTAssertEqual(positions.count, 5)
+        XCTAssertEqual(Set(positions.map(\.epoch)).count, 1, "one epoch: \(received)")
+        XCTAssertEqual(positions.map(\.offset), [1, 2, 3, 4, 5])
+        for index in 1...5 { XCTAssertEqual(try plain.receiveMessage(), .text("m\(index)"), "no envelope asked for: the payload as it is") }
+        let since = try XCTUnwrap(received.last?.offset)
+        first.close()
+
+        for index in 6...10 { try publish("m\(index)") }
+        // Any worker may read history: two reconnects land on both workers (round-robin).
+        let again = try subscriber(port, "channels=news&envelope=json&since=\(since)")
+        let other = try subscriber(port, "channels=news&envelope=json&since=\(since)")
+        for client in [again, other] {
+            let missed = try (6...10).map { _ in try envelope(client) }
+            XCTAssertEqual(missed.map(\.data), (6...10).map { "m\($0)" })
+            XCTAssertEqual(missed.compactMap(\.position).map(\.offset), Array(6...10))
+            XCTAssertEqual(missed.compactMap(\.position).map(\.epoch), Array(repeating: positions[0].epoch, count: 5))
+        }
+        try publish("m11")
+        for client in [again, other] {
+            let live = try envelope(client)
+            XCTAssertEqual(live.data, "m11")
+            XCTAssertEqual(live.offset, "\(positions[0].epoch):11")
+            XCTAssertFalse(client.receivedAnything(within: 0.3), "nothing twice")
+        }
+        XCTAssertNotEqual(try worker(of: again), try worker(of: other))
+    }
+
+    func testAPositionOutOfTheWindow_orOfAnotherEpoch_getsRecoveredFalse_thenLive() throws {
+        let (_, port) = try startWithHistory(size: 3)
+        let watcher = try subscriber(port)
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        for index in 1...10 { try publish("m\(index)", size: 3) }
+        let all = try (1...10).map { _ in try envelope(watcher) }
+        let epoch = try XCTUnwrap(all.first?.position?.epoch)
+        for since in ["\(epoch):2", "zzz:9", "\(epoch):99"] {
+            let late = try subscriber(port, "channels=news&envelope=json&since=\(since)")
+            XCTAssertEqual(try envelope(late), Envelope(channel: "news", recovered: false), since)
+            try publish("live after \(since)", size: 3)
+            XCTAssertEqual(try envelope(late).data, "live after \(since)", since)
+            XCTAssertFalse(late.receivedAnything(within: 0.2), since)
+        }
+        // Inside the window: what is left of it, without a recovered:false.
+        let inside = try subscriber(port, "channels=news&envelope=json&since=\(epoch):10")
+        XCTAssertEqual(try (0..<3).map { _ in try envelope(inside).data }, ["live after \(epoch):2", "live after zzz:9", "live after \(epoch):99"])
+    }
+
+    func testTheSamePosition_onASecondHostOnTheSameRedis_givesTheSameMessagesAndOffsets() throws {
+        let (_, portA) = try startWithHistory(workers: 1)
+        let (_, portB) = try startHive(workers: 1, ["--redis", redis.url, "--history-size", "100"])
+        try redis.waitForSubscribers(channel: "test", count: 2)
+        let onA = try subscriber(portA)
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        for index in 1...4 { try publish("m\(index)") }
+        let seen = try (1...4).map { _ in try envelope(onA) }
+        let since = try XCTUnwrap(seen[1].offset)
+        let resumedA = try subscriber(portA, "channels=news&envelope=json&since=\(since)")
+        let resumedB = try subscriber(portB, "channels=news&envelope=json&since=\(since)")
+        let fromA = try (0..<2).map { _ in try envelope(resumedA) }
+        let fromB = try (0..<2).map { _ in try envelope(resumedB) }
+        XCTAssertEqual(fromA, Array(seen[2...]))
+        XCTAssertEqual(fromB, Array(seen[2...]), "host B gives the same messages and offsets")
+    }
+
+    func testPlainPublish_isDeliveredWithoutAPosition_binaryInBase64_andBadSinceIsRefused400() throws {
+        let (_, port) = try startWithHistory(workers: 1)
+        let client = try subscriber(port)
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        XCTAssertEqual(try redis.publish(channel: "news", message: "plain \"quoted\"\n"), 1)
+        XCTAssertEqual(try envelope(client), Envelope(channel: "news", data: "plain \"quoted\"\n"))
+        XCTAssertEqual(try redis.publish(channel: "news", bytes: [0xFF, 0x00, 0x01]), 1)
+        XCTAssertEqual(try envelope(client), Envelope(channel: "news", data: "/wAB", encoding: "base64"))
+
+        let cases: [(String, String)] = [
+            ("channels=news&envelope=json&since=abc", "?since=abc: not a position"),
+            ("channels=news&envelope=json&since=e1:-3", "not a position"),
+            ("channels=news&since=e1:3", "?since= needs ?envelope=json"),
+            ("channels=news,sport&envelope=json&since=e1:3", "exactly one channel"),
+            ("channels=news&envelope=xml", "the only envelope is json"),
+        ]
+        for (query, reason) in cases {
+            let http = try HTTPTestClient(port: port)
+            try http.send(raw: "GET /?\(query) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\n"
+                + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let response = try http.readResponse(timeout: 3)
+            XCTAssertEqual(response.status, 400, query)
+            XCTAssertTrue(response.text.contains(reason), "\(query): \(response.text)")
+        }
+    }
+}
