@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import HiveRedis
 import XCTest
 
 /// Channel history against a real redis-server and the real `hive`: messages published with history carry a
@@ -174,6 +175,107 @@ final class HistoryIntegrationTests: HiveTestCase {
             let response = try http.readResponse(timeout: 3)
             XCTAssertEqual(response.status, 400, query)
             XCTAssertTrue(response.text.contains(reason), "\(query): \(response.text)")
+        }
+    }
+}
+
+/// The seam under load: a publisher that never stops (an external one, calling the documented script itself),
+/// clients that keep dropping and resuming with `since` on both workers. Each must see every message once, in
+/// order, from its first to the last published.
+final class HistorySeamIntegrationTests: HiveTestCase {
+    private var redis: RedisServer!
+
+    override func setUpWithError() throws {
+        redis = try RedisServer()
+        try redis.start()
+    }
+
+    override func tearDown() {
+        super.tearDown()
+        redis?.stop()
+        redis = nil
+    }
+
+    private final class Published: @unchecked Sendable {
+        // Guarded by `lock`.
+        private let lock = NSLock()
+        private var _count = 0
+        private var _stop = false
+        var count: Int { lock.withLock { _count } }
+        var stopped: Bool { lock.withLock { _stop } }
+        func published() { lock.withLock { _count += 1 } }
+        func stop() { lock.withLock { _stop = true } }
+    }
+
+    func testContinuousPublishing_whileClientsReconnectWithSince_noGapNoDuplicate() throws {
+        let (_, port) = try startHive(workers: 2, ["--redis", redis.url, "--dispatch", "round-robin", "--history-size", "10000"])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        let anchor = try WebSocketTestClient(port: port, path: "/?channels=news", timeout: 5)
+        _ = try connectionID(of: anchor)
+        try redis.waitForSubscribers(channel: "news", count: 1)
+
+        let script = ChannelHistory.script
+        let keys = ChannelHistory.Keys(redisChannel: "news")
+        let state = Published()
+        let redisPort = redis.port
+        let publisher = Thread {
+            guard let connection = try? RESPConnection(port: redisPort) else { return }
+            var index = 0
+            while !state.stopped {
+                index += 1
+                let reply = try? connection.command(["EVAL", script, "2", keys.meta, keys.stream, "news", "n\(index)", "10000", "0"])
+                guard case .array = reply else { break }
+                state.published()
+                usleep(1000)
+            }
+        }
+        publisher.start()
+
+        final class Outcome: @unchecked Sendable {
+            // Guarded by `lock`.
+            let lock = NSLock()
+            var sequences: [[Int]] = []
+            var errors: [String] = []
+        }
+        let outcome = Outcome()
+        let clients = 4
+        let group = DispatchGroup()
+        for client in 0..<clients {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                var seen: [Int] = []
+                var since: String?
+                do {
+                    for round in 0..<6 {
+                        let query = "/?channels=news&envelope=json" + (since.map { "&since=\($0)" } ?? "")
+                        let socket = try WebSocketTestClient(port: port, path: query, timeout: 5)
+                        let until = Date().addingTimeInterval(0.1 + 0.05 * Double((client + round) % 4))
+                        while Date() < until {
+                            guard socket.receivedAnything(within: 0.02) else { continue }
+                            guard case .text(let text) = try socket.receiveMessage(timeout: 5),
+                                let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { continue }
+                            if object["recovered"] != nil { throw TestClientError.misuse("client \(client): \(text)") }
+                            guard let data = object["data"] as? String, let number = Int(data.dropFirst()) else { continue }
+                            seen.append(number)
+                            since = object["offset"] as? String
+                        }
+                        socket.close()
+                    }
+                } catch {
+                    outcome.lock.withLock { outcome.errors.append("client \(client): \(error)") }
+                }
+                outcome.lock.withLock { outcome.sequences.append(seen) }
+            }.start()
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        state.stop()
+        XCTAssertEqual(outcome.errors, [])
+        XCTAssertGreaterThan(state.count, 100, "the publisher kept publishing")
+        for sequence in outcome.sequences {
+            guard let first = sequence.first, let last = sequence.last else { XCTFail("a client got nothing"); continue }
+            XCTAssertGreaterThan(sequence.count, 50)
+            XCTAssertEqual(sequence, Array(first...last), "a gap or a duplicate")
         }
     }
 }
