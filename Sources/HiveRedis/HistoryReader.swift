@@ -180,4 +180,28 @@ package final class HistoryReader: @unchecked Sendable {
         }
         return Page(epoch: epoch, last: last, entries: entries)
     }
+
+    /// What `hive channels` shows of one channel's history.
+    package struct Summary: Sendable, Equatable {
+        package var epoch: String?
+        package var last: UInt64
+        package var length: Int
+    }
+
+    /// Each channel's epoch, last offset and stream length, read with one blocking connection (the CLI's).
+    package static func summaries(url: RedisURL, redisChannels: [String], timeout: Double = 3) throws -> [Summary] {
+        let connection = try RedisConnection(url: url, timeout: timeout)
+        try connection.authenticate()
+        return try redisChannels.map { channel in
+            let keys = ChannelHistory.Keys(redisChannel: channel)
+            var summary = Summary(epoch: nil, last: 0, length: 0)
+            if case .array(let meta) = try connection.command(["HMGET", keys.meta, "epoch", "offset"].map { Array($0.utf8) }), meta.count == 2,
+                case .string(let epoch) = meta[0], case .string(let offset) = meta[1] {
+                summary.epoch = String(decoding: epoch, as: UTF8.self)
+                summary.last = HistoryPosition.offset(offset[...]) ?? 0
+            }
+            if case .integer(let length) = try connection.command(["XLEN", keys.stream].map { Array($0.utf8) }) { summary.length = length }
+            return summary
+        }
+    }
 }

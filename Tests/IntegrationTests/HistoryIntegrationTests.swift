@@ -116,8 +116,8 @@ final class HistoryIntegrationTests: HiveTestCase {
         XCTAssertNotEqual(try worker(of: again), try worker(of: other))
     }
 
-    func testAPositionOutOfTheWindow_orOfAnotherEpoch_getsRecoveredFalse_thenLive() throws {
-        let (_, port) = try startWithHistory(size: 3)
+    func testAPositionOutOfTheWindow_orOfAnotherEpoch_getsRecoveredFalse_thenLive_andChannelsShowsTheHistory() throws {
+        let (hive, port) = try startWithHistory(size: 3)
         let watcher = try subscriber(port)
         try redis.waitForSubscribers(channel: "news", count: 1)
         for index in 1...10 { try publish("m\(index)", size: 3) }
@@ -133,6 +133,19 @@ final class HistoryIntegrationTests: HiveTestCase {
         // Inside the window: what is left of it, without a recovered:false.
         let inside = try subscriber(port, "channels=news&envelope=json&since=\(epoch):10")
         XCTAssertEqual(try (0..<3).map { _ in try envelope(inside).data }, ["live after \(epoch):2", "live after zzz:9", "live after \(epoch):99"])
+
+        let run = hive.directory.appendingPathComponent("run").path
+        let text = try HiveCLI.run(["channels", "--run-dir", run])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        let rows = text.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        XCTAssertEqual(rows.first.map { Array($0.suffix(4)) }, ["history", "last", "offset", "epoch"], text.stdout)
+        XCTAssertEqual(rows.first { $0.first == "news" }.map { Array($0.suffix(3)) }, ["3", "13", epoch], text.stdout)
+        let json = try HiveCLI.run(["channels", "--json", "--run-dir", run])
+        let list = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        let history = try XCTUnwrap(list.first { $0["channel"] as? String == "news" }?["history"] as? [String: Any])
+        XCTAssertEqual(history["length"] as? Int, 3)
+        XCTAssertEqual(history["lastOffset"] as? Int, 13)
+        XCTAssertEqual(history["epoch"] as? String, epoch)
     }
 
     func testTheSamePosition_onASecondHostOnTheSameRedis_givesTheSameMessagesAndOffsets() throws {

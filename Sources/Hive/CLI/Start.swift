@@ -162,6 +162,11 @@ struct Start: ParsableCommand {
                 "redis-channels": subscription.channels.joined(separator: ","),
                 "redis-patterns": subscription.patterns.joined(separator: ","),
             ]
+            // For `hive channels`: where each channel's history is (Docs/REDIS.md, "Channel history").
+            if let policy = history.policy {
+                configuration.redis["history"] = "\(policy.size),\(policy.ttl)"
+                configuration.redis["history-prefix"] = "=" + redis.channelPrefix
+            }
         }
         do {
             let status = try MasterLoop(configuration: configuration, logger: logger).run()
