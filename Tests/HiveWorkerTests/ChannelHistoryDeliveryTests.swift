@@ -91,7 +91,9 @@ final class ChannelHistoryDeliveryTests: XCTestCase {
         XCTAssertNil(ChannelEntryCodec.decode(bytes, expected: 2))
         XCTAssertNil(ChannelEntryCodec.decode(Array(bytes.dropLast()), expected: 3))
         XCTAssertNil(ChannelEntryCodec.decode([3, 0, 0, 0, 0, 0], expected: 1), "unknown kind")
-        XCTAssertNil(ChannelEntryCodec.decode([1, 0, 2, 0, 0, 0, 0xFF, 0xFE], expected: 1), "text that is not UTF-8")
+        XCTAssertNil(ChannelEntryCodec.decode([1, 3, 0x61, 0x2D, 0x62, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], expected: 1), "a bad epoch")
+        XCTAssertEqual(ChannelEntry(redisPayload: [0xFF, 0xFE], position: nil).isText, false, "not UTF-8: binary")
+        XCTAssertEqual(ChannelEntry(subscribed: Array("plain".utf8)), ChannelEntry(message: .text("plain"), position: nil))
     }
 
     func testEnvelopes_escapeText_base64Binary_andLeaveOutAMissingOffset() throws {

@@ -74,9 +74,8 @@ final class ChannelCursor {
                 position = nil
             } else {
                 for entry in page.entries where entry.offset > last {
-                    let message = HiveMessage(redisPayload: entry.payload)
                     let position = HistoryPosition(epoch: page.epoch!, offset: entry.offset)
-                    steps.append(.entry(ChannelEntry(message: message, position: position)))
+                    steps.append(.entry(ChannelEntry(redisPayload: entry.payload, position: position)))
                     self.position = position
                 }
                 if !page.entries.isEmpty { fetchesInARow = 0 }

@@ -1,23 +1,46 @@
 import HiveRedis
+import NIOCore
 
 /// One message for a channel's subscribers, with its place in the channel's history when it has one (published
 /// through the history script); a plain `PUBLISH` or `deliver(_:toChannel:)` has none.
+///
+/// Kept as bytes with a text flag, never as a `String`: a message crosses workers and becomes frames and envelopes
+/// without being converted (UTF-8 is checked once, where it comes in).
 struct ChannelEntry: Sendable, Equatable {
-    var message: HiveMessage
+    /// Valid UTF-8 (a text frame) or not (a binary frame).
+    var isText: Bool
+    var payload: [UInt8]
     var position: HistoryPosition?
+
+    /// A Redis payload (from the subscription, or from history): text when it is valid UTF-8, as
+    /// `HiveMessage(redisPayload:)` decides.
+    init(redisPayload payload: [UInt8], position: HistoryPosition?) {
+        self.init(isText: payload.withUnsafeBytes { bytes in
+            var validator = UTF8Validator()
+            return validator.feed(bytes) && validator.isAtBoundary
+        }, payload: payload, position: position)
+    }
 
     /// A message from the Redis subscription: the history script's frame gives the position, anything else is
     /// delivered as published.
-    init(redisPayload payload: [UInt8]) {
+    init(subscribed payload: [UInt8]) {
         if let (position, start) = HistoryFrame.parse(payload) {
-            self.init(message: HiveMessage(redisPayload: Array(payload[start...])), position: position)
+            self.init(redisPayload: Array(payload[start...]), position: position)
         } else {
-            self.init(message: HiveMessage(redisPayload: payload), position: nil)
+            self.init(redisPayload: payload, position: nil)
         }
     }
 
     init(message: HiveMessage, position: HistoryPosition?) {
-        self.message = message
+        switch message {
+        case .text(let text): self.init(isText: true, payload: Array(text.utf8), position: position)
+        case .binary(let bytes): self.init(isText: false, payload: bytes, position: position)
+        }
+    }
+
+    init(isText: Bool, payload: [UInt8], position: HistoryPosition?) {
+        self.isText = isText
+        self.payload = payload
         self.position = position
     }
 }
@@ -29,9 +52,9 @@ struct ChannelEntry: Sendable, Equatable {
 enum ChannelEntryCodec {
     static func encode(_ entries: [ChannelEntry]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(entries.reduce(0) { $0 + $1.message.byteCount + 16 })
+        out.reserveCapacity(entries.reduce(0) { $0 + $1.payload.count + 16 })
         for entry in entries {
-            out.append(entry.message.opcode)
+            out.append(entry.isText ? 1 : 2)
             if let position = entry.position {
                 out.append(UInt8(position.epoch.utf8.count))
                 out += position.epoch.utf8
@@ -39,11 +62,8 @@ enum ChannelEntryCodec {
             } else {
                 out.append(0)
             }
-            withUnsafeBytes(of: UInt32(entry.message.byteCount).littleEndian) { out += $0 }
-            switch entry.message {
-            case .text(let text): out += text.utf8
-            case .binary(let bytes): out += bytes
-            }
+            withUnsafeBytes(of: UInt32(entry.payload.count).littleEndian) { out += $0 }
+            out += entry.payload
         }
         return out
     }
@@ -77,17 +97,29 @@ enum ChannelEntryCodec {
                 position = HistoryPosition(epoch: epoch, offset: offset)
             }
             guard let length = word(UInt32.self).map(Int.init), count - index >= length else { return nil }
-            let payload = Array(bytes[index..<index + length])
+            // Text was checked by the sender (a worker of this build): the bytes go on as they are.
+            entries.append(ChannelEntry(isText: kind == 1, payload: Array(bytes[index..<index + length]), position: position))
             index += length
-            let message: HiveMessage
-            if kind == 1 {
-                guard let text = String(validating: payload, as: UTF8.self) else { return nil }
-                message = .text(text)
-            } else {
-                message = .binary(payload)
-            }
-            entries.append(ChannelEntry(message: message, position: position))
         }
         return entries.count == expected ? entries : nil
+    }
+}
+
+extension ChannelEntry {
+    /// Entries as server frames, back to back in one buffer: once per worker for its plain subscribers.
+    static func frames(_ entries: [ChannelEntry]) -> ByteBuffer {
+        var frames = ByteBufferAllocator().buffer(capacity: entries.reduce(0) { $0 + $1.payload.count + 10 })
+        for entry in entries {
+            WebSocketFrameCodec.writeHeader(opcode: entry.isText ? .text : .binary, length: entry.payload.count, to: &frames)
+            frames.writeBytes(entry.payload)
+        }
+        return frames
+    }
+}
+
+extension HiveMessage {
+    /// The message an entry carries (its text was checked when the entry was made).
+    init(_ entry: ChannelEntry) {
+        self = entry.isText ? .text(String(decoding: entry.payload, as: UTF8.self)) : .binary(entry.payload)
     }
 }

@@ -10,7 +10,7 @@ enum ChannelEnvelope {
     /// The envelope of one entry.
     static func json(channel: String, entry: ChannelEntry) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(entry.message.byteCount + channel.utf8.count + 64)
+        out.reserveCapacity(entry.payload.count * 4 / 3 + channel.utf8.count + 64)
         out += #"{"channel":"#.utf8
         appendString(channel.utf8, to: &out)
         if let position = entry.position {
@@ -19,12 +19,11 @@ enum ChannelEnvelope {
             out.append(UInt8(ascii: "\""))
         }
         out += #","data":"#.utf8
-        switch entry.message {
-        case .text(let text):
-            appendString(text.utf8, to: &out)
-        case .binary(let bytes):
+        if entry.isText {
+            appendString(entry.payload, to: &out)
+        } else {
             out.append(UInt8(ascii: "\""))
-            out += Data(bytes).base64EncodedString().utf8
+            out += Data(entry.payload).base64EncodedString().utf8
             out += #"","encoding":"base64""#.utf8
         }
         out.append(UInt8(ascii: "}"))
@@ -41,7 +40,7 @@ enum ChannelEnvelope {
     /// Envelopes of a batch as text frames in one buffer, and where each entry's frame lies in it: encoded once
     /// per worker, sliced for each enveloped subscriber.
     static func frames(channel: String, entries: [ChannelEntry]) -> (buffer: ByteBuffer, ends: [Int]) {
-        var buffer = ByteBufferAllocator().buffer(capacity: entries.reduce(0) { $0 + $1.message.byteCount * 4 / 3 + 96 })
+        var buffer = ByteBufferAllocator().buffer(capacity: entries.reduce(0) { $0 + $1.payload.count * 4 / 3 + 96 })
         var ends: [Int] = []
         ends.reserveCapacity(entries.count)
         for entry in entries {

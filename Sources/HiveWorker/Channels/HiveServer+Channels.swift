@@ -67,15 +67,14 @@ extension HiveServer {
         var runChannel: String?? = .none  // .none: no run yet; .some(nil): broadcast
         func flush() {
             guard let target = runChannel, !run.isEmpty else { return }
-            if let channel = target { deliverNow(run, toChannel: channel) } else { broadcastNow(run.map(\.message)) }
+            if let channel = target { deliverNow(run, toChannel: channel) } else { broadcastNow(run.map(HiveMessage.init)) }
             run.removeAll()
         }
         for message in messages {
             let target = redisRouting.hiveChannel(of: message)
             if case .some(let current) = runChannel, current != target { flush() }
             runChannel = .some(target)
-            run.append(target == nil ? ChannelEntry(message: HiveMessage(redisPayload: message.payload), position: nil)
-                : ChannelEntry(redisPayload: message.payload))
+            run.append(target == nil ? ChannelEntry(redisPayload: message.payload, position: nil) : ChannelEntry(subscribed: message.payload))
         }
         flush()
     }

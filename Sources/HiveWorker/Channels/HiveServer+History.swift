@@ -24,7 +24,7 @@ extension HiveServer {
         guard !entries.isEmpty, let members = channelIndex.members[channel] else { return }
         var reached = 0
         if members.sessions.count > members.cursors.count {
-            let frames = Self.encodeFrames(entries.map(\.message))
+            let frames = ChannelEntry.frames(entries)
             for (id, session) in members.sessions where members.cursors[id] == nil {
                 if session.send(encodedFrames: frames, messages: entries.count, flush: flush) { reached += entries.count }
             }
