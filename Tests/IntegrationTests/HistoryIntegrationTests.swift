@@ -291,4 +291,86 @@ final class HistorySeamIntegrationTests: HiveTestCase {
             XCTAssertEqual(sequence, Array(first...last), "a gap or a duplicate")
         }
     }
+
+    /// The proof, scaled to threads of blocking test clients: a steady 100 messages/s, a worker killed
+    /// with SIGKILL in the middle; every client of that worker reconnects like the demo page (back-off, `since` =
+    /// its last offset) and ends with every message exactly once, in order.
+    func testKill9OfAWorker_underASteadyPublish_everyClientRecoversEveryMessageOnceInOrder() throws {
+        let (hive, port) = try startHive(workers: 2, ["--redis", redis.url, "--dispatch", "round-robin", "--history-size", "10000"])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        let total = 300
+        let clients = 24
+        let keys = ChannelHistory.Keys(redisChannel: "news")
+        let redisPort = redis.port
+        let script = ChannelHistory.script
+
+        final class Results: @unchecked Sendable {
+            // Guarded by `lock`.
+            let lock = NSLock()
+            var sequences: [Int: [Int]] = [:]
+            var reconnects = 0
+            var connected = 0
+        }
+        let results = Results()
+        let group = DispatchGroup()
+        for client in 0..<clients {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                var seen: [Int] = []
+                var since: String?
+                var delay = 0.1
+                let deadline = Date().addingTimeInterval(40)
+                var first = true
+                while seen.last != total && Date() < deadline {
+                    let query = "/?channels=news&envelope=json" + (since.map { "&since=\($0)" } ?? "")
+                    guard let socket = try? WebSocketTestClient(port: port, path: query, timeout: 5) else {
+                        Thread.sleep(forTimeInterval: delay * Double.random(in: 0.8...1.2))
+                        delay = min(delay * 2, 2)
+                        continue
+                    }
+                    if first {
+                        first = false
+                        results.lock.withLock { results.connected += 1 }
+                    } else {
+                        results.lock.withLock { results.reconnects += 1 }
+                    }
+                    delay = 0.1
+                    while seen.last != total {
+                        guard case .text(let text)? = try? socket.receiveMessage(timeout: 3),
+                            let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                        else { break }  // closed (its worker died), or silent: reconnect with `since`
+                        if object["recovered"] != nil { seen.append(-1) }
+                        guard let data = object["data"] as? String, let number = Int(data.dropFirst()) else { continue }
+                        seen.append(number)
+                        since = object["offset"] as? String
+                    }
+                    socket.close()
+                }
+                results.lock.withLock { results.sequences[client] = seen }
+            }.start()
+        }
+        let connectedBy = Date().addingTimeInterval(10)
+        while results.lock.withLock({ results.connected }) < clients && Date() < connectedBy { usleep(10_000) }
+        try redis.waitForSubscribers(channel: "news", count: 1)
+
+        let publisher = try RESPConnection(port: redisPort)
+        let victim = try XCTUnwrap(hive.currentWorkerPIDs()[1])
+        let start = Date()
+        for index in 1...total {
+            if index == total / 3 { XCTAssertEqual(kill(victim, SIGKILL), 0) }
+            let reply = try publisher.command(["EVAL", script, "2", keys.meta, keys.stream, "news", "n\(index)", "10000", "0"])
+            guard case .array = reply else { return XCTFail("the script answered \(reply)") }
+            let due = start.addingTimeInterval(Double(index) / 100)
+            if due > Date() { Thread.sleep(until: due) }
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 45), .success)
+        XCTAssertGreaterThan(results.reconnects, 0, "the clients of the killed worker reconnected")
+        XCTAssertEqual(results.sequences.count, clients)
+        for (client, sequence) in results.sequences.sorted(by: { $0.key < $1.key }) {
+            // Every client was connected before the first publish: it must have them all.
+            XCTAssertEqual(sequence, Array(1...total), "client \(client): a gap, a duplicate or a recovered:false (-1)")
+        }
+        writeLine("kill -9 under 100 messages/s: \(clients) clients, \(results.reconnects) reconnects, every message once, in order")
+    }
 }
