@@ -85,6 +85,7 @@ extension ConfigKey {
         ConfigKey("channel-prefix", .text, "the prefix of each channel's Redis channel"),
         ConfigKey("history-size", .integer, "0 (off) or more messages"),
         ConfigKey("history-ttl", .integer, "0 (no expiry) or more seconds"),
+        ConfigKey("history", .list, "a list of GLOB=SIZE[,TTL] rules"),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Channel history in Redis (Docs/REDIS.md, "Channel history"): per channel, a meta hash with the channel's epoch
 /// and last offset, and a capped stream of its last messages whose entry ids are `<offset>-0`. One Lua script
 /// appends and publishes atomically, so every worker and every host sees the same position for a message.
@@ -11,6 +15,49 @@ package enum ChannelHistory {
             self.size = size
             self.ttl = ttl
         }
+    }
+
+    /// Which channels keep history, and how much: the first `--history GLOB=SIZE[,TTL]` rule whose glob matches the
+    /// channel name (`fnmatch`, as Redis' `PSUBSCRIBE` globs), else the global `--history-size`/`--history-ttl`.
+    /// A rule of size 0 turns history off for what it matches.
+    package struct Rules: Sendable, Equatable {
+        package struct Rule: Sendable, Equatable {
+            package var pattern: String
+            package var policy: Policy
+
+            package init(pattern: String, policy: Policy) {
+                self.pattern = pattern
+                self.policy = policy
+            }
+
+            /// `GLOB=SIZE` or `GLOB=SIZE,TTL`; nil for anything else.
+            package init?(parsing text: String) {
+                guard let equals = text.lastIndex(of: "=") else { return nil }
+                let pattern = String(text[..<equals])
+                let numbers = text[text.index(after: equals)...].split(separator: ",", omittingEmptySubsequences: false)
+                guard !pattern.isEmpty, (1...2).contains(numbers.count), let size = Int(numbers[0]), size >= 0,
+                    let ttl = numbers.count == 2 ? Int(numbers[1]) : 0, ttl >= 0
+                else { return nil }
+                self.init(pattern: pattern, policy: Policy(size: size, ttl: ttl))
+            }
+        }
+
+        package var global: Policy?
+        package var rules: [Rule]
+
+        package init(global: Policy?, rules: [Rule] = []) {
+            self.global = global
+            self.rules = rules
+        }
+
+        /// nil: the channel keeps no history.
+        package func policy(for channel: String) -> Policy? {
+            let policy = rules.first { fnmatch($0.pattern, channel, 0) == 0 }?.policy ?? global
+            return policy.flatMap { $0.size > 0 ? $0 : nil }
+        }
+
+        /// Whether any channel may keep history.
+        package var isOn: Bool { (global?.size ?? 0) > 0 || rules.contains { $0.policy.size > 0 } }
     }
 
     /// The two keys of a channel. Both carry the Redis channel as a hash tag, so they live in one Cluster slot

@@ -43,6 +43,22 @@ final class ChannelHistoryTests: XCTestCase {
         for bytes in plain { XCTAssertNil(HistoryFrame.parse(bytes), "\(bytes)") }
     }
 
+    func testRules_firstMatchingGlobWins_overTheGlobalPolicy_andSizeZeroTurnsHistoryOff() {
+        let rules = ChannelHistory.Rules(global: .init(size: 100, ttl: 0), rules: [
+            .init(parsing: "news*=10,60")!, .init(parsing: "private.*=0")!, .init(parsing: "n*=20")!,
+        ])
+        XCTAssertEqual(rules.policy(for: "news"), .init(size: 10, ttl: 60))
+        XCTAssertEqual(rules.policy(for: "news.eu"), .init(size: 10, ttl: 60))
+        XCTAssertEqual(rules.policy(for: "nba"), .init(size: 20, ttl: 0))
+        XCTAssertNil(rules.policy(for: "private.chat"))
+        XCTAssertEqual(rules.policy(for: "sport"), .init(size: 100, ttl: 0))
+        XCTAssertNil(ChannelHistory.Rules(global: nil, rules: [.init(parsing: "news*=5")!]).policy(for: "sport"))
+        XCTAssertFalse(ChannelHistory.Rules(global: nil, rules: [.init(parsing: "a=0")!]).isOn)
+        for bad in ["news", "=5", "news*=", "news*=-1", "news*=5,x", "news*=5,6,7"] {
+            XCTAssertNil(ChannelHistory.Rules.Rule(parsing: bad), bad)
+        }
+    }
+
     // MARK: Against Redis
 
     func testPublisher_withHistory_givesIncreasingPositions_framesTheMessage_storesIt_andSurvivesAScriptFlush() async throws {

@@ -166,9 +166,16 @@ final class HistoryIntegrationTests: HiveTestCase {
     }
 
     func testPlainPublish_isDeliveredWithoutAPosition_binaryInBase64_andBadSinceIsRefused400() throws {
-        let (_, port) = try startWithHistory(workers: 1)
+        let (_, port) = try startWithHistory(workers: 1, ["--history", "live*=0"])
         let client = try subscriber(port)
         try redis.waitForSubscribers(channel: "news", count: 1)
+        // A channel a --history rule turns off is published with a plain PUBLISH: no position.
+        let live = try subscriber(port, "channels=live.scores&envelope=json")
+        try redis.waitForSubscribers(channel: "live.scores", count: 1)
+        try live.sendText(action("publish", ["channel": "live.scores", "content": "1-0"]))
+        let both = [try live.receiveMessage(timeout: 5), try live.receiveMessage(timeout: 5)]
+        XCTAssertTrue(both.contains(.text("published to live.scores")), "\(both)")
+        XCTAssertTrue(both.contains(.text(#"{"channel":"live.scores","data":"1-0"}"#)), "no offset: \(both)")
         XCTAssertEqual(try redis.publish(channel: "news", message: "plain \"quoted\"\n"), 1)
         XCTAssertEqual(try envelope(client), Envelope(channel: "news", data: "plain \"quoted\"\n"))
         XCTAssertEqual(try redis.publish(channel: "news", bytes: [0xFF, 0x00, 0x01]), 1)

@@ -168,7 +168,7 @@ struct Publish: ParsableCommand {
             do { resolved = try address.resolve() } catch let error as ValidationError { throw OperatorError(error.message) }
             guard let url = resolved.url else { throw OperatorError("cannot publish: Redis is \"none\" (\(resolved.source))") }
             do {
-                if let policy = history.policy {
+                if let policy = history.historyRules?.policy(for: channel) {
                     let redisChannel = channelPrefix + channel
                     let target = HistoryTarget(keys: ChannelHistory.Keys(redisChannel: redisChannel), policy: policy)
                     let receipt = try RedisPublisher.publish(url: url, channel: redisChannel, payload: Array(message.utf8), history: target)

@@ -163,8 +163,8 @@ struct Start: ParsableCommand {
                 "redis-patterns": subscription.patterns.joined(separator: ","),
             ]
             // For `hive channels`: where each channel's history is (Docs/REDIS.md, "Channel history").
-            if let policy = history.policy {
-                configuration.redis["history"] = "\(policy.size),\(policy.ttl)"
+            if history.historyRules != nil {
+                configuration.redis["history"] = "on"
                 configuration.redis["history-prefix"] = "=" + redis.channelPrefix
             }
         }

@@ -30,7 +30,7 @@ struct Worker: ParsableCommand {
             limits: limits.limits
         )
         configuration.grace = .seconds(grace)
-        configuration.history = history.policy
+        configuration.history = history.historyRules
         configuration.logFile = logFile
         guard let application = ApplicationSlot.current else {
             writeLine("hive: worker \(workerID) error: no application to serve (HiveMain.run sets it)", to: 2)

@@ -41,8 +41,9 @@ public final class HiveServer: @unchecked Sendable {
     var outbox: PeerOutbox!
     /// PUBLISH to Redis for `publish(channel:_:)`; nil without Redis. Set before the worker serves.
     var publisher: RedisPublisher?
-    /// How much history channels keep (`--history-size`, `--history-ttl`); nil: none. Set before the worker serves.
-    var history: ChannelHistory.Policy?
+    /// How much history channels keep (`--history-size`, `--history-ttl`, `--history`); nil: none. Set before
+    /// the worker serves.
+    var history: ChannelHistory.Rules?
     /// Reads history for recovering clients (`since=`), on its own thread; nil without Redis. Set before serving.
     var historyReader: HistoryReader?
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.

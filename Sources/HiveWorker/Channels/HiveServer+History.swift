@@ -8,8 +8,7 @@ import NIOWebSocket
 extension HiveServer {
     /// The history policy of a channel (nil: no history; messages are published with a plain `PUBLISH`).
     func historyPolicy(for channel: String) -> ChannelHistory.Policy? {
-        guard let policy = history, policy.size > 0 else { return nil }
-        return policy
+        history?.policy(for: channel)
     }
 
     /// The keys of a Hive channel's history.
