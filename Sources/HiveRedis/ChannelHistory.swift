@@ -78,7 +78,9 @@ package enum ChannelHistory {
     /// A missing meta hash (first publish, expired, or lost with Redis' data) makes a new epoch from Redis' clock
     /// and drops what may be left of the stream, so a position of the old history can never match the new one.
     /// Every step is a write that cannot fail on valid arguments, so the offset counter and the stream never
-    /// disagree (Redis does not roll a script back).
+    /// disagree (Redis does not roll a script back). From 100 messages on the stream is trimmed approximately
+    /// (`MAXLEN ~`: whole nodes of 100 entries, so it keeps up to about SIZE + 100): an exact trim made the script's
+    /// `XADD` cost 4-6 µs of Redis CPU instead of 0.8 (64-byte messages, SIZE 1000, `INFO commandstats`).
     package static let script = """
         local epoch = redis.call('HGET', KEYS[1], 'epoch')
         if not epoch then
@@ -88,7 +90,11 @@ package enum ChannelHistory {
           redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
         end
         local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-        redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'd', ARGV[2])
+        if tonumber(ARGV[3]) >= 100 then
+          redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], offset .. '-0', 'd', ARGV[2])
+        else
+          redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-0', 'd', ARGV[2])
+        end
         local ttl = tonumber(ARGV[4])
         if ttl > 0 then
           redis.call('EXPIRE', KEYS[1], ttl)

@@ -11,6 +11,9 @@ extension HiveServer {
     /// - Any other name is a Hive channel: it is published on Redis channel `<--channel-prefix>NAME`, and every host
     ///   delivers it to the subscribers of `NAME` (``subscribe(_:to:)``, `?channels=`).
     /// - Without Redis (`--redis none`), the message goes to the subscribers of the channel on this host.
+    /// - With channel history (`--history-size`, `--history`), a Hive channel's message goes through the history
+    ///   script: stored in the channel's Redis stream and published with its position, which clients that asked
+    ///   for envelopes receive and may resume from (Docs/REDIS.md, "Channel history").
     ///
     /// Redis carries bytes: subscribers receive a text message when the payload is valid UTF-8, binary otherwise.
     ///

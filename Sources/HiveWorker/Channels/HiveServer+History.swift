@@ -107,7 +107,8 @@ extension HiveServer {
             // No Redis, or no history: nothing was kept, so nothing can be recovered.
             return finish(.success(HistoryReader.Page(epoch: nil, last: 0, entries: [])))
         }
-        let limit = historyPolicy(for: channel)?.size ?? 10_000
+        // MAXLEN ~ keeps up to a node (100 entries) more than the size.
+        let limit = (historyPolicy(for: channel)?.size ?? 10_000) + 128
         historyReader.read(historyKeys(for: channel), after: after, limit: limit, completion: finish)
     }
 }
