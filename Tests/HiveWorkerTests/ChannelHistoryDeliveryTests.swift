@@ -62,6 +62,18 @@ final class ChannelHistoryDeliveryTests: XCTestCase {
         XCTAssertEqual(upToDate.fetched(page(nil, last: 5)), [], "nothing missed")
     }
 
+    func testCatchUp_readsOnceMore_afterTheRecovery_andDeliversOnlyWhatIsNew() {
+        let cursor = ChannelCursor(since: HistoryPosition(epoch: "e1", offset: 5), maxBuffered: 10)
+        _ = cursor.start()
+        XCTAssertEqual(cursor.catchUp(), [], "a read is under way already")
+        XCTAssertEqual(cursor.fetched(page(6...7, last: 7)), [.entry(entry(6)), .entry(entry(7))])
+        XCTAssertEqual(cursor.catchUp(), [.fetch(after: 7)])
+        XCTAssertEqual(cursor.receive([entry(9)]), [], "held during the read")
+        XCTAssertEqual(cursor.fetched(page(8...9, last: 9)), [.entry(entry(8)), .entry(entry(9))],
+                       "8 reached nobody live; 9 came both ways, once")
+        XCTAssertEqual(ChannelCursor(since: nil, maxBuffered: 1).catchUp(), [], "no position, nothing to catch up")
+    }
+
     func testABufferOverflow_closes_andAFailedRead_closes() {
         let cursor = ChannelCursor(since: HistoryPosition(epoch: "e1", offset: 0), maxBuffered: 2)
         _ = cursor.start()

@@ -165,6 +165,30 @@ final class HistoryIntegrationTests: HiveTestCase {
         XCTAssertEqual(fromB, Array(seen[2...]), "host B gives the same messages and offsets")
     }
 
+    /// The first subscriber of a channel on a host resumes: a message published right after its history read,
+    /// before worker 0's Redis subscription to the channel exists, reaches it anyway (the catch-up read), without
+    /// waiting for a next message.
+    func testResumingAsTheFirstSubscriber_getsAMessagePublishedBeforeTheSubscriptionExists() throws {
+        let (_, port) = try startWithHistory(workers: 1)
+        let keys = ChannelHistory.Keys(redisChannel: "news")
+        let redisClient = try redis.connect()
+        func publish(_ text: String) throws -> String {
+            guard case .array(let reply?) = try redisClient.command(["EVAL", ChannelHistory.script, "2", keys.meta, keys.stream, "news", text, "100", "0"]),
+                reply.count == 3, case .bulk(let epoch?) = reply[0], case .integer(let offset) = reply[1]
+            else { throw TestClientError.misuse("the script's reply") }
+            return String(decoding: epoch, as: UTF8.self) + ":\(offset)"
+        }
+        let first = try publish("m1")
+        XCTAssertEqual(try redis.numsub("news"), 0)
+        let client = try subscriber(port, "channels=news&envelope=json&since=\(first)")
+        // After the history read (a few ms) and, most often, before worker 0's next look at the channel table
+        // (every 200 ms): then m2 reaches nobody live, and only the catch-up read brings it.
+        Thread.sleep(forTimeInterval: 0.06)
+        _ = try publish("m2")
+        XCTAssertEqual(try envelope(client).data, "m2")
+        XCTAssertFalse(client.receivedAnything(within: 0.6), "once")
+    }
+
     func testPlainPublish_isDeliveredWithoutAPosition_binaryInBase64_andBadSinceIsRefused400() throws {
         let (_, port) = try startWithHistory(workers: 1, ["--history", "live*=0"])
         let client = try subscriber(port)

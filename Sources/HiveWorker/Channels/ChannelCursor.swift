@@ -50,6 +50,16 @@ final class ChannelCursor {
         return [.fetch(after: position.offset)]
     }
 
+    /// A second look at history a moment after a recovery: a message published after the first read but before
+    /// the host's Redis subscription to the channel existed (worker 0 subscribes within about 200 ms of the first
+    /// subscriber) reached nobody live, and would otherwise only be noticed as a gap when the next one arrives.
+    /// Nothing while a read is under way (that one covers it) or without a position.
+    func catchUp() -> [Step] {
+        guard !fetching, let position else { return [] }
+        fetching = true
+        return [.fetch(after: position.offset)]
+    }
+
     /// Live messages, in order.
     func receive(_ entries: [ChannelEntry]) -> [Step] {
         var steps: [Step] = []

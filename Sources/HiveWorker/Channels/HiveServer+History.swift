@@ -46,6 +46,13 @@ extension HiveServer {
         let cursor = ChannelCursor(since: since, maxBuffered: channelIndex.maxRecoveryBuffer)
         channelIndex.replaceCursor(id, in: channel, with: cursor)
         _ = perform(cursor.start(), cursor, session, channel: channel, envelopes: nil, flush: true)
+        // See `ChannelCursor.catchUp`: after worker 0's next look at the channel table (every 200 ms).
+        let bound = NIOLoopBound(cursor, eventLoop: eventLoop)
+        eventLoop.scheduleTask(in: .milliseconds(500)) {
+            let cursor = bound.value
+            guard self.channelIndex.cursor(id, in: channel) === cursor, let session = self.table.sessions[id] else { return }
+            _ = self.perform(cursor.catchUp(), cursor, session, channel: channel, envelopes: nil, flush: true)
+        }
     }
 
     /// Performs a cursor's steps for one session; returns how many messages it was given.
