@@ -169,6 +169,11 @@ if Context.environment["HIVE_FUZZ"] == "1" {
             path: "Sources/Fuzz/fuzz-resp"
         ),
         .executableTarget(
+            name: "fuzz-history",
+            dependencies: ["HiveFuzzSupport", "HiveRedis", "HiveWorker"],
+            path: "Sources/Fuzz/fuzz-history"
+        ),
+        .executableTarget(
             name: "fuzz-deflate",
             dependencies: ["HiveFuzzSupport", "HiveWorker", .product(name: "NIOCore", package: "swift-nio")],
             path: "Sources/Fuzz/fuzz-deflate"

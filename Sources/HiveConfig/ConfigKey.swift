@@ -85,6 +85,9 @@ extension ConfigKey {
         ConfigKey("channel-prefix", .text, "the prefix of each channel's Redis channel"),
         ConfigKey("api-key", .text, "the key of the HTTP publish API (visible ASCII, no spaces)", secret: true,
                   viaEnvironment: true),
+        ConfigKey("history-size", .integer, "0 (off) or more messages"),
+        ConfigKey("history-ttl", .integer, "0 (no expiry) or more seconds"),
+        ConfigKey("history", .list, "a list of GLOB=SIZE[,TTL] rules"),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

@@ -4,6 +4,9 @@
 // Channels: `/?channels=news,sport` opens the WebSocket with those channels, and
 // the actions subscribe/unsubscribe send the channel field's name; the page
 // keeps its channels in the WebSocket URL, so a reconnect joins them again.
+// With channels it asks for envelopes (`envelope=json`) and shows their data;
+// with one channel it resumes from its last offset (`since=`), so a reconnect
+// (jittered exponential back-off, "Reconnecting…") shows every message missed.
 // Self-contained: no external scripts, styles or fonts. Element ids used by the
 // headless-browser tests: status, messages, action, channel, content, send.
 enum DemoPage {
@@ -83,6 +86,7 @@ enum DemoPage {
   var channels = (new URLSearchParams(location.search).get("channels") || "").split(",").filter(Boolean);
   var url = base;
   var ws = null, delay = 500, timer = null;
+  var last = {};  // channel -> the offset of the last envelope shown: where a reconnect resumes
 
   function setStatus(text, cls, detail) {
     status.textContent = text;
@@ -102,7 +106,13 @@ enum DemoPage {
 
   function connect() {
     timer = null;
-    url = base + (channels.length ? "?channels=" + encodeURIComponent(channels.join(",")) : "");
+    var query = [];
+    if (channels.length) {
+      query.push("channels=" + encodeURIComponent(channels.join(",")), "envelope=json");
+      var resume = channels.length === 1 && last[channels[0]];
+      if (resume) query.push("since=" + encodeURIComponent(resume));
+    }
+    url = base + (query.length ? "?" + query.join("&") : "");
     setStatus("Connecting", "", url);
     try {
       ws = new WebSocket(url);
@@ -113,18 +123,29 @@ enum DemoPage {
     ws.binaryType = "arraybuffer";
     ws.onopen = function () { delay = 500; setStatus("Connected", "ok", url); };
     ws.onmessage = function (ev) {
-      if (typeof ev.data === "string") add(ev.data);
-      else add("binary " + ev.data.byteLength + " bytes", "bin");
+      if (typeof ev.data !== "string") return add("binary " + ev.data.byteLength + " bytes", "bin");
+      var envelope = null;
+      if (ev.data.lastIndexOf('{"channel":', 0) === 0) { try { envelope = JSON.parse(ev.data); } catch (e) {} }
+      if (!envelope) return add(ev.data);
+      if (envelope.recovered === false) {
+        delete last[envelope.channel];
+        return add("history of " + envelope.channel + " lost: messages may be missing", "bad");
+      }
+      if (envelope.offset) last[envelope.channel] = envelope.offset;
+      if (envelope.encoding === "base64") add("binary " + atob(envelope.data).length + " bytes", "bin");
+      else add(envelope.data);
     };
     ws.onerror = function () { setStatus("Error", "bad", "WebSocket error on " + url); };
     ws.onclose = function (ev) { ws = null; retry(ev.code); };
   }
 
+  // Jittered exponential back-off: many pages that lost one server do not all come back at the same moment.
   function retry(code) {
     if (timer) return;
-    setStatus("Disconnected", "bad", (code ? "closed (" + code + "), " : "") +
-              "reconnecting in " + (delay / 1000).toFixed(1) + " s");
-    timer = setTimeout(connect, delay);
+    var wait = delay * (0.8 + Math.random() * 0.4);
+    setStatus("Reconnecting…", "bad", (code ? "closed (" + code + "), " : "") +
+              "reconnecting in " + (wait / 1000).toFixed(1) + " s");
+    timer = setTimeout(connect, wait);
     delay = Math.min(delay * 2, 8000);
   }
 

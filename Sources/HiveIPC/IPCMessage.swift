@@ -27,9 +27,10 @@ package enum IPCMessage: Sendable, Equatable {
     case healthCheck(sequence: UInt64)
     /// The answer to `healthCheck`, sent from the worker's event loop (never from its inbox thread).
     case healthy(worker: Int, pid: Int32, sequence: UInt64)
-    /// Deliver `messages` WebSocket messages to the receiving worker's subscribers of `channel` (a valid channel
-    /// name): `frames` as in `broadcast`.
-    case channelMessage(channel: String, frames: [UInt8], messages: Int)
+    /// Deliver `messages` messages to the receiving worker's subscribers of `channel` (a valid channel name).
+    /// `entries` are the messages with their history positions (HiveWorker's `ChannelEntryCodec`): the receiver
+    /// encodes once what its subscribers need, plain frames or envelopes.
+    case channelMessage(channel: String, entries: [UInt8], messages: Int)
     /// Subscribe (or unsubscribe) one connection owned by the receiving worker to `channel`.
     case subscription(ConnectionID, channel: String, subscribe: Bool)
     /// Bind one connection owned by the receiving worker to `user` (a valid user id), or unbind it (nil).
@@ -120,7 +121,7 @@ enum IPCCodec {
             append(UInt64(worker), to: &out)
             append(UInt64(UInt32(bitPattern: pid)), to: &out)
             append(sequence, to: &out)
-        case .channelMessage(let channel, let frames, let messages):
+        case .channelMessage(let channel, let frames, let messages):  // frames: the entries
             let name = Array(channel.utf8.prefix(ChannelName.maxLength))
             out.reserveCapacity(payloadInline ? frames.count + 11 + name.count : 11 + name.count)
             out.append(IPCMessage.Kind.channelMessage.rawValue)
@@ -235,7 +236,7 @@ enum IPCCodec {
             let length = Int(record[10])
             try need(11 + length)
             let channel = try channelName(record[11..<11 + length])
-            return .channelMessage(channel: channel, frames: external ?? Array(record[(11 + length)...]), messages: messages)
+            return .channelMessage(channel: channel, entries: external ?? Array(record[(11 + length)...]), messages: messages)
         case .subscription:
             try need(10)
             guard record[1] <= 1 else { throw DecodeError.outOfRange(kind: first, field: "subscribe flag", value: UInt64(record[1])) }

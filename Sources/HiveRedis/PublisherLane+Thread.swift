@@ -10,9 +10,9 @@ import Glibc
 /// writing a batch and reading replies overlap.
 extension PublisherLane {
     struct Outcome {
-        let continuation: CheckedContinuation<Int, any Error>
+        let continuation: CheckedContinuation<PublishReceipt, any Error>?
         let bytes: Int
-        let result: Result<Int, RedisPublishError>
+        let result: Result<PublishReceipt, RedisPublishError>
     }
 
     func run() {
@@ -73,8 +73,20 @@ extension PublisherLane {
                 expired.append(request)
                 continue
             }
-            Self.encodePublish(channel: request.channel, payload: request.payload, into: &output)
-            inFlight.append(InFlight(channel: request.channel, bytes: request.payload.count, deadline: request.deadline,
+            if let history = request.history {
+                if scriptSHA == nil && !scriptRequested {
+                    // Pipelined like the rest: until its reply gives the SHA1, history publishes send `EVAL`.
+                    output += RESPStream.encode([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(ChannelHistory.script.utf8)])
+                    inFlight.append(InFlight(channel: request.channel, bytes: 0, history: nil, payload: [], deadline: request.deadline,
+                                             continuation: nil))
+                    scriptRequested = true
+                }
+                Self.encodeHistory(sha: scriptSHA, channel: request.channel, payload: request.payload, history: history, into: &output)
+            } else {
+                Self.encodePublish(channel: request.channel, payload: request.payload, into: &output)
+            }
+            inFlight.append(InFlight(channel: request.channel, bytes: request.payload.count, history: request.history,
+                                     payload: request.history == nil ? [] : request.payload, deadline: request.deadline,
                                      continuation: request.continuation))
         }
         if !expired.isEmpty {
@@ -97,6 +109,14 @@ extension PublisherLane {
         output.append(contentsOf: [0x0D, 0x0A])
     }
 
+    /// `EVALSHA sha 2 meta stream channel payload size ttl`, or `EVAL script …` when `sha` is nil (after a
+    /// `NOSCRIPT`: Redis lost its script cache, and `EVAL` fills it again).
+    static func encodeHistory(sha: [UInt8]?, channel: String, payload: [UInt8], history: HistoryTarget, into output: inout [UInt8]) {
+        let command: [[UInt8]] = sha.map { [Array("EVALSHA".utf8), $0] } ?? [Array("EVAL".utf8), Array(ChannelHistory.script.utf8)]
+        output += RESPStream.encode(command + ChannelHistory.arguments(keys: history.keys, redisChannel: channel, payload: payload,
+                                                                      policy: history.policy))
+    }
+
     /// Connect and AUTH, each bounded by `timeout`. The calls waiting for it were queued moments ago: a batch queued
     /// during a connection attempt either finds the connection made or fails at once (back-off), never waits for a
     /// second attempt; those whose deadline passed meanwhile fail before anything is sent.
@@ -106,6 +126,8 @@ extension PublisherLane {
         let fd = made.fd
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         connection = made
+        scriptSHA = nil
+        scriptRequested = false
         stream = RESPStream(maxBulk: 64 * 1024)
         delay = 0.1
         retryAt = 0
@@ -191,16 +213,36 @@ extension PublisherLane {
         }
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(replies.count)
+        var resend: [InFlight] = []
         each: for reply in replies {
             guard inFlightHead < inFlight.count else {
                 failure = "Redis sent a reply to no command"
                 break
             }
             let call = inFlight[inFlightHead]
-            let result: Result<Int, RedisPublishError>
+            guard call.continuation != nil else {
+                // Our SCRIPT LOAD: a refusal leaves `EVAL`, whose own error then reaches the callers.
+                if case .string(let sha) = reply { scriptSHA = sha }
+                inFlightHead += 1
+                continue
+            }
+            let result: Result<PublishReceipt, RedisPublishError>
             switch reply {
-            case .integer(let receivers):
-                result = .success(receivers)
+            case .integer(let receivers) where call.history == nil:
+                result = .success(PublishReceipt(receivers: receivers, position: nil))
+            case .array(let values) where call.history != nil:
+                guard let receipt = Self.receipt(values) else {
+                    failure = "Redis answered the history script with \(reply), not {epoch, offset, receivers}"
+                    break each
+                }
+                result = .success(receipt)
+            case .error(let message) where call.history != nil && message.hasPrefix("NOSCRIPT"):
+                // Redis lost its script cache (SCRIPT FLUSH, a failover): send it again with the script itself.
+                inFlightHead += 1
+                resend.append(call)
+                scriptSHA = nil
+                scriptRequested = false
+                continue
             case .error(let message):
                 let hint = message.hasPrefix("NOAUTH") ? "give the password (--redis-password-file)" : "see the Redis error; the message was not published"
                 result = .failure(error(.rejected, call.channel, reason: "Redis answered \(message)", hint: hint))
@@ -219,7 +261,28 @@ extension PublisherLane {
             inFlightHead = 0
         }
         resume(outcomes)
-        if let failure { lost(failure) }
+        if let failure {
+            lost(failure)
+            resume(resend.map {
+                Outcome(continuation: $0.continuation, bytes: $0.bytes, result: .failure(error(
+                    .connectionLost, $0.channel, reason: failure, hint: "the message was not published (NOSCRIPT); try again")))
+            })
+            return
+        }
+        for call in resend {
+            Self.encodeHistory(sha: nil, channel: call.channel, payload: call.payload, history: call.history!, into: &output)
+            inFlight.append(call)
+        }
+        if !resend.isEmpty { flush() }
+    }
+
+    /// The script's `{epoch, offset, receivers}`.
+    static func receipt(_ values: [RESPStream.Value]) -> PublishReceipt? {
+        guard values.count == 3, case .string(let epoch) = values[0], HistoryPosition.isEpoch(epoch),
+            case .integer(let offset) = values[1], offset > 0, case .integer(let receivers) = values[2]
+        else { return nil }
+        return PublishReceipt(receivers: receivers, position: HistoryPosition(epoch: String(decoding: epoch, as: UTF8.self),
+                                                                             offset: UInt64(offset)))
     }
 
     // MARK: Failing
@@ -269,6 +332,7 @@ extension PublisherLane {
 
     /// Gives the calls' places in the limits back, then resumes them in order.
     private func resume(_ outcomes: [Outcome]) {
+        let outcomes = outcomes.filter { $0.continuation != nil }  // not our own SCRIPT LOAD
         guard !outcomes.isEmpty else { return }
         let bytes = outcomes.reduce(0) { $0 + $1.bytes }
         lock.withLock {
@@ -277,8 +341,8 @@ extension PublisherLane {
         }
         for outcome in outcomes {
             switch outcome.result {
-            case .success(let receivers): outcome.continuation.resume(returning: receivers)
-            case .failure(let error): outcome.continuation.resume(throwing: error)
+            case .success(let receipt): outcome.continuation?.resume(returning: receipt)
+            case .failure(let error): outcome.continuation?.resume(throwing: error)
             }
         }
     }

@@ -16,17 +16,23 @@ final class PublisherLane: @unchecked Sendable {
     struct Request {
         let channel: String
         let payload: [UInt8]
+        /// With history: the script's keys and policy (an `EVALSHA` instead of a `PUBLISH`).
+        let history: HistoryTarget?
         /// Monotonic seconds by which the call ends, replied or not.
         let deadline: Double
-        let continuation: CheckedContinuation<Int, any Error>
+        let continuation: CheckedContinuation<PublishReceipt, any Error>
     }
 
-    /// A publish written (or about to be) to the connection, waiting for its reply; the payload is in `output` now.
+    /// A publish written (or about to be) to the connection, waiting for its reply; the payload is in `output` now
+    /// (a history publish keeps it too: after a `NOSCRIPT` it is sent again as `EVAL`).
     struct InFlight {
         let channel: String
         let bytes: Int
+        let history: HistoryTarget?
+        let payload: [UInt8]
         let deadline: Double
-        let continuation: CheckedContinuation<Int, any Error>
+        /// nil for the lane's own `SCRIPT LOAD`.
+        let continuation: CheckedContinuation<PublishReceipt, any Error>?
     }
 
     enum State { case idle, running, stopping, finished }
@@ -54,6 +60,10 @@ final class PublisherLane: @unchecked Sendable {
     // Lane thread only.
     var connection: RedisConnection?
     var stream = RESPStream(maxBulk: 64 * 1024)
+    /// The history script's SHA1 on this connection (`SCRIPT LOAD` after connecting), nil before the first need.
+    var scriptSHA: [UInt8]?
+    /// A `SCRIPT LOAD` is on its way on this connection.
+    var scriptRequested = false
     var inFlight: [InFlight] = []
     var inFlightHead = 0
     /// Encoded commands not yet written, from `outputOffset` on.
@@ -84,9 +94,10 @@ final class PublisherLane: @unchecked Sendable {
     var pendingCount: Int { lock.withLock { pending } }
 
     /// Queues one publish, or resumes `continuation` at once with the reason it cannot be queued.
-    func enqueue(channel: String, payload: [UInt8], continuation: CheckedContinuation<Int, any Error>) {
-        let request = Request(channel: channel, payload: payload, deadline: Monotonic.seconds() + configuration.timeout,
-                              continuation: continuation)
+    func enqueue(channel: String, payload: [UInt8], history: HistoryTarget?,
+                 continuation: CheckedContinuation<PublishReceipt, any Error>) {
+        let request = Request(channel: channel, payload: payload, history: history,
+                              deadline: Monotonic.seconds() + configuration.timeout, continuation: continuation)
         let size = payload.count
         lock.lock()
         if state == .stopping || state == .finished {

@@ -45,6 +45,11 @@ package struct RedisError: Error, CustomStringConvertible, Equatable {
     package let address: String
     package let message: String
 
+    package init(address: String, message: String) {
+        self.address = address
+        self.message = message
+    }
+
     package var description: String { "Redis at \(address): \(message)" }
 }
 

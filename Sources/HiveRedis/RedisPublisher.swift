@@ -82,6 +82,14 @@ package final class RedisPublisher: Sendable {
     /// Ends within about `configuration.timeout` seconds; cancelling the task does not withdraw a queued message.
     /// - Throws: `RedisPublishError` (see its codes): the channel, the Redis address and what to do.
     package func publish(channel: String, payload: [UInt8]) async throws -> Int {
+        try await publish(channel: channel, payload: payload, history: nil).receivers
+    }
+
+    /// Publishes `payload` on `channel`; with `history`, through the history script (Docs/REDIS.md), which appends
+    /// it to the channel's stream and publishes it framed with its position, atomically.
+    /// - Returns: how many subscribers received it, and its position when it went to history.
+    /// - Throws: `RedisPublishError`, as `publish(channel:payload:)`.
+    package func publish(channel: String, payload: [UInt8], history: HistoryTarget?) async throws -> PublishReceipt {
         guard payload.count <= configuration.maxMessageSize else {
             throw RedisPublishError(
                 code: .payloadTooLarge, channel: channel, address: configuration.url.description,
@@ -91,7 +99,7 @@ package final class RedisPublisher: Sendable {
         }
         let lane = lanes.count == 1 ? lanes[0] : lanes.min { $0.pendingCount < $1.pendingCount }!
         return try await withCheckedThrowingContinuation { continuation in
-            lane.enqueue(channel: channel, payload: payload, continuation: continuation)
+            lane.enqueue(channel: channel, payload: payload, history: history, continuation: continuation)
         }
     }
 
@@ -112,4 +120,28 @@ package final class RedisPublisher: Sendable {
 
     /// Publishes queued or waiting for a reply now, over all connections (for tests and status).
     var pendingCount: Int { lanes.reduce(0) { $0 + $1.pendingCount } }
+}
+
+/// Where a history publish goes: the channel's keys and how much it keeps.
+package struct HistoryTarget: Sendable, Equatable {
+    package var keys: ChannelHistory.Keys
+    package var policy: ChannelHistory.Policy
+
+    package init(keys: ChannelHistory.Keys, policy: ChannelHistory.Policy) {
+        self.keys = keys
+        self.policy = policy
+    }
+}
+
+/// What Redis said about one publish.
+package struct PublishReceipt: Sendable, Equatable {
+    /// Subscribers that received it (hosts, for a Hive channel).
+    package var receivers: Int
+    /// Its place in the channel's history; nil for a plain `PUBLISH`.
+    package var position: HistoryPosition?
+
+    package init(receivers: Int, position: HistoryPosition?) {
+        self.receivers = receivers
+        self.position = position
+    }
 }

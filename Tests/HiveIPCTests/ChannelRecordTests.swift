@@ -16,9 +16,9 @@ final class ChannelRecordTests: XCTestCase {
         let id = ConnectionID(generation: 3, worker: 1, slot: 9)
         let longest = String(repeating: "n", count: ChannelName.maxLength)
         let messages: [IPCMessage] = [
-            .channelMessage(channel: "news", frames: [0x81, 2, 0x68, 0x69], messages: 1),
-            .channelMessage(channel: longest, frames: [UInt8](repeating: 7, count: IPCMessage.maxInlinePayload), messages: 3),
-            .channelMessage(channel: longest, frames: [UInt8](repeating: 9, count: IPCMessage.maxInlinePayload + 1), messages: 2),
+            .channelMessage(channel: "news", entries: [0x81, 2, 0x68, 0x69], messages: 1),
+            .channelMessage(channel: longest, entries: [UInt8](repeating: 7, count: IPCMessage.maxInlinePayload), messages: 3),
+            .channelMessage(channel: longest, entries: [UInt8](repeating: 9, count: IPCMessage.maxInlinePayload + 1), messages: 2),
             .subscription(id, channel: "room:1/a", subscribe: true),
             .subscription(id, channel: longest, subscribe: false),
         ]

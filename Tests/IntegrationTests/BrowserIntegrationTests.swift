@@ -112,6 +112,42 @@ final class BrowserIntegrationTests: HiveTestCase {
         XCTAssertEqual(try sport.evaluate(messagesJS) as? [String], ["subscribed to sport", "goal", "to-all"])
     }
 
+    /// The page resumes after its worker is killed: it shows "Reconnecting…", comes back with `since=` its last
+    /// offset, and shows every message published meanwhile, once, in order.
+    func testDemoPage_whoseWorkerIsKilled_reconnectsAndShowsEveryMessagePublishedMeanwhile() throws {
+        let redis = try RedisServer()
+        try redis.start()
+        defer { redis.stop() }
+        let (hive, port) = try startHive(workers: 1, ["--redis", redis.url, "--history-size", "100"])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        let page = try HeadlessChromium()
+        defer { page.close() }
+        try page.navigate(to: "http://127.0.0.1:\(port)/?channels=news")
+        try page.waitFor("document.getElementById('status').textContent === 'Connected'", timeout: 5)
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        func publish(_ text: String) throws {
+            let result = try HiveCLI.run(["publish", "news", text, "--redis", redis.url, "--history-size", "100"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+        }
+        for index in 1...3 { try publish("m\(index)") }
+        try page.waitFor("\(messagesJS).includes('m3')", timeout: 5)
+
+        let worker = try XCTUnwrap(hive.currentWorkerPIDs()[0])
+        XCTAssertEqual(kill(worker, SIGKILL), 0)
+        try page.waitFor("document.getElementById('status').textContent === 'Reconnecting…'", timeout: 5)
+        for index in 4...6 { try publish("m\(index)") }
+        try page.waitFor("document.getElementById('status').textContent === 'Connected'", timeout: 15)
+        try page.waitFor("\(messagesJS).includes('m6')", timeout: 5)
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        try publish("m7")
+        try page.waitFor("\(messagesJS).includes('m7')", timeout: 5)
+        XCTAssertEqual(try page.evaluate(messagesJS) as? [String], (1...7).map { "m\($0)" })
+
+        let screenshot = Self.packageRoot().appendingPathComponent(".build/artifacts/demo-page-recovered.png").path
+        let bytes = try page.screenshot(to: screenshot)
+        writeLine("BrowserIntegrationTests: screenshot \(screenshot) (\(bytes) bytes)")
+    }
+
     /// The package root: the parent of the `.build` folder holding the hive binary, else the current directory
     /// (which `swift test` sets to the package root).
     static func packageRoot() -> URL {

@@ -78,6 +78,9 @@ extension Start {
         case "redis-timeout": return String(redis.redisTimeout)
         case "channel-prefix": return redis.channelPrefix.isEmpty ? "(none)" : redis.channelPrefix
         case "max-channels": return String(maxChannels)
+        case "history-size": return history.historySize == 0 ? "0 (off)" : String(history.historySize)
+        case "history-ttl": return history.historyTTL == 0 ? "0 (no expiry)" : String(history.historyTTL)
+        case "history": return list(history.rules)
         default: return "?"
         }
     }

@@ -157,12 +157,25 @@ struct Publish: ParsableCommand {
 
     @OptionGroup var address: RedisAddressOptions
 
+    @OptionGroup var history: HistoryOptions
+
+    @Option(help: ArgumentHelp("With --history-size: the --channel-prefix of the Hive that serves CHANNEL (a Hive channel name then).", valueName: "prefix"))
+    var channelPrefix = ""
+
     func run() throws {
         try runReporting {
             let resolved: RedisAddressOptions.Resolved
             do { resolved = try address.resolve() } catch let error as ValidationError { throw OperatorError(error.message) }
             guard let url = resolved.url else { throw OperatorError("cannot publish: Redis is \"none\" (\(resolved.source))") }
             do {
+                if let policy = history.historyRules?.policy(for: channel) {
+                    let redisChannel = channelPrefix + channel
+                    let target = HistoryTarget(keys: ChannelHistory.Keys(redisChannel: redisChannel), policy: policy)
+                    let receipt = try RedisPublisher.publish(url: url, channel: redisChannel, payload: Array(message.utf8), history: target)
+                    print("published to \(redisChannel) on \(url) at \(receipt.position.map { "\($0)" } ?? "?"): "
+                        + "\(receipt.receivers) subscriber\(receipt.receivers == 1 ? "" : "s") received it")
+                    return
+                }
                 let receivers = try RedisPublisher.publish(url: url, channel: channel, payload: Array(message.utf8))
                 print("published to \(channel) on \(url): \(receivers) subscriber\(receivers == 1 ? "" : "s") received it")
             } catch let error as RedisError {

@@ -60,6 +60,7 @@ struct Start: ParsableCommand {
     @OptionGroup var redis: RedisOptions
 
     @OptionGroup var publishAPI: PublishAPIOptions
+    @OptionGroup var history: HistoryOptions
 
     func validate() throws {
         guard (0...65_535).contains(port) else {
@@ -132,7 +133,7 @@ struct Start: ParsableCommand {
             executable: MasterConfiguration.currentExecutable(),
             workerArguments: ["worker", "--grace", String(grace)] + (logPath.map { ["--log-file", $0] } ?? [])
                 + limits.arguments
-                + redis.workerArguments(maxMessageSize: limits.maxMessageSize)
+                + redis.workerArguments(maxMessageSize: limits.maxMessageSize) + history.workerArguments()
         )
         configuration.readyNotification = readyNotification
         configuration.listenerDescriptor = listener
@@ -164,6 +165,11 @@ struct Start: ParsableCommand {
                 "redis-channels": subscription.channels.joined(separator: ","),
                 "redis-patterns": subscription.patterns.joined(separator: ","),
             ]
+            // For `hive channels`: where each channel's history is (Docs/REDIS.md, "Channel history").
+            if history.historyRules != nil {
+                configuration.redis["history"] = "on"
+                configuration.redis["history-prefix"] = "=" + redis.channelPrefix
+            }
         }
         do {
             let status = try MasterLoop(configuration: configuration, logger: logger).run()

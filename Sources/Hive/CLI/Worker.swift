@@ -21,6 +21,7 @@ struct Worker: ParsableCommand {
     @Option var logFile: String?
     @OptionGroup var limits: LimitOptions
     @OptionGroup var redis: RedisOptions
+    @OptionGroup var history: HistoryOptions
 
     func run() throws {
         let logger = makeLogger(level: limits.logLevel, label: "hive")
@@ -30,6 +31,7 @@ struct Worker: ParsableCommand {
             limits: limits.limits
         )
         configuration.grace = .seconds(grace)
+        configuration.history = history.historyRules
         configuration.logFile = logFile
         configuration.apiKey = ProcessInfo.processInfo.environment[PublishAPIOptions.keyVariable]
         guard let application = ApplicationSlot.current else {

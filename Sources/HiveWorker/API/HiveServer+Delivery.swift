@@ -72,8 +72,14 @@ extension HiveServer {
             } else {
                 table.channels[id]?.close(promise: nil)
             }
-        case .channelMessage(let channel, let frames, let messages):
-            deliverHere(toChannel: channel, encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
+        case .channelMessage(let channel, let bytes, let messages):
+            guard let entries = ChannelEntryCodec.decode(bytes, expected: messages) else {
+                logger.warning("dropped a channel message record from another worker: its entries do not decode", metadata: [
+                    "channel": "\(channel)", "record.bytes": "\(bytes.count)", "hint": "a bug: workers of one build write what they read",
+                ])
+                return
+            }
+            deliverHere(toChannel: channel, entries: entries, flush: flush)
         case .subscription(let id, let channel, let subscribe):
             applySubscriptionRecord(id, channel, subscribe: subscribe)
         case .binding(let id, let user):

@@ -11,6 +11,9 @@ extension HiveServer {
     /// - Any other name is a Hive channel: it is published on Redis channel `<--channel-prefix>NAME`, and every host
     ///   delivers it to the subscribers of `NAME` (``subscribe(_:to:)``, `?channels=`).
     /// - Without Redis (`--redis none`), the message goes to the subscribers of the channel on this host.
+    /// - With channel history (`--history-size`, `--history`), a Hive channel's message goes through the history
+    ///   script: stored in the channel's Redis stream and published with its position, which clients that asked
+    ///   for envelopes receive and may resume from (Docs/REDIS.md, "Channel history").
     ///
     /// Redis carries bytes: subscribers receive a text message when the payload is valid UTF-8, binary otherwise.
     ///
@@ -22,12 +25,14 @@ extension HiveServer {
         let isBroadcastChannel = redisRouting.broadcastChannels.contains(channel)
         if !isBroadcastChannel, let problem = ChannelName.problem(channel) { throw HiveError.invalidChannel(problem) }
         guard let publisher else {
-            deliverNow([message], toChannel: channel)
+            deliverNow([ChannelEntry(message: message, position: nil)], toChannel: channel)
             return
         }
         let redisChannel = isBroadcastChannel ? channel : redisRouting.prefix + channel
+        // A channel with history goes through the history script: stored, then published with its position.
+        let history = isBroadcastChannel ? nil : historyPolicy(for: channel).map { HistoryTarget(keys: historyKeys(for: channel), policy: $0) }
         do {
-            _ = try await publisher.publish(channel: redisChannel, payload: message.bytes)
+            _ = try await publisher.publish(channel: redisChannel, payload: message.bytes, history: history)
         } catch let error as RedisPublishError {
             throw HiveError(publishing: error)
         }

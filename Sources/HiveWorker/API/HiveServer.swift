@@ -45,6 +45,11 @@ public final class HiveServer: @unchecked Sendable {
     var publisher: RedisPublisher?
     /// The key of `POST /api/publish` (--api-key); nil: the API answers 403. Set before the worker serves.
     var publishAPIKey: APIKey?
+    /// How much history channels keep (`--history-size`, `--history-ttl`, `--history`); nil: none. Set before
+    /// the worker serves.
+    var history: ChannelHistory.Rules?
+    /// Reads history for recovering clients (`since=`), on its own thread; nil without Redis. Set before serving.
+    var historyReader: HistoryReader?
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 

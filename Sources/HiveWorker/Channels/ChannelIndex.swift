@@ -10,10 +10,27 @@ final class ChannelIndex {
         /// The registry slot counting this worker's subscribers: pinned while this worker counts one there.
         var slot: Int
         var sessions: [ConnectionID: WebSocketSession] = [:]
+        /// The sessions among them that asked for envelopes (`envelope=json`), with where each is in the channel.
+        var cursors: [ConnectionID: ChannelCursor] = [:]
     }
 
     private(set) var members: [String: Members] = [:]
     private(set) var channelsOf: [ConnectionID: [String]] = [:]
+    /// Connections that receive channel messages in envelopes (`envelope=json`), from before they join channels.
+    private var enveloped: Set<ConnectionID> = []
+    /// Messages a recovering subscriber may have waiting while its history is read.
+    var maxRecoveryBuffer = 10_000
+
+    /// Channel messages to this connection come in envelopes from now on.
+    func useEnvelopes(_ id: ConnectionID) { enveloped.insert(id) }
+
+    func cursor(_ id: ConnectionID, in channel: String) -> ChannelCursor? { members[channel]?.cursors[id] }
+
+    /// A recovering subscriber's new cursor (it must be an enveloped subscriber of `channel`).
+    func replaceCursor(_ id: ConnectionID, in channel: String, with cursor: ChannelCursor) {
+        guard members[channel]?.cursors[id] != nil else { return }
+        members[channel]!.cursors[id] = cursor
+    }
 
     let registry: SharedRegistry
     let workerID: Int
@@ -47,6 +64,7 @@ final class ChannelIndex {
             }
         }
         members[channel]!.sessions[id] = session
+        if enveloped.contains(id) { members[channel]!.cursors[id] = ChannelCursor(since: nil, maxBuffered: maxRecoveryBuffer) }
         channelsOf[id, default: []].append(channel)
         return true
     }
@@ -63,6 +81,7 @@ final class ChannelIndex {
 
     /// A connection ended: it leaves every channel it was in.
     func leaveAll(_ id: ConnectionID) {
+        enveloped.remove(id)
         guard let list = channelsOf.removeValue(forKey: id) else { return }
         for channel in list { leave(id, channel) }
     }
@@ -74,22 +93,12 @@ final class ChannelIndex {
 
     private func leave(_ id: ConnectionID, _ channel: String) {
         guard var entry = members[channel], entry.sessions.removeValue(forKey: id) != nil else { return }
+        entry.cursors[id] = nil
         registry.leaveChannel(entry.slot, worker: workerID)
         members[channel] = entry.sessions.isEmpty ? nil : entry
     }
 
     func channels(of id: ConnectionID) -> [String] { channelsOf[id] ?? [] }
-
-    /// Writes frames encoded once to every subscriber of `channel` on this worker. Returns how many it reached.
-    func deliver(toChannel channel: String, encodedFrames: ByteBuffer, messages: Int, flush: Bool) -> Int {
-        guard let entry = members[channel] else { return 0 }
-        var reached = 0
-        for session in entry.sessions.values
-        where session.send(encodedFrames: encodedFrames, messages: messages, flush: flush) {
-            reached += 1
-        }
-        return reached
-    }
 }
 
 @available(*, unavailable)

@@ -55,55 +55,49 @@ extension HiveServer {
     /// - Throws: `HiveError.invalidArgument` for a bad channel name.
     public func deliver(_ messages: [HiveMessage], toChannel channel: String) async throws {
         if let problem = ChannelName.problem(channel) { throw HiveError.invalidChannel(problem) }
-        deliverNow(messages, toChannel: channel)
+        deliverNow(messages.map { ChannelEntry(message: $0, position: nil) }, toChannel: channel)
     }
 
     /// What the default `redisMessages` hook does: messages on the `--channel`/`--pattern` subscriptions are
     /// broadcast, messages on a channel's Redis channel (`<--channel-prefix>NAME`) go to the subscribers of `NAME`;
-    /// in publish order.
+    /// in publish order. A message the history script published carries its position (``publish(channel:_:)``),
+    /// which subscribers that asked for envelopes receive with it.
     public func deliver(redisMessages messages: [RedisMessage]) async {
-        var run: [HiveMessage] = []
+        var run: [ChannelEntry] = []
         var runChannel: String?? = .none  // .none: no run yet; .some(nil): broadcast
         func flush() {
             guard let target = runChannel, !run.isEmpty else { return }
-            if let channel = target { deliverNow(run, toChannel: channel) } else { broadcastNow(run) }
+            if let channel = target { deliverNow(run, toChannel: channel) } else { broadcastNow(run.map(HiveMessage.init)) }
             run.removeAll()
         }
         for message in messages {
             let target = redisRouting.hiveChannel(of: message)
             if case .some(let current) = runChannel, current != target { flush() }
             runChannel = .some(target)
-            run.append(HiveMessage(redisPayload: message.payload))
+            run.append(target == nil ? ChannelEntry(redisPayload: message.payload, position: nil) : ChannelEntry(subscribed: message.payload))
         }
         flush()
     }
 
     /// `deliver(_:toChannel:)` for a valid name, from code that is not async.
-    func deliverNow(_ messages: [HiveMessage], toChannel channel: String) {
-        guard !messages.isEmpty else { return }
+    func deliverNow(_ entries: [ChannelEntry], toChannel channel: String) {
+        guard !entries.isEmpty else { return }
         let workers = registry.workersSubscribed(to: SharedRegistry.ChannelKey(channel))
         guard !workers.isEmpty else { return }
-        let frames = Self.encodeFrames(messages)
         let others = workers.filter { $0 != workerID }
         if !others.isEmpty {
             let record = IPCMessage.channelMessage(
-                channel: channel, frames: Array(frames.readableBytesView), messages: messages.count
+                channel: channel, entries: ChannelEntryCodec.encode(entries), messages: entries.count
             )
             if !outbox.send(record, to: others) {
                 registry.worker(workerID, .pushesFailed).wrappingIncrement(by: UInt64(others.count), ordering: .relaxed)
             }
         }
         guard workers.contains(workerID) else { return }
-        let count = messages.count
         onLoop {
-            self.deliverHere(toChannel: channel, encodedFrames: frames, messages: count, flush: false)
+            self.deliverHere(toChannel: channel, entries: entries, flush: false)
             self.deferFlush()
         }
-    }
-
-    func deliverHere(toChannel channel: String, encodedFrames: ByteBuffer, messages: Int, flush: Bool) {
-        let reached = channelIndex.deliver(toChannel: channel, encodedFrames: encodedFrames, messages: messages, flush: flush)
-        registry.increment(worker: workerID, .messagesOut, by: UInt64(reached * messages))
     }
 
     private func changeSubscription(_ id: ConnectionID, _ channel: String, subscribe: Bool) async throws {

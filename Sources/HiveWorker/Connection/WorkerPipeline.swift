@@ -22,7 +22,12 @@ enum WorkerPipeline {
                 guard hive.hooks.shouldUpgrade(path: path) else {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }
-                if case .failure(let refusal) = ChannelQuery.channels(inTarget: head.uri) {
+                let channels = ChannelQuery.channels(inTarget: head.uri)
+                if case .failure(let refusal) = channels {
+                    return channel.eventLoop.makeFailedFuture(
+                        WebSocketHandshakeError(status: .badRequest, message: refusal.message))
+                }
+                if case .failure(let refusal) = EnvelopeQuery.parse(target: head.uri, channels: (try? channels.get()) ?? []) {
                     return channel.eventLoop.makeFailedFuture(
                         WebSocketHandshakeError(status: .badRequest, message: refusal.message))
                 }
@@ -98,7 +103,10 @@ enum WorkerPipeline {
         hive.table.addSession(session)
         record.hooks.waitingBeforeHold = HiveServer.messagesBeforeHold
         // Checked in shouldUpgrade: a bad list was answered 400 and never reaches here.
-        for name in (try? ChannelQuery.channels(inTarget: head.uri).get()) ?? [] {
+        let channels = (try? ChannelQuery.channels(inTarget: head.uri).get()) ?? []
+        let envelope = (try? EnvelopeQuery.parse(target: head.uri, channels: channels).get()) ?? EnvelopeQuery()
+        if envelope.envelope { hive.channelIndex.useEnvelopes(id) }
+        for name in channels {
             do {
                 try hive.changeSubscriptionHere(id, name, subscribe: true)
             } catch {
@@ -109,6 +117,7 @@ enum WorkerPipeline {
                 return
             }
         }
+        if let since = envelope.since, let name = channels.first { hive.recover(id, in: name, since: since) }
         session.opened()
     }
 }

@@ -58,6 +58,8 @@ package struct WorkerConfiguration: Sendable {
     package var grace: TimeAmount = .seconds(5)
     /// The Redis subscription worker 0 holds (nil: none).
     package var redis: RedisSubscriber.Configuration?
+    /// Channel history (`--history-size`, `--history-ttl`, `--history`); nil: off.
+    package var history: ChannelHistory.Rules?
     /// The log file on this worker's fds 1 and 2 (a `--daemon` master's), reopened on SIGHUP; nil: none.
     package var logFile: String?
     /// The key of the HTTP publish API (`HIVE_API_KEY` in the worker's environment, never its argv); nil: off.

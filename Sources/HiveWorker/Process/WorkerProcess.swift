@@ -56,7 +56,10 @@ package final class WorkerProcess<Application: HiveApplication> {
                 configuration: .init(url: redis.url, timeout: redis.timeout, maxMessageSize: redis.maxMessageSize),
                 logger: logger
             )
+            // Any worker reads history for its own recovering clients, on a thread of its own (lazily).
+            hive.historyReader = HistoryReader(url: redis.url, timeout: redis.timeout, logger: logger)
         }
+        hive.history = configuration.history
         // Room for a burst of the largest messages this worker may forward (a client's, or a Redis message).
         let largest = max(configuration.limits.maxMessageSize, configuration.redis?.maxMessageSize ?? 0)
         hive.outbox = PeerOutbox(
