@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // JWT signature and claim checks of the WebSocket handshake (--jwt-secret, --jwt-public-key): no hand-written crypto.
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
         // `make docs` only (swift package generate-documentation): a command plugin is built when it is run, so
         // `swift build` and `swift test` compile nothing of it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
@@ -66,6 +68,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
         // The configuration file of `hive start --config`: YAML (or JSON) through Yams, no NIO.
@@ -114,9 +117,13 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["HiveDemo", "HiveIPC", "CZlib"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["HiveDemo", "HiveIPC", "CZlib", .product(name: "JWTKit", package: "jwt-kit")]
+        ),
     ]
 )
 

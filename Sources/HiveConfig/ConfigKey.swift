@@ -83,6 +83,8 @@ extension ConfigKey {
         ConfigKey("max-redis-message", .integer, "a positive number of bytes"),
         ConfigKey("redis-timeout", .number, "a positive number of seconds"),
         ConfigKey("channel-prefix", .text, "the prefix of each channel's Redis channel"),
+        ConfigKey("jwt-secret", .text, "an HS256 secret of at least 32 bytes", secret: true, viaEnvironment: true),
+        ConfigKey("jwt-public-key", .text, "a PEM public key file path"),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

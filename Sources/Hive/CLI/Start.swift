@@ -59,6 +59,8 @@ struct Start: ParsableCommand {
 
     @OptionGroup var redis: RedisOptions
 
+    @OptionGroup var tokens: TokenOptions
+
     func validate() throws {
         guard (0...65_535).contains(port) else {
             throw ValidationError("--port must be between 0 (any free port) and 65535, got \(port)")
@@ -144,6 +146,12 @@ struct Start: ParsableCommand {
             declared: (application?.redisChannels ?? [], application?.redisPatterns ?? [])
         )
         configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)
+            .merging(TokenOptions.workerEnvironment(try? tokens.resolve()), uniquingKeysWith: { $1 })
+        if tokens.secretInArguments {
+            logger.warning("the JWT secret is on the command line, where every local user can read it", metadata: [
+                "hint": "give it in HIVE_JWT_SECRET in the environment (or jwt-secret in a --config file)",
+            ])
+        }
         if (try? redis.address.resolve())?.passwordInArguments == true {
             logger.warning("the Redis password is on the command line, where every local user can read it", metadata: [
                 "hint": "give it with --redis-password-file, or in HIVE_REDIS_URL / HIVE_REDIS_PASSWORD in the environment",

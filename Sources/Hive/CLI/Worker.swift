@@ -30,6 +30,7 @@ struct Worker: ParsableCommand {
         )
         configuration.grace = .seconds(grace)
         configuration.logFile = logFile
+        configuration.tokenKey = TokenOptions.workerKey()
         guard let application = ApplicationSlot.current else {
             writeLine("hive: worker \(workerID) error: no application to serve (HiveMain.run sets it)", to: 2)
             throw ExitCode(3)

@@ -10,6 +10,9 @@ public struct HiveConnection: Sendable, Hashable {
     public var path: String
     /// The peer the master accepted it from.
     public var remote: RemoteAddress
+    /// The verified claims of the JWT it connected with (`sub`: the user, `channels`), nil when no token key is
+    /// configured (`hive start --jwt-secret` / `--jwt-public-key`): then connections are anonymous.
+    public var token: HiveToken?
 
     /// A connection as the worker describes it to the hooks (tests of an application's hooks make their own).
     public init(id: ConnectionID, path: String, remote: RemoteAddress) {

@@ -41,6 +41,9 @@ public final class HiveServer: @unchecked Sendable {
     var outbox: PeerOutbox!
     /// PUBLISH to Redis for `publish(channel:_:)`; nil without Redis. Set before the worker serves.
     var publisher: RedisPublisher?
+    /// Checks the JWT of every WebSocket handshake (`--jwt-secret`, `--jwt-public-key`); nil: connections are
+    /// anonymous. Set before the worker serves.
+    package var tokens: TokenVerifier?
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 

@@ -60,6 +60,8 @@ package struct WorkerConfiguration: Sendable {
     package var redis: RedisSubscriber.Configuration?
     /// The log file on this worker's fds 1 and 2 (a `--daemon` master's), reopened on SIGHUP; nil: none.
     package var logFile: String?
+    /// The key WebSocket handshake tokens must be signed with (nil: no token is asked for).
+    package var tokenKey: TokenKey?
 
     package init(workerID: Int, registryFD: Int32, inboxFD: Int32, masterFD: Int32, peerFDs: [Int32], limits: ConnectionLimits) {
         self.workerID = workerID
