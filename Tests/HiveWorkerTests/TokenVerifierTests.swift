@@ -31,13 +31,16 @@ final class TokenVerifierTests: XCTestCase {
     func testRS256_andES256_validTokens_areAccepted_theAlgorithmFollowsTheKey() async throws {
         let rsa = try await rs256Verifier()
         XCTAssertEqual(rsa.algorithmName, "RS256")
-        XCTAssertEqual(try rsa.verify(try await TokenTestKeys.rs256(Claims(sub: "bob"))).get().subject, "bob")
+        let bobToken = try await TokenTestKeys.rs256(Claims(sub: "bob"))
+        XCTAssertEqual(try rsa.verify(bobToken).get().subject, "bob")
 
         let ecKey = ES256PrivateKey()
         let ec = try await TokenVerifier.make(.publicKey(pem: ecKey.publicKey.pemRepresentation, source: "ec.pem"))
         XCTAssertEqual(ec.algorithmName, "ES256")
-        XCTAssertEqual(try ec.verify(try await TokenTestKeys.es256(Claims(sub: "carol"), key: ecKey)).get().subject, "carol")
-        XCTAssertEqual(ec.verify(try await TokenTestKeys.es256(Claims(), key: ES256PrivateKey())), .failure(.badSignature))
+        let carolToken = try await TokenTestKeys.es256(Claims(sub: "carol"), key: ecKey)
+        XCTAssertEqual(try ec.verify(carolToken).get().subject, "carol")
+        let otherKeyToken = try await TokenTestKeys.es256(Claims(), key: ES256PrivateKey())
+        XCTAssertEqual(ec.verify(otherKeyToken), .failure(.badSignature))
     }
 
     func testForgedSignature_isRefused() async throws {
@@ -64,7 +67,8 @@ final class TokenVerifierTests: XCTestCase {
         XCTAssertEqual(verifier.verify(early, now: now), .failure(.notYetValid))
         XCTAssertEqual(try verifier.verify(early, now: now.addingTimeInterval(61)).get().subject, "alice")
         // No exp: the token does not expire (documented; issuers should set one).
-        XCTAssertEqual(try verifier.verify(try await TokenTestKeys.hs256(Claims(exp: nil))).get().expiresAt, nil)
+        let forever = try await TokenTestKeys.hs256(Claims(exp: nil))
+        XCTAssertEqual(try verifier.verify(forever).get().expiresAt, nil)
     }
 
     func testWrongAlgorithm_isRefusedByName() async throws {
@@ -84,11 +88,13 @@ final class TokenVerifierTests: XCTestCase {
 
     func testSubjectClaim_isRequired_andChecked() async throws {
         let verifier = try await hs256Verifier()
-        XCTAssertEqual(verifier.verify(try await TokenTestKeys.hs256(Claims(sub: nil))), .failure(.missingSubject))
+        let noSubject = try await TokenTestKeys.hs256(Claims(sub: nil))
+        XCTAssertEqual(verifier.verify(noSubject), .failure(.missingSubject))
         let long = try await TokenTestKeys.hs256(Claims(sub: String(repeating: "a", count: 65)))
         guard case .failure(.badSubject(let problem)) = verifier.verify(long) else { return XCTFail("accepted") }
         XCTAssertTrue(problem.contains("65 bytes"), problem)
-        XCTAssertEqual(try verifier.verify(try await TokenTestKeys.hs256(Claims(sub: String(repeating: "é", count: 32)))).get().subject.utf8.count, 64)
+        let longest = try await TokenTestKeys.hs256(Claims(sub: String(repeating: "é", count: 32)))
+        XCTAssertEqual(try verifier.verify(longest).get().subject.utf8.count, 64)
         guard case .failure(.badSubject) = verifier.verify(try await TokenTestKeys.hs256(Claims(sub: ""))) else {
             return XCTFail("an empty sub was accepted")
         }

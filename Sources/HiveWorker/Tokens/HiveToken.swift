@@ -38,12 +38,15 @@ public final class HiveToken: Sendable, Hashable, CustomStringConvertible {
         return "allows only \(channels.prefix(8).joined(separator: ", "))\(channels.count > 8 ? ", …" : "")"
     }
 
+    /// The subject and channels, for logs and debugging (no signature: there is none to show).
     public var description: String { "HiveToken(subject: \(subject), channels: \(channels.map { "\($0)" } ?? "none"))" }
 
+    /// Equal claims.
     public static func == (lhs: HiveToken, rhs: HiveToken) -> Bool {
         lhs === rhs || (lhs.subject == rhs.subject && lhs.channels == rhs.channels && lhs.expiresAt == rhs.expiresAt)
     }
 
+    /// Hashes the claims.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(subject)
         hasher.combine(channels)
