@@ -120,6 +120,24 @@ final class TokenIntegrationTests: HiveTestCase {
         XCTAssertFalse(short.stderr.contains("short\""), "the secret is not repeated: \(short.stderr)")
     }
 
+    /// The secret from a --config file reaches the workers in their environment: in no command line, no log line.
+    func testSecretFromTheConfigFile_isInNoCommandLineAndNoLog() async throws {
+        let config = try writeFile("hive.yaml", "jwt-secret: \"\(TokenTestKeys.secret)\"\nlog-level: debug\n")
+        let (hive, port) = try startHive(workers: 1, ["--config", config], environment: ["HIVE_JWT_SECRET": ""])
+        let token = try await TokenTestKeys.hs256(Claims())
+        let client = try WebSocketTestClient(port: port, path: "/?token=\(token)", timeout: 5)
+        try client.sendText(action("hello"))
+        XCTAssertEqual(try client.receiveMessage(), .text("hello"))
+        XCTAssertEqual(try refusal(port).status, 401)
+        let master = try XCTUnwrap(hive.pid)
+        for pid in [master] + hive.workerPIDs() {
+            let commandLine = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))
+            XCTAssertNil(commandLine.range(of: Data(TokenTestKeys.secret.utf8)), "the secret is in the command line of \(pid)")
+        }
+        XCTAssertFalse(hive.log().contains(TokenTestKeys.secret), "the secret is in the log")
+        XCTAssertFalse(hive.log().contains(token.split(separator: ".")[2]), "the token is in the log")
+    }
+
     private func writeFile(_ name: String, _ text: String) throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hive-token-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
