@@ -78,6 +78,7 @@ extension Start {
         case "redis-timeout": return String(redis.redisTimeout)
         case "channel-prefix": return redis.channelPrefix.isEmpty ? "(none)" : redis.channelPrefix
         case "max-channels": return String(maxChannels)
+        case "jwt-public-key": return tokens.jwtPublicKey ?? "(none)"
         default: return "?"
         }
     }
@@ -89,6 +90,7 @@ extension Start {
         // RedisURL's description leaves the password out.
         case "redis": return url.map { $0.description + ($0.password != nil ? " (with password ***)" : "") } ?? "none"
         case "redis-password": return url?.password != nil ? "***" : "(none)"
+        case "jwt-secret": return (try? tokens.resolve()).flatMap { if case .secret = $0 { "***" } else { nil } } ?? "(none)"
         default: return "***"
         }
     }
