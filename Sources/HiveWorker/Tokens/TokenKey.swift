@@ -75,3 +75,13 @@ package struct TokenKeyError: Error, CustomStringConvertible, Equatable {
     package init(_ message: String) { self.message = message }
     package var description: String { message }
 }
+
+extension TokenKey: CustomStringConvertible {
+    /// Never the secret: a configuration printed to a log must not carry it.
+    package var description: String {
+        switch self {
+        case .secret: "HS256 secret (***)"
+        case let .publicKey(_, source): "public key from \(source)"
+        }
+    }
+}
