@@ -3,7 +3,9 @@ import PackageDescription
 
 // Dependencies point one way: an application (the `hive` demo, HiveDemo; or the user's own executable) -> Hive ->
 // {HiveMaster, HiveWorker -> HiveRedis} -> HiveIPC -> CHiveShims; HiveRedis -> CHiredis (Debian's libhiredis-dev, a
-// system library); HiveWorker -> CZlib (zlib1g-dev, for permessage-deflate); Hive -> HiveConfig -> Yams (the --config file: YAML or JSON).
+// system library); HiveWorker -> CZlib (zlib1g-dev, for permessage-deflate); HiveWorker -> JWTKit (vapor/jwt-kit, with
+// swift-crypto's BoringSSL: the handshake tokens of --jwt-secret / --jwt-public-key); Hive -> HiveConfig -> Yams (the
+// --config file: YAML or JSON).
 // The library product `Hive` is what applications import: the command line (HiveMain) and, re-exported, the
 // application API of HiveWorker and the value types of HiveIPC. Everything else is `package` API.
 // HiveMaster and HiveIPC never import NIO: the master stays single-threaded so it may fork and spawn safely.
