@@ -3,7 +3,9 @@ import PackageDescription
 
 // Dependencies point one way: an application (the `hive` demo, HiveDemo; or the user's own executable) -> Hive ->
 // {HiveMaster, HiveWorker -> HiveRedis} -> HiveIPC -> CHiveShims; HiveRedis -> CHiredis (Debian's libhiredis-dev, a
-// system library); HiveWorker -> CZlib (zlib1g-dev, for permessage-deflate); Hive -> HiveConfig -> Yams (the --config file: YAML or JSON).
+// system library); HiveWorker -> CZlib (zlib1g-dev, for permessage-deflate); HiveWorker -> JWTKit (vapor/jwt-kit, with
+// swift-crypto's BoringSSL: the handshake tokens of --jwt-secret / --jwt-public-key); Hive -> HiveConfig -> Yams (the
+// --config file: YAML or JSON).
 // The library product `Hive` is what applications import: the command line (HiveMain) and, re-exported, the
 // application API of HiveWorker and the value types of HiveIPC. Everything else is `package` API.
 // HiveMaster and HiveIPC never import NIO: the master stays single-threaded so it may fork and spawn safely.
@@ -21,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // JWT signature and claim checks of the WebSocket handshake (--jwt-secret, --jwt-public-key): no hand-written crypto.
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
         // `make docs` only (swift package generate-documentation): a command plugin is built when it is run, so
         // `swift build` and `swift test` compile nothing of it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
@@ -66,6 +70,7 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
         // The configuration file of `hive start --config`: YAML (or JSON) through Yams, no NIO.
@@ -114,9 +119,13 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["HiveDemo", "HiveIPC", "CZlib"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["HiveDemo", "HiveIPC", "CZlib", .product(name: "JWTKit", package: "jwt-kit")]
+        ),
     ]
 )
 

@@ -88,6 +88,8 @@ extension ConfigKey {
         ConfigKey("history-size", .integer, "0 (off) or more messages"),
         ConfigKey("history-ttl", .integer, "0 (no expiry) or more seconds"),
         ConfigKey("history", .list, "a list of GLOB=SIZE[,TTL] rules"),
+        ConfigKey("jwt-secret", .text, "an HS256 secret of at least 32 bytes", secret: true, viaEnvironment: true),
+        ConfigKey("jwt-public-key", .text, "a PEM public key file path"),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

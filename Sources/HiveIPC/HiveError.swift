@@ -16,7 +16,7 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
     /// over it with a `default` case.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Kind: Hashable, Sendable {
-            case unknownConnection, notWebSocket, workerBusy, redisUnavailable, invalidArgument, channelLimit
+            case unknownConnection, notWebSocket, workerBusy, redisUnavailable, invalidArgument, channelLimit, forbidden
         }
 
         private let kind: Kind
@@ -37,6 +37,9 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
         /// A channel limit was reached: the connection is in as many channels as one may be, or the registry's
         /// channel table has no room for another channel (`--max-channels`).
         public static let channelLimit = Code(.channelLimit)
+        /// The connection's token does not allow it: a channel outside its `channels` claim (`hive start
+        /// --jwt-secret` or `--jwt-public-key`).
+        public static let forbidden = Code(.forbidden)
 
         /// The constant's name: "unknownConnection", "notWebSocket", ...
         public var description: String {
@@ -47,6 +50,7 @@ public struct HiveError: Error, CustomStringConvertible, Hashable, Sendable {
             case .redisUnavailable: "redisUnavailable"
             case .invalidArgument: "invalidArgument"
             case .channelLimit: "channelLimit"
+            case .forbidden: "forbidden"
             }
         }
     }
@@ -132,6 +136,17 @@ extension HiveError {
             code: .channelLimit, connection: id,
             description: "channel \(channel) cannot be added\(id.map { " for connection \($0)" } ?? ""): the channel "
                 + "table is full (\(capacity) channels with subscribers); raise --max-channels, or use fewer channels"
+        )
+    }
+}
+
+extension HiveError {
+    /// Connection `id`'s token does not allow `channel`; `allowed` says what it allows, as a sentence part.
+    package static func forbiddenChannel(_ id: ConnectionID, channel: String, subject: String, allowed: String) -> HiveError {
+        HiveError(
+            code: .forbidden, connection: id,
+            description: "connection \(id) (user \(subject)) may not join channel \(channel): its token \(allowed); "
+                + "the client needs a token whose channels claim lists \(channel) (or \"*\")"
         )
     }
 }

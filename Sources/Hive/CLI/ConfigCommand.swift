@@ -81,6 +81,7 @@ extension Start {
         case "history-size": return history.historySize == 0 ? "0 (off)" : String(history.historySize)
         case "history-ttl": return history.historyTTL == 0 ? "0 (no expiry)" : String(history.historyTTL)
         case "history": return list(history.rules)
+        case "jwt-public-key": return tokens.jwtPublicKey ?? "(none)"
         default: return "?"
         }
     }
@@ -93,6 +94,7 @@ extension Start {
         case "redis": return url.map { $0.description + ($0.password != nil ? " (with password ***)" : "") } ?? "none"
         case "redis-password": return url?.password != nil ? "***" : "(none)"
         case "api-key": return (try? publishAPI.resolve()) != nil ? "***" : "(none: the publish API answers 403)"
+        case "jwt-secret": return (try? tokens.resolve()).flatMap { if case .secret = $0 { "***" } else { nil } } ?? "(none)"
         default: return "***"
         }
     }

@@ -61,6 +61,7 @@ struct Start: ParsableCommand {
 
     @OptionGroup var publishAPI: PublishAPIOptions
     @OptionGroup var history: HistoryOptions
+    @OptionGroup var tokens: TokenOptions
 
     func validate() throws {
         guard (0...65_535).contains(port) else {
@@ -149,6 +150,12 @@ struct Start: ParsableCommand {
         configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)
             .merging(PublishAPIOptions.workerEnvironment(try? publishAPI.resolve())) { $1 }
         publishAPI.warnings.forEach { logger.warning("\($0.message)", metadata: ["hint": "\($0.hint)"]) }
+            .merging(TokenOptions.workerEnvironment(try? tokens.resolve()), uniquingKeysWith: { $1 })
+        if tokens.secretInArguments {
+            logger.warning("the JWT secret is on the command line, where every local user can read it", metadata: [
+                "hint": "give it in HIVE_JWT_SECRET in the environment (or jwt-secret in a --config file)",
+            ])
+        }
         if (try? redis.address.resolve())?.passwordInArguments == true {
             logger.warning("the Redis password is on the command line, where every local user can read it", metadata: [
                 "hint": "give it with --redis-password-file, or in HIVE_REDIS_URL / HIVE_REDIS_PASSWORD in the environment",

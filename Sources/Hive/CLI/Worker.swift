@@ -34,6 +34,7 @@ struct Worker: ParsableCommand {
         configuration.history = history.historyRules
         configuration.logFile = logFile
         configuration.apiKey = ProcessInfo.processInfo.environment[PublishAPIOptions.keyVariable]
+        configuration.tokenKey = TokenOptions.workerKey()
         guard let application = ApplicationSlot.current else {
             writeLine("hive: worker \(workerID) error: no application to serve (HiveMain.run sets it)", to: 2)
             throw ExitCode(3)

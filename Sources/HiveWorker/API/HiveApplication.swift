@@ -13,6 +13,9 @@ public struct HiveConnection: Sendable, Hashable {
     /// The user it is bound to (``HiveServer/bind(_:user:)``, or a token's subject), nil when none: as of the
     /// hook's start (a bind shows in the hooks that start after it).
     public var user: String?
+    /// The verified claims of the JWT it connected with (`sub`: the user, `channels`), nil when no token key is
+    /// configured (`hive start --jwt-secret` / `--jwt-public-key`): then connections are anonymous.
+    public var token: HiveToken?
 
     /// A connection as the worker describes it to the hooks (tests of an application's hooks make their own).
     public init(id: ConnectionID, path: String, remote: RemoteAddress, user: String? = nil) {

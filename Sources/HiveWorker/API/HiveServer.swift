@@ -50,6 +50,9 @@ public final class HiveServer: @unchecked Sendable {
     var history: ChannelHistory.Rules?
     /// Reads history for recovering clients (`since=`), on its own thread; nil without Redis. Set before serving.
     var historyReader: HistoryReader?
+    /// Checks the JWT of every WebSocket handshake (`--jwt-secret`, `--jwt-public-key`); nil: connections are
+    /// anonymous. Set before the worker serves.
+    package var tokens: TokenVerifier?
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 

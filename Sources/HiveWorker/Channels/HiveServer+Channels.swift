@@ -32,8 +32,9 @@ extension HiveServer {
     /// Subscribes a WebSocket connection to a channel, whichever worker holds it. Subscribing twice is harmless.
     /// - Throws: `HiveError` with code `.invalidArgument` for a bad name (1 to 64 letters, digits or `_ - . : @ /`),
     ///   `.unknownConnection`, `.notWebSocket`, `.channelLimit` when the connection is in 32 channels already or the
-    ///   channel table is full, `.workerBusy` when the owner's inbox is full. For a connection of another worker,
-    ///   the limits are checked by that worker, which logs a refusal.
+    ///   channel table is full, `.forbidden` when the connection's token (`--jwt-secret`, `--jwt-public-key`)
+    ///   does not allow the channel, `.workerBusy` when the owner's inbox is full. For a connection of another
+    ///   worker, the limits and the token are checked by that worker, which logs a refusal.
     public func subscribe(_ id: ConnectionID, to channel: String) async throws {
         try await changeSubscription(id, channel, subscribe: true)
     }
@@ -125,6 +126,10 @@ extension HiveServer {
             return
         }
         guard let session = table.sessions[id] else { throw HiveError.unknownConnection(id) }
+        // With a token key configured every session has a token (Tokens/HandshakeToken.swift); nil: anonymous.
+        if let token = session.connection.token, !token.allows(channel: channel) {
+            throw HiveError.forbiddenChannel(id, channel: channel, subject: token.subject, allowed: token.allowedDescription)
+        }
         do {
             try channelIndex.subscribe(session, to: channel)
         } catch {

@@ -15,12 +15,19 @@ enum WorkerPipeline {
         let record = ConnectionRecordHandler(id: id, socket: socket, hive: hive)
         try pipeline.addHandler(record)
 
+        // The verified token, from the handshake check to the upgrade; made only when a token key is configured.
+        let verified = hive.tokens.map { _ in NIOLoopBoundBox<HiveToken?>(nil, eventLoop: channel.eventLoop) }
         let upgrader = WebSocketUpgrader(
             origins: hive.originPolicy,
             shouldUpgrade: { channel, head in
                 let path = webSocketPath(head)
                 guard hive.hooks.shouldUpgrade(path: path) else {
                     return channel.eventLoop.makeSucceededFuture(nil)
+                }
+                if let tokens = hive.tokens, let verified,
+                   let refusal = HandshakeToken.refusal(head, verifier: tokens, into: verified)
+                {
+                    return channel.eventLoop.makeFailedFuture(refusal)
                 }
                 let channels = ChannelQuery.channels(inTarget: head.uri)
                 if case .failure(let refusal) = channels {
@@ -39,7 +46,7 @@ enum WorkerPipeline {
                 return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipeline: { channel, head in
-                try upgradeToWebSocket(channel, head: head, id: id, hive: hive)
+                try upgradeToWebSocket(channel, head: head, id: id, hive: hive, token: verified?.value)
             }
         )
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -74,7 +81,9 @@ enum WorkerPipeline {
         return String(target.prefix { $0 != "?" })
     }
 
-    private static func upgradeToWebSocket(_ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: HiveServer) throws {
+    private static func upgradeToWebSocket(
+        _ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: HiveServer, token: HiveToken?
+    ) throws {
         let pipeline = channel.pipeline.syncOperations
         let record = try pipeline.handler(type: ConnectionRecordHandler.self)
         // NIO's upgrade runs on even if the connection ended meanwhile (bytes after the request that fail to parse
@@ -82,12 +91,14 @@ enum WorkerPipeline {
         guard channel.isActive, !record.ended else {
             throw ChannelError.ioOnClosedChannel
         }
-        let connection = HiveConnection(
+        if let token { hive.bindTokenSubject(id, token) }
+        var connection = HiveConnection(
             id: id,
             path: webSocketPath(head),
             remote: hive.registry.lookup(id, withUser: false)?.remote ?? .unknown,
             user: hive.userIndex.user(of: id)  // bound during the handshake (a token's subject)
         )
+        connection.token = token
         // The same answer as the 101 response's: a pure function of the request.
         let compression = compressionAgreement(head, hive: hive)
         let inflater = compression.flatMap { _ in hive.table.compression(minSize: hive.limits.compressionMinSize) }

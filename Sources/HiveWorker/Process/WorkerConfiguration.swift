@@ -64,6 +64,8 @@ package struct WorkerConfiguration: Sendable {
     package var logFile: String?
     /// The key of the HTTP publish API (`HIVE_API_KEY` in the worker's environment, never its argv); nil: off.
     package var apiKey: String?
+    /// The key WebSocket handshake tokens must be signed with (nil: no token is asked for).
+    package var tokenKey: TokenKey?
 
     package init(workerID: Int, registryFD: Int32, inboxFD: Int32, masterFD: Int32, peerFDs: [Int32], limits: ConnectionLimits) {
         self.workerID = workerID

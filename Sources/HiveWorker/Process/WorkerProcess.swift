@@ -48,6 +48,9 @@ package final class WorkerProcess<Application: HiveApplication> {
         )
         let workerID = configuration.workerID
         hive.publishAPIKey = configuration.apiKey.flatMap(APIKey.init)
+        if let key = configuration.tokenKey {
+            hive.tokens = try loop.makeFutureWithTask { try await TokenVerifier.make(key) }.wait()
+        }
         if let redis = configuration.redis {
             // Before the event loop runs anything of this server's.
             hive.redisRouting = RedisRouting(broadcastChannels: Set(redis.channels), prefix: redis.channelPrefix)
