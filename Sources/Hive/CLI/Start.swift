@@ -149,8 +149,8 @@ struct Start: ParsableCommand {
         )
         configuration.workerEnvironment = RedisAddressOptions.workerEnvironment(subscription?.url)
             .merging(PublishAPIOptions.workerEnvironment(try? publishAPI.resolve())) { $1 }
+            .merging(TokenOptions.workerEnvironment(try? tokens.resolve())) { $1 }
         publishAPI.warnings.forEach { logger.warning("\($0.message)", metadata: ["hint": "\($0.hint)"]) }
-            .merging(TokenOptions.workerEnvironment(try? tokens.resolve()), uniquingKeysWith: { $1 })
         if tokens.secretInArguments {
             logger.warning("the JWT secret is on the command line, where every local user can read it", metadata: [
                 "hint": "give it in HIVE_JWT_SECRET in the environment (or jwt-secret in a --config file)",
