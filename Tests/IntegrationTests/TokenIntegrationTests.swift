@@ -45,8 +45,8 @@ final class TokenIntegrationTests: HiveTestCase {
         XCTAssertTrue(garbage.text.contains("not a JWT"), garbage.text)
     }
 
-    func testValidToken_inTheQueryOrTheBearerHeader_opens_andMessagesFlow() async throws {
-        let port = try startWithSecret()
+    func testValidToken_inTheQueryOrTheBearerHeader_opens_andMessagesFlow_asItsSubject() async throws {
+        let (hive, port) = try startHive(workers: 1, environment: ["HIVE_JWT_SECRET": TokenTestKeys.secret])
         let token = try await TokenTestKeys.hs256(Claims(sub: "alice"))
         let byQuery = try WebSocketTestClient(port: port, path: "/?token=\(token)", timeout: 5)
         try byQuery.sendText(action("hello"))
@@ -54,6 +54,14 @@ final class TokenIntegrationTests: HiveTestCase {
         let byHeader = try WebSocketTestClient(port: port, headers: ["Authorization": "Bearer \(token)"], timeout: 5)
         try byHeader.sendText(action("hello"))
         XCTAssertEqual(try byHeader.receiveMessage(), .text("hello"))
+        // The token's subject is each connection's user: in `hive connections`, and `push --user` reaches both.
+        let runDir = hive.directory.appendingPathComponent("run").path
+        let rows = try XCTUnwrap(try HiveCLI.json(["connections", "--json", "--run-dir", runDir]) as? [[String: Any]])
+        XCTAssertEqual(rows.filter { $0["protocol"] as? String == "websocket" }.compactMap { $0["user"] as? String },
+                       ["alice", "alice"], "\(rows)")
+        _ = try HiveCLI.run(["push", "--user", "alice", "for alice", "--run-dir", runDir])
+        XCTAssertEqual(try byQuery.receiveMessage(), .text("for alice"))
+        XCTAssertEqual(try byHeader.receiveMessage(), .text("for alice"))
         // Plain HTTP, on the same port and on a keep-alive connection, needs no token.
         let http = try HTTPTestClient(port: port)
         XCTAssertEqual(try http.request(path: "/hello").status, 200)
