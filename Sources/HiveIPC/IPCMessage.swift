@@ -32,10 +32,18 @@ package enum IPCMessage: Sendable, Equatable {
     case channelMessage(channel: String, frames: [UInt8], messages: Int)
     /// Subscribe (or unsubscribe) one connection owned by the receiving worker to `channel`.
     case subscription(ConnectionID, channel: String, subscribe: Bool)
+    /// Reload hand-over, from a retired process to its replacement (through the inbox they share): one WebSocket
+    /// connection, with a copy of its socket as SCM_RIGHTS and its state (`HandOverState`, encoded), whose
+    /// beginning may have come ahead in `handOverChunk` records. `to` is the replacement's pid: a later
+    /// process reading the inbox (the replacement died) refuses it, so the retired process takes the connection back.
+    case handOver(ConnectionID, to: Int32, state: [UInt8])
+    /// Part of a hand-over state too big for one record: the receiver keeps the chunks of `id` in order until its
+    /// `handOver` record comes.
+    case handOverChunk(ConnectionID, state: [UInt8])
 
     enum Kind: UInt8 {
         case connection = 1, push, broadcast, disconnect, ready = 6, retire, retired, healthCheck, healthy
-        case channelMessage = 16, subscription
+        case channelMessage = 16, subscription, handOver, handOverChunk
     }
 
     /// Payloads above this travel in a memfd attached to the record, so one record never exceeds the socket's
@@ -122,6 +130,15 @@ enum IPCCodec {
             out.append(subscribe ? 1 : 0)
             append(id.rawValue, to: &out)
             out += channel.utf8.prefix(ChannelName.maxLength)
+        case .handOver(let id, let pid, let state):
+            out.append(IPCMessage.Kind.handOver.rawValue)
+            append(id.rawValue, to: &out)
+            withUnsafeBytes(of: UInt32(bitPattern: pid).littleEndian) { out.append(contentsOf: $0) }
+            out += state
+        case .handOverChunk(let id, let state):
+            out.append(IPCMessage.Kind.handOverChunk.rawValue)
+            append(id.rawValue, to: &out)
+            out += state
         }
         return out
     }
@@ -196,6 +213,13 @@ enum IPCCodec {
             guard record[1] <= 1 else { throw DecodeError.outOfRange(kind: first, field: "subscribe flag", value: UInt64(record[1])) }
             let channel = try channelName(record[10...])
             return .subscription(ConnectionID(rawValue: word(record, at: 2)), channel: channel, subscribe: record[1] == 1)
+        case .handOver:
+            try need(13)
+            let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 5) >> 32))
+            return .handOver(ConnectionID(rawValue: word(record, at: 1)), to: pid, state: Array(record[13...]))
+        case .handOverChunk:
+            try need(9)
+            return .handOverChunk(ConnectionID(rawValue: word(record, at: 1)), state: Array(record[9...]))
         }
     }
 

@@ -108,6 +108,8 @@ package struct RecordChannel: Sendable {
             let message = try IPCCodec.decode(record, external: nil)
             if case .connection = message {
                 guard descriptor >= 0 else { throw IPCCodec.DecodeError.missingDescriptor("for a new connection") }
+            } else if case .handOver = message {
+                guard descriptor >= 0 else { throw IPCCodec.DecodeError.missingDescriptor("for a handed-over connection") }
             } else if descriptor >= 0 {
                 _ = Glibc.close(descriptor)  // nobody asked for it: don't leak it
                 descriptor = -1
@@ -170,6 +172,8 @@ package struct RecordChannel: Sendable {
             "\(messages) messages (\(frames.count) bytes) to the subscribers of channel \(channel)"
         case .subscription(let id, let channel, let subscribe):
             "\(subscribe ? "a subscription" : "an unsubscription") of connection \(id) to channel \(channel)"
+        case .handOver(let id, _, let state): "the hand-over of connection \(id) (\(state.count) bytes of state)"
+        case .handOverChunk(let id, let state): "\(state.count) bytes of connection \(id)'s hand-over state"
         }
     }
 }

@@ -242,14 +242,14 @@ final class ChannelsIntegrationTests: HiveTestCase {
         XCTAssertTrue(empty.stdout.contains("0 channels"), empty.stdout)
     }
 
-    /// A reload closes the old workers' clients (1012): their channels go with them, the new worker 0 holds the
-    /// subscription alone, and reconnected clients subscribe again.
+    /// A reload with --drop closes the old workers' clients (1012): their channels go with them, the new worker 0
+    /// holds the subscription alone, and reconnected clients subscribe again.
     func testReload_keepsTheSubscriptionSetRight() throws {
         let (hive, port) = try startSubscribed()
         let old = try (0..<2).map { _ in try client(port, channels: "news") }
         XCTAssertEqual(Set(try old.map { try worker(of: $0) }), [0, 1])
         try redis.waitForSubscribers(channel: "news", count: 1)
-        let reloaded = try HiveCLI.run(["reload", "--run-dir", hive.directory.appendingPathComponent("run").path])
+        let reloaded = try HiveCLI.run(["reload", "--drop", "--run-dir", hive.directory.appendingPathComponent("run").path])
         XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
         for client in old { XCTAssertTrue(client.isClosedByPeer(within: 10)) }
         try redis.waitForSubscribers(channel: "news", count: 0, timeout: 10)

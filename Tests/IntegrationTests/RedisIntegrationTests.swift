@@ -136,7 +136,7 @@ final class RedisIntegrationTests: HiveTestCase {
         let afterKill = publisher.snapshot()
         XCTAssertEqual(afterKill.maxReceivers, 1, "two subscriptions at once after a crash")
 
-        let reloaded = try HiveCLI.run(["reload", "--run-dir", hive.directory.appendingPathComponent("run").path])
+        let reloaded = try HiveCLI.run(["reload", "--drop", "--run-dir", hive.directory.appendingPathComponent("run").path])
         XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
         try redis.waitForSubscribers(channel: "test", count: 1, timeout: 10)
         usleep(200_000)

@@ -76,7 +76,7 @@ extension HiveServer {
             deliverHere(toChannel: channel, encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
         case .subscription(let id, let channel, let subscribe):
             applySubscriptionRecord(id, channel, subscribe: subscribe)
-        case .connection, .ready, .retire, .retired, .healthCheck, .healthy:
+        case .connection, .ready, .retire, .retired, .healthCheck, .healthy, .handOver, .handOverChunk:
             preconditionFailure("\(record) is not a delivery")
         }
     }
