@@ -64,4 +64,53 @@ final class HandOverIntegrationTests: HiveTestCase {
         let open = (0..<2).map { registry.worker($0, .webSocketConnections).load(ordering: .relaxed) }
         XCTAssertEqual(open.reduce(0, +), 6, "open WebSockets per worker: \(open)")
     }
+
+    /// Waits until the registry shows a connection that has read at least `bytes` (the server holds them).
+    private func waitUntilRead(_ registry: SharedRegistry, atLeast bytes: UInt64, _ what: String) throws {
+        try RegistryProbe.wait(registry, what) { registry in
+            registry.connections.contains { $0.bytesIn >= bytes }
+        }
+    }
+
+    /// A client halfway through a fragmented message, one halfway through a frame larger than one IPC record (the
+    /// state travels in chunks), and one with both: each gets its message echoed whole after the reload.
+    func testReload_continuesAFragmentedMessageAndAFrameCutInTheMiddle() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(hive.pid))
+        let fragmented = try WebSocketTestClient(port: port, path: "/echo")
+        let large = try WebSocketTestClient(port: port, path: "/echo")
+        let both = try WebSocketTestClient(port: port, path: "/echo")
+
+        try fragmented.sendFrame(opcode: WebSocketOpcode.text, payload: Array("first part, ".utf8), fin: false)
+        try fragmented.sendPing(Array("read?".utf8))  // answered: the server read the fragment
+        XCTAssertEqual(try fragmented.receiveMessage(), .pong)
+
+        let big = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+        let bigFrame = WebSocketTestClient.encodeFrame(opcode: WebSocketOpcode.binary, payload: big, fin: true, masked: true, rsv: 0)
+        try large.send(bytes: Array(bigFrame.prefix(200_000)))
+        try waitUntilRead(registry, atLeast: 200_000, "the first 200,000 bytes of the large frame read")
+
+        let head = Array("é".utf8)  // a character cut between the fragments
+        try both.sendFrame(opcode: WebSocketOpcode.text, payload: Array("ab".utf8) + [head[0]], fin: false)
+        let tail = (0..<100_000).map { _ in UInt8(ascii: "z") }
+        let continuation = WebSocketTestClient.encodeFrame(
+            opcode: WebSocketOpcode.continuation, payload: [head[1]] + tail, fin: true, masked: true, rsv: 0)
+        try both.send(bytes: Array(continuation.prefix(70_000)))
+        try waitUntilRead(registry, atLeast: 70_000, "the first 70,000 bytes of the continuation read")
+        let before = hive.currentWorkerPIDs()
+
+        let reloaded = try reload(hive)
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        XCTAssertNotEqual(hive.currentWorkerPIDs()[0], before[0])
+
+        try fragmented.sendFrame(opcode: WebSocketOpcode.continuation, payload: Array("second part".utf8), fin: true)
+        XCTAssertEqual(try fragmented.receiveMessage(timeout: 5), .text("first part, second part"))
+        try large.send(bytes: Array(bigFrame.dropFirst(200_000)))
+        let echoedBig = try large.receiveMessage(timeout: 5)
+        XCTAssertTrue(echoedBig == .binary(big), "the large frame came back other than sent: \(String(describing: echoedBig).prefix(80))")
+        try both.send(bytes: Array(continuation.dropFirst(70_000)))
+        let echoedBoth = try both.receiveMessage(timeout: 5)
+        XCTAssertTrue(echoedBoth == .text("abé" + String(decoding: tail, as: UTF8.self)),
+                      "the fragmented message came back other than sent: \(String(describing: echoedBoth).prefix(80))")
+    }
 }
