@@ -113,4 +113,40 @@ final class HandOverIntegrationTests: HiveTestCase {
         XCTAssertTrue(echoedBoth == .text("abé" + String(decoding: tail, as: UTF8.self)),
                       "the fragmented message came back other than sent: \(String(describing: echoedBoth).prefix(80))")
     }
+
+    private func assertClosedWith1012(_ clients: [(client: WebSocketTestClient, id: ConnectionID)]) throws {
+        for (client, id) in clients {
+            guard case .close(let code, _) = try client.receiveMessage(timeout: 5) else {
+                return XCTFail("connection \(id) got no close frame")
+            }
+            XCTAssertEqual(code, 1012, "connection \(id) is told to reconnect")
+        }
+    }
+
+    func testReloadDrop_closesTheOldWorkersClientsWith1012() throws {
+        let (hive, port) = try startHive(workers: 2)
+        let clients = try connect(4, port: port)
+        let reloaded = try reload(hive, ["--drop"])
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        try assertClosedWith1012(clients)
+        XCTAssertFalse(hive.log().contains("handing connections over"))
+    }
+
+    /// The new binary reads another hand-over version: the connections stay with the old process, which closes
+    /// them with 1012 as a reload without hand-over does; the replacement says so once, not per connection.
+    func testReload_toABinaryWithAnotherHandOverVersion_fallsBackTo1012AndLogsItOnce() throws {
+        let (hive, port) = try startHive(workers: 1, environment: ["HIVE_TEST_HANDOVER_VERSION": "999"])
+        let clients = try connect(3, port: port)
+        let reloaded = try reload(hive)
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        try assertClosedWith1012(clients)
+        let log = hive.log()
+        let warnings = log.components(separatedBy: "hands connections over in another format").count - 1
+        XCTAssertEqual(warnings, 1, "logged once")
+        XCTAssertTrue(log.contains("handOver.version=999"), "the log names the version")
+        // New clients are served by the new process as usual.
+        let fresh = try WebSocketTestClient(port: port)
+        try fresh.sendText(action("hello"))
+        XCTAssertEqual(try fresh.receiveMessage(), .text("hello"))
+    }
 }
