@@ -149,4 +149,60 @@ final class HandOverIntegrationTests: HiveTestCase {
         try fresh.sendText(action("hello"))
         XCTAssertEqual(try fresh.receiveMessage(), .text("hello"))
     }
+
+    /// kill -9 of the replacement in the middle of the hand-over: what it had adopted dies with it; what the old
+    /// process had not passed yet (clients whose hook is still running hold their turn) stays there, still served,
+    /// and goes to the next replacement; the master recovers and `hive reload` reports the death (exit 1).
+    func testReload_whenTheReplacementIsKilledMidHandOver_theOldProcessKeepsAndLaterPassesWhatItHeld() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(hive.pid))
+        let clients = try connect(8, port: port)
+        let old = try XCTUnwrap(hive.currentWorkerPIDs()[0])
+        // Half of them are inside a hook (sleeping 1.5 s) when the reload comes: those are not passed before it ends.
+        let sleepers = Array(clients.prefix(4))
+        for (client, _) in sleepers { try client.sendText(action("sleep", ["content": "1500"])) }
+
+        let cli = ResultBox()
+        let done = DispatchSemaphore(value: 0)
+        let dir = runDir(hive)
+        Thread.detachNewThread {
+            cli.result = try? HiveCLI.run(["reload", "--run-dir", dir], timeout: 40)
+            done.signal()
+        }
+        try hive.waitForLog(containing: "handing connections over")
+        let first = Int32(truncatingIfNeeded: registry.worker(0, .pid).load(ordering: .relaxed))
+        XCTAssertNotEqual(first, old)
+        usleep(100_000)  // the idle ones ahead of the sleepers are passed meanwhile
+        let owners = clients.map { Int32(truncatingIfNeeded: registry.slot($0.id.slot, .ownerPID).load(ordering: .relaxed)) }
+        kill(first, SIGKILL)
+
+        XCTAssertEqual(done.wait(timeout: .now() + 45), .success)
+        let result = try XCTUnwrap(cli.result)
+        XCTAssertEqual(result.status, 1, "the reload reports the replacement's death: \(result.stdout)")
+        XCTAssertTrue(result.stderr.contains("worker 0 (exit signal 9)"), result.stderr)
+        let second = try XCTUnwrap(hive.currentWorkerPIDs()[0])
+        XCTAssertFalse([old, first].contains(second), "the master started another replacement")
+        XCTAssertEqual(HiveProcess.waitUntilGone([old], timeout: 5), [], "the old process left after its hand-over")
+
+        var survived = 0
+        for (index, (client, id)) in clients.enumerated() {
+            if owners[index] == first {
+                XCTAssertTrue(client.isClosedByPeer(within: 2), "connection \(id) died with the replacement that held it")
+                continue
+            }
+            if index < sleepers.count {
+                XCTAssertEqual(try client.receiveMessage(timeout: 5), .text("slept 1500 ms"), "connection \(id)")
+            }
+            XCTAssertEqual(try connectionID(of: client), id.rawValue, "connection \(id) is served on")
+            let owner = Int32(truncatingIfNeeded: registry.slot(id.slot, .ownerPID).load(ordering: .relaxed))
+            XCTAssertEqual(owner, second, "connection \(id) went to the next replacement")
+            survived += 1
+        }
+        XCTAssertGreaterThanOrEqual(survived, sleepers.count, "at least the sleepers were not passed before the kill")
+    }
+}
+
+/// The `hive reload` run on another thread; read after its semaphore.
+private final class ResultBox: @unchecked Sendable {
+    var result: HiveCLI.Result?
 }

@@ -36,7 +36,7 @@ final class HandOverSender {
     private var staying = 0
     private var handedOver = 0
 
-    static let flushTimeout = TimeAmount.seconds(2)
+    static let flushTimeout = TimeAmount.seconds(5)
     static let timeout = TimeAmount.seconds(10)
     static let tickInterval = TimeAmount.milliseconds(2)
 
