@@ -41,6 +41,9 @@ public final class HiveServer: @unchecked Sendable {
     var outbox: PeerOutbox!
     /// PUBLISH to Redis for `publish(channel:_:)`; nil without Redis. Set before the worker serves.
     var publisher: RedisPublisher?
+    /// During this process's first seconds: what a connection handed over by a retired process of this worker id
+    /// must still get (`HandOverLog`). Event loop only.
+    var handOverLog: HandOverLog?
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 
@@ -155,6 +158,7 @@ public final class HiveServer: @unchecked Sendable {
         }
         let count = messages.count
         onLoop {
+            self.handOverLog?.record(.broadcast(frames, messages: count))
             guard !self.table.sessions.isEmpty else { return }
             let reached = self.table.broadcast(encodedFrames: frames, messages: count, flush: false)
             self.registry.increment(worker: self.workerID, .messagesOut, by: UInt64(reached * count))

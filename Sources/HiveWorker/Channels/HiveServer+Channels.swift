@@ -102,6 +102,7 @@ extension HiveServer {
     }
 
     func deliverHere(toChannel channel: String, encodedFrames: ByteBuffer, messages: Int, flush: Bool) {
+        handOverLog?.record(.channel(channel, encodedFrames, messages: messages))
         let reached = channelIndex.deliver(toChannel: channel, encodedFrames: encodedFrames, messages: messages, flush: flush)
         registry.increment(worker: workerID, .messagesOut, by: UInt64(reached * messages))
     }

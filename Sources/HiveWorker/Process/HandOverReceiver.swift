@@ -130,6 +130,10 @@ final class HandOverReceiver: @unchecked Sendable {
                     hive.table.addSession(session)
                     record.hooks.waitingBeforeHold = HiveServer.messagesBeforeHold
                     hive.channelIndex.adopt(session, channels: state.channels)
+                    // What was published since the retired process stopped reading the inbox, before anything newer.
+                    if let log = hive.handOverLog, log.replay(to: session, channels: Set(state.channels)) > 0 {
+                        hive.deferFlush()
+                    }
                 }
             }
             .withConnectedSocket(socket)

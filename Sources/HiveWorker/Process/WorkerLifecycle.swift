@@ -45,11 +45,11 @@ final class WorkerLifecycle: @unchecked Sendable {
         sender.start()
     }
 
-    /// Reload step 1, on the inbox thread: stop worker-wide duties (the Redis subscription is closed before this
-    /// returns, so the replacement's subscription never overlaps it); the inbox thread stops reading after this.
+    /// Reload step 1, on the inbox thread: stop worker-wide duties; the inbox thread stops reading after this. The
+    /// Redis subscription stays: it ends at the replacement's splice marker (`RedisSplice`), so no message
+    /// published during the reload is lost or delivered twice.
     func retire() {
         lock.withLock { retired = true }
-        redis?.stop()
         let stopped = hive.eventLoop.makePromise(of: Void.self)
         hive.eventLoop.execute { self.stopDuties(then: stopped) }
         try? stopped.futureResult.wait()

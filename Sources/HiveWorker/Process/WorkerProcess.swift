@@ -74,6 +74,9 @@ package final class WorkerProcess<Application: HiveApplication> {
         // No connection is served before the application's workerStart returns: the inbox is read only after it.
         let started = loop.makePromise(of: Void.self)
         loop.execute {
+            // A reload may hand this process connections during its first seconds: they get what it delivers now.
+            hive.handOverLog = HandOverLog(logger: hive.logger)
+            loop.scheduleTask(in: HandOverLog.window) { hive.handOverLog = nil }
             hive.startKeepAlive()
             hive.executor.run {
                 do {
@@ -90,6 +93,12 @@ package final class WorkerProcess<Application: HiveApplication> {
             throw WorkerStartError(workerID: workerID, underlying: error)
         }
         redis?.start()
+        // A reload's new worker 0 is ready once it has taken the Redis stream over from the old one (bounded).
+        if let redis, redis.hasPredecessor, let timeout = configuration.redis?.timeout,
+            !redis.waitUntilLive(timeout: 2 * timeout)
+        {
+            logger.warning("redis subscription not taken over in time; serving anyway")
+        }
         let inbox = InboxReader(
             inbox: RecordChannel(fd: configuration.inboxFD), master: master, hive: hive, group: group,
             lifecycle: lifecycle, logger: logger
