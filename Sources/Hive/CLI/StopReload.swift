@@ -58,8 +58,11 @@ struct Reload: ParsableCommand {
             }
             let deadline = Date().addingTimeInterval(timeout)
             var now: [Int32] = []
+            // The new processes seen on the way: one that is gone at the end was a replacement that died.
+            var seen = workers.map { _ in Set<Int32>() }
             while true {
                 now = workers.map { Int32(truncatingIfNeeded: registry.worker($0, .pid).load(ordering: .relaxed)) }
+                for id in workers where now[id] > 0 && now[id] != before[id] { seen[id].insert(now[id]) }
                 let running = workers.allSatisfy {
                     registry.worker($0, .state).load(ordering: .relaxed) == WorkerState.running.rawValue
                 }
@@ -71,9 +74,13 @@ struct Reload: ParsableCommand {
                 }
                 usleep(20_000)
             }
-            // A worker process that died meanwhile (a replacement killed during its hand-over, say) was restarted:
-            // the reload worked around it, but the operator must know.
-            let died = workers.filter { registry.worker($0, .restarts).load(ordering: .relaxed) != restarts[$0] }
+            // A replacement that died meanwhile (killed during its hand-over, say) was restarted: the reload worked
+            // around it, but the operator must know. (An old process the reload itself killed, because it did not
+            // retire in time, is what a reload is for: not a failure.)
+            let died = workers.filter { id in
+                registry.worker(id, .restarts).load(ordering: .relaxed) != restarts[id]
+                    && seen[id].contains { $0 != now[id] }
+            }
             if !died.isEmpty {
                 let exits = died.map { id -> String in
                     let status = Int32(truncatingIfNeeded: registry.worker(id, .lastExitStatus).load(ordering: .relaxed))
