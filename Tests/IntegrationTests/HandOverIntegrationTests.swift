@@ -151,8 +151,8 @@ final class HandOverIntegrationTests: HiveTestCase {
     }
 
     /// kill -9 of the replacement in the middle of the hand-over: what it had adopted dies with it; what the old
-    /// process had not passed yet (clients whose hook is still running hold their turn) stays there, still served,
-    /// and goes to the next replacement; the master recovers and `hive reload` reports the death (exit 1).
+    /// process had not passed yet (clients whose hook is still running are not passed before it ends) stays there,
+    /// still served, and goes to the next replacement; the master recovers and `hive reload` reports the death (exit 1).
     func testReload_whenTheReplacementIsKilledMidHandOver_theOldProcessKeepsAndLaterPassesWhatItHeld() throws {
         let (hive, port) = try startHive(workers: 1)
         let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(hive.pid))

@@ -88,22 +88,27 @@ final class HandOverSender {
         }
     }
 
+    /// Sends every connection that is ready; the others wait for a later tick (a connection whose hook runs does
+    /// not hold up the rest). A full inbox ends this tick's sending.
     private func send(to target: Int32, now: NIODeadline) {
-        while let id = waiting.first {
+        var later: [ConnectionID] = []
+        var index = 0
+        sending: while index < waiting.count {
+            let id = waiting[index]
+            index += 1
             guard let session = hive.table.sessions[id], let record = recordHandler(of: session) else {
-                waiting.removeFirst()  // it ended meanwhile
-                continue
+                continue  // it ended meanwhile
             }
+            if !session.isFlushed { session.flushIfNeeded() }  // what the next deferred flush would write anyway
             guard session.isFlushed, record.hooks.isIdle else {
                 if now - started! >= Self.flushTimeout {
-                    waiting.removeFirst()
                     stay(session, record, why: "its hooks or writes did not finish in time")
-                    continue
+                } else {
+                    later.append(id)
                 }
-                return  // in order: the next tick looks again
+                continue
             }
             guard let snapshot = session.frameHandler.handOverSnapshot(now: now) else {
-                waiting.removeFirst()
                 stay(session, record, why: "it is closing")
                 continue
             }
@@ -118,17 +123,17 @@ final class HandOverSender {
             ).encoded(version: version)
             switch transmit(id, state: state, socket: record.socket, to: target) {
             case .sent:
-                waiting.removeFirst()
                 session.stopWriting()
                 session.frameHandler.suspendKeepAlive()
                 inTransit[id] = target
             case .full:
-                return
+                later.append(contentsOf: waiting[(index - 1)...])
+                break sending
             case .failed(let error):
-                waiting.removeFirst()
                 stay(session, record, why: "it cannot be sent: \(error)")
             }
         }
+        waiting = later
     }
 
     private enum Transmission {
@@ -220,9 +225,13 @@ final class HandOverSender {
         // silently rather than close them under it.
         for id in inTransit.keys { release(id) }
         inTransit.removeAll()
+        let elapsed = started.map { (NIODeadline.now() - $0).nanoseconds / 1_000_000 } ?? 0
         hive.logger.notice(
             "hand-over finished",
-            metadata: ["handedOver": "\(handedOver)", "staying": "\(staying)", "timedOut": "\(timedOut)"]
+            metadata: [
+                "handedOver": "\(handedOver)", "staying": "\(staying)", "timedOut": "\(timedOut)",
+                "elapsed.ms": "\(elapsed)",
+            ]
         )
         finish()
     }
