@@ -49,8 +49,10 @@ package struct RedisSplice: Sendable {
         "__hive:splice:\(masterPID):\(startedAt)"
     }
 
-    /// Decides one message, in the order Redis sent them.
-    package mutating func admit(_ message: RedisMessage) -> Verdict {
+    /// Decides one message, in the order Redis sent them. `successorAllowed`: this process retired (a reload), so
+    /// a foreign marker is its successor's; otherwise a marker is ignored, and whoever else can publish on this
+    /// Redis cannot end the subscription of a worker 0 that is not being replaced.
+    package mutating func admit(_ message: RedisMessage, successorAllowed: Bool = true) -> Verdict {
         let marker = message.channel == channel && message.pattern == nil
         switch mode {
         case .handedOff:
@@ -61,6 +63,7 @@ package struct RedisSplice: Sendable {
         case .delivering:
             guard marker else { return .deliver }
             if message.payload == Array(token.utf8) { return .drop }  // ours, published again after a reconnect
+            guard successorAllowed else { return .drop }
             mode = .handedOff
             return .handOff
         }

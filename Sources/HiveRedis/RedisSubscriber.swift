@@ -104,6 +104,13 @@ package final class RedisSubscriber: @unchecked Sendable {
     /// A successor took the subscription over (guarded by `condition`): `stop()` leaves the registry's Redis
     /// state to it.
     private var handedOff = false
+    /// Set when this process retires (guarded by `condition`): only then does a foreign marker end its subscription.
+    private var successorAllowed = false
+
+    /// A reload retired this process: its successor's splice marker may now take the subscription over.
+    package func allowSuccessor() {
+        condition.withLock { successorAllowed = true }
+    }
 
     package func start() {
         let thread = Thread { [self] in
@@ -357,7 +364,7 @@ package final class RedisSubscriber: @unchecked Sendable {
             switch Self.event(from: reply) {
             case .message(let message):
                 if splice != nil {
-                    switch splice!.admit(message) {
+                    switch splice!.admit(message, successorAllowed: condition.withLock { successorAllowed }) {
                     case .deliver: break
                     case .drop:
                         if splice?.mode == .delivering && awaitingSince != nil {

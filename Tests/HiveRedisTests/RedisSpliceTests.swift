@@ -51,6 +51,13 @@ final class RedisSpliceTests: XCTestCase {
         XCTAssertEqual(splice.admit(message("c")), .deliver)
     }
 
+    func testAMarkerOutsideAReload_isIgnored() {
+        var splice = RedisSplice(channel: channel, token: "me", awaiting: false)
+        XCTAssertEqual(splice.admit(message("forged", on: channel), successorAllowed: false), .drop)
+        XCTAssertEqual(splice.mode, .delivering)
+        XCTAssertEqual(splice.admit(message("a"), successorAllowed: false), .deliver)
+    }
+
     func testStopWaiting_deliversWithoutTheMarker() {
         var splice = RedisSplice(channel: channel, token: "me", awaiting: true)
         splice.stopWaiting()

@@ -74,6 +74,9 @@ final class RedisFanOut: Sendable {
 
     func start() { subscriber.start() }
 
+    /// Reload step 1: the replacement's splice marker may end this subscription (`RedisSplice`).
+    func allowSuccessor() { subscriber.allowSuccessor() }
+
     /// See `RedisSubscriber.waitUntilLive`.
     func waitUntilLive(timeout: Double) -> Bool { subscriber.waitUntilLive(timeout: timeout) }
 
