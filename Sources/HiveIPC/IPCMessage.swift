@@ -42,9 +42,18 @@ package enum IPCMessage: Sendable, Equatable {
     /// configured): the master's way to have `hive push --user` sent by a worker.
     case userPush(user: String, opcode: UInt8, payload: [UInt8])
 
+    /// Reload hand-over, from a retired process to its replacement (through the inbox they share): one WebSocket
+    /// connection, with a copy of its socket as SCM_RIGHTS and its state (`HandOverState`, encoded), whose
+    /// beginning may have come ahead in `handOverChunk` records. `to` is the replacement's pid: a later
+    /// process reading the inbox (the replacement died) refuses it, so the retired process takes the connection back.
+    case handOver(ConnectionID, to: Int32, state: [UInt8])
+    /// Part of a hand-over state too big for one record: the receiver keeps the chunks of `id` in order until its
+    /// `handOver` record comes.
+    case handOverChunk(ConnectionID, state: [UInt8])
+
     enum Kind: UInt8 {
         case connection = 1, push, broadcast, disconnect, ready = 6, retire, retired, healthCheck, healthy
-        case channelMessage = 16, subscription
+        case channelMessage = 16, subscription, handOver, handOverChunk
         case binding = 24, userMessage, userPush
     }
 
@@ -158,6 +167,15 @@ enum IPCCodec {
             out.append(UInt8(name.count))
             out += name
             if payloadInline { out += payload }
+        case .handOver(let id, let pid, let state):
+            out.append(IPCMessage.Kind.handOver.rawValue)
+            append(id.rawValue, to: &out)
+            withUnsafeBytes(of: UInt32(bitPattern: pid).littleEndian) { out.append(contentsOf: $0) }
+            out += state
+        case .handOverChunk(let id, let state):
+            out.append(IPCMessage.Kind.handOverChunk.rawValue)
+            append(id.rawValue, to: &out)
+            out += state
         }
         return out
     }
@@ -261,6 +279,13 @@ enum IPCCodec {
             try need(4 + length)
             let user = try userID(record[4..<4 + length])
             return .userPush(user: user, opcode: record[2], payload: external ?? Array(record[(4 + length)...]))
+        case .handOver:
+            try need(13)
+            let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: word(record, at: 5) >> 32))
+            return .handOver(ConnectionID(rawValue: word(record, at: 1)), to: pid, state: Array(record[13...]))
+        case .handOverChunk:
+            try need(9)
+            return .handOverChunk(ConnectionID(rawValue: word(record, at: 1)), state: Array(record[9...]))
         }
     }
 

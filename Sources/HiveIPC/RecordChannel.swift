@@ -110,6 +110,8 @@ package struct RecordChannel: Sendable {
             let message = try IPCCodec.decode(record, external: nil)
             if case .connection = message {
                 guard descriptor >= 0 else { throw IPCCodec.DecodeError.missingDescriptor("for a new connection") }
+            } else if case .handOver = message {
+                guard descriptor >= 0 else { throw IPCCodec.DecodeError.missingDescriptor("for a handed-over connection") }
             } else if descriptor >= 0 {
                 _ = Glibc.close(descriptor)  // nobody asked for it: don't leak it
                 descriptor = -1
@@ -175,6 +177,8 @@ package struct RecordChannel: Sendable {
         case .binding(let id, let user): user == nil ? "an unbinding of connection \(id)" : "a binding of connection \(id) to a user"
         case .userMessage(_, let frames, let messages): "\(messages) messages (\(frames.count) bytes) to a user's connections"
         case .userPush(_, _, let payload): "a \(payload.count)-byte message to a user"
+        case .handOver(let id, _, let state): "the hand-over of connection \(id) (\(state.count) bytes of state)"
+        case .handOverChunk(let id, let state): "\(state.count) bytes of connection \(id)'s hand-over state"
         }
     }
 }

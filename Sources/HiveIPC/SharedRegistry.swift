@@ -51,6 +51,8 @@ package final class SharedRegistry: @unchecked Sendable {
         case lastErrorLength    // bytes of text in lastError..., stored after the text
         case lastError          // 16 words (128 bytes) of UTF-8 text
         case oversized = 24     // messages over --max-redis-message, skipped unread (after lastError's 16 words)
+        case spliceDone = 25    // the old worker 0 of a reload, once it delivered all it had before the splice
+                                // marker: `RedisSplice.fingerprint` of that marker (the new worker 0 waits for it)
         static let words = 32
         static let errorWords = 16
     }

@@ -23,7 +23,11 @@ extension MasterLoop {
                 perform(supervisor.handle(.spawnFailed(worker: id, error: "\(error)", now: now())))
             }
         case .signal(let target, let signal):
-            kill(target, signal == .kill ? SIGKILL : SIGTERM)
+            switch signal {
+            case .terminate: kill(target, SIGTERM)
+            case .kill: kill(target, SIGKILL)
+            case .handOver: kill(target, SIGUSR2)
+            }
         case .send(let id, let record):
             let sent = (try? workers[id].inbox.send.send(record, blocking: false)) ?? .wouldBlock
             guard sent != .sent else { return }

@@ -153,6 +153,8 @@ package final class MasterLoop {
                 let reason = sig == SIGTERM ? "SIGTERM" : "SIGINT"
                 perform(supervisor.handle(.stopRequested(reason: reason, now: Clock.monotonicNanoseconds())))
             case SIGUSR1: perform(supervisor.handle(.reloadRequested(now: Clock.monotonicNanoseconds())))
+            case SIGUSR2:
+                perform(supervisor.handle(.reloadRequested(now: Clock.monotonicNanoseconds(), dropConnections: true)))
             case SIGHUP: reopenLogs(trigger: "SIGHUP")
             default: logger.info("signal ignored", metadata: ["signal": "\(sig)"])
             }

@@ -8,7 +8,7 @@ import Glibc
 /// The master's signals as a readable descriptor: handled in the poll loop, no handler runs asynchronously, and
 /// the process stays single-threaded (no Dispatch signal source).
 struct SignalChannel {
-    static let handled: [Int32] = [SIGTERM, SIGINT, SIGCHLD, SIGUSR1, SIGHUP]
+    static let handled: [Int32] = [SIGTERM, SIGINT, SIGCHLD, SIGUSR1, SIGUSR2, SIGHUP]
 
     let fd: Int32
 

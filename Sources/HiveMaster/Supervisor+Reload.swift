@@ -6,7 +6,9 @@ import HiveIPC
 /// 1. `retire` goes to the worker's inbox: the old process stops its worker-wide duties (`workerStop`, e.g. a Redis
 ///    subscription), stops reading the inbox and answers `retired`, still serving the connections it holds.
 /// 2. The master starts the replacement from the executable on disk now, on the same inbox.
-/// 3. When the replacement is `ready`, the old process gets SIGTERM: its WebSocket clients are closed with 1012
+/// 3. When the replacement is `ready`, the old process gets SIGUSR2: it hands every WebSocket connection to the
+///    replacement (`HandOverSender`), closes what it could not hand over with 1012 and exits. With `--drop` (or when
+///    the replacement never became ready) it gets SIGTERM instead: its WebSocket clients are closed with 1012
 ///    (Service Restart) so they reconnect at once, and it exits (or is killed after --grace).
 struct ReloadPlan {
     enum Phase {
@@ -15,18 +17,20 @@ struct ReloadPlan {
     }
 
     var pending: [Int]
+    /// `hive reload --drop`: the old processes close their connections instead of handing them over.
+    var dropConnections = false
     var current: (id: Int, oldPID: Int32, phase: Phase)?
 }
 
 extension Supervisor {
-    mutating func beginReload(now: UInt64, into actions: inout [Action]) {
+    mutating func beginReload(now: UInt64, dropConnections: Bool = false, into actions: inout [Action]) {
         guard stopDeadline == nil else { return }
         guard reload == nil else {
             actions.append(.announce(.reloadAlreadyInProgress))
             return
         }
         actions.append(.announce(.reloading))
-        reload = ReloadPlan(pending: Array(workers.indices))
+        reload = ReloadPlan(pending: Array(workers.indices), dropConnections: dropConnections)
         advanceReload(now: now, into: &actions)
     }
 
@@ -71,17 +75,18 @@ extension Supervisor {
         actions.append(.spawn(worker: id))
     }
 
-    /// Step 3: the replacement serves; the old process closes its clients with 1012 and goes.
+    /// Step 3: the replacement serves; the old process hands its clients over (or, with --drop, closes them with
+    /// 1012) and goes.
     mutating func replacementReady(_ id: Int, pid newPID: Int32, now: UInt64, into actions: inout [Action]) {
         guard let plan = reload, let current = plan.current, current.id == id,
             case .starting(let expected, _) = current.phase, expected == newPID
         else { return }
-        finishReplacing(oldPID: current.oldPID, now: now, into: &actions)
+        finishReplacing(oldPID: current.oldPID, handOver: !plan.dropConnections, now: now, into: &actions)
     }
 
-    mutating func finishReplacing(oldPID: Int32, now: UInt64, into actions: inout [Action]) {
-        actions.append(.signal(pid: oldPID, .terminate))
-        retiring[oldPID]?.killAt = now + UInt64((grace + 1) * 1e9)
+    mutating func finishReplacing(oldPID: Int32, handOver: Bool = false, now: UInt64, into actions: inout [Action]) {
+        actions.append(.signal(pid: oldPID, handOver ? .handOver : .terminate))
+        retiring[oldPID]?.killAt = now + UInt64((grace + 1) * 1e9) + (handOver ? Self.handOverTimeout : 0)
         advanceReload(now: now, into: &actions)
     }
 

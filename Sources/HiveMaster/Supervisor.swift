@@ -22,11 +22,13 @@ struct Supervisor {
         /// The `retire` record could not be put into the worker's inbox.
         case retireRefused(worker: Int, now: UInt64)
         case answered(worker: Int, pid: Int32, sequence: UInt64, now: UInt64)
-        case reloadRequested(now: UInt64)
+        /// SIGUSR1 hands every connection to the replacements; SIGUSR2 (`hive reload --drop`) closes them with 1012.
+        case reloadRequested(now: UInt64, dropConnections: Bool = false)
         case stopRequested(reason: String, now: UInt64)
     }
 
-    enum Signal: Equatable { case terminate, kill }
+    /// `handOver` (SIGUSR2) asks a retired worker to hand its connections to its ready replacement.
+    enum Signal: Equatable { case terminate, kill, handOver }
 
     /// What the master tells the operator, the service manager and the log when a phase of its life begins or
     /// ends (the wording lives in `MasterLoop`).
@@ -90,6 +92,9 @@ struct Supervisor {
 
     static let retireTimeout: UInt64 = 5_000_000_000
     static let startTimeout: UInt64 = 15_000_000_000
+    /// How long a retired worker may take to hand its connections over (its own bound is 10 s) before the
+    /// `--grace` of an ordinary retired process begins.
+    static let handOverTimeout: UInt64 = 12_000_000_000
     /// A worker that lived this long before dying starts the back-off afresh.
     static let stableLife: UInt64 = 10_000_000_000
 
@@ -147,7 +152,7 @@ struct Supervisor {
         case .retireRefused(let id, let now): retireRefused(id, now: now, into: &actions)
         case .answered(let id, let pid, let sequence, let now):
             answered(id, pid: pid, sequence: sequence, now: now, into: &actions)
-        case .reloadRequested(let now): beginReload(now: now, into: &actions)
+        case .reloadRequested(let now, let drop): beginReload(now: now, dropConnections: drop, into: &actions)
         case .stopRequested(let reason, let now): beginStop(reason: reason, now: now, into: &actions)
         }
         return actions

@@ -44,6 +44,7 @@ struct WorkerSpawner {
         var startMask = sigset_t()
         sigemptyset(&startMask)
         sigaddset(&startMask, SIGHUP)
+        sigaddset(&startMask, SIGUSR2)  // a reload's hand-over signal (WorkerProcess waits for it)
         posix_spawnattr_setsigmask(&attributes, &startMask)
         var defaults = sigset_t()
         sigemptyset(&defaults)

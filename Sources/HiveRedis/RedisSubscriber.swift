@@ -76,14 +76,40 @@ package final class RedisSubscriber: @unchecked Sendable {
     ///     already buffered), in publish order; must not block for long (Redis drops subscribers that fall behind).
     ///   - dynamicChannels: Redis channels to hold besides the configured ones, asked periodically; the
     ///     subscription follows it with SUBSCRIBE and UNSUBSCRIBE on the same connection.
+    ///   - splice: the reload hand-over of the subscription between two processes (`RedisSplice`); nil: none.
     package init(configuration: Configuration, registry: SharedRegistry?, logger: Logger,
-                dynamicChannels: (@Sendable () -> Set<String>)? = nil,
+                dynamicChannels: (@Sendable () -> Set<String>)? = nil, splice: RedisSplice? = nil,
+                onHandOff: (@Sendable (_ marker: String) -> Void)? = nil,
                 onMessages: @escaping @Sendable ([Message]) -> Void) {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
         self.dynamicChannels = dynamicChannels
+        self.splice = splice
+        self.onHandOff = onHandOff
         self.onMessages = onMessages
+    }
+
+    /// Old side of a splice: called once at a successor's marker, after the last batch before it was handed on;
+    /// it must write `RedisSplice.fingerprint(marker)` to the registry once that batch has left the process.
+    private let onHandOff: (@Sendable (String) -> Void)?
+    /// New side: messages after our marker, held until the predecessor wrote the fingerprint (or `holdLimit`).
+    private var held: [Message]?
+    private var heldSince = 0.0
+    static let holdLimit = 1.0
+
+    /// Subscriber thread only.
+    private var splice: RedisSplice?
+    private var awaitingSince: Double?
+    /// A successor took the subscription over (guarded by `condition`): `stop()` leaves the registry's Redis
+    /// state to it.
+    private var handedOff = false
+    /// Set when this process retires (guarded by `condition`): only then does a foreign marker end its subscription.
+    private var successorAllowed = false
+
+    /// A reload retired this process: its successor's splice marker may now take the subscription over.
+    package func allowSuccessor() {
+        condition.withLock { successorAllowed = true }
     }
 
     package func start() {
@@ -106,13 +132,61 @@ package final class RedisSubscriber: @unchecked Sendable {
         if connectionFD >= 0 { shutdown(connectionFD, Int32(SHUT_RDWR)) }  // interrupts the blocking read
         condition.broadcast()
         while !finished { condition.wait() }
+        let successor = handedOff
         condition.unlock()
+        guard !successor else { return }
         registry?.redis(.state).store(RedisState.off.rawValue, ordering: .relaxed)
         registry?.redis(.subscribedSince).store(0, ordering: .relaxed)
         logger.info("redis subscription stopped", metadata: ["redis.address": "\(configuration.url)"])
     }
 
     private var isStopped: Bool { condition.withLock { stopped } }
+    private var isHandedOff: Bool { condition.withLock { handedOff } }
+
+    /// Subscribed, and delivering (with a predecessor: the splice is done and the predecessor has handed on all
+    /// it had before it). Guarded by `condition`.
+    private var live = false
+
+    private func markLive() {
+        condition.withLock {
+            live = true
+            condition.broadcast()
+        }
+    }
+
+    /// Waits until the subscription delivers (after the splice, when there is a predecessor), at most `timeout`
+    /// seconds. A reload's new worker 0 calls it before it reports ready, so the old worker 0's subscription has
+    /// ended before the old process hands its connections over.
+    package func waitUntilLive(timeout: Double) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while !live && !stopped && Date() < deadline { _ = condition.wait(until: deadline) }
+        return live
+    }
+
+    /// Publishes this process's splice marker on a connection of its own (a subscribed connection cannot
+    /// publish). A failure is logged; the wait for the marker then ends after `timeout`.
+    /// Returns how many subscribers the marker reached (nil when it could not be published).
+    private func publishMarker(_ token: String, on channel: String) -> Int? {
+        do {
+            let connection = try RedisConnection(url: configuration.url, timeout: configuration.timeout)
+            let socket = SubscriptionSocket(connection: connection, maxBulk: 1024)
+            let deadline = Monotonic.seconds() + configuration.timeout
+            if let password = configuration.url.password {
+                try socket.send(["AUTH", password].map { Array($0.utf8) })
+                _ = try socket.read(deadline: deadline, waitingFor: "AUTH")
+            }
+            try socket.send(["PUBLISH", channel, token].map { Array($0.utf8) })
+            let replies = try socket.read(deadline: deadline, waitingFor: "PUBLISH")
+            withExtendedLifetime(connection) {}
+            if case .integer(let receivers) = replies.last { return receivers }
+            return nil
+        } catch {
+            logger.warning("cannot publish the redis splice marker", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
 
     private func run() {
         var delay = 0.1
@@ -152,7 +226,19 @@ package final class RedisSubscriber: @unchecked Sendable {
                     lastError = nil
                 }
                 if isStopped { return }
+                if case .awaiting(let token) = splice?.mode, let channel = splice?.channel {
+                    awaitingSince = awaitingSince ?? Monotonic.seconds()
+                    if let receivers = publishMarker(token, on: channel), receivers <= 1 {
+                        // Nobody else holds the stream (the predecessor crashed, or a stale state): ours at once.
+                        awaitingSince = nil
+                        splice?.stopWaiting()
+                        markLive()
+                    }
+                } else {
+                    markLive()
+                }
                 deliver(early)
+                if isHandedOff { return }
                 try receive(socket)
             } catch {
                 guard !isStopped else { return }
@@ -195,7 +281,7 @@ package final class RedisSubscriber: @unchecked Sendable {
         // after a crash or a reload) the whole set is rebuilt from the registry at once.
         subscribedDynamic = dynamicChannels?().subtracting(configuration.channels) ?? []
         lastSync = Monotonic.seconds()
-        let channels = configuration.channels + subscribedDynamic.sorted()
+        let channels = configuration.channels + subscribedDynamic.sorted() + (splice.map { [$0.channel] } ?? [])
         let commands = [("SUBSCRIBE", channels), ("PSUBSCRIBE", configuration.patterns)].filter { !$0.1.isEmpty }
         for (command, names) in commands { try socket.send([Array(command.utf8)] + names.map { Array($0.utf8) }) }
         // One confirmation per name, in order; a message may already follow the first one.
@@ -224,8 +310,9 @@ package final class RedisSubscriber: @unchecked Sendable {
         while true {
             if dynamicChannels != nil {
                 let wait = max(0, lastSync + Self.syncInterval - Monotonic.seconds())
-                if !(try socket.waitReadable(seconds: wait)) {
+                if !(try socket.waitReadable(seconds: held == nil ? wait : min(wait, 0.005))) {
                     if isStopped { return }
+                    releaseHeldIfDone()
                     try syncDynamic(socket)
                     continue
                 }
@@ -233,6 +320,13 @@ package final class RedisSubscriber: @unchecked Sendable {
             let replies = try socket.read()
             if isStopped { return }
             deliver(replies)
+            if isHandedOff { return }
+            if let since = awaitingSince, Monotonic.seconds() - since > configuration.timeout {
+                awaitingSince = nil
+                splice?.stopWaiting()
+                markLive()
+                logger.warning("redis splice marker did not come back; delivering without it (some messages may come twice)")
+            }
             if dynamicChannels != nil && Monotonic.seconds() - lastSync >= Self.syncInterval { try syncDynamic(socket) }
         }
     }
@@ -269,6 +363,32 @@ package final class RedisSubscriber: @unchecked Sendable {
         for reply in replies {
             switch Self.event(from: reply) {
             case .message(let message):
+                if splice != nil {
+                    switch splice!.admit(message, successorAllowed: condition.withLock { successorAllowed }) {
+                    case .deliver: break
+                    case .drop:
+                        if splice?.mode == .delivering && awaitingSince != nil {
+                            awaitingSince = nil
+                            held = []
+                            heldSince = Monotonic.seconds()
+                            logger.info("redis subscription spliced: this worker 0 delivers from the marker on")
+                        }
+                        continue
+                    case .handOff:
+                        flush()
+                        onHandOff?(String(decoding: message.payload, as: UTF8.self))
+                        condition.withLock {
+                            handedOff = true
+                            stopped = true
+                        }
+                        logger.notice("redis subscription handed to the new worker 0 at the splice marker")
+                        return
+                    }
+                }
+                if held != nil {
+                    held!.append(message)
+                    continue
+                }
                 batch.append(message)
                 if batch.count == Self.maxBatch { flush() }
             case .oversized(let channel, let size):
@@ -278,6 +398,24 @@ package final class RedisSubscriber: @unchecked Sendable {
             }
         }
         flush()
+        releaseHeldIfDone()
+    }
+
+    /// Hands on what was held after our marker once the predecessor has handed on all it had before it.
+    private func releaseHeldIfDone() {
+        guard let waiting = held, let token = splice?.token else { return }
+        let done = registry?.redis(.spliceDone).load(ordering: .acquiring) == RedisSplice.fingerprint(token)
+        guard done || Monotonic.seconds() - heldSince > Self.holdLimit else { return }
+        if !done { logger.warning("the old worker 0 did not confirm the splice in time; delivering (order may differ)") }
+        held = nil
+        defer { markLive() }
+        var offset = 0
+        while offset < waiting.count {
+            let batch = Array(waiting[offset..<min(offset + Self.maxBatch, waiting.count)])
+            registry?.redis(.messages).wrappingIncrement(by: UInt64(batch.count), ordering: .relaxed)
+            onMessages(batch)
+            offset += batch.count
+        }
     }
 
     private func oversized(channel: String, size: Int) {

@@ -178,7 +178,7 @@ final class SupervisorTests: XCTestCase {
         XCTAssertEqual(spawns(step2), [0])
         XCTAssertEqual(h.supervisor.livePIDs.sorted(), [first, h.pid(0), h.pid(1)].sorted())
         let step3 = h.send(.ready(worker: 0, pid: h.pid(0), now: h.now))
-        XCTAssertTrue(step3.contains(.signal(pid: first, .terminate)))
+        XCTAssertTrue(step3.contains(.signal(pid: first, .handOver)), "the old process hands its clients over")
         XCTAssertTrue(step3.contains(.send(worker: 1, .retire)), "then the next worker: \(step3)")
 
         let second = replace(1, in: &h)
@@ -190,6 +190,30 @@ final class SupervisorTests: XCTestCase {
         h.send(.exited(pid: second, status: 0, now: h.now))
         XCTAssertEqual(h.supervisor.workers.map(\.restarts), [0, 0])
         XCTAssertTrue(h.supervisor.retiring.isEmpty)
+    }
+
+    func testReloadWithDropConnectionsTerminatesTheOldProcessInsteadOfAHandOver() {
+        var h = Harness(workers: 1, grace: 2)
+        h.boot()
+        let old = h.pid(0)
+        h.send(.reloadRequested(now: h.now, dropConnections: true))
+        h.send(.retired(worker: 0, pid: old, now: h.now))
+        let ready = h.send(.ready(worker: 0, pid: h.pid(0), now: h.now))
+        XCTAssertTrue(ready.contains(.signal(pid: old, .terminate)), "\(ready)")
+        XCTAssertFalse(ready.contains(.signal(pid: old, .handOver)))
+        XCTAssertEqual(h.supervisor.retiring[old]?.killAt, h.now + 3 * Self.second, "grace + 1 s")
+    }
+
+    func testAHandingOverProcessGetsTheHandOverTimeoutBeforeItsGrace() {
+        var h = Harness(workers: 1, grace: 2)
+        h.boot()
+        let old = h.pid(0)
+        h.send(.reloadRequested(now: h.now))
+        h.send(.retired(worker: 0, pid: old, now: h.now))
+        h.send(.ready(worker: 0, pid: h.pid(0), now: h.now))
+        XCTAssertEqual(h.supervisor.retiring[old]?.killAt, h.now + Supervisor.handOverTimeout + 3 * Self.second)
+        XCTAssertFalse(h.tick(after: Supervisor.handOverTimeout + 3 * Self.second - 1).contains(.signal(pid: old, .kill)))
+        XCTAssertTrue(h.tick(after: 1).contains(.signal(pid: old, .kill)))
     }
 
     func testReloadCompleteIsAnnouncedAfterTheLastWorker() {

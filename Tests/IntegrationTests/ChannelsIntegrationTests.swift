@@ -235,14 +235,14 @@ final class ChannelsIntegrationTests: HiveTestCase {
         XCTAssertTrue(empty.stdout.contains("0 channels"), empty.stdout)
     }
 
-    /// A reload closes the old workers' clients (1012): their channels go with them, the new worker 0 holds the
-    /// subscription alone, and reconnected clients subscribe again.
+    /// A reload with --drop closes the old workers' clients (1012): their channels go with them, the new worker 0
+    /// holds the subscription alone, and reconnected clients subscribe again.
     func testReload_keepsTheSubscriptionSetRight() throws {
         let (hive, port) = try startSubscribed()
         let old = try (0..<2).map { _ in try client(port, channels: "news") }
         XCTAssertEqual(Set(try old.map { try worker(of: $0) }), [0, 1])
         try redis.waitForSubscribers(channel: "news", count: 1)
-        let reloaded = try HiveCLI.run(["reload", "--run-dir", hive.directory.appendingPathComponent("run").path])
+        let reloaded = try HiveCLI.run(["reload", "--drop", "--run-dir", hive.directory.appendingPathComponent("run").path])
         XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
         for client in old { XCTAssertTrue(client.isClosedByPeer(within: 10)) }
         try redis.waitForSubscribers(channel: "news", count: 0, timeout: 10)
@@ -254,6 +254,33 @@ final class ChannelsIntegrationTests: HiveTestCase {
         XCTAssertEqual(try redis.publish(channel: "news", message: "after the reload"), 1)
         for client in new { XCTAssertEqual(try client.receiveMessage(), .text("after the reload")) }
         assertNothingMore(new)
+    }
+
+    /// A reload hands the subscribed connections over with their channels: the new worker 0 subscribes the same
+    /// channels, the registry's counts stay (one per connection, not two), and a channel message still reaches
+    /// exactly its subscribers, once.
+    func testReload_handsChannelSubscriptionsOverWithTheConnections() throws {
+        let (hive, port) = try startSubscribed()
+        let news = try (0..<2).map { _ in try client(port, channels: "news") }
+        let sport = try client(port, channels: "sport")
+        XCTAssertEqual(Set(try news.map { try worker(of: $0) }), [0, 1])
+        _ = try worker(of: sport)
+        try redis.waitForSubscribers(channel: "news", count: 1)
+        let registry = try RegistryProbe.attach(masterPID: try XCTUnwrap(hive.pid))
+        func counts(_ name: String) -> [UInt64] {
+            guard let slot = registry.findChannel(SharedRegistry.ChannelKey(name))?.index else { return [] }
+            return (0..<2).map { registry.channelCount(slot, worker: $0).load(ordering: .relaxed) }
+        }
+        let before = counts("news")
+        XCTAssertEqual(before.reduce(0, +), 2)
+
+        let reloaded = try HiveCLI.run(["reload", "--run-dir", hive.directory.appendingPathComponent("run").path])
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        XCTAssertEqual(counts("news"), before, "the counts moved with the connections, neither doubled nor lost")
+        try redis.waitForSubscribers(channel: "news", count: 1, timeout: 10)
+        XCTAssertEqual(try redis.publish(channel: "news", message: "after the reload"), 1)
+        for client in news { XCTAssertEqual(try client.receiveMessage(), .text("after the reload")) }
+        assertNothingMore(news + [sport])
     }
 
     func testTwoHostsOnOneRedis_bothDeliverAChannelMessage() throws {

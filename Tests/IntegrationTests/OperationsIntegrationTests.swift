@@ -94,10 +94,11 @@ final class OperationsIntegrationTests: HiveTestCase {
         try c.sendText(action("broadcast", ["content": "after the crash"]))
         XCTAssertEqual(try b.receiveMessage(), .text("after the crash"))
 
-        // reload: every worker pid changes, the port answers throughout, new clients reach the new workers.
+        // reload --drop: every worker pid changes, the port answers throughout, new clients reach the new workers,
+        // the old workers' clients are told to reconnect (without --drop they are handed over: HandOverIntegrationTests).
         let before = Set(hive.currentWorkerPIDs().values)
         let probe = ProbeLoop(port: port)
-        let reloaded = try HiveCLI.run(["reload", "--run-dir", dir])
+        let reloaded = try HiveCLI.run(["reload", "--drop", "--run-dir", dir])
         let probes = probe.stop()
         XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
         let after = Set(try workers(try status(hive)).compactMap { $0["pid"] as? Int }.map(Int32.init))

@@ -41,6 +41,7 @@ struct Connections: ParsableCommand {
                 print(try jsonText(rows.map { connection -> [String: Any] in
                     [
                         "id": connection.id.rawValue, "worker": connection.worker,
+                        "pid": registry.slot(connection.id.slot, .ownerPID).load(ordering: .relaxed),
                         "protocol": connection.protocolState.description, "remote": connection.remote.description,
                         "connectedSeconds": Double(now &- connection.connectedAt) / 1e9,
                         "idleSeconds": Double(now &- connection.lastActivity) / 1e9,

@@ -52,6 +52,12 @@ extension HiveServer {
         case .push(let id, let opcode, let payload):
             // The registry said websocket when the push was made; the connection may have closed since.
             guard let session = table.sessions[id] else {
+                if let log = handOverLog, !log.overflowed {  // it may still be on its way from a retired process
+                    var frames = ByteBufferAllocator().buffer(capacity: payload.count + 10)
+                    Self.appendFrame(opcode: opcode, payload: payload, to: &frames)
+                    log.record(.push(id, frames))
+                    return
+                }
                 registry.worker(workerID, .pushesFailed).wrappingIncrement(ordering: .relaxed)
                 return
             }
@@ -61,6 +67,7 @@ extension HiveServer {
                 registry.increment(worker: workerID, .messagesOut)
             }
         case .broadcast(let frames, let messages):
+            handOverLog?.record(.broadcast(ByteBuffer(bytes: frames), messages: messages))
             guard !table.sessions.isEmpty else { return }
             let start = Clock.monotonicNanoseconds()
             let reached = table.broadcast(encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
@@ -88,7 +95,7 @@ extension HiveServer {
             deliverHere(toUser: user, encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
         case .userPush(let user, let opcode, let payload):
             applyUserPush(user: user, opcode: opcode, payload: payload)
-        case .connection, .ready, .retire, .retired, .healthCheck, .healthy:
+        case .connection, .ready, .retire, .retired, .healthCheck, .healthy, .handOver, .handOverChunk:
             preconditionFailure("\(record) is not a delivery")
         }
     }

@@ -53,6 +53,9 @@ public final class HiveServer: @unchecked Sendable {
     /// Checks the JWT of every WebSocket handshake (`--jwt-secret`, `--jwt-public-key`); nil: connections are
     /// anonymous. Set before the worker serves.
     package var tokens: TokenVerifier?
+    /// During this process's first seconds: what a connection handed over by a retired process of this worker id
+    /// must still get (`HandOverLog`). Event loop only.
+    var handOverLog: HandOverLog?
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 
@@ -167,6 +170,7 @@ public final class HiveServer: @unchecked Sendable {
         }
         let count = messages.count
         onLoop {
+            self.handOverLog?.record(.broadcast(frames, messages: count))
             guard !self.table.sessions.isEmpty else { return }
             let reached = self.table.broadcast(encodedFrames: frames, messages: count, flush: false)
             self.registry.increment(worker: self.workerID, .messagesOut, by: UInt64(reached * count))

@@ -99,6 +99,37 @@ final class ChannelIndex {
     }
 
     func channels(of id: ConnectionID) -> [String] { channelsOf[id] ?? [] }
+
+    /// Reload hand-over, retired side: the connection now belongs to the replacement, which took over this worker
+    /// id's registry counts for its channels; it leaves this index without touching them.
+    func forget(_ id: ConnectionID) {
+        guard let list = channelsOf.removeValue(forKey: id) else { return }
+        for channel in list {
+            guard var entry = members[channel], entry.sessions.removeValue(forKey: id) != nil else { continue }
+            members[channel] = entry.sessions.isEmpty ? nil : entry
+        }
+    }
+
+    /// Reload hand-over, replacement side: a handed-over session joins its channels, whose registry counts the
+    /// retired process of this worker id already holds for it (a channel it cannot find is joined afresh).
+    func adopt(_ session: WebSocketSession, channels: [String]) {
+        for channel in channels where !(channelsOf[session.id]?.contains(channel) ?? false) {
+            if members[channel] == nil {
+                if let found = registry.findChannel(SharedRegistry.ChannelKey(channel)) {
+                    members[channel] = Members(slot: found.index)
+                } else if let slot = try? registry.joinChannel(SharedRegistry.ChannelKey(channel), worker: workerID) {
+                    members[channel] = Members(slot: slot)
+                } else {
+                    continue
+                }
+            }
+            members[channel]!.sessions[session.id] = session
+            channelsOf[session.id, default: []].append(channel)
+        }
+    }
+
+    /// Whether channel messages reach this connection in envelopes (`envelope=json`).
+    func usesEnvelopes(_ id: ConnectionID) -> Bool { enveloped.contains(id) }
 }
 
 @available(*, unavailable)

@@ -20,7 +20,10 @@ extension HiveServer {
     /// subscriber without envelopes, the envelopes once for every subscriber with them, and each enveloped
     /// subscriber's cursor decides which of them it gets (and whether history must be read first). On the loop.
     func deliverHere(toChannel channel: String, entries: [ChannelEntry], flush: Bool) {
-        guard !entries.isEmpty, let members = channelIndex.members[channel] else { return }
+        guard !entries.isEmpty else { return }
+        // Connections handed over in envelopes are not (HandOverSender): a plain replay is what an adopted one needs.
+        handOverLog?.record(.channel(channel, ChannelEntry.frames(entries), messages: entries.count))
+        guard let members = channelIndex.members[channel] else { return }
         var reached = 0
         if members.sessions.count > members.cursors.count {
             let frames = ChannelEntry.frames(entries)

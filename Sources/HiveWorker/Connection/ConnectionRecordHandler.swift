@@ -33,6 +33,11 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     let hooks: HookQueue
     private var hooksSuspended = false
     private var context: ChannelHandlerContext?
+    /// A reload is handing this connection to the replacement process: nothing more is read here.
+    private var pausedForHandOver = false
+    /// The replacement adopted the connection: its end here is not the connection's end (no slot freed, no close
+    /// hook); closing this process's copy of the socket sends nothing to the client.
+    var handedOver = false
 
     init(id: ConnectionID, socket: Int32, hive: HiveServer) {
         self.id = id
@@ -56,7 +61,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Passes on a held read once nothing holds it any more.
     private func releaseHeldRead() {
-        guard readHeld, isWritable, !hooksSuspended, let context else { return }
+        guard readHeld, !pausedForHandOver, isWritable, !hooksSuspended, let context else { return }
         readHeld = false
         context.read()
     }
@@ -67,8 +72,27 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.fireChannelRead(data)
     }
 
+    /// Stops reading the socket (a reload's hand-over): what NIO read so far has reached the frame handler, and
+    /// what the client sends from now on waits in the kernel for whichever process continues the connection.
+    func pauseForHandOver() {
+        guard let context else { return }
+        pausedForHandOver = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+    }
+
+    /// The hand-over did not happen: reading goes on here.
+    func resumeAfterHandOver() {
+        guard pausedForHandOver, let context else { return }
+        pausedForHandOver = false
+        readHeld = true
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        releaseHeldRead()
+    }
+
     func read(context: ChannelHandlerContext) {
-        if isWritable && !hooksSuspended {
+        if pausedForHandOver {
+            readHeld = true
+        } else if isWritable && !hooksSuspended {
             context.read()
         } else {
             readHeld = true
@@ -143,6 +167,12 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         ended = true
         slowConsumerTimer?.cancel()
         slowConsumerTimer = nil
+        if handedOver {
+            // The replacement holds the connection, its user record and channel counts now.
+            _ = hive.userIndex.bind(id, to: nil)
+            hive.table.remove(id)
+            return
+        }
         hive.unbindOnEnd(id)  // before the slot is free: see unbindOnEnd
         hive.registry.free(id)
         hive.leaveChannels(id)

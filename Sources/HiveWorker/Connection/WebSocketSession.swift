@@ -51,6 +51,17 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
 
     var id: ConnectionID { connection.id }
 
+    /// Nothing waits to be written: no frame pending here, none unfinished in NIO (a reload hands a connection
+    /// over only then, so no byte is left behind in this process).
+    var isFlushed: Bool { pending.isEmpty && frameHandler.unfinishedWrites == 0 }
+
+    /// A reload handed the connection over, or is about to: this process writes nothing more to it (what it would
+    /// have sent is the replacement's, see HandOverSender).
+    func stopWriting() { isClosing = true }
+
+    /// The hand-over did not happen: this process writes to it again.
+    func resumeWriting() { isClosing = false }
+
     /// Writes pre-encoded frames (`messages` of them). Without `flush`, the table flushes it at the end of the batch.
     /// Returns whether it was queued.
     ///

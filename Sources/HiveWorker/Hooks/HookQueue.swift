@@ -26,6 +26,9 @@ final class HookQueue: @unchecked Sendable {
     /// messages more, so the pings and pongs of a connection whose hook awaits a slow service still flow.
     var waitingBeforeHold = 0
 
+    /// No hook is running or waiting (a reload hands a connection over only then).
+    var isIdle: Bool { !running && (waiting?.isEmpty ?? true) }
+
     init(executor: EventLoopTaskExecutor) {
         self.executor = executor
     }

@@ -15,6 +15,7 @@ final class InboxReader: @unchecked Sendable {
     private let group: EventLoopGroup
     private let lifecycle: WorkerLifecycle
     private let logger: Logger
+    private let handOvers: HandOverReceiver
 
     init(inbox: RecordChannel, master: RecordChannel, hive: HiveServer, group: EventLoopGroup, lifecycle: WorkerLifecycle,
          logger: Logger) {
@@ -24,6 +25,7 @@ final class InboxReader: @unchecked Sendable {
         self.group = group
         self.lifecycle = lifecycle
         self.logger = logger
+        self.handOvers = HandOverReceiver(hive: hive, group: group, logger: logger)
     }
 
     private enum Received {
@@ -72,6 +74,7 @@ final class InboxReader: @unchecked Sendable {
             return .record(message, descriptor: descriptor)
         } catch let lost as RecordChannel.DescriptorLost {
             if case .connection(let id) = lost.message { hive.registry.abandon(id) }
+            if case .handOver(let id, _, _) = lost.message { handOvers.lost(id) }
             logger.warning("a connection was lost on its way to this worker", metadata: ["error": "\(lost)"])
         } catch {
             logger.warning("unreadable record in the inbox; skipped", metadata: ["error": "\(error)"])
@@ -96,6 +99,12 @@ final class InboxReader: @unchecked Sendable {
             adopt(descriptor, id: id)
         case .push, .broadcast, .disconnect, .channelMessage, .subscription, .binding, .userMessage, .userPush:
             deliveries.append(message)
+        case .handOverChunk(let id, let bytes):
+            handOvers.addChunk(id, bytes)
+        case .handOver(let id, let pid, let state):
+            // After the records read before it: they reach the loop first, and the connection joins after them.
+            handOffDeliveries()
+            handOvers.receive(id, to: pid, state: state, socket: descriptor)
         case .retire:
             // Let go of the inbox: everything after this record belongs to the replacement.
             handOffDeliveries()

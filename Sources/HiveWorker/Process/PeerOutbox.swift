@@ -69,6 +69,22 @@ final class PeerOutbox: @unchecked Sendable {
         return true
     }
 
+    /// Calls `body` (on the sender thread, or here if nothing is queued) once every record queued so far was sent.
+    func whenDrained(_ body: @escaping @Sendable () -> Void) {
+        condition.lock()
+        if queue.isEmpty && !sending {
+            condition.unlock()
+            body()
+            return
+        }
+        drainWaiters.append(body)
+        condition.unlock()
+    }
+
+    /// Guarded by `condition`: the sender thread is writing a batch; callers of `whenDrained` waiting for the queue.
+    private var sending = false
+    private var drainWaiters: [@Sendable () -> Void] = []
+
     func stop() {
         condition.lock()
         stopped = true
@@ -87,7 +103,16 @@ final class PeerOutbox: @unchecked Sendable {
             let batch = queue
             queue.removeAll(keepingCapacity: true)
             queuedBytes = 0
+            sending = true
             condition.unlock()
+            defer {
+                condition.lock()
+                sending = false
+                let drained = queue.isEmpty ? drainWaiters : []
+                if queue.isEmpty { drainWaiters.removeAll() }
+                condition.unlock()
+                for waiter in drained { waiter() }
+            }
             for (targets, message) in batch {
                 for target in targets {
                     do {

@@ -3,6 +3,10 @@ import HiveIPC
 import HiveRedis
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Worker 0's Redis subscription, handed to the event loop in batches: the application's `redisMessages` hook gets
 /// each batch (default: broadcast it). The subscriber thread never waits for the loop: at most `maxPending`
 /// messages may wait for it, beyond that they are dropped and counted (`redis.dropped`), because Redis disconnects
@@ -27,8 +31,32 @@ final class RedisFanOut: Sendable {
         let dynamic: @Sendable () -> Set<String> = {
             Set(registry.channelSnapshots(freeUnused: true).map { prefix + $0.name }).union([userChannel])
         }
+        // A reload's old worker 0 still holds the subscription when this one starts (it keeps it after `retire`):
+        // the two splice it at a marker (`RedisSplice`). Nobody holds it at the first start, or after a crash
+        // (a stale state only costs the wait for our own marker).
+        let predecessor = registry.redis(.state).load(ordering: .relaxed) == RedisState.subscribed.rawValue
+        hasPredecessor = predecessor
+        let splice = RedisSplice(
+            channel: RedisSplice.channel(
+                masterPID: Int32(truncatingIfNeeded: registry.header(.masterPID).load(ordering: .relaxed)),
+                startedAt: registry.header(.startedAt).load(ordering: .relaxed)
+            ),
+            token: "\(getpid()):\(UInt64.random(in: 0...UInt64.max))", awaiting: predecessor
+        )
+        // The old side: once the batches before the successor's marker have run their hook (same queue, in order)
+        // and their records to the other workers have left, the successor may deliver what follows.
+        let onHandOff: @Sendable (String) -> Void = { marker in
+            hive.eventLoop.execute {
+                hooks.enqueue {
+                    hive.outbox.whenDrained {
+                        registry.redis(.spliceDone).store(RedisSplice.fingerprint(marker), ordering: .releasing)
+                    }
+                }
+            }
+        }
         subscriber = RedisSubscriber(
-            configuration: configuration, registry: registry, logger: hive.logger, dynamicChannels: dynamic
+            configuration: configuration, registry: registry, logger: hive.logger, dynamicChannels: dynamic,
+            splice: splice, onHandOff: onHandOff
         ) { batch in
             let count = batch.count
             guard pending.loadThenWrappingIncrement(by: count, ordering: .relaxed) + count <= Self.maxPending else {
@@ -50,7 +78,16 @@ final class RedisFanOut: Sendable {
         }
     }
 
+    /// A reload's old worker 0 held the subscription when this one was made.
+    let hasPredecessor: Bool
+
     func start() { subscriber.start() }
+
+    /// Reload step 1: the replacement's splice marker may end this subscription (`RedisSplice`).
+    func allowSuccessor() { subscriber.allowSuccessor() }
+
+    /// See `RedisSubscriber.waitUntilLive`.
+    func waitUntilLive(timeout: Double) -> Bool { subscriber.waitUntilLive(timeout: timeout) }
 
     /// Returns once the subscription is closed: nothing more will be delivered by this process.
     func stop() { subscriber.stop() }

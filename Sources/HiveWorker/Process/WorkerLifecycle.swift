@@ -28,11 +28,29 @@ final class WorkerLifecycle: @unchecked Sendable {
 
     var isRetired: Bool { lock.withLock { retired } }
 
-    /// Reload step 1, on the inbox thread: stop worker-wide duties (the Redis subscription is closed before this
-    /// returns, so the replacement's subscription never overlaps it); the inbox thread stops reading after this.
+    /// The send end of this worker id's inbox (set once by `WorkerProcess`), for a reload's hand-over.
+    var ownInbox: RecordChannel?
+    private var handOver: HandOverSender?
+
+    /// Reload step 3 (SIGUSR2 from the master once the replacement is ready), on the event loop: hand every
+    /// WebSocket connection to the replacement, then stop as after a reload (whatever stayed gets 1012).
+    func handOverConnections() {
+        hive.eventLoop.preconditionInEventLoop()
+        guard isRetired, !stopping, handOver == nil, let ownInbox else {
+            hive.logger.warning("hand-over signal ignored: this process is not a retired worker waiting to hand over")
+            return
+        }
+        let sender = HandOverSender(hive: hive, inbox: ownInbox) { [unowned self] in self.stop(closeCode: 1012) }
+        handOver = sender
+        sender.start()
+    }
+
+    /// Reload step 1, on the inbox thread: stop worker-wide duties; the inbox thread stops reading after this. The
+    /// Redis subscription stays: it ends at the replacement's splice marker (`RedisSplice`), so no message
+    /// published during the reload is lost or delivered twice.
     func retire() {
         lock.withLock { retired = true }
-        redis?.stop()
+        redis?.allowSuccessor()
         let stopped = hive.eventLoop.makePromise(of: Void.self)
         hive.eventLoop.execute { self.stopDuties(then: stopped) }
         try? stopped.futureResult.wait()

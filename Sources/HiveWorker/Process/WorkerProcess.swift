@@ -33,6 +33,7 @@ package final class WorkerProcess<Application: HiveApplication> {
         sigaddset(&waitedSignals, SIGTERM)
         sigaddset(&waitedSignals, SIGINT)
         sigaddset(&waitedSignals, SIGHUP)
+        sigaddset(&waitedSignals, SIGUSR2)  // reload: hand the connections to the replacement
         pthread_sigmask(SIG_BLOCK, &waitedSignals, nil)
         signal(SIGPIPE, SIG_IGN)
         // Die with the master, even on kill -9, so no worker is ever orphaned: SIGTERM is a graceful stop.
@@ -74,10 +75,15 @@ package final class WorkerProcess<Application: HiveApplication> {
         // Worker 0 alone holds the Redis subscription (Swoole's story: worker 0 subscribes in onWorkerStart).
         let redis = workerID == 0 ? configuration.redis.map { RedisFanOut(configuration: $0, hive: hive) } : nil
         let lifecycle = WorkerLifecycle(hive: hive, grace: configuration.grace, redis: redis)
+        lifecycle.ownInbox = configuration.peerFDs.indices.contains(workerID)
+            ? RecordChannel(fd: configuration.peerFDs[workerID]) : nil
 
         // No connection is served before the application's workerStart returns: the inbox is read only after it.
         let started = loop.makePromise(of: Void.self)
         loop.execute {
+            // A reload may hand this process connections during its first seconds: they get what it delivers now.
+            hive.handOverLog = HandOverLog(logger: hive.logger)
+            loop.scheduleTask(in: HandOverLog.window) { hive.handOverLog = nil }
             hive.startKeepAlive()
             hive.executor.run {
                 do {
@@ -94,6 +100,12 @@ package final class WorkerProcess<Application: HiveApplication> {
             throw WorkerStartError(workerID: workerID, underlying: error)
         }
         redis?.start()
+        // A reload's new worker 0 is ready once it has taken the Redis stream over from the old one (bounded).
+        if let redis, redis.hasPredecessor, let timeout = configuration.redis?.timeout,
+            !redis.waitUntilLive(timeout: 2 * timeout)
+        {
+            logger.warning("redis subscription not taken over in time; serving anyway")
+        }
         let inbox = InboxReader(
             inbox: RecordChannel(fd: configuration.inboxFD), master: master, hive: hive, group: group,
             lifecycle: lifecycle, logger: logger
@@ -109,6 +121,11 @@ package final class WorkerProcess<Application: HiveApplication> {
             sigwait(&waitedSignals, &sig)
             if sig == SIGHUP {
                 reopenLog()
+                continue
+            }
+            if sig == SIGUSR2 {
+                logger.info("hand-over signal received")
+                loop.execute { lifecycle.handOverConnections() }
                 continue
             }
             logger.info("stop signal received", metadata: ["signal": "\(sig)"])

@@ -150,6 +150,28 @@ extension WebSocketFrameHandler {
             return true
         }
 
+        /// A fragmented message not finished yet: its kind, its unmasked bytes so far, and whether it is
+        /// compressed (for a reload's hand-over).
+        var partialMessage: (kind: WebSocketMessage.Kind, data: ByteBuffer, compressed: Bool)? {
+            self.partial.map { ($0.kind, $0.data, $0.compressed) }
+        }
+
+        /// Continues a fragmented message another process's machine had begun (a reload's hand-over). A text
+        /// message's bytes so far are validated again, which also restores the validator's place in a character.
+        /// Returns false (and changes nothing) when they are not a valid UTF-8 prefix or too long: the state came
+        /// from another process.
+        mutating func restorePartial(kind: WebSocketMessage.Kind, data: ByteBuffer, compressed: Bool) -> Bool {
+            guard self.state == .open, self.partial == nil, data.readableBytes <= self.maxMessageSize,
+                !compressed || self.inflater != nil
+            else { return false }
+            var validator = UTF8Validator()
+            if kind == .text && !compressed {
+                guard validator.feed(data) else { return false }
+            }
+            self.partial = PartialMessage(kind: kind, data: data, validator: validator, compressed: compressed)
+            return true
+        }
+
         /// The connection is going away without (more of) a handshake: TCP closed, keep-alive timeout, removal.
         mutating func markClosed() {
             self.state = .closed

@@ -225,6 +225,53 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         self.scheduleCloseDeadline(context: context)
     }
 
+    // MARK: Reload hand-over
+
+    /// What a replacement process needs to continue this connection mid-stream, taken at `now`; nil when the
+    /// connection is not open (a close started, or it failed): such a connection ends in this process.
+    func handOverSnapshot(now: NIODeadline) -> HandOverSnapshot? {
+        guard self.stateMachine.state == .open, self.isActive else {
+            return nil
+        }
+        func remaining(_ deadline: NIODeadline) -> Int64? {
+            deadline == .distantFuture ? nil : max(0, (deadline - now).nanoseconds)
+        }
+        return HandOverSnapshot(
+            leftover: self.parser.leftover, partial: self.stateMachine.partialMessage,
+            nextPingIn: remaining(self.nextPing), pongDeadlineIn: remaining(self.pongDeadline)
+        )
+    }
+
+    /// A hand-over is under way: no keep-alive pings from this process (a replacement may already own the socket).
+    func suspendKeepAlive() {
+        self.cancelKeepAlive()
+    }
+
+    /// The hand-over did not happen (the replacement died): keep-alive goes on here.
+    func resumeKeepAlive() {
+        guard let context = self.context else {
+            return
+        }
+        self.startKeepAlive(context: context)
+    }
+
+    /// Continues a connection another process handed over, before this handler joins the pipeline. Returns false
+    /// when the state cannot be continued (a partial message this handler would not have accepted).
+    func restore(_ snapshot: HandOverSnapshot, now: NIODeadline) -> Bool {
+        self.parser = WebSocketFrameParser(maxFrameSize: self.limits.maxMessageSize, leftover: snapshot.leftover)
+        if let partial = snapshot.partial {
+            guard self.stateMachine.restorePartial(kind: partial.kind, data: partial.data, compressed: partial.compressed)
+            else { return false }
+        }
+        if let due = snapshot.nextPingIn, self.limits.pingInterval != nil {
+            self.nextPing = now + .nanoseconds(due)
+        }
+        if let due = snapshot.pongDeadlineIn {
+            self.pongDeadline = now + .nanoseconds(due)
+        }
+        return true
+    }
+
     // MARK: Actions
 
     private func perform(_ action: StateMachine.Action, context: ChannelHandlerContext) {
@@ -362,3 +409,11 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension WebSocketFrameHandler: Sendable {}
+
+/// A frame handler's part of a connection's hand-over state (`HandOverState` carries it between processes).
+struct HandOverSnapshot {
+    var leftover: ByteBuffer?
+    var partial: (kind: WebSocketMessage.Kind, data: ByteBuffer, compressed: Bool)?
+    var nextPingIn: Int64?
+    var pongDeadlineIn: Int64?
+}

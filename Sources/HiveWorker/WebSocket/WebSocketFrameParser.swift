@@ -20,6 +20,15 @@ struct WebSocketFrameParser {
         self.maxFrameSize = maxFrameSize
     }
 
+    /// The bytes of an incomplete frame, as read (a reload hands them to the replacement with the connection).
+    var leftover: ByteBuffer? { self.failed ? nil : self.partial }
+
+    /// A parser that continues after `leftover`, the incomplete frame another process's parser held.
+    init(maxFrameSize: Int, leftover: ByteBuffer?) {
+        self.maxFrameSize = maxFrameSize
+        self.partial = leftover.flatMap { $0.readableBytes > 0 ? $0 : nil }
+    }
+
     /// Capacity of the buffer holding an incomplete frame (0 when there is none), for tests.
     var bufferedCapacity: Int { self.partial?.capacity ?? 0 }
 
