@@ -65,6 +65,30 @@ final class HandOverIntegrationTests: HiveTestCase {
         XCTAssertEqual(open.reduce(0, +), 6, "open WebSockets per worker: \(open)")
     }
 
+    /// A connection bound to a user is handed over with its user: `push --user` reaches it after the reload. One
+    /// with envelopes is not handed over yet: it gets the 1012 of a reload without hand-over (it resumes with
+    /// `since=` from history).
+    func testReload_keepsAConnectionsUser_andClosesAnEnvelopedOneWith1012() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let bound = try WebSocketTestClient(port: port)
+        try bound.sendText(action("bind", ["user": "alice"]))
+        XCTAssertEqual(try bound.receiveMessage(), .text("bound to alice"))
+        let enveloped = try WebSocketTestClient(port: port, path: "/?channels=news&envelope=json")
+
+        let reloaded = try reload(hive)
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        guard case .close(let code, _) = try enveloped.receiveMessage(timeout: 10) else {
+            return XCTFail("the enveloped connection was not closed")
+        }
+        XCTAssertEqual(code, 1012)
+        XCTAssertFalse(bound.receivedAnything(within: 0.05), "the bound connection got something unasked")
+        let pushed = try HiveCLI.run(["push", "--user", "alice", "after the reload", "--run-dir", runDir(hive)])
+        XCTAssertEqual(pushed.status, 0, pushed.stderr)
+        XCTAssertEqual(try bound.receiveMessage(), .text("after the reload"))
+        let rows = try XCTUnwrap(try HiveCLI.json(["connections", "--json", "--run-dir", runDir(hive)]) as? [[String: Any]])
+        XCTAssertEqual(rows.compactMap { $0["user"] as? String }, ["alice"], "\(rows)")
+    }
+
     /// Waits until the registry shows a connection that has read at least `bytes` (the server holds them).
     private func waitUntilRead(_ registry: SharedRegistry, atLeast bytes: UInt64, _ what: String) throws {
         try RegistryProbe.wait(registry, what) { registry in
