@@ -15,15 +15,22 @@ final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     // atomic because `enqueue` is called from any thread (a continuation resumed elsewhere).
     let eventLoop: EventLoop
     /// Runners waiting for a hook queue to serve, most recently parked last (its allocator's memory is warm).
-    private var parked: [UnsafeContinuation<HookQueue, Never>] = []
+    private var parked: [UnsafeContinuation<HookQueue?, Never>] = []
     /// Set on the loop just around the resumption of a parked runner: the job that resumption enqueues runs at
     /// once, inside it, instead of later in the loop's turn.
     private let runNextJobInline = Atomic<Bool>(false)
+    /// The loop is the process's global executor (a worker, `LoopGlobalExecutor`): parked runners are made
+    /// without an executor preference (their `await`s are cheaper) and are resumed through it.
+    private let global: LoopGlobalExecutor?
+    /// A runner without preference is on its way to `parked` (made when a hook found none parked).
+    private var refilling = false
     /// Idle runners kept at most; more end (after a burst of suspended hooks, say) and give their memory back.
     static let maxParked = 16
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
+        let global = LoopGlobalExecutor.shared
+        self.global = global?.eventLoop === eventLoop ? global : nil
     }
 
     func enqueue(_ job: consuming ExecutorJob) {
@@ -48,19 +55,35 @@ final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     /// suspends. Call on the loop.
     func serve(_ queue: HookQueue) {
         if let runner = parked.popLast() {
-            runNextJobInline.store(true, ordering: .relaxed)
-            runner.resume(returning: queue)
-            runNextJobInline.store(false, ordering: .relaxed)
-        } else {
+            // Its resumption is enqueued on the global executor when it has no preference, on this one otherwise.
+            if let global {
+                global.runNextJobInline.store(true, ordering: .relaxed)
+                runner.resume(returning: queue)
+                global.runNextJobInline.store(false, ordering: .relaxed)
+            } else {
+                runNextJobInline.store(true, ordering: .relaxed)
+                runner.resume(returning: queue)
+                runNextJobInline.store(false, ordering: .relaxed)
+            }
+        } else if global == nil {
             run { [self] in await self.runner(serving: queue) }
+        } else {
+            // None parked (the runners' hooks are suspended): this hook gets a task of its own, at once, and a
+            // runner without preference is made to park, on the loop, for the hooks after it.
+            run { await queue.runHooks() }
+            if !refilling {
+                refilling = true
+                Task { [self] in await self.runner(serving: nil) }
+            }
         }
     }
 
     /// A runner's life: serve a queue, park, serve the queue it is resumed with, and so on.
-    private func runner(serving first: HookQueue) async {
+    private func runner(serving first: HookQueue?) async {
+        if first == nil { refilling = false }
         var queue = first
         while true {
-            await queue.runHooks()
+            if let queue { await queue.runHooks() }
             guard parked.count < Self.maxParked else { return }
             queue = await withUnsafeContinuation { parked.append($0) }
         }

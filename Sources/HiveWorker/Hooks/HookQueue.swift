@@ -56,6 +56,8 @@ final class HookQueue: @unchecked Sendable {
                 break
             }
             await hook()
+            // Debug builds (the integration tests' binary) check that a hook that suspended came back to the loop.
+            executor.eventLoop.assertInEventLoop()
         }
         running = false
         updateHold()
