@@ -25,8 +25,9 @@ public struct HiveConnection: Sendable, Hashable {
 /// Give a value of it to `HiveMain.run(_:)` in the executable's `main.swift`; every worker process (spawned from
 /// that same executable) runs its own copy.
 ///
-/// **Threading and order.** Every hook of a worker runs on that worker's event loop (it is the task executor of
-/// the hook's task), so a hook that never suspends runs straight through, with no thread hop and no lock. A hook
+/// **Threading and order.** Every hook of a worker runs on that worker's event loop (in a worker, the loop is
+/// Swift's global executor: `Task {}` and `Task.detached` run there too, so never block in them), so a hook that
+/// never suspends runs straight through, with no thread hop and no lock. A hook
 /// that awaits (a database, an HTTP service) suspends only itself: the worker goes on serving its other
 /// connections meanwhile. The hooks of one connection run one at a time, in order: its requests (and their
 /// responses leave in request order), then `open`, its messages, and `close` last. While a hook of a connection is
