@@ -84,6 +84,7 @@ final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
         var queue = first
         while true {
             if let queue { await queue.runHooks() }
+            queue = nil  // a parked runner keeps no connection's queue alive
             guard parked.count < Self.maxParked else { return }
             queue = await withUnsafeContinuation { parked.append($0) }
         }
