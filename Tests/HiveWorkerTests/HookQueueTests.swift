@@ -30,6 +30,53 @@ final class HookQueueTests: XCTestCase {
         XCTAssertTrue(ranInline, "a hook without an await should finish before enqueue returns")
     }
 
+    /// Hooks run in parked runner tasks, not a task each: hooks that never await, of any connection, run one
+    /// after the other in the same task. (The first hook cancels its task; a later hook sees that only in the
+    /// same task. Comparing task addresses would not do: a freed task's memory is reused by the next one.)
+    func testHooksThatNeverAwait_reuseOneParkedTask() throws {
+        let loop = self.loop
+        let seen = try loop.submit { () -> [Bool] in
+            let executor = EventLoopTaskExecutor(eventLoop: loop)
+            let (first, second) = (HookQueue(executor: executor), HookQueue(executor: executor))
+            let seen = NIOLockedValueBox<[Bool]>([])
+            first.enqueue { withUnsafeCurrentTask { $0?.cancel() } }
+            for queue in [second, first] {
+                queue.enqueue { seen.withLockedValue { $0.append(Task.isCancelled) } }
+            }
+            return seen.withLockedValue { $0 }
+        }.wait()
+        XCTAssertEqual(seen, [true, true], "hooks that never await should run in the same task, one after the other")
+    }
+
+    /// A suspended hook keeps its runner; another connection's hook runs at once in another one, and so does a
+    /// hook that a running hook starts on another connection (a disconnect's close hook, say).
+    func testSuspendedHook_doesNotHoldUpOtherQueues_andNestedHooksRunAtOnce() throws {
+        let loop = self.loop
+        let log = NIOLockedValueBox<[String]>([])
+        let release = loop.makePromise(of: Void.self)
+        let done = loop.makePromise(of: Void.self)
+        let afterEnqueue = try loop.submit { () -> [String] in
+            let executor = EventLoopTaskExecutor(eventLoop: loop)
+            let (slow, other, nested) = (HookQueue(executor: executor), HookQueue(executor: executor), HookQueue(executor: executor))
+            let gate = release.futureResult
+            slow.enqueue {
+                try? await gate.get()
+                log.withLockedValue { $0.append("slow end onLoop=\(loop.inEventLoop)") }
+                done.succeed()
+            }
+            other.enqueue {
+                log.withLockedValue { $0.append("other") }
+                nested.enqueue { log.withLockedValue { $0.append("nested") } }
+                log.withLockedValue { $0.append("other end") }
+            }
+            return log.withLockedValue { $0 }
+        }.wait()
+        XCTAssertEqual(afterEnqueue, ["other", "nested", "other end"])
+        try loop.submit { release.succeed() }.wait()
+        try done.futureResult.wait()
+        XCTAssertEqual(log.withLockedValue { $0 }.last, "slow end onLoop=true")
+    }
+
     func testHooksThatAwait_resumeOnTheLoop_andRunOneAtATimeInOrder() throws {
         let loop = self.loop
         let log = NIOLockedValueBox<[String]>([])

@@ -18,7 +18,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     /// The connection's socket. NIO owns it; this session writes to it directly only on the event loop and only
     /// while NIO has nothing queued for it, so bytes can never be reordered or interleaved.
     private let socket: Int32
-    private let hive: HiveServer
+    let hive: HiveServer
     /// The connection's hooks (its record handler's queue): open, messages, close, in order.
     private let hooks: HookQueue
     private var isClosing = false
@@ -209,14 +209,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         case .text: hiveMessage = .text(String(buffer: message.data))
         case .binary: hiveMessage = .binary(Array(buffer: message.data))
         }
-        let (hive, connection, session) = (hive, connection, NIOLoopBound(self, eventLoop: hive.eventLoop))
-        hooks.enqueue {
-            do {
-                try await hive.hooks.message(hiveMessage, from: connection, hive: hive)
-            } catch {
-                session.value.hookFailed("message", error)
-            }
-        }
+        hooks.enqueue(.message(hiveMessage, self))
     }
 
     /// The connection is established: the application's open hook runs before its messages.
@@ -232,7 +225,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     }
 
     /// A hook of this connection threw: the worker goes on, the connection is closed with 1011.
-    private func hookFailed(_ hook: String, _ error: Error) {
+    func hookFailed(_ hook: String, _ error: Error) {
         hive.logger.error(
             "\(hook) hook failed; closing the connection with 1011",
             metadata: ["connection.id": "\(id)", "error": "\(error)"]

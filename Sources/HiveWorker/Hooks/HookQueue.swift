@@ -3,22 +3,27 @@ import NIOCore
 /// The hooks of one connection, one at a time and in order (its requests, `open`, its messages, `close`). A hook
 /// runs at once when none is running; while one is suspended the next ones wait, and past `waitingBeforeHold` of
 /// them the connection's reads are held (`onHoldReads(true)`) until they are done, so a client cannot queue
-/// unbounded work behind a slow hook. Hooks that never suspend cost a task each and nothing else: no queue, no
-/// allocation here.
+/// unbounded work behind a slow hook. Hooks run in the executor's parked runner tasks; hooks that never suspend
+/// cost a runner's resume and nothing else: no task, no queue, no allocation here.
 final class HookQueue: @unchecked Sendable {
-    // @unchecked: touched on the event loop only. Every task it starts runs on that loop (its task executor), the
+    // @unchecked: touched on the event loop only. The runners run on that loop (their task executor), the
     // completion included.
     typealias Hook = @Sendable () async -> Void
 
+    /// What waits in the queue: a hook as a closure, or a WebSocket message for the application's message hook,
+    /// which `runHooks` calls itself (the hot path: no closure to allocate, and one async call level fewer).
+    enum Work {
+        case hook(Hook)
+        case message(HiveMessage, WebSocketSession)
+    }
+
     private let executor: EventLoopTaskExecutor
+    /// A hook is running or suspended, or about to run (`next`): further hooks wait.
     private var running = false
-    /// True while `drain` runs hooks one after the other: a hook that finishes inside it does not start the next.
-    private var draining = false
     private var holding = false
-    private var waiting: CircularBuffer<Hook>?
-    /// The hook being started: the task reads it at once, so its closure captures only `self` (a closure whose one
-    /// capture is an object needs no allocated context) instead of wrapping the hook in a second closure.
-    private var starting: Hook?
+    private var waiting: CircularBuffer<Work>?
+    /// The hook `enqueue` hands to a runner: the runner takes it from here, so nothing is allocated to pass it.
+    private var next: Work?
     /// Told when reads must be held, and when they may go on.
     var onHoldReads: ((Bool) -> Void)?
     /// How many hooks may wait behind a suspended one before reads are held. 0 (HTTP) holds them as soon as a hook
@@ -34,42 +39,52 @@ final class HookQueue: @unchecked Sendable {
     }
 
     func enqueue(_ hook: @escaping Hook) {
+        enqueue(.hook(hook))
+    }
+
+    func enqueue(_ work: Work) {
         executor.eventLoop.preconditionInEventLoop()
         if running {
             if waiting == nil { waiting = CircularBuffer(initialCapacity: 4) }
-            waiting!.append(hook)
+            waiting!.append(work)
         } else {
-            start(hook)
+            running = true
+            next = work
+            executor.serve(self)
         }
         if running { updateHold() }
     }
 
-    private func start(_ hook: @escaping Hook) {
-        running = true
-        starting = hook
-        executor.run { [self] in await self.runStarting() }
-    }
-
-    private func runStarting() async {
-        guard let hook = starting else { return }
-        starting = nil
-        await hook()
-        finished()
-    }
-
-    private func finished() {
-        running = false
-        guard !draining else { return }
-        drain()
-    }
-
-    /// Runs the waiting hooks until one suspends or none is left.
-    private func drain() {
-        draining = true
-        while !running, let next = waiting?.popFirst() {
-            start(next)
+    /// Runs the hook `enqueue` handed over, then the ones that waited behind it, one at a time, until none is
+    /// left. Called by a runner task of the executor, on the loop; it is suspended here while a hook is.
+    @inline(__always)  // into the runner: one async frame fewer per hook
+    func runHooks() async {
+        while true {
+            let work: Work
+            if let first = next {
+                next = nil
+                work = first
+            } else if let waited = waiting?.popFirst() {
+                work = waited
+                updateHold()
+            } else {
+                break
+            }
+            switch work {
+            case .hook(let hook):
+                await hook()
+            case .message(let message, let session):
+                let hive = session.hive
+                do {
+                    try await hive.hooks.message(message, from: session.connection, hive: hive)
+                } catch {
+                    session.hookFailed("message", error)
+                }
+            }
+            // Debug builds (the integration tests' binary) check that a hook that suspended came back to the loop.
+            executor.eventLoop.assertInEventLoop()
         }
-        draining = false
+        running = false
         updateHold()
     }
 

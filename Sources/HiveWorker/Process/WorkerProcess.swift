@@ -43,6 +43,10 @@ package final class WorkerProcess<Application: HiveApplication> {
         let registry = try SharedRegistry.attach(fd: configuration.registryFD)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
+        // Before the server (its hook executor asks whether the loop is the global executor).
+        if !LoopGlobalExecutor.install(on: loop) {
+            logger.debug("the event loop could not become the global executor; hooks run with an executor preference")
+        }
         let hive = HiveServer(
             workerID: configuration.workerID, eventLoop: loop, registry: registry, limits: configuration.limits,
             application: application, logger: logger
