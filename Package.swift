@@ -120,11 +120,16 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                "TokenTestSupport",
             ]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["HiveDemo", "HiveIPC", "CZlib", .product(name: "JWTKit", package: "jwt-kit")]
+            dependencies: ["HiveDemo", "HiveIPC", "CZlib", "TokenTestSupport", .product(name: "JWTKit", package: "jwt-kit")]
+        ),
+        // Test-only keys and token signing, shared by the worker's and the integration tests.
+        .target(
+            name: "TokenTestSupport", dependencies: [.product(name: "JWTKit", package: "jwt-kit")], path: "Tests/TokenTestSupport"
         ),
     ]
 )

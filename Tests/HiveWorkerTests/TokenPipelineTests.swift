@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
+import TokenTestSupport
 import XCTest
 
 @testable import HiveWorker

@@ -1,6 +1,7 @@
 import Foundation
 import JWTKit
 import NIOHTTP1
+import TokenTestSupport
 import XCTest
 
 @testable import HiveWorker

@@ -5,9 +5,7 @@ import XCTest
 /// and their correctness checks hold and can fail. Never timings: speed is measured by `make bench` alone.
 final class ChannelsBenchSmokeTests: HiveTestCase {
     func testChannelsBench_eachClientGetsExactlyItsChannelsMessagesAndEveryBroadcast() throws {
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis()
         let (hive, port) = try startHive(workers: 2, ["--redis", redis.url])
         try redis.waitForSubscribers(channel: "test", count: 1)
         let master = try XCTUnwrap(hive.pid, "hive's pid")
@@ -42,9 +40,7 @@ final class ChannelsBenchSmokeTests: HiveTestCase {
     /// The check of the checker: message 0 (channel ch0) is published on the broadcast channel instead, so every
     /// client outside ch0 gets a stray, and message 1 (ch1) is never published, so ch1's clients miss it.
     func testChannelsBench_injectedFaults_areCountedPerClient() throws {
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis()
         let (_, port) = try startHive(workers: 2, ["--redis", redis.url])
         try redis.waitForSubscribers(channel: "test", count: 1)
 
@@ -66,7 +62,7 @@ final class ChannelsBenchSmokeTests: HiveTestCase {
 
 /// scripts/reference/fanout-minimal.c: built with the system's C compiler, its handshake and relay driven by the
 /// same hive-bench fanout that measures hive, in both modes; every message reaches every client once, in order.
-final class FanoutReferenceSmokeTests: XCTestCase {
+final class FanoutReferenceSmokeTests: HiveTestCase {
     private static let source = PackageBuild.repository.appendingPathComponent("scripts/reference/fanout-minimal.c")
 
     private func build() throws -> URL {
@@ -91,9 +87,7 @@ final class FanoutReferenceSmokeTests: XCTestCase {
     func testReference_deliversEveryMessageOnce_coalescingAndPerFrame() throws {
         let binary = try build()
         defer { try? FileManager.default.removeItem(at: binary) }
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis()
         for mode in ["coalesce", "per-frame"] {
             let port = HiveProcess.freePort()
             let reference = Process()

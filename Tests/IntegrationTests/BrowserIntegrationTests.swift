@@ -115,9 +115,7 @@ final class BrowserIntegrationTests: HiveTestCase {
     /// The page resumes after its worker is killed: it shows "Reconnecting…", comes back with `since=` its last
     /// offset, and shows every message published meanwhile, once, in order.
     func testDemoPage_whoseWorkerIsKilled_reconnectsAndShowsEveryMessagePublishedMeanwhile() throws {
-        let redis = try RedisServer()
-        try redis.start()
-        defer { redis.stop() }
+        let redis = try startRedis()
         let (hive, port) = try startHive(workers: 1, ["--redis", redis.url, "--history-size", "100"])
         try redis.waitForSubscribers(channel: "test", count: 1)
         let page = try HeadlessChromium()

@@ -9,14 +9,7 @@ final class HandOverRedisIntegrationTests: HiveTestCase {
     private var redis: RedisServer!
 
     override func setUpWithError() throws {
-        redis = try RedisServer()
-        try redis.start()
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        redis?.stop()
-        redis = nil
+        redis = try startRedis()
     }
 
     func testThreeReloads_underASteadyPublish_everyClientGetsEveryMessageOnceInOrder() throws {

@@ -12,14 +12,7 @@ final class HistoryIntegrationTests: HiveTestCase {
     private var redis: RedisServer!
 
     override func setUpWithError() throws {
-        redis = try RedisServer()
-        try redis.start()
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        redis?.stop()
-        redis = nil
+        redis = try startRedis()
     }
 
     /// One envelope as a client sees it.
@@ -230,14 +223,7 @@ final class HistorySeamIntegrationTests: HiveTestCase {
     private var redis: RedisServer!
 
     override func setUpWithError() throws {
-        redis = try RedisServer()
-        try redis.start()
-    }
-
-    override func tearDown() {
-        super.tearDown()
-        redis?.stop()
-        redis = nil
+        redis = try startRedis()
     }
 
     private final class Published: @unchecked Sendable {

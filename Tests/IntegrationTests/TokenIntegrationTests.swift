@@ -1,5 +1,6 @@
 import Foundation
 import JWTKit
+import TokenTestSupport
 import XCTest
 
 /// `hive start --jwt-secret` / `--jwt-public-key` with the real binary: a WebSocket handshake needs a valid JWT

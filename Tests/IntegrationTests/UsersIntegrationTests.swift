@@ -9,21 +9,6 @@ import XCTest
 /// `HiveServer.bind`), `hive push --user` and `send(toUser:)` reaching every connection of that user, on every
 /// worker and every host on one Redis, exactly once; the user in `hive connections`; bad ids refused.
 final class UsersIntegrationTests: HiveTestCase {
-    private var redis: RedisServer?
-
-    override func tearDown() {
-        super.tearDown()
-        redis?.stop()
-        redis = nil
-    }
-
-    private func startRedis() throws -> RedisServer {
-        let server = try RedisServer()
-        try server.start()
-        redis = server
-        return server
-    }
-
     /// With Redis: once worker 0 holds the user channel (a message published before would be lost).
     private func startWithRedis(_ redis: RedisServer, workers: Int = 2, _ extra: [String] = []) throws -> (HiveProcess, port: Int) {
         let (hive, port) = try startHive(workers: workers, ["--redis", redis.url, "--dispatch", "round-robin"] + extra)

@@ -3,9 +3,9 @@ import JWTKit
 
 /// Keys and token signing for the token tests. Test-only keys, made with `openssl genrsa 2048`: never use them
 /// anywhere else.
-enum TokenTestKeys {
-    static let secret = "0123456789abcdef0123456789abcdef-test-only"
-    static let rsaPrivatePEM = """
+public enum TokenTestKeys {
+    public static let secret = "0123456789abcdef0123456789abcdef-test-only"
+    public static let rsaPrivatePEM = """
 -----BEGIN PRIVATE KEY-----
 MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDcxzvJNq1Q7Y6n
 ca2f742/m2pTsN2XALdSkJ+aqfd1QQ2hRht8FyYClK8JzPSNwAuv+53hdWuA4hgK
@@ -36,7 +36,7 @@ U4xgh5ySjU70KIgBwpgfpBb0
 -----END PRIVATE KEY-----
 """
     /// A second key pair: tokens signed with it are forgeries to a server that has the first one's public key.
-    static let otherRSAPrivatePEM = """
+    public static let otherRSAPrivatePEM = """
 -----BEGIN PRIVATE KEY-----
 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDHq3E6ZXBB/v5y
 ICCY2xtuay3oQcPocms33cY3GG/JyB6RIo2+zXHfgCqjqWreLVsb8JQZNPhtYnrR
@@ -67,38 +67,38 @@ N5Mdgk8b6W6tj+upuVirSX0aYNfA+9n3zeWTlJp/XnXxKTD9Vqr0md1FYKF6a4rJ
 -----END PRIVATE KEY-----
 """
 
-    static func rsaPublicPEM() throws -> String { try Insecure.RSA.PrivateKey(pem: rsaPrivatePEM).publicKey.pemRepresentation }
+    public static func rsaPublicPEM() throws -> String { try Insecure.RSA.PrivateKey(pem: rsaPrivatePEM).publicKey.pemRepresentation }
 
     /// The claims a test token carries; nil fields are left out.
-    struct Claims: JWTPayload {
-        var sub: SubjectClaim?
-        var exp: ExpirationClaim?
-        var nbf: NotBeforeClaim?
-        var channels: [String]?
+    public struct Claims: JWTPayload {
+        public var sub: SubjectClaim?
+        public var exp: ExpirationClaim?
+        public var nbf: NotBeforeClaim?
+        public var channels: [String]?
 
-        init(sub: String? = "alice", exp: Date? = Date().addingTimeInterval(3600), nbf: Date? = nil, channels: [String]? = nil) {
+        public init(sub: String? = "alice", exp: Date? = Date().addingTimeInterval(3600), nbf: Date? = nil, channels: [String]? = nil) {
             self.sub = sub.map(SubjectClaim.init(value:))
             self.exp = exp.map(ExpirationClaim.init(value:))
             self.nbf = nbf.map(NotBeforeClaim.init(value:))
             self.channels = channels
         }
 
-        func verify(using algorithm: some JWTAlgorithm) async throws {}
+        public func verify(using algorithm: some JWTAlgorithm) async throws {}
     }
 
-    static func hs256(_ claims: Claims, secret: String = secret, alg: String? = nil) async throws -> String {
+    public static func hs256(_ claims: Claims, secret: String = secret, alg: String? = nil) async throws -> String {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         return try await keys.sign(claims, header: header(alg))
     }
 
-    static func rs256(_ claims: Claims, privatePEM: String = rsaPrivatePEM, alg: String? = nil) async throws -> String {
+    public static func rs256(_ claims: Claims, privatePEM: String = rsaPrivatePEM, alg: String? = nil) async throws -> String {
         let keys = JWTKeyCollection()
         await keys.add(rsa: try Insecure.RSA.PrivateKey(pem: privatePEM), digestAlgorithm: .sha256)
         return try await keys.sign(claims, header: header(alg))
     }
 
-    static func es256(_ claims: Claims, key: ES256PrivateKey) async throws -> String {
+    public static func es256(_ claims: Claims, key: ES256PrivateKey) async throws -> String {
         let keys = JWTKeyCollection()
         await keys.add(ecdsa: key)
         return try await keys.sign(claims)
