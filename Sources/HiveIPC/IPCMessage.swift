@@ -131,14 +131,8 @@ enum IPCCodec {
             append(UInt64(UInt32(bitPattern: pid)), to: &out)
             append(sequence, to: &out)
         case .channelMessage(let channel, let frames, let messages):  // frames: the entries
-            let name = Array(channel.utf8.prefix(ChannelName.maxLength))
-            out.reserveCapacity(payloadInline ? frames.count + 11 + name.count : 11 + name.count)
-            out.append(IPCMessage.Kind.channelMessage.rawValue)
-            out.append(payloadInline ? 0 : 1)
-            append(UInt64(messages), to: &out)
-            out.append(UInt8(name.count))
-            out += name
-            if payloadInline { out += frames }
+            appendNamedFrames(.channelMessage, name: channel.utf8.prefix(ChannelName.maxLength), frames: frames,
+                              messages: messages, payloadInline: payloadInline, to: &out)
         case .subscription(let id, let channel, let subscribe):
             out.append(IPCMessage.Kind.subscription.rawValue)
             out.append(subscribe ? 1 : 0)
@@ -150,14 +144,8 @@ enum IPCCodec {
             append(id.rawValue, to: &out)
             out += (user ?? "").utf8.prefix(UserID.maxLength)
         case .userMessage(let user, let frames, let messages):
-            let name = Array(user.utf8.prefix(UserID.maxLength))
-            out.reserveCapacity(payloadInline ? frames.count + 11 + name.count : 11 + name.count)
-            out.append(IPCMessage.Kind.userMessage.rawValue)
-            out.append(payloadInline ? 0 : 1)
-            append(UInt64(messages), to: &out)
-            out.append(UInt8(name.count))
-            out += name
-            if payloadInline { out += frames }
+            appendNamedFrames(.userMessage, name: user.utf8.prefix(UserID.maxLength), frames: frames,
+                              messages: messages, payloadInline: payloadInline, to: &out)
         case .userPush(let user, let opcode, let payload):
             let name = Array(user.utf8.prefix(UserID.maxLength))
             out.reserveCapacity(payloadInline ? payload.count + 4 + name.count : 4 + name.count)
@@ -214,6 +202,14 @@ enum IPCCodec {
             }
             return user
         }
+        /// `channelMessage` and `userMessage`: the name's bytes, the message count, where the frames start.
+        func namedFrames() throws -> (name: Slice<UnsafeRawBufferPointer>, messages: Int, payloadStart: Int) {
+            try need(11)
+            let messages = try int(word(record, at: 2), field: "message count")
+            let length = Int(record[10])
+            try need(11 + length)
+            return (record[11..<11 + length], messages, 11 + length)
+        }
         switch kind {
         case .connection:
             try need(9)
@@ -249,12 +245,9 @@ enum IPCCodec {
             let worker = try int(word(record, at: 1), field: "worker id")
             return .healthy(worker: worker, pid: pid, sequence: word(record, at: 17))
         case .channelMessage:
-            try need(11)
-            let messages = try int(word(record, at: 2), field: "message count")
-            let length = Int(record[10])
-            try need(11 + length)
-            let channel = try channelName(record[11..<11 + length])
-            return .channelMessage(channel: channel, entries: external ?? Array(record[(11 + length)...]), messages: messages)
+            let (name, messages, payloadStart) = try namedFrames()
+            return .channelMessage(channel: try channelName(name), entries: external ?? Array(record[payloadStart...]),
+                                   messages: messages)
         case .subscription:
             try need(10)
             guard record[1] <= 1 else { throw DecodeError.outOfRange(kind: first, field: "subscribe flag", value: UInt64(record[1])) }
@@ -267,12 +260,8 @@ enum IPCCodec {
             guard record[1] == 1 else { return .binding(id, user: nil) }
             return .binding(id, user: try userID(record[10...]))
         case .userMessage:
-            try need(11)
-            let messages = try int(word(record, at: 2), field: "message count")
-            let length = Int(record[10])
-            try need(11 + length)
-            let user = try userID(record[11..<11 + length])
-            return .userMessage(user: user, frames: external ?? Array(record[(11 + length)...]), messages: messages)
+            let (name, messages, payloadStart) = try namedFrames()
+            return .userMessage(user: try userID(name), frames: external ?? Array(record[payloadStart...]), messages: messages)
         case .userPush:
             try need(4)
             let length = Int(record[3])
@@ -297,6 +286,18 @@ enum IPCCodec {
         var end = maxBytes
         while end > 0 && utf8[end] & 0xC0 == 0x80 { end -= 1 }  // the first byte left out continues a character
         return Array(utf8[..<end])
+    }
+
+    /// `channelMessage` and `userMessage`: kind, external flag, message count, a name of at most 255 bytes, frames.
+    private static func appendNamedFrames(_ kind: IPCMessage.Kind, name: Substring.UTF8View,
+                                          frames: [UInt8], messages: Int, payloadInline: Bool, to out: inout [UInt8]) {
+        out.reserveCapacity(11 + name.count + (payloadInline ? frames.count : 0))
+        out.append(kind.rawValue)
+        out.append(payloadInline ? 0 : 1)
+        append(UInt64(messages), to: &out)
+        out.append(UInt8(name.count))
+        out += name
+        if payloadInline { out += frames }
     }
 
     private static func append(_ value: UInt64, to out: inout [UInt8]) {
