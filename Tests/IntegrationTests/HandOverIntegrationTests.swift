@@ -90,6 +90,34 @@ final class HandOverIntegrationTests: HiveTestCase {
         XCTAssertEqual(rows.compactMap { $0["user"] as? String }, ["alice"], "\(rows)")
     }
 
+    /// A hook in the retired process broadcasts while the hand-over runs: the broadcast goes to the replacement,
+    /// which delivers it to the connections it already adopted and logs it for those still on their way, so every
+    /// connection gets it exactly once, wherever it is at that moment.
+    func testABroadcastByAHookInTheRetiredProcessMidHandOver_reachesEveryConnectionOnce() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let clients = try connect(4, port: port)
+        let (speaker, _) = clients[0]
+        // Its hooks run one at a time: the broadcast runs when the sleep ends, in the retired process, which holds
+        // the speaker until then while it hands the idle clients over.
+        try speaker.sendText(action("sleep", ["content": "1500"]))
+        try speaker.sendText(action("broadcast", ["content": "mid hand-over"]))
+        let reloaded = try reload(hive)
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        XCTAssertTrue(hive.log().contains("handing connections over"), "the hand-over ran")
+
+        XCTAssertEqual(try speaker.receiveMessage(timeout: 5), .text("slept 1500 ms"))
+        var heard: [[WebSocketTestMessage]] = []
+        for (index, (client, _)) in clients.enumerated() {
+            var messages: [WebSocketTestMessage] = []
+            while client.receivedAnything(within: 1) { messages.append(try client.receiveMessage(timeout: 1)) }
+            heard.append(messages)
+            let broadcasts = messages.filter { $0 == .text("mid hand-over") }.count
+            XCTAssertEqual(broadcasts, 1, "client \(index) got the broadcast \(broadcasts) times: \(messages)")
+        }
+        XCTAssertTrue(heard[0].contains(.text("broadcast sent to every WebSocket client")), "\(heard[0])")
+        XCTAssertEqual(heard.flatMap { $0 }.filter { if case .close = $0 { true } else { false } }.count, 0, "no close")
+    }
+
     /// Only a process that replaces a retired one keeps a hand-over log (the master says so at its start): the
     /// first start and a restart after a crash have nobody to take connections over from.
     func testOnlyAReplacementKeepsAHandOverLog_notTheFirstStartNorACrashRestart() throws {
