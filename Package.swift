@@ -193,6 +193,11 @@ if Context.environment["HIVE_FUZZ"] == "1" {
             path: "Sources/Fuzz/fuzz-deflate"
         ),
         .executableTarget(
+            name: "fuzz-handover",
+            dependencies: ["HiveFuzzSupport", "HiveIPC"],
+            path: "Sources/Fuzz/fuzz-handover"
+        ),
+        .executableTarget(
             name: "fuzz-user-envelope",
             dependencies: ["HiveFuzzSupport", "HiveIPC"],
             path: "Sources/Fuzz/fuzz-user-envelope"

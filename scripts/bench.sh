@@ -5,6 +5,7 @@
 #   BENCH_QUICK=1 scripts/bench.sh   each scenario once at reduced sizes (about 20 s; for development)
 #   BENCH_RUNS=5 scripts/bench.sh    more runs per scenario
 #   BENCH_ONLY="roundtrip idle_10k" scripts/bench.sh   a subset (scenario names as in the table)
+#   BENCH_ONLY=reload_10k scripts/bench.sh    10,000 clients at 20 msg/s, a reload every 2 s: lost/duplicated, p99
 #   BENCH_ONLY=channels scripts/bench.sh      10,000 clients on 100 channels: a channel message against a broadcast
 #                                             (channels_20ps: the same paced at 20/s)
 #   BENCH_ONLY=fanout_vs_c scripts/bench.sh   the paced fan-out scenarios on hive and on the C fan-out reference,
@@ -319,6 +320,21 @@ fanout() { # name clients messages rate(- for back to back) processes [size (64)
   done
 }
 
+# Issue 12: the paced fan-out without reloads, then with `hive reload` (SIGUSR1 to the master) every EVERY seconds
+# while publishing; every delivery once and in order, no client closed. A fresh hive, since it ends up reloaded.
+reload_bench() { # name clients seconds rate every processes
+  local name=$1 clients=$2 seconds=$3 rate=$4 every=$5 processes=$6 run
+  want "$name" || return 0
+  log "== $name: $clients clients, $rate msg/s for $seconds s, a reload every $every s, $processes generator process(es)"
+  for ((run = 1; run <= RUNS; run++)); do
+    start_hive "$name"
+    run_generator "$name" "$run" reload --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --clients "$clients" --seconds "$seconds" --rate "$rate" --reload-every "$every" --processes "$processes" \
+      --http-idle 0 --master-pid "$HIVE_PID" --hive-pids "$HIVE_PID"
+  done
+  stop_hive
+}
+
 # The same paced or back-to-back fan-out against the C reference (no plain HTTP probes: it speaks only WebSocket).
 fanout_reference() { # name clients messages rate(- for back to back) processes mode(coalesce|per-frame)
   local name=$1 clients=$2 messages=$3 rate=$4 processes=$5 mode=$6 run
@@ -514,6 +530,7 @@ if [[ "$QUICK" == 1 ]]; then
   ((CAN_30K)) && fanout fanout_30k 3000 20 - 3
   channels channels 2000 100 200 20 2
   channels channels_20ps 2000 100 40 10 2 20
+  reload_bench reload_10k 2000 6 20 2 2
   fanout_reference fanout_c_10k_20ps 2000 20 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 2000 10 5 2 coalesce
   fanout_reference fanout_c_1k_20ps 200 20 20 2 coalesce
@@ -540,6 +557,8 @@ else
   channels channels 10000 100 1000 100 2
   # The same paced at 20/s (each message alone: no batching of a burst on either side).
   channels channels_20ps 10000 100 200 40 2 20
+  # Issue 12: 10,000 clients, 20 messages/s for 20 s, a reload every 2 s (and the same 20 s without, for p99).
+  reload_bench reload_10k 10000 20 20 2 2
   # Issue 14: the same fan-out runs against the C reference (hive stopped), for the Hive / C table.
   fanout_reference fanout_c_10k_20ps 10000 100 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 10000 50 5 2 coalesce
@@ -561,7 +580,7 @@ import glob, json, os, re, statistics, sys
 out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
          "http_hello", "http_c_reference", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
-         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
+         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "reload_10k", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
          "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe"]
 runs = {}
 for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
@@ -714,6 +733,23 @@ for name in order + sorted(set(runs) - set(order)):
         notes.append("strays " + total([ph(r, 0, "strays") for r in rs]) + "; clients with exactly their messages " +
                      total([r.get("exactClients") for r in rs]) + "/" + total([r.get("connected") for r in rs]) +
                      "; latency and CPU columns: channel / broadcast (CPU columns: the broadcast phase)")
+    elif kind == "reload":
+        r0 = rs[0]
+        rl = lambda k: ms([get(r, f"reloading.latency.{k}") for r in rs])
+        bl = lambda k: ms([get(r, f"baseline.latency.{k}") for r in rs])
+        label = (f"{name} ({get(r0, 'reloading.clients')} clients, {get(r0, 'reloading.messages')} msgs at "
+                 f"{get(r0, 'reloading.publish.targetRate') or 0:.0f}/s, a reload every {r0.get('reloadEverySeconds')} s)")
+        thr = spread([get(r, "reloading.deliveriesPerSecond") for r in rs]) + " deliveries/s"
+        row = [label, len(rs), thr, total([r.get("lost") for r in rs]), total([r.get("duplicated") for r in rs]),
+               total([get(r, "reloading.outOfOrder") for r in rs]),
+               rl("p50Us") + " / " + bl("p50Us"), rl("p90Us") + " / " + bl("p90Us"), rl("p99Us") + " / " + bl("p99Us"),
+               rl("maxUs") + " / " + bl("maxUs"), "-",
+               spread([get(r, "reloading.cpu.generatorCores") for r in rs], "{:.2f}"),
+               spread([get(r, "reloading.cpu.hiveCores") for r in rs], "{:.2f}"), "-",
+               spread([get(r, "reloading.cpu.machineBusyCores") for r in rs], "{:.2f}")]
+        notes.append("latency columns: with reloads / without; reloads signalled " + total([r.get("reloadsSignalled") for r in rs]) +
+                     ", worker processes started " + total([r.get("workerProcessesStarted") for r in rs]) +
+                     ", clients closed by the server " + total([get(r, "reloading.closedDuringRun") for r in rs]))
     elif kind == "roundtrip":
         r0 = rs[0]
         label = f"{name} ({r0['clients']} clients x {r0['messagesPerClient']} msgs on /echo)"

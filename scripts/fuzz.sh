@@ -20,7 +20,7 @@ SWIFT=${SWIFT:-swift}
 SECONDS_EACH=${FUZZ_SECONDS:-300}
 CONFIG=${FUZZ_CONFIG:-release}
 SCRATCH=.build-fuzz
-ALL_TARGETS=(fuzz-frames fuzz-http fuzz-control fuzz-ipc fuzz-resp fuzz-query fuzz-deflate fuzz-user-envelope fuzz-publish fuzz-history)
+ALL_TARGETS=(fuzz-frames fuzz-http fuzz-control fuzz-ipc fuzz-resp fuzz-query fuzz-deflate fuzz-user-envelope fuzz-publish fuzz-history fuzz-handover)
 TARGETS=("$@")
 [[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=("${ALL_TARGETS[@]}")
 

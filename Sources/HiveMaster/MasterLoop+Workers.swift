@@ -15,7 +15,8 @@ extension MasterLoop {
             master: masterInbox.send.fd,
             peers: workers.map { $0.inbox.send.fd }
         )
-        let workerPID = try spawner.spawn(worker: id, descriptors: descriptors)
+        let workerPID = try spawner.spawn(
+            worker: id, descriptors: descriptors, replacing: supervisor.hasRetiredProcess(ofWorker: id))
         registry.worker(id, .pid).store(UInt64(workerPID), ordering: .relaxed)
         registry.worker(id, .startedAt).store(Clock.wallNanoseconds(), ordering: .relaxed)
         registry.worker(id, .restarts).store(supervisor.workers[id].restarts, ordering: .relaxed)

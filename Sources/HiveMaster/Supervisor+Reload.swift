@@ -119,6 +119,12 @@ extension Supervisor {
         }
     }
 
+    /// Whether a retired process of worker `id` still runs: the process started for `id` now may be handed its
+    /// connections (it is a reload's replacement, or the restart of a replacement that died).
+    func hasRetiredProcess(ofWorker id: Int) -> Bool {
+        retiring.values.contains { $0.id == id }
+    }
+
     /// A retired process exited: free what it still held; it is not restarted (its replacement runs).
     mutating func retiredExited(pid: Int32, into actions: inout [Action]) -> Bool {
         guard let entry = retiring.removeValue(forKey: pid) else { return false }

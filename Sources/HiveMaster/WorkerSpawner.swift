@@ -21,7 +21,12 @@ struct WorkerSpawner {
         var peers: [Int32]
     }
 
-    func spawn(worker id: Int, descriptors: Descriptors) throws -> pid_t {
+    /// In a replacement's environment (`replacing`): a retired process of its worker id may hand it connections.
+    static let replacementVariable = "HIVE_WORKER_REPLACES_RETIRED"
+
+    /// - Parameter replacing: A retired process of this worker id still runs (a reload's replacement, or the
+    ///   restart of one that died): the new process keeps a hand-over log (`HandOverLog`).
+    func spawn(worker id: Int, descriptors: Descriptors, replacing: Bool = false) throws -> pid_t {
         let arguments = [executable] + baseArguments + [
             "--worker-id", String(id),
             "--registry-fd", String(descriptors.registry),
@@ -54,7 +59,7 @@ struct WorkerSpawner {
 
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        let envp = workerEnvironment()
+        let envp = workerEnvironment(replacing: replacing)
         defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
@@ -67,14 +72,16 @@ struct WorkerSpawner {
     }
 
     /// The master's environment with `environment` laid over it, as a NULL-terminated array of `strdup`ed strings.
-    private func workerEnvironment() -> [UnsafeMutablePointer<CChar>?] {
+    private func workerEnvironment(replacing: Bool) -> [UnsafeMutablePointer<CChar>?] {
+        var environment = self.environment
+        environment[Self.replacementVariable] = replacing ? "1" : nil
         var entries: [UnsafeMutablePointer<CChar>?] = []
         var index = 0
         while let entry = environ[index] {
             index += 1
             let text = String(cString: entry)
             let name = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? text
-            if environment[name] == nil { entries.append(strdup(entry)) }
+            if environment[name] == nil, name != Self.replacementVariable { entries.append(strdup(entry)) }
         }
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) { entries.append(strdup("\(name)=\(value)")) }
         return entries + [nil]

@@ -77,7 +77,11 @@ struct FanoutOptions: Sendable {
 
 /// `hive-bench fanout`: K shard processes hold the WebSocket clients; this process publishes on Redis and adds up.
 enum Fanout {
-    static func run(_ o: FanoutOptions) throws -> FanoutReport {
+    /// - Parameter whilePublishing: Called right before the first publish and right after the last (the reload
+    ///   scenario's reloader).
+    static func run(
+        _ o: FanoutOptions, whilePublishing: (start: () -> Void, stop: () -> Void)? = nil
+    ) throws -> FanoutReport {
         armGlobalTimeout(seconds: o.globalTimeout)
         var report = FanoutReport()
         report.clients = o.clients
@@ -134,7 +138,9 @@ enum Fanout {
         let selfCPUBefore = CPUTime.ofSelf()
 
         // 5. Publish.
+        whilePublishing?.start()
         report.publish = try publish(o, runID: runID, on: redis)
+        whilePublishing?.stop()
         report.publish.expectedReceivers = o.expectedSubscribers
         let firstPublish = report.publish.firstStamp
 

@@ -22,6 +22,11 @@ let usage = """
                 broadcasts on "test": per phase deliveries/s and hive CPU per message, their ratio, and per
                 client exactly its channel's messages and every broadcast, once, and nothing else. Hive's
                 idle CPU over --idle-window seconds before the phases is also reported and subtracted.
+      reload    --port P --redis URL --master-pid PID [--clients 10000] [--rate 20] [--seconds 20]
+                [--reload-every 2] [--no-baseline] [--drop] [--processes K] [--json]
+                the paced fanout twice on fresh clients: without reloads, then with SIGUSR1 (hive reload) to
+                the master every 2 s while publishing; lost and duplicated must be 0, no client closed; the
+                p99 latency of both runs. --drop: SIGUSR2 (hive reload --drop), which must fail the run.
       roundtrip --port P [--clients 100] [--messages 1000] [--size 64] [--hive-pids …] [--json]
                 each client sends on /echo and waits for its echo before the next message.
       idle      --port P --clients N --hive-pids MASTER[,…] [--processes K] [--json]
@@ -50,6 +55,9 @@ do {
     case "channels":
         let report = try Channels.run(try ChannelsOptions(args))
         finish(ok: report.ok, json: Output.json(report), text: Channels.text(report), asJSON: args.flag("json"))
+    case "reload":
+        let report = try Reload.run(try ReloadOptions(args))
+        finish(ok: report.ok, json: Output.json(report), text: Reload.text(report), asJSON: args.flag("json"))
     case "roundtrip":
         let report = try Roundtrip.run(try RoundtripOptions(args))
         finish(ok: report.ok, json: Output.json(report), text: Output.text(report), asJSON: args.flag("json"))

@@ -178,6 +178,24 @@ SEEDS = {
         "auth-bearer": b"\x10Bearer fuzz-key-0123",
     },
     # A message on the Redis user channel: "HU" 1 opcode idlength id payload (UserEnvelope), or anything else.
+    # HandOverState version 2 (Sources/HiveIPC/HandOverState.swift): fixed fields, path, channels (with a
+    # position each when flag bit 1, envelopes, is set), frame leftover, partial message, then the token.
+    "fuzz-handover": {
+        "plain": struct.pack("<HBBB3xqq", 2, 0, 0, 0, -1, -1) + struct.pack("<H", 1) + b"/" + struct.pack("<H", 0)
+        + struct.pack("<II", 0, 0),
+        "fragment-and-leftover": struct.pack("<HBBB3xqq", 2, 1, 0, 15, 5_000_000_000, -1) + struct.pack("<H", 5) + b"/echo"
+        + struct.pack("<H", 1) + bytes([4]) + b"news" + struct.pack("<I", 3) + bytes([0x81, 0x85, 1])
+        + struct.pack("<I", 5) + b"hello",
+        "envelopes-positions": struct.pack("<HBBB3xqq", 2, 0, 2, 0, -1, -1) + struct.pack("<H", 1) + b"/"
+        + struct.pack("<H", 2) + bytes([4]) + b"news" + bytes([7]) + b"m3k9x2a" + struct.pack("<Q", 41)
+        + bytes([5]) + b"sport" + bytes([0]) + struct.pack("<II", 0, 0),
+        "token-claims-expiry": struct.pack("<HBBB3xqq", 2, 0, 4 | 8 | 16, 0, -1, -1) + struct.pack("<H", 1) + b"/"
+        + struct.pack("<H", 0) + struct.pack("<II", 0, 0) + bytes([5]) + b"alice" + struct.pack("<d", 1.9e9)
+        + struct.pack("<H", 2) + bytes([4]) + b"news" + bytes([1]) + b"*",
+        "token-no-claim": struct.pack("<HBBB3xqq", 2, 0, 4 | 2, 0, -1, -1) + struct.pack("<H", 1) + b"/"
+        + struct.pack("<H", 1) + bytes([4]) + b"news" + bytes([0]) + struct.pack("<II", 0, 0) + bytes([3]) + b"bob",
+        "other-version": struct.pack("<H", 1) + bytes(30),
+    },
     "fuzz-user-envelope": {
         "text": b"HU\x01\x01\x05alicehello",
         "binary": b"HU\x01\x02\x03bob\x00\xff\x80",

@@ -192,6 +192,24 @@ final class SupervisorTests: XCTestCase {
         XCTAssertTrue(h.supervisor.retiring.isEmpty)
     }
 
+    /// The master marks a process it starts as a replacement (it then keeps a hand-over log) only while a retired
+    /// process of that worker id runs: not at boot, not for another worker id, not after the retired one left.
+    func testOnlyAProcessStartedWhileARetiredOneOfItsWorkerIDRuns_isAReplacement() {
+        var h = Harness(workers: 2)
+        h.boot()
+        XCTAssertFalse(h.supervisor.hasRetiredProcess(ofWorker: 0), "at boot")
+        let old = h.pid(0)
+        h.send(.reloadRequested(now: h.now))
+        XCTAssertFalse(h.supervisor.hasRetiredProcess(ofWorker: 0), "asked to retire, not retired yet")
+        let spawned = h.send(.retired(worker: 0, pid: old, now: h.now))
+        XCTAssertEqual(spawns(spawned), [0])
+        XCTAssertTrue(h.supervisor.hasRetiredProcess(ofWorker: 0), "its replacement is spawned now")
+        XCTAssertFalse(h.supervisor.hasRetiredProcess(ofWorker: 1))
+        h.send(.ready(worker: 0, pid: h.pid(0), now: h.now))
+        h.send(.exited(pid: old, status: 0, now: h.now))
+        XCTAssertFalse(h.supervisor.hasRetiredProcess(ofWorker: 0), "the retired one left")
+    }
+
     func testReloadWithDropConnectionsTerminatesTheOldProcessInsteadOfAHandOver() {
         var h = Harness(workers: 1, grace: 2)
         h.boot()

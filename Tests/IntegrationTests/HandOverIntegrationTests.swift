@@ -66,27 +66,74 @@ final class HandOverIntegrationTests: HiveTestCase {
     }
 
     /// A connection bound to a user is handed over with its user: `push --user` reaches it after the reload. One
-    /// with envelopes is not handed over yet: it gets the 1012 of a reload without hand-over (it resumes with
-    /// `since=` from history).
-    func testReload_keepsAConnectionsUser_andClosesAnEnvelopedOneWith1012() throws {
+    /// with envelopes is handed over too (it used to get 1012): channel messages still reach it, in envelopes.
+    func testReload_keepsAConnectionsUser_andAnEnvelopedOneStaysConnected() throws {
         let (hive, port) = try startHive(workers: 1)
         let bound = try WebSocketTestClient(port: port)
         try bound.sendText(action("bind", ["user": "alice"]))
         XCTAssertEqual(try bound.receiveMessage(), .text("bound to alice"))
         let enveloped = try WebSocketTestClient(port: port, path: "/?channels=news&envelope=json")
+        let id = try connectionID(of: enveloped)
 
         let reloaded = try reload(hive)
         XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
-        guard case .close(let code, _) = try enveloped.receiveMessage(timeout: 10) else {
-            return XCTFail("the enveloped connection was not closed")
-        }
-        XCTAssertEqual(code, 1012)
+        XCTAssertFalse(enveloped.receivedAnything(within: 0.05), "the enveloped connection got something unasked (a close?)")
+        XCTAssertEqual(try connectionID(of: enveloped), id)
+        try bound.sendText(action("publish", ["channel": "news", "content": "after the reload"]))
+        XCTAssertEqual(try bound.receiveMessage(), .text("published to news"))
+        XCTAssertEqual(try enveloped.receiveMessage(), .text(#"{"channel":"news","data":"after the reload"}"#))
         XCTAssertFalse(bound.receivedAnything(within: 0.05), "the bound connection got something unasked")
         let pushed = try HiveCLI.run(["push", "--user", "alice", "after the reload", "--run-dir", runDir(hive)])
         XCTAssertEqual(pushed.status, 0, pushed.stderr)
         XCTAssertEqual(try bound.receiveMessage(), .text("after the reload"))
         let rows = try XCTUnwrap(try HiveCLI.json(["connections", "--json", "--run-dir", runDir(hive)]) as? [[String: Any]])
         XCTAssertEqual(rows.compactMap { $0["user"] as? String }, ["alice"], "\(rows)")
+    }
+
+    /// A hook in the retired process broadcasts while the hand-over runs: the broadcast goes to the replacement,
+    /// which delivers it to the connections it already adopted and logs it for those still on their way, so every
+    /// connection gets it exactly once, wherever it is at that moment.
+    func testABroadcastByAHookInTheRetiredProcessMidHandOver_reachesEveryConnectionOnce() throws {
+        let (hive, port) = try startHive(workers: 1)
+        let clients = try connect(4, port: port)
+        let (speaker, _) = clients[0]
+        // Its hooks run one at a time: the broadcast runs when the sleep ends, in the retired process, which holds
+        // the speaker until then while it hands the idle clients over.
+        try speaker.sendText(action("sleep", ["content": "1500"]))
+        try speaker.sendText(action("broadcast", ["content": "mid hand-over"]))
+        let reloaded = try reload(hive)
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        XCTAssertTrue(hive.log().contains("handing connections over"), "the hand-over ran")
+
+        XCTAssertEqual(try speaker.receiveMessage(timeout: 5), .text("slept 1500 ms"))
+        var heard: [[WebSocketTestMessage]] = []
+        for (index, (client, _)) in clients.enumerated() {
+            var messages: [WebSocketTestMessage] = []
+            while client.receivedAnything(within: 1) { messages.append(try client.receiveMessage(timeout: 1)) }
+            heard.append(messages)
+            let broadcasts = messages.filter { $0 == .text("mid hand-over") }.count
+            XCTAssertEqual(broadcasts, 1, "client \(index) got the broadcast \(broadcasts) times: \(messages)")
+        }
+        XCTAssertTrue(heard[0].contains(.text("broadcast sent to every WebSocket client")), "\(heard[0])")
+        XCTAssertEqual(heard.flatMap { $0 }.filter { if case .close = $0 { true } else { false } }.count, 0, "no close")
+    }
+
+    /// Only a process that replaces a retired one keeps a hand-over log (the master says so at its start): the
+    /// first start and a restart after a crash have nobody to take connections over from.
+    func testOnlyAReplacementKeepsAHandOverLog_notTheFirstStartNorACrashRestart() throws {
+        let (hive, _) = try startHive(workers: 2)
+        let marker = "replacing a retired worker: keeping a hand-over log"
+        XCTAssertFalse(hive.log().contains(marker), "the first start keeps none")
+        let crashed = try XCTUnwrap(hive.currentWorkerPIDs()[1])
+        kill(crashed, SIGKILL)
+        try RegistryProbe.wait(try RegistryProbe.attach(masterPID: try XCTUnwrap(hive.pid)), "worker 1 restarted") { registry in
+            let pid = Int32(truncatingIfNeeded: registry.worker(1, .pid).load(ordering: .relaxed))
+            return pid > 0 && pid != crashed && registry.worker(1, .state).load(ordering: .relaxed) == WorkerState.running.rawValue
+        }
+        XCTAssertFalse(hive.log().contains(marker), "a restart after a crash keeps none")
+        let reloaded = try reload(hive)
+        XCTAssertEqual(reloaded.status, 0, reloaded.stderr)
+        XCTAssertEqual(hive.log().components(separatedBy: marker).count - 1, 2, "each replacement keeps one")
     }
 
     /// Waits until the registry shows a connection that has read at least `bytes` (the server holds them).

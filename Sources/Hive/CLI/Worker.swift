@@ -35,6 +35,7 @@ struct Worker: ParsableCommand {
         configuration.logFile = logFile
         configuration.apiKey = ProcessInfo.processInfo.environment[PublishAPIOptions.keyVariable]
         configuration.tokenKey = TokenOptions.workerKey()
+        configuration.replacesRetiredProcess = ProcessInfo.processInfo.environment["HIVE_WORKER_REPLACES_RETIRED"] == "1"
         guard let application = ApplicationSlot.current else {
             writeLine("hive: worker \(workerID) error: no application to serve (HiveMain.run sets it)", to: 2)
             throw ExitCode(3)

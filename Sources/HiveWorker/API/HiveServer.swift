@@ -1,3 +1,4 @@
+import Atomics
 import CHiveShims
 import HiveIPC
 import HiveRedis
@@ -56,6 +57,9 @@ public final class HiveServer: @unchecked Sendable {
     /// During this process's first seconds: what a connection handed over by a retired process of this worker id
     /// must still get (`HandOverLog`). Event loop only.
     var handOverLog: HandOverLog?
+    /// Set at `retire` (a reload): this worker id's inbox is the replacement's now, and an application's broadcast
+    /// goes there instead of to this process's connections (`broadcastNow`).
+    let retired = ManagedAtomic<Bool>(false)
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
 
@@ -155,12 +159,21 @@ public final class HiveServer: @unchecked Sendable {
     }
 
     /// `broadcast`, from code that is not async.
-    func broadcastNow(_ messages: [HiveMessage]) {
+    ///
+    /// - Parameter fromApplication: A broadcast an application makes (not the Redis subscription's). In a retired
+    ///   process (a reload) it goes to the replacement through this worker id's inbox, not to the connections
+    ///   still here: the replacement delivers it to its own connections, those already handed over included, and
+    ///   logs it (`HandOverLog`), so each connection still here gets it once, when it is adopted. Delivered here
+    ///   as well, it would reach those twice. (The Redis subscription's messages are split between the two
+    ///   processes at the splice marker instead, `RedisSplice`.)
+    func broadcastNow(_ messages: [HiveMessage], fromApplication: Bool = true) {
         guard !messages.isEmpty else { return }
         let start = Clock.monotonicNanoseconds()
         let frames = Self.encodeFrames(messages)
+        let toReplacement = fromApplication && retired.load(ordering: .relaxed)
         let targets = (0..<registry.workerCount).filter { worker in
-            worker != workerID && registry.worker(worker, .webSocketConnections).load(ordering: .relaxed) > 0
+            (worker != workerID && registry.worker(worker, .webSocketConnections).load(ordering: .relaxed) > 0)
+                || (worker == workerID && toReplacement)
         }
         if !targets.isEmpty {
             let record = IPCMessage.broadcast(frames: Array(frames.readableBytesView), messages: messages.count)
@@ -168,6 +181,7 @@ public final class HiveServer: @unchecked Sendable {
                 registry.worker(workerID, .pushesFailed).wrappingIncrement(by: UInt64(targets.count), ordering: .relaxed)
             }
         }
+        guard !toReplacement else { return }
         let count = messages.count
         onLoop {
             self.handOverLog?.record(.broadcast(frames, messages: count))

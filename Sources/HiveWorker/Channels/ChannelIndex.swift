@@ -1,4 +1,5 @@
 import HiveIPC
+import HiveRedis
 import NIOCore
 
 /// This worker's channel subscriptions, both ways: channel → its sessions here (a channel message reaches those
@@ -110,9 +111,26 @@ final class ChannelIndex {
         }
     }
 
+    /// Reload hand-over, retired side: where an enveloped connection is in each of its channels that gave it a
+    /// position (empty without envelopes); nil while one of its cursors reads history (no settled position yet).
+    func handOverPositions(of id: ConnectionID) -> [String: HistoryPosition]? {
+        guard enveloped.contains(id) else { return [:] }
+        var positions: [String: HistoryPosition] = [:]
+        for channel in channelsOf[id] ?? [] {
+            guard let cursor = members[channel]?.cursors[id] else { continue }
+            if cursor.fetching { return nil }
+            positions[channel] = cursor.position
+        }
+        return positions
+    }
+
     /// Reload hand-over, replacement side: a handed-over session joins its channels, whose registry counts the
-    /// retired process of this worker id already holds for it (a channel it cannot find is joined afresh).
-    func adopt(_ session: WebSocketSession, channels: [String]) {
+    /// retired process of this worker id already holds for it (a channel it cannot find is joined afresh). An
+    /// enveloped one gets a cursor per channel at the position it had reached, so what it is given next (the
+    /// hand-over log's replay, then live messages) continues from there without a gap or a repeat.
+    func adopt(_ session: WebSocketSession, channels: [String], envelopes: Bool = false,
+               positions: [String: HistoryPosition] = [:]) {
+        if envelopes { enveloped.insert(session.id) }
         for channel in channels where !(channelsOf[session.id]?.contains(channel) ?? false) {
             if members[channel] == nil {
                 if let found = registry.findChannel(SharedRegistry.ChannelKey(channel)) {
@@ -124,6 +142,9 @@ final class ChannelIndex {
                 }
             }
             members[channel]!.sessions[session.id] = session
+            if envelopes {
+                members[channel]!.cursors[session.id] = ChannelCursor(since: positions[channel], maxBuffered: maxRecoveryBuffer)
+            }
             channelsOf[session.id, default: []].append(channel)
         }
     }

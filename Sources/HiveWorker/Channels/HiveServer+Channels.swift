@@ -68,7 +68,7 @@ extension HiveServer {
         var runChannel: String?? = .none  // .none: no run yet; .some(nil): broadcast
         func flush() {
             guard let target = runChannel, !run.isEmpty else { return }
-            if let channel = target { deliverNow(run, toChannel: channel) } else { broadcastNow(run.map(HiveMessage.init)) }
+            if let channel = target { deliverNow(run, toChannel: channel) } else { broadcastNow(run.map(HiveMessage.init), fromApplication: false) }
             run.removeAll()
         }
         for message in messages {

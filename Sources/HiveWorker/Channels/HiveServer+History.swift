@@ -21,12 +21,15 @@ extension HiveServer {
     /// subscriber's cursor decides which of them it gets (and whether history must be read first). On the loop.
     func deliverHere(toChannel channel: String, entries: [ChannelEntry], flush: Bool) {
         guard !entries.isEmpty else { return }
-        // Connections handed over in envelopes are not (HandOverSender): a plain replay is what an adopted one needs.
-        handOverLog?.record(.channel(channel, ChannelEntry.frames(entries), messages: entries.count))
+        var plainFrames: ByteBuffer?
+        if let log = handOverLog {
+            plainFrames = ChannelEntry.frames(entries)
+            log.record(.channel(HandOverLog.ChannelBatch(channel: channel, frames: plainFrames!, entries: entries)))
+        }
         guard let members = channelIndex.members[channel] else { return }
         var reached = 0
         if members.sessions.count > members.cursors.count {
-            let frames = ChannelEntry.frames(entries)
+            let frames = plainFrames ?? ChannelEntry.frames(entries)
             for (id, session) in members.sessions where members.cursors[id] == nil {
                 if session.send(encodedFrames: frames, messages: entries.count, flush: flush) { reached += entries.count }
             }
@@ -56,6 +59,13 @@ extension HiveServer {
             guard self.channelIndex.cursor(id, in: channel) === cursor, let session = self.table.sessions[id] else { return }
             _ = self.perform(cursor.catchUp(), cursor, session, channel: channel, envelopes: nil, flush: true)
         }
+    }
+
+    /// Reload hand-over: a batch from the hand-over log to an adopted enveloped subscriber, through its cursor
+    /// (which drops what the retired process gave it already and reads history for a gap). Without a flush.
+    func deliverLogged(_ entries: [ChannelEntry], envelopes: (buffer: ByteBuffer, ends: [Int]), to session: WebSocketSession,
+                       cursor: ChannelCursor, channel: String) -> Int {
+        perform(cursor.receive(entries), cursor, session, channel: channel, envelopes: envelopes, flush: false)
     }
 
     /// Performs a cursor's steps for one session; returns how many messages it was given.

@@ -13,15 +13,32 @@ import NIOCore
 final class HandOverLog {
     enum Entry {
         case broadcast(ByteBuffer, messages: Int)
-        case channel(String, ByteBuffer, messages: Int)
+        case channel(ChannelBatch)
         case push(ConnectionID, ByteBuffer)
+    }
+
+    /// A channel's batch: the plain frames for a connection without envelopes, the entries (with their
+    /// positions) for one with them, whose cursor decides what it has not had yet.
+    final class ChannelBatch {
+        let channel: String
+        let frames: ByteBuffer
+        let entries: [ChannelEntry]
+        /// Encoded at the first replay to an enveloped connection, then shared by the others.
+        private(set) lazy var envelopes = ChannelEnvelope.frames(channel: channel, entries: entries)
+
+        init(channel: String, frames: ByteBuffer, entries: [ChannelEntry]) {
+            self.channel = channel
+            self.frames = frames
+            self.entries = entries
+        }
+
+        var size: Int { frames.readableBytes + entries.reduce(0) { $0 + $1.payload.count + 32 } }
     }
 
     /// Longer than a retired process may take to hand over (`HandOverSender.timeout`).
     static let window = TimeAmount.seconds(15)
     /// A log past this stops (and says so at the next adoption): connections adopted later miss what it dropped.
-    /// Every process keeps the log for its first seconds (it cannot tell a reload's replacement from a first start),
-    /// so this also bounds what a busy first start costs.
+    /// Only a replacement keeps one (the master says so at its start: `WorkerConfiguration.replacesRetiredProcess`).
     static let maxBytes = 32 << 20
 
     private var entries: [Entry] = []
@@ -38,7 +55,8 @@ final class HandOverLog {
         guard !overflowed else { return }
         let size: Int
         switch entry {
-        case .broadcast(let frames, _), .channel(_, let frames, _), .push(_, let frames): size = frames.readableBytes
+        case .broadcast(let frames, _), .push(_, let frames): size = frames.readableBytes
+        case .channel(let batch): size = batch.size
         }
         guard bytes + size <= Self.maxBytes else {
             overflowed = true
@@ -51,7 +69,7 @@ final class HandOverLog {
 
     /// Writes what `session` missed since `retire` (without a flush: the caller flushes). Returns the messages.
     @discardableResult
-    func replay(to session: WebSocketSession, channels: Set<String>) -> Int {
+    func replay(to session: WebSocketSession, channels: Set<String>, hive: HiveServer) -> Int {
         if overflowed && !overflowReported {
             overflowReported = true
             logger.warning(
@@ -66,9 +84,14 @@ final class HandOverLog {
                 if session.send(encodedFrames: session.compressedIfAgreed(frames), messages: messages, flush: false) {
                     sent += messages
                 }
-            case .channel(let channel, let frames, let messages) where channels.contains(channel):
-                if session.send(encodedFrames: session.compressedIfAgreed(frames), messages: messages, flush: false) {
-                    sent += messages
+            case .channel(let batch) where channels.contains(batch.channel):
+                if let cursor = hive.channelIndex.cursor(session.id, in: batch.channel) {
+                    sent += hive.deliverLogged(batch.entries, envelopes: batch.envelopes, to: session, cursor: cursor,
+                                               channel: batch.channel)
+                } else if session.send(
+                    encodedFrames: session.compressedIfAgreed(batch.frames), messages: batch.entries.count, flush: false
+                ) {
+                    sent += batch.entries.count
                 }
             case .push(let id, let frames) where id == session.id:
                 if session.send(encodedFrames: session.compressedIfAgreed(frames), messages: 1, flush: false) {

@@ -1,6 +1,7 @@
 import CHiveShims
 import Foundation
 import HiveIPC
+import HiveRedis
 import Logging
 import NIOCore
 import NIOPosix
@@ -30,8 +31,20 @@ final class HandOverReceiver: @unchecked Sendable {
         self.logger = logger
     }
 
+    /// The most state one connection can need (`HandOverState.maxSize`): chunks past it are dropped, and the
+    /// connection is refused when its record comes.
+    private var maxStateSize: Int { HandOverState.maxSize(maxMessageSize: hive.limits.maxMessageSize) }
+    /// Connections whose chunks went past `maxStateSize` (on the inbox thread).
+    private var oversized: Set<ConnectionID> = []
+
     /// On the inbox thread.
     func addChunk(_ id: ConnectionID, _ bytes: [UInt8]) {
+        guard !oversized.contains(id) else { return }
+        if chunks[id, default: []].count + bytes.count > maxStateSize {
+            chunks[id] = nil
+            oversized.insert(id)
+            return
+        }
         chunks[id, default: []] += bytes
     }
 
@@ -39,12 +52,27 @@ final class HandOverReceiver: @unchecked Sendable {
     /// before it.
     func receive(_ id: ConnectionID, to pid: Int32, state last: [UInt8], socket: Int32) {
         let state = (chunks.removeValue(forKey: id) ?? []) + last
+        let limit = maxStateSize
+        if oversized.remove(id) != nil || state.count > limit {
+            let size = max(state.count, limit + 1)
+            hive.eventLoop.execute { self.refuseOversized(id, bytes: size, limit: limit, socket: socket) }
+            return
+        }
         hive.eventLoop.execute { self.adopt(id, to: pid, state: state, socket: socket) }
+    }
+
+    private func refuseOversized(_ id: ConnectionID, bytes: Int, limit: Int, socket: Int32) {
+        logger.warning(
+            "a handed-over connection's state is larger than any connection can need; refused (the retired worker closes it with 1012)",
+            metadata: ["connection.id": "\(id)", "error": "\(HandOverState.DecodeError.tooLarge(bytes: bytes, limit: limit))"]
+        )
+        refuse(id, socket: socket)
     }
 
     /// The record came without its socket (this process is at its descriptor limit): the retired process keeps it.
     func lost(_ id: ConnectionID) {
         chunks[id] = nil
+        oversized.remove(id)
         refuse(id, socket: -1)
     }
 
@@ -122,8 +150,14 @@ final class HandOverReceiver: @unchecked Sendable {
                     // The user record stays in the slot (same id, same worker id): only this process's index learns it.
                     let found = hive.registry.lookup(id, withUser: true)
                     if let user = found?.user { _ = hive.userIndex.bind(id, to: user) }
-                    let connection = HiveConnection(
+                    var connection = HiveConnection(
                         id: id, path: state.path, remote: found?.remote ?? .unknown, user: found?.user)
+                    // The claims the handshake verified: the token itself is not checked again (it may have
+                    // expired since, and a connection stays open after its `exp`, as without a reload).
+                    connection.token = state.token.map {
+                        HiveToken(subject: $0.subject, channels: $0.channels,
+                                  expiresAt: $0.expiresAt.map(Date.init(timeIntervalSince1970:)))
+                    }
                     let session = WebSocketSession(
                         connection: connection, channel: channel, socket: socket, frameHandler: frameHandler,
                         hooks: record.hooks, hive: hive, compression: compression
@@ -132,9 +166,12 @@ final class HandOverReceiver: @unchecked Sendable {
                     try pipeline.addHandler(frameHandler)
                     hive.table.addSession(session)
                     record.hooks.waitingBeforeHold = HiveServer.messagesBeforeHold
-                    hive.channelIndex.adopt(session, channels: state.channels)
+                    hive.channelIndex.adopt(
+                        session, channels: state.channels, envelopes: state.envelopes,
+                        positions: state.positions.mapValues { HistoryPosition(epoch: $0.epoch, offset: $0.offset) }
+                    )
                     // What was published since the retired process stopped reading the inbox, before anything newer.
-                    if let log = hive.handOverLog, log.replay(to: session, channels: Set(state.channels)) > 0 {
+                    if let log = hive.handOverLog, log.replay(to: session, channels: Set(state.channels), hive: hive) > 0 {
                         hive.deferFlush()
                     }
                 }

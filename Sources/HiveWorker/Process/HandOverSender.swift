@@ -55,10 +55,6 @@ final class HandOverSender {
         guard started == nil else { return }
         started = .now()
         for (id, session) in hive.table.sessions {
-            // Not handed over (their state is not in the record yet): a connection with a token (its claims) and
-            // one with envelopes (its channel positions). They get the 1012 of a reload without hand-over and
-            // come back with their token, and with since= from history.
-            if session.connection.token != nil || hive.channelIndex.usesEnvelopes(id) { continue }
             guard let record = try? session.channel.pipeline.syncOperations.handler(type: ConnectionRecordHandler.self)
             else { continue }
             record.pauseForHandOver()
@@ -104,9 +100,11 @@ final class HandOverSender {
                 continue  // it ended meanwhile
             }
             if !session.isFlushed { session.flushIfNeeded() }  // what the next deferred flush would write anyway
-            guard session.isFlushed, record.hooks.isIdle else {
+            // An enveloped subscriber reading history has no settled position yet: it waits for the page.
+            let positions = hive.channelIndex.handOverPositions(of: id)
+            guard session.isFlushed, record.hooks.isIdle, let positions else {
                 if now - started! >= Self.flushTimeout {
-                    stay(session, record, why: "its hooks or writes did not finish in time")
+                    stay(session, record, why: "its hooks, writes or history read did not finish in time")
                 } else {
                     later.append(id)
                 }
@@ -123,7 +121,11 @@ final class HandOverSender {
                 partialMessage: snapshot.partial.map { Array(buffer: $0.data) } ?? [],
                 frameLeftover: snapshot.leftover.map { Array(buffer: $0) } ?? [],
                 nextPingIn: snapshot.nextPingIn, pongDeadlineIn: snapshot.pongDeadlineIn,
-                channels: hive.channelIndex.channels(of: id)
+                channels: hive.channelIndex.channels(of: id), envelopes: hive.channelIndex.usesEnvelopes(id),
+                positions: positions.mapValues { HandOverState.Position(epoch: $0.epoch, offset: $0.offset) },
+                token: session.connection.token.map {
+                    HandOverState.Token(subject: $0.subject, channels: $0.channels, expiresAt: $0.expiresAt?.timeIntervalSince1970)
+                }
             ).encoded(version: version)
             switch transmit(id, state: state, socket: record.socket, to: target) {
             case .sent:

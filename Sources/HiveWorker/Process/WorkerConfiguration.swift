@@ -66,6 +66,9 @@ package struct WorkerConfiguration: Sendable {
     package var apiKey: String?
     /// The key WebSocket handshake tokens must be signed with (nil: no token is asked for).
     package var tokenKey: TokenKey?
+    /// A retired process of this worker id still runs and may hand this one its connections (the master sets
+    /// `HIVE_WORKER_REPLACES_RETIRED=1`): only then is a hand-over log kept (`HandOverLog`).
+    package var replacesRetiredProcess = false
 
     package init(workerID: Int, registryFD: Int32, inboxFD: Int32, masterFD: Int32, peerFDs: [Int32], limits: ConnectionLimits) {
         self.workerID = workerID

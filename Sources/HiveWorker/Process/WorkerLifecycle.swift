@@ -50,6 +50,7 @@ final class WorkerLifecycle: @unchecked Sendable {
     /// published during the reload is lost or delivered twice.
     func retire() {
         lock.withLock { retired = true }
+        hive.retired.store(true, ordering: .relaxed)
         redis?.allowSuccessor()
         let stopped = hive.eventLoop.makePromise(of: Void.self)
         hive.eventLoop.execute { self.stopDuties(then: stopped) }

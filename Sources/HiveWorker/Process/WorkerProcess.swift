@@ -84,10 +84,17 @@ package final class WorkerProcess<Application: HiveApplication> {
 
         // No connection is served before the application's workerStart returns: the inbox is read only after it.
         let started = loop.makePromise(of: Void.self)
+        let replacing = configuration.replacesRetiredProcess
         loop.execute {
-            // A reload may hand this process connections during its first seconds: they get what it delivers now.
-            hive.handOverLog = HandOverLog(logger: hive.logger)
-            loop.scheduleTask(in: HandOverLog.window) { hive.handOverLog = nil }
+            // A retired process of this worker id may hand this one connections during its first seconds: they get
+            // what it delivers now. A first start, or a restart after a crash, has nobody to take over from.
+            if replacing {
+                hive.logger.info("replacing a retired worker: keeping a hand-over log", metadata: [
+                    "window.s": "\(HandOverLog.window.nanoseconds / 1_000_000_000)", "limit.bytes": "\(HandOverLog.maxBytes)",
+                ])
+                hive.handOverLog = HandOverLog(logger: hive.logger)
+                loop.scheduleTask(in: HandOverLog.window) { hive.handOverLog = nil }
+            }
             hive.startKeepAlive()
             hive.executor.run {
                 do {
