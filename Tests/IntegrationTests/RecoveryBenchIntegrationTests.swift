@@ -1,0 +1,68 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+
+/// Issue 13's proof at full size: 1,000 clients with envelopes that behave like the demo page (`hive-bench recovery`,
+/// NIO clients, a few KiB each), a steady 100 messages/s published through hive (`POST /api/publish`, so each gets a
+/// position), a worker killed with SIGKILL; every client of that worker reconnects with `since=` and every client
+/// ends with every message exactly once, in order.
+final class RecoveryBenchIntegrationTests: HiveTestCase {
+    private let apiKey = "recovery-test-key-0123456789abcdef"
+
+    private func startHiveWithHistory() throws -> (HiveProcess, port: Int, redis: RedisServer) {
+        let redis = try startRedis()
+        let (hive, port) = try startHive(workers: 2, ["--redis", redis.url, "--dispatch", "round-robin", "--history-size", "10000"],
+                                         environment: ["HIVE_API_KEY": apiKey])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        return (hive, port, redis)
+    }
+
+    func testKill9OfAWorker_under100MessagesPerSecond_1000ClientsWithEnvelopes_everyMessageOnceInOrder() throws {
+        let (hive, port, redis) = try startHiveWithHistory()
+        // Worker 1: its clients lose their connection; worker 0 (the Redis subscriber) keeps the others live.
+        let victim = try XCTUnwrap(hive.currentWorkerPIDs()[1])
+        let run = try BenchRun.run([
+            "recovery", "--port", String(port), "--redis", redis.url, "--api-key", apiKey, "--clients", "1000",
+            "--messages", "600", "--rate", "100", "--kill-pid", String(victim), "--kill-after", "200",
+            "--drain", "30", "--timeout", "60", "--json",
+        ])
+        writeLine(run.text.split(separator: "\n").prefix(6).joined(separator: "\n"))
+        XCTAssertEqual(run.status, 0, run.text)
+        let report = try run.json()
+        XCTAssertEqual(report["connected"] as? Int, 1000, run.text)
+        XCTAssertEqual(report["published"] as? Int, 600, run.text)
+        XCTAssertEqual(report["killedPid"] as? Int, Int(victim), run.text)
+        // Round-robin put about half of the clients on the killed worker: each of them came back.
+        let reconnected = try XCTUnwrap(report["reconnectedClients"] as? Int, run.text)
+        XCTAssertGreaterThanOrEqual(reconnected, 400, run.text)
+        XCTAssertLessThan(reconnected, 1000, "the other worker's clients stayed connected: \(run.text)")
+        XCTAssertEqual(report["exactClients"] as? Int, 1000, run.text)
+        for key in ["lost", "duplicated", "outOfOrder", "recoveredFalse", "withoutOffset", "offsetRegressions", "corrupt"] {
+            XCTAssertEqual(report[key] as? Int, 0, "\(key): \(run.text)")
+        }
+        XCTAssertEqual(report["received"] as? Int, 600_000, run.text)
+        XCTAssertFalse(HiveProcess.isAlive(pid: victim))
+    }
+
+    /// The check of the checker: the same kill, but the clients reconnect without `since=` (a page that does not
+    /// remember its position). The killed worker's clients miss what was published while they were away, and the
+    /// bench must say so and fail.
+    func testWithoutSince_theKilledWorkersClientsMissMessages_andTheBenchFails() throws {
+        let (hive, port, redis) = try startHiveWithHistory()
+        let victim = try XCTUnwrap(hive.currentWorkerPIDs()[1])
+        let run = try BenchRun.run([
+            "recovery", "--port", String(port), "--redis", redis.url, "--api-key", apiKey, "--clients", "100",
+            "--messages", "200", "--rate", "100", "--kill-pid", String(victim), "--kill-after", "50",
+            "--no-resume", "--drain", "3", "--timeout", "40", "--json",
+        ])
+        XCTAssertEqual(run.status, 1, run.text)
+        let report = try run.json()
+        let reconnected = try XCTUnwrap(report["reconnectedClients"] as? Int, run.text)
+        XCTAssertGreaterThan(reconnected, 0, run.text)
+        XCTAssertEqual(report["exactClients"] as? Int, 100 - reconnected, run.text)
+        XCTAssertGreaterThanOrEqual(report["lost"] as? Int ?? 0, reconnected, "at least one message each: \(run.text)")
+        XCTAssertEqual(report["duplicated"] as? Int, 0, run.text)
+    }
+}
