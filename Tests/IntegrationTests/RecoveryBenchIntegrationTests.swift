@@ -66,3 +66,65 @@ final class RecoveryBenchIntegrationTests: HiveTestCase {
         XCTAssertEqual(report["duplicated"] as? Int, 0, run.text)
     }
 }
+
+/// `make bench`'s issue 13 scenarios at tiny sizes: they run, and their checks hold and can fail. Never timings.
+final class HistoryBenchSmokeTests: HiveTestCase {
+    private let apiKey = "history-bench-key-0123456789abcdef"
+
+    /// history_publish against plain_publish: the same hive, the same POST /api/publish, one channel through the
+    /// history script (its stream holds every message) and one a --history rule turns off (a plain PUBLISH: no keys).
+    func testPublishBench_throughTheScript_andPlain_publishEveryMessage_andOnlyTheHistoryChannelKeepsThem() throws {
+        let redis = try startRedis()
+        let (hive, port) = try startHive(workers: 2, ["--redis", redis.url, "--history-size", "1000", "--history", "plain.*=0"],
+                                         environment: ["HIVE_API_KEY": apiKey])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        let master = try XCTUnwrap(hive.pid)
+        for channel in ["plain.bench", "hist.bench"] {
+            let run = try BenchRun.run([
+                "publish", "--port", String(port), "--redis", redis.url, "--api-key", apiKey, "--channel", channel,
+                "--messages", "300", "--connections", "4", "--hive-pids", String(master), "--json",
+            ])
+            XCTAssertEqual(run.status, 0, run.text)
+            let report = try run.json()
+            XCTAssertEqual(report["published"] as? Int, 300, run.text)
+            XCTAssertEqual(report["failed"] as? Int, 0, run.text)
+            XCTAssertNotNil(report["publishesPerSecond"] as? Double, run.text)
+            XCTAssertNotNil(report["hiveMicrosPerMessage"] as? Double, run.text)
+            XCTAssertNotNil(report["redisMicrosPerMessage"] as? Double, run.text)
+            XCTAssertEqual((report["latency"] as? [String: Any])?["samples"] as? Int, 300, run.text)
+        }
+        XCTAssertEqual(try redis.command(["XLEN", "__hive:history:{hist.bench}"]), .integer(300))
+        XCTAssertEqual(try redis.command(["HGET", "__hive:meta:{hist.bench}", "offset"]), .bulk(Array("300".utf8)))
+        XCTAssertEqual(try redis.command(["EXISTS", "__hive:history:{plain.bench}", "__hive:meta:{plain.bench}"]), .integer(0))
+
+        // A wrong key: every publish fails (401), and the bench says so.
+        let refused = try BenchRun.run([
+            "publish", "--port", String(port), "--redis", redis.url, "--api-key", "wrong-key-0123456789abcdef",
+            "--channel", "hist.bench", "--messages", "5", "--connections", "1", "--json",
+        ])
+        XCTAssertEqual(refused.status, 1, refused.text)
+        XCTAssertEqual(try refused.json()["failed"] as? Int, 5, refused.text)
+    }
+
+    /// envelope_latency: every other client without envelopes; both kinds get every message once, in order, and
+    /// each delivery is a latency sample of its kind.
+    func testEnvelopeLatencyBench_measuresBothKinds_onTheSameMessages() throws {
+        let redis = try startRedis()
+        let (_, port) = try startHive(workers: 2, ["--redis", redis.url, "--history-size", "1000"],
+                                      environment: ["HIVE_API_KEY": apiKey])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        let run = try BenchRun.run([
+            "recovery", "--port", String(port), "--redis", redis.url, "--api-key", apiKey, "--channel", "env",
+            "--clients", "40", "--messages", "50", "--rate", "100", "--plain-every", "2", "--drain", "10", "--timeout", "40", "--json",
+        ])
+        XCTAssertEqual(run.status, 0, run.text)
+        let report = try run.json()
+        XCTAssertEqual(report["envelopeClients"] as? Int, 20, run.text)
+        XCTAssertEqual(report["plainClients"] as? Int, 20, run.text)
+        XCTAssertEqual(report["exactClients"] as? Int, 40, run.text)
+        XCTAssertEqual((report["envelopeLatency"] as? [String: Any])?["samples"] as? Int, 1000, run.text)
+        XCTAssertEqual((report["plainLatency"] as? [String: Any])?["samples"] as? Int, 1000, run.text)
+        XCTAssertEqual((report["envelopeLatency"] as? [String: Any])?["negative"] as? Int, 0, run.text)
+        XCTAssertNotNil((report["plainLatency"] as? [String: Any])?["p99Us"] as? Double, run.text)
+    }
+}
