@@ -22,7 +22,7 @@ struct Arguments {
         } else if rest.contains("--help") || rest.contains("-h") || rest.isEmpty {
             command = "help"
         } else {
-            throw UsageError(description: "the first argument must be a subcommand (fanout, roundtrip, idle, smoke)")
+            throw UsageError(description: "the first argument must be a subcommand (fanout, channels, roundtrip, idle, recovery, publish, smoke; see help)")
         }
         var i = 0
         while i < rest.count {

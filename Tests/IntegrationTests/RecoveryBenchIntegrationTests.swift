@@ -46,6 +46,26 @@ final class RecoveryBenchIntegrationTests: HiveTestCase {
         XCTAssertFalse(HiveProcess.isAlive(pid: victim))
     }
 
+    /// Worker 0 is also the Redis subscriber: killed, its clients reconnect, and the other worker's clients, still
+    /// connected, miss what was published until the new worker 0 subscribed: each fills that gap from history
+    /// when the next live message shows it. Smaller (the reconnects cross the respawn), the same verdict.
+    func testKill9OfWorker0_theSubscriber_everyClientStillGetsEveryMessageOnceInOrder() throws {
+        let (hive, port, redis) = try startHiveWithHistory()
+        let victim = try XCTUnwrap(hive.currentWorkerPIDs()[0])
+        let run = try BenchRun.run([
+            "recovery", "--port", String(port), "--redis", redis.url, "--api-key", apiKey, "--clients", "200",
+            "--messages", "300", "--rate", "100", "--kill-pid", String(victim), "--kill-after", "100",
+            "--drain", "30", "--timeout", "60", "--json",
+        ])
+        writeLine(run.text.split(separator: "\n").prefix(6).joined(separator: "\n"))
+        XCTAssertEqual(run.status, 0, run.text)
+        let report = try run.json()
+        XCTAssertGreaterThanOrEqual(report["reconnectedClients"] as? Int ?? 0, 80, run.text)
+        XCTAssertEqual(report["exactClients"] as? Int, 200, run.text)
+        XCTAssertEqual(report["received"] as? Int, 60_000, run.text)
+        for key in ["lost", "duplicated", "outOfOrder", "recoveredFalse"] { XCTAssertEqual(report[key] as? Int, 0, "\(key): \(run.text)") }
+    }
+
     /// The check of the checker: the same kill, but the clients reconnect without `since=` (a page that does not
     /// remember its position). The killed worker's clients miss what was published while they were away, and the
     /// bench must say so and fail.
