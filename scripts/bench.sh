@@ -367,6 +367,56 @@ channels() { # name clients channels channel-messages broadcast-messages process
   done
 }
 
+# Issue 13: publishing through the history script against a plain PUBLISH, the same payload on the same path
+# (POST /api/publish on K keep-alive connections; channel hist.bench keeps history, plain.bench is excluded by a
+# --history rule), runs interleaved. Scenarios history_publish and plain_publish (either name runs both).
+BENCH_API_KEY="bench-$(date +%s%N)-key"
+publish_pair() { # messages connections
+  local messages=$1 connections=$2 run
+  want history_publish || want plain_publish || return 0
+  log "== history_publish / plain_publish: $messages messages of 64 B through POST /api/publish on $connections connections"
+  start_hive history_publish --history-size 1000 --history 'plain.*=0' --api-key "$BENCH_API_KEY"
+  for ((run = 1; run <= RUNS; run++)); do
+    run_generator plain_publish "$run" publish --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --api-key "$BENCH_API_KEY" --channel plain.bench --messages "$messages" --connections "$connections" \
+      --size 64 --hive-pids "$HIVE_PID"
+    run_generator history_publish "$run" publish --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --api-key "$BENCH_API_KEY" --channel hist.bench --messages "$messages" --connections "$connections" \
+      --size 64 --hive-pids "$HIVE_PID"
+  done
+}
+
+# Issue 13: the latency cost of envelopes. One channel with history, messages through POST /api/publish at a steady
+# rate; every other client asks for envelope=json, the others get the payload as published: the same messages,
+# measured side by side in one run.
+envelope_latency() { # name clients messages rate
+  local name=$1 clients=$2 messages=$3 rate=$4 run
+  want "$name" || return 0
+  log "== $name: $clients clients (half with envelope=json), $messages messages at $rate/s through POST /api/publish"
+  start_hive "$name" --history-size 10000 --api-key "$BENCH_API_KEY"
+  for ((run = 1; run <= RUNS; run++)); do
+    run_generator "$name" "$run" recovery --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --api-key "$BENCH_API_KEY" --channel "env$run" --clients "$clients" --messages "$messages" --rate "$rate" \
+      --plain-every 2 --drain 10
+  done
+}
+
+# Issue 13's proof as a scenario: worker 1 killed with SIGKILL under a steady publish; every client (like the demo
+# page: back-off, since=) must end with every message exactly once, in order. Run only when named.
+recovery_kill9() { # name clients messages rate
+  local name=$1 clients=$2 messages=$3 rate=$4 run victim
+  named "$name" || return 0
+  log "== $name: $clients clients with envelopes, $messages messages at $rate/s, worker 1 killed after a third"
+  for ((run = 1; run <= RUNS; run++)); do
+    start_hive "$name" --dispatch round-robin --history-size 10000 --api-key "$BENCH_API_KEY"
+    victim=$("$HIVE" status --run-dir "$HIVE_RUN_DIR" --json |
+      python3 -c 'import json,sys; print([w["pid"] for w in json.load(sys.stdin)["workers"] if w["id"] == 1][0])')
+    run_generator "$name" "$run" recovery --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --api-key "$BENCH_API_KEY" --channel "kill$run" --clients "$clients" --messages "$messages" --rate "$rate" \
+      --kill-pid "$victim" --drain 20
+  done
+}
+
 roundtrip() { # name clients messages
   local name=$1 clients=$2 messages=$3 run
   want "$name" || return 0
@@ -538,6 +588,9 @@ if [[ "$QUICK" == 1 ]]; then
   fanout_reference fanout_c_10k_b2b 2000 50 - 2 coalesce
   fanout_reference fanout_c_1k_b2b_perframe 200 200 - 2 per-frame
   fanout_reference fanout_c_10k_b2b_perframe 2000 50 - 2 per-frame
+  publish_pair 2000 8
+  envelope_latency envelope_latency 200 100 100
+  recovery_kill9 recovery_kill9 200 300 100
 else
   fanout fanout_1k_b2b 1000 1000 - 2
   fanout fanout_10k_b2b 10000 100 - 2
@@ -567,6 +620,11 @@ else
   fanout_reference fanout_c_10k_b2b 10000 100 - 2 coalesce
   fanout_reference fanout_c_1k_b2b_perframe 1000 1000 - 2 per-frame
   fanout_reference fanout_c_10k_b2b_perframe 10000 100 - 2 per-frame
+  # Issue 13: history script against plain PUBLISH (20,000 publishes each), envelopes against none (1,000 clients,
+  # 1,000 messages at 100/s), and on request (BENCH_ONLY=recovery_kill9) the kill -9 proof at 1,000 clients.
+  publish_pair 20000 8
+  envelope_latency envelope_latency 1000 1000 100
+  recovery_kill9 recovery_kill9 1000 600 100
 fi
 stop_hive
 
@@ -581,7 +639,8 @@ out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
          "http_hello", "http_c_reference", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
          "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "reload_10k", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
-         "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe"]
+         "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe",
+         "plain_publish", "history_publish", "envelope_latency", "recovery_kill9"]
 runs = {}
 for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
     m = re.match(r"(.+)\.run(\d+)\.json$", os.path.basename(path))
@@ -778,6 +837,34 @@ for name in order + sorted(set(runs) - set(order)):
                      spread([r.get("rssAfterBytes", 0) / 1048576 for r in rs], "{:.1f}") + " MiB")
         notes.append("hive fds " + spread([r.get("fdsBefore") for r in rs]) + " -> " + spread([r.get("fdsAfter") for r in rs]))
         notes.append("generator " + spread([r.get("generatorRSSPerConnectionBytes") for r in rs]) + " B/conn")
+    elif kind == "publish":
+        r0 = rs[0]
+        label = f"{name} ({r0['messages']} msgs of {r0['size']} B to {r0['channel']} through POST /api/publish, {r0['connections']} connections)"
+        thr = spread([r.get("publishesPerSecond") for r in rs]) + " publishes/s"
+        row = [label, len(rs), thr, total([r.get("failed") for r in rs]), "-", "-",
+               ms([get(r, "latency.p50Us") for r in rs]), ms([get(r, "latency.p90Us") for r in rs]),
+               ms([get(r, "latency.p99Us") for r in rs]), ms([get(r, "latency.maxUs") for r in rs]), "-", cpu, hive, redis, machine]
+        notes.append("hive CPU " + spread([r.get("hiveMicrosPerMessage") for r in rs], "{:.1f}") + " µs/msg, redis CPU " +
+                     spread([r.get("redisMicrosPerMessage") for r in rs], "{:.1f}") + " µs/msg; latency: request to answer")
+    elif kind == "recovery":
+        r0 = rs[0]
+        label = (f"{name} ({r0['clients']} clients on one channel, {r0['messages']} msgs at {r0['targetRate']:.0f}/s through POST /api/publish" +
+                 (f", worker killed after {r0.get('killedAfter')}" if r0.get("killedPid") else "") + ")")
+        thr = spread([r.get("achievedRate") for r in rs]) + " msgs/s to " + str(r0["clients"]) + " clients"
+        row = [label, len(rs), thr, total([r.get("lost") for r in rs]), total([r.get("duplicated") for r in rs]),
+               total([r.get("outOfOrder") for r in rs]),
+               ms([get(r, "envelopeLatency.p50Us") for r in rs]), ms([get(r, "envelopeLatency.p90Us") for r in rs]),
+               ms([get(r, "envelopeLatency.p99Us") for r in rs]), ms([get(r, "envelopeLatency.maxUs") for r in rs]),
+               "-", "-", "-", "-", "-"]
+        notes.append("latency columns: clients with envelopes (" + total([r.get("envelopeClients") for r in rs[:1]]) + ")")
+        if r0.get("plainClients"):
+            notes.append("without envelopes (" + str(r0["plainClients"]) + " clients): p50 " + ms([get(r, "plainLatency.p50Us") for r in rs]) +
+                         " ms, p99 " + ms([get(r, "plainLatency.p99Us") for r in rs]) + " ms")
+        notes.append("exact clients " + total([r.get("exactClients") for r in rs]) + "/" + total([r.get("clients") for r in rs]) +
+                     ", recovered:false " + total([r.get("recoveredFalse") for r in rs]))
+        if r0.get("killedPid"):
+            notes.append("reconnected clients " + spread([r.get("reconnectedClients") for r in rs]) + ", every client whole " +
+                         spread([r.get("recoverySeconds") for r in rs], "{:.2f}") + " s after the kill")
     else:
         continue
     row.append("; ".join(notes))
@@ -816,6 +903,36 @@ if pairs:
                      f"{ratio(hp99, cp99)} | {hd or 0:.0f} | {cd or 0:.0f} | {ratio(hd, cd)} | "
                      f"{total([r.get('lost') for r in H])}, {total([r.get('lost') for r in C])} | "
                      f"{med(H, 'cpu.hiveCores') or 0:.2f} / {med(C, 'cpu.hiveCores') or 0:.2f} |")
+# Issue 13, side by side: the history script against a plain PUBLISH, envelopes against none (medians of this run).
+if runs.get("history_publish") and runs.get("plain_publish") or runs.get("envelope_latency"):
+    def med2(rs, path):
+        values = [get(r, path) for r in rs or [] if get(r, path) is not None]
+        return statistics.median(values) if values else None
+    def fmt(v, f="{:.0f}"):
+        return f.format(v) if v is not None else "-"
+    def rat(a, b):
+        return f"{a / b:.2f}" if a is not None and b else "-"
+    lines.append("")
+    lines.append("Channel history (issue 13), medians of this run:")
+    lines.append("")
+    lines.append("| figure | plain | with history | with / plain |")
+    lines.append("|---|---|---|---|")
+    H, P = runs.get("history_publish"), runs.get("plain_publish")
+    if H and P:
+        for label, path, f in [("publishes/s through POST /api/publish", "publishesPerSecond", "{:.0f}"),
+                               ("hive CPU µs per publish", "hiveMicrosPerMessage", "{:.1f}"),
+                               ("redis CPU µs per publish", "redisMicrosPerMessage", "{:.1f}"),
+                               ("publish request p50 ms", "latency.p50Us", "{:.0f}"), ("publish request p99 ms", "latency.p99Us", "{:.0f}")]:
+            p, h = med2(P, path), med2(H, path)
+            if path.startswith("latency"):
+                p, h = (p / 1000 if p is not None else None), (h / 1000 if h is not None else None)
+                f = "{:.2f}"
+            lines.append(f"| {label} | {fmt(p, f)} | {fmt(h, f)} | {rat(h, p)} |")
+    E = runs.get("envelope_latency")
+    if E:
+        for label, key in [("delivery p50 ms (without / with envelope=json)", "p50Us"), ("delivery p99 ms", "p99Us")]:
+            p, h = med2(E, f"plainLatency.{key}"), med2(E, f"envelopeLatency.{key}")
+            lines.append(f"| {label} | {fmt(p and p / 1000, '{:.2f}')} | {fmt(h and h / 1000, '{:.2f}')} | {rat(h, p)} |")
 if problems:
     lines.append("")
     lines.append("Problems found:")

@@ -5,7 +5,9 @@ struct Arguments {
         let description: String
     }
 
-    static let flags: Set<String> = ["json", "smoke", "help", "quiet", "inject-faults", "compression", "no-baseline", "drop"]
+    static let flags: Set<String> = [
+        "json", "smoke", "help", "quiet", "inject-faults", "compression", "no-baseline", "drop", "no-resume",
+    ]
 
     let command: String
     private var values: [String: String] = [:]
@@ -22,7 +24,7 @@ struct Arguments {
         } else if rest.contains("--help") || rest.contains("-h") || rest.isEmpty {
             command = "help"
         } else {
-            throw UsageError(description: "the first argument must be a subcommand (fanout, roundtrip, idle, smoke)")
+            throw UsageError(description: "the first argument must be a subcommand (fanout, channels, roundtrip, idle, recovery, publish, smoke; see help)")
         }
         var i = 0
         while i < rest.count {

@@ -31,6 +31,18 @@ let usage = """
                 each client sends on /echo and waits for its echo before the next message.
       idle      --port P --clients N --hive-pids MASTER[,…] [--processes K] [--json]
                 RSS of hive (master + workers, summed) before and after N idle WebSocket connections.
+      recovery  --port P --redis URL --api-key KEY [--clients 1000] [--messages 600] [--rate 100]
+                [--kill-pid PID] [--kill-after M/3] [--no-resume] [--plain-every K] [--channel news] [--threads T] [--drain 20] [--json]
+                N clients behave like the demo page on one channel with envelope=json: remember the last
+                offset, reconnect with jittered back-off and since=. M messages are published through hive
+                (POST /api/publish) at R/s; with --kill-pid, that worker is killed with SIGKILL after message
+                K. Every client must end with every message exactly once, in order (counted, not corrected).
+                --plain-every 2: every other client without envelopes, for publish->receive latency side by side.
+      publish   --port P --redis URL --api-key KEY --channel C [--messages 20000] [--connections 8]
+                [--size 64] [--hive-pids PID,...] [--json]
+                M messages through hive's POST /api/publish?channel=C on K keep-alive connections, back to back:
+                publishes/s, request latency, hive's and Redis' CPU per message (a channel with history goes
+                through the history script, one without is a plain PUBLISH).
       smoke     --port P --redis URL   (also: --smoke)
                 200 clients, 50 messages, 2 processes, 10 plain HTTP connections; exits 1 on any loss,
                 duplicate, reordering or byte on an HTTP connection; never runs over 60 s.
@@ -64,6 +76,12 @@ do {
     case "idle":
         let report = try Idle.run(try IdleOptions(args))
         finish(ok: report.ok, json: Output.json(report), text: Output.text(report), asJSON: args.flag("json"))
+    case "recovery":
+        let report = try Recovery.run(try RecoveryOptions(args))
+        finish(ok: report.ok, json: Output.json(report), text: Recovery.text(report), asJSON: args.flag("json"))
+    case "publish":
+        let report = try PublishThroughput.run(try PublishOptions(args))
+        finish(ok: report.ok, json: Output.json(report), text: PublishThroughput.text(report), asJSON: args.flag("json"))
     case "smoke":
         // Small enough for a test suite (a few seconds), and still every path: two shard processes, the payload
         // checks, pipelined PUBLISH and the plain-HTTP probe. The drain and connect budgets are short on purpose.

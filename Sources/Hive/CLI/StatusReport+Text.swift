@@ -19,6 +19,7 @@ extension StatusReport {
         let exits = workers.filter { $0.restarts > 0 }.map { "worker \($0.id): \($0.restarts) restarts, last \($0.lastExit ?? "?")" }
         lines.append("exits: " + (exits.isEmpty ? "none" : exits.joined(separator: "; ")))
         lines.append("redis: " + redisLine())
+        if let history { lines.append("history: " + historyLine(history)) }
         lines.append("\(rule) WORKERS \(rule)----")
         var header = ["id", "pid", "state", "uptime", "memory", "http", "websocket", "requests", "msg in", "msg out",
                       "push fail", "restarts"]
@@ -63,6 +64,12 @@ extension StatusReport {
         }
         if !redis.lastError.isEmpty && redis.state != .subscribed { parts.append("last error: \(redis.lastError)") }
         return parts.joined(separator: " · ")
+    }
+
+    /// Totals only: `hive channels` has the per-channel figures.
+    private func historyLine(_ history: History) -> String {
+        if let problem = history.problem { return problem }
+        return "\(history.kept) of \(channels) channels with history · \(history.messages) messages kept (per channel: hive channels)"
     }
 
     static func table(_ rows: [[String]]) -> [String] {

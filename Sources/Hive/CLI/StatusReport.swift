@@ -1,5 +1,6 @@
 import Foundation
 import HiveIPC
+import HiveRedis
 
 /// A snapshot of a running Hive, read by the CLI from the master's registry and /proc: the master does no work
 /// for it beyond handing over the registry descriptor.
@@ -55,8 +56,26 @@ struct StatusReport {
         var subscribedSince: UInt64
     }
 
+    /// Channel history as Redis has it, for the channels with subscribers: `hive channels` shows it per channel.
+    struct History {
+        struct Channel {
+            var name: String
+            var summary: HistoryReader.Summary
+        }
+
+        var channels: [Channel]
+        /// Why Redis could not be read (then `channels` is empty).
+        var problem: String?
+
+        /// Channels whose history exists in Redis (an epoch), and the messages they keep together.
+        var kept: Int { channels.filter { $0.summary.epoch != nil }.count }
+        var messages: Int { channels.reduce(0) { $0 + $1.summary.length } }
+    }
+
     var master: Master
     var workers: [Worker]
+    /// nil when the master keeps no history (no `--history-size`/`--history`).
+    var history: History?
     /// nil when the master runs without Redis (`--redis none`).
     var redis: Redis?
     /// Channels with subscribers (the registry's channel table).
@@ -101,7 +120,12 @@ struct StatusReport {
                 lastError: words.lastError, lastMessageAt: words.lastMessageAt, subscribedSince: words.subscribedSince
             )
         }
-        channels = facts.registry.channelSnapshots().count
+        let names = facts.registry.channelSnapshots().map(\.name).sorted()
+        channels = names.count
+        if facts.fields["history"] != nil {
+            let (summaries, problem) = Channels.history(facts, channels: names)
+            history = History(channels: zip(names, summaries ?? []).map { History.Channel(name: $0, summary: $1) }, problem: problem)
+        }
         takenAt = Date()
     }
 
@@ -140,6 +164,15 @@ struct StatusReport {
                     "reconnects": redis.reconnects, "dropped": redis.dropped, "oversized": redis.oversized,
                     "lastError": redis.lastError.isEmpty ? NSNull() : redis.lastError,
                     "lastMessageAt": time(redis.lastMessageAt), "subscribedSince": time(redis.subscribedSince),
+                ] as [String: Any]
+            } ?? NSNull(),
+            "history": history.map { history -> Any in
+                [
+                    "channels": history.kept, "messages": history.messages, "error": history.problem ?? NSNull(),
+                    "perChannel": history.channels.map { channel -> [String: Any] in
+                        ["channel": channel.name, "length": channel.summary.length, "lastOffset": channel.summary.last,
+                         "epoch": channel.summary.epoch ?? NSNull()]
+                    },
                 ] as [String: Any]
             } ?? NSNull(),
         ]
