@@ -18,7 +18,8 @@
 # .build/bench/<UTC time>/: one JSON per run (*.runN.json), the generator's stderr (*.runN.log), `hive status --json`
 # before and after each run, the exact commands (commands.txt), the machine (machine.txt) and the table (summary.md).
 # Scenario http_c_reference runs the same wrk against scripts/reference/http-minimal.c, a minimal C server, to show
-# what this machine allows an HTTP server; it is not Hive. Scenarios fanout_c_* run hive-bench fanout against
+# what this machine allows an HTTP server; it is not Hive. http_post_echo and http_c_post_echo do the same with a 1 KB
+# POST echoed back (POST /echo: Hive's demo and the C reference both answer with the body). Scenarios fanout_c_* run hive-bench fanout against
 # scripts/reference/fanout-minimal.c (a minimal C WebSocket fan-out server, 2 processes, not Hive; *_perframe: one
 # send per frame instead of one per Redis read, only when named in BENCH_ONLY), with hive stopped.
 #
@@ -440,10 +441,16 @@ idle() { # name clients [deflate]: a fresh hive for every run, so "before" is a 
   done
 }
 
-http_wrk() { # name seconds [server: hive (default) or reference, the C server of start_reference]
-  local name=$1 seconds=$2 server=${3:-hive} run pid port
+http_wrk() { # name seconds [server: hive (default) or reference, the C server of start_reference] [request: get or post]
+  local name=$1 seconds=$2 server=${3:-hive} request=${4:-get} run pid port path=/hello script=()
   want "$name" || return 0
-  log "== $name: wrk -t2 -c100 -d${seconds}s --latency GET /hello ($server)"
+  if [[ "$request" == post ]]; then
+    # wrk sends the body with its Content-Length; the response is the same 1024 bytes.
+    printf '%s\n' 'wrk.method = "POST"' 'wrk.body = string.rep("x", 1024)' \
+      'wrk.headers["Content-Type"] = "application/octet-stream"' >"$OUT/post-1k.lua"
+    path=/echo script=(-s "$OUT/post-1k.lua")
+  fi
+  log "== $name: wrk -t2 -c100 -d${seconds}s --latency ${script[*]} ${request^^} $path ($server)"
   if [[ "$server" == hive ]]; then
     start_hive "$name"
     pid=$HIVE_PID port=$HIVE_PORT
@@ -457,12 +464,12 @@ http_wrk() { # name seconds [server: hive (default) or reference, the C server o
       wait_hive_idle
       hive_status "$base.status-before.json"
     fi
-    record wrk -t2 -c100 "-d${seconds}s" --latency "http://127.0.0.1:$port/hello"
+    record wrk -t2 -c100 "-d${seconds}s" --latency "${script[@]}" "http://127.0.0.1:$port$path"
     # wrk under a small Python wrapper: its CPU (RUSAGE_CHILDREN) and the server's (/proc) over the same window.
-    python3 - "$pid" "$seconds" "http://127.0.0.1:$port/hello" >"$base.json" 2>"$base.log" <<'PY' &
+    python3 - "$pid" "$seconds" "http://127.0.0.1:$port$path" "${script[@]}" >"$base.json" 2>"$base.log" <<'PY' &
 import json, os, re, resource, signal, subprocess, sys, time
 
-master, seconds, url = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+master, seconds, url, extra = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 
 def pids():
     result = [master]
@@ -497,7 +504,7 @@ def machine_busy():
 hive = pids()
 machine_before = machine_busy()
 hive_before, wall_before = cpu(hive), time.monotonic()
-child = subprocess.Popen(["wrk", "-t2", "-c100", f"-d{seconds}s", "--latency", url],
+child = subprocess.Popen(["wrk", "-t2", "-c100", f"-d{seconds}s", "--latency"] + extra + [url],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 def stop(*_):
@@ -515,7 +522,7 @@ hive_after = cpu(hive)
 machine = (machine_busy() - machine_before) / wall
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 sys.stderr.write(out)
-report = {"scenario": "http", "exitStatus": child.returncode, "seconds": wall}
+report = {"scenario": "http", "request": "POST 1 KB /echo" if extra else "GET /hello", "exitStatus": child.returncode, "seconds": wall}
 m = re.search(r"Requests/sec:\s+([\d.]+)", out)
 report["requestsPerSecond"] = float(m.group(1)) if m else 0.0
 m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
@@ -572,6 +579,8 @@ if [[ "$QUICK" == 1 ]]; then
   fanout fanout_1k_20ps 200 20 20 2
   http_wrk http_hello 3
   http_wrk http_c_reference 3 reference
+  http_wrk http_post_echo 3 hive post
+  http_wrk http_c_post_echo 3 reference post
   roundtrip roundtrip 100 200
   idle idle_10k 2000
   fanout fanout_10k_2k 2000 20 - 2 2048
@@ -599,6 +608,9 @@ else
   fanout fanout_1k_20ps 1000 100 20 2
   http_wrk http_hello 10
   http_wrk http_c_reference 10 reference
+  # Issue 14: a 1 KB POST echoed back, Hive's demo (POST /echo) against the C reference.
+  http_wrk http_post_echo 10 hive post
+  http_wrk http_c_post_echo 10 reference post
   roundtrip roundtrip 100 1000
   idle idle_10k 10000
   # A 2 KB JSON broadcast to 10k clients without and with permessage-deflate (compressed once per worker).
@@ -637,7 +649,7 @@ import glob, json, os, re, statistics, sys
 
 out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
-         "http_hello", "http_c_reference", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
+         "http_hello", "http_c_reference", "http_post_echo", "http_c_post_echo", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
          "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "reload_10k", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
          "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe",
          "plain_publish", "history_publish", "envelope_latency", "recovery_kill9"]
@@ -818,13 +830,13 @@ for name in order + sorted(set(runs) - set(order)):
                ms([get(r, "latency.p99Us") for r in rs]), ms([get(r, "latency.maxUs") for r in rs]), "-", cpu, hive, "-", machine]
         notes.append("mismatched echoes " + total([r.get("mismatched") for r in rs]))
     elif kind == "http":
-        label = f"{name} (wrk -t2 -c100 GET /hello)"
+        label = f"{name} (wrk -t2 -c100 {rs[0].get('request', 'GET /hello')})"
         thr = spread([r.get("requestsPerSecond") for r in rs]) + " requests/s"
         row = [label, len(rs), thr, "-", "-", "-", spread([r.get("p50Ms") for r in rs], "{:.2f}"),
                spread([r.get("p90Ms") for r in rs], "{:.2f}"), spread([r.get("p99Ms") for r in rs], "{:.2f}"),
                spread([r.get("maxMs") for r in rs], "{:.2f}"), "-", cpu, hive, "-", machine]
         notes.append("socket errors " + total([r.get("socketErrors") for r in rs]) + ", non-2xx " + total([r.get("non2xx") for r in rs]))
-        if name == "http_c_reference":
+        if name in ("http_c_reference", "http_c_post_echo"):
             notes.append("not Hive: scripts/reference/http-minimal.c, a minimal C epoll server giving the same "
                          "response, i.e. what this machine allows; its CPU is in the hive column")
     elif kind == "idle":
@@ -933,6 +945,20 @@ if runs.get("history_publish") and runs.get("plain_publish") or runs.get("envelo
         for label, key in [("delivery p50 ms (without / with envelope=json)", "p50Us"), ("delivery p99 ms", "p99Us")]:
             p, h = med2(E, f"plainLatency.{key}"), med2(E, f"envelopeLatency.{key}")
             lines.append(f"| {label} | {fmt(p and p / 1000, '{:.2f}')} | {fmt(h and h / 1000, '{:.2f}')} | {rat(h, p)} |")
+# Issue 14: HTTP requests/s of hive against the C reference (target >= 0.8 on both).
+http_pairs = [(h, c) for h, c in (("http_hello", "http_c_reference"), ("http_post_echo", "http_c_post_echo"))
+              if runs.get(h) and runs.get(c)]
+if http_pairs:
+    lines.append("")
+    lines.append("Hive against the C HTTP reference (scripts/reference/http-minimal.c), median requests/s of this run; "
+                 "the issue 14 target: Hive / C >= 0.8 on both:")
+    lines.append("")
+    lines.append("| scenario | Hive requests/s | C requests/s | Hive / C |")
+    lines.append("|---|---|---|---|")
+    for h, c in http_pairs:
+        hr = statistics.median([r.get("requestsPerSecond") or 0 for r in runs[h]])
+        cr = statistics.median([r.get("requestsPerSecond") or 0 for r in runs[c]])
+        lines.append(f"| {h} / {c} | {hr:.0f} | {cr:.0f} | {hr / cr if cr else 0:.2f} |")
 if problems:
     lines.append("")
     lines.append("Problems found:")

@@ -4,7 +4,7 @@ import Hive
 /// The application `hive start` serves: the page of the story and its WebSocket on one port.
 ///
 /// - `GET /` the page, `GET /favicon.ico` the icon (the browser's extra keep-alive connection), `GET /hello`
-///   plain text for benchmarks.
+///   plain text for benchmarks, `POST /echo` the request's body back (`application/octet-stream`, benchmarks too).
 /// - WebSocket `/`: JSON `{"action": ..., "content": ...}`; `hello` -> "hello", `who` -> the connection and
 ///   worker ids, `broadcast` -> `content` to every WebSocket client of every worker, `push` -> `content` to the
 ///   connection whose id is in `to` (answers "pushed" or the push error's text), `throw` -> the hook throws (the
@@ -29,6 +29,7 @@ public struct DemoApplication: HiveApplication {
         case (.get, "/"), (.head, "/"): response = .html(DemoPage.html)
         case (.get, "/favicon.ico"), (.head, "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
         case (.get, "/hello"), (.head, "/hello"): response = .text("hello")
+        case (.post, "/echo"): response = .bytes(request.body, contentType: "application/octet-stream")
         case (.get, "/sleep"):
             let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
             try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
@@ -36,8 +37,9 @@ public struct DemoApplication: HiveApplication {
         default: response = .notFound
         }
         // Which connection and worker served this: the way to find a plain HTTP connection's id from outside.
-        response.headerFields[.hiveConnection] = request.connection.description
-        response.headerFields[.hiveWorker] = String(hive.workerID)
+        // Appended: the responses above have neither field, and setting one by subscript searches for it first.
+        response.headerFields.append(HTTPField(name: .hiveConnection, value: request.connection.description))
+        response.headerFields.append(HTTPField(name: .hiveWorker, value: String(hive.workerID)))
         return response
     }
 

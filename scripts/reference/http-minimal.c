@@ -1,9 +1,10 @@
 // The least an HTTP/1.1 keep-alive server can do per request on this machine, for `make bench` to show next to
-// Hive (scenario http_c_reference). Not part of Hive and not a server to use: it answers every request with the
-// same response Hive's demo gives to GET /hello and understands nothing else.
+// Hive (scenarios http_c_reference and http_c_post_echo). Not part of Hive and not a server to use: it answers a POST
+// with its body back (Content-Length framing only, as Hive's demo answers POST /echo) and every other request with
+// the response Hive's demo gives to GET /hello, and understands nothing else.
 //
 // Two serving processes (SO_REUSEPORT listeners, like Hive's two workers), level-triggered epoll, one read and one
-// write per request. The parent only waits: SIGTERM or SIGINT to it stops and reaps the children, which also die
+// write per request; each connection keeps what it read of an unfinished request until the rest arrives. The parent only waits: SIGTERM or SIGINT to it stops and reaps the children, which also die
 // with it if it is killed (PR_SET_PDEATHSIG).
 //
 //   cc -O2 -o http-minimal http-minimal.c && ./http-minimal <port> [processes]
@@ -16,13 +17,63 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static const char response[] =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"
     "hello";
+
+// What a connection read and has not answered yet (allocated on its first read; wrk's descriptors are small).
+enum { MAX_FD = 65536, CONNECTION_BUFFER = 65536 };
+struct connection {
+    size_t used;
+    char data[CONNECTION_BUFFER];
+};
+static struct connection *connections[MAX_FD];
+
+// Answers the complete requests at the start of `c`, keeps an unfinished one; -1 when the client must be dropped.
+static int answer(int fd, struct connection *c) {
+    size_t start = 0;
+    for (;;) {
+        char *head = c->data + start, *end = NULL;
+        size_t left = c->used - start;
+        for (size_t j = 3; j < left; j++) {
+            if (head[j] == '\n' && head[j - 1] == '\r' && head[j - 2] == '\n' && head[j - 3] == '\r') {
+                end = head + j + 1;
+                break;
+            }
+        }
+        if (end == NULL) break;
+        size_t length = 0;
+        if (left > 4 && memcmp(head, "POST", 4) == 0) {
+            for (char *line = head; line < end - 16; line++) {
+                if (line[0] == '\n' && strncasecmp(line + 1, "content-length:", 15) == 0) {
+                    length = strtoul(line + 16, NULL, 10);
+                    break;
+                }
+            }
+            if (length > CONNECTION_BUFFER / 2) return -1;
+            if ((size_t)(end - head) + length > left) break;
+            char status[160];
+            int size = snprintf(status, sizeof status,
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %zu\r\n"
+                                "Connection: keep-alive\r\n\r\n", length);
+            struct iovec parts[2] = {{status, (size_t)size}, {end, length}};
+            if (writev(fd, parts, 2) < 0) return -1;
+        } else if (write(fd, response, sizeof response - 1) < 0) {
+            return -1;
+        }
+        start += (size_t)(end - head) + length;
+    }
+    if (start == 0 && c->used == CONNECTION_BUFFER) return -1;  // a head larger than the buffer
+    memmove(c->data, c->data + start, c->used - start);
+    c->used -= start;
+    return 0;
+}
 
 static int listener(int port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
@@ -40,7 +91,6 @@ static void serve(int port) {
     int poll = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event event = {.events = EPOLLIN, .data.fd = listening}, events[256];
     epoll_ctl(poll, EPOLL_CTL_ADD, listening, &event);
-    char buffer[16384];
     for (;;) {
         int ready = epoll_wait(poll, events, 256, -1);
         for (int i = 0; i < ready; i++) {
@@ -54,16 +104,16 @@ static void serve(int port) {
                 }
                 continue;
             }
-            ssize_t length = read(fd, buffer, sizeof buffer);
-            if (length <= 0) {
+            if (fd >= MAX_FD) {
                 close(fd);
                 continue;
             }
-            // One response per complete request head read (wrk sends one request at a time per connection).
-            for (ssize_t j = 3; j < length; j++) {
-                if (buffer[j] == '\n' && buffer[j - 1] == '\r' && buffer[j - 2] == '\n' && buffer[j - 3] == '\r') {
-                    if (write(fd, response, sizeof response - 1) < 0) break;
-                }
+            if (connections[fd] == NULL && (connections[fd] = calloc(1, sizeof *connections[fd])) == NULL) exit(1);
+            struct connection *c = connections[fd];
+            ssize_t length = read(fd, c->data + c->used, CONNECTION_BUFFER - c->used);
+            if (length <= 0 || (c->used += (size_t)length, answer(fd, c) < 0)) {
+                c->used = 0;
+                close(fd);
             }
         }
     }

@@ -32,7 +32,10 @@ public struct HiveRequest: Sendable {
     /// The path without the query string, still percent-encoded ("/caf%C3%A9").
     public var path: String {
         let uri = self.uri
-        return String(uri[..<(uri.firstIndex(of: "?") ?? uri.endIndex)])
+        // By UTF-8 bytes: `firstIndex(of: Character)` walks grapheme clusters, and a target without a query (the
+        // common case) is returned as it is, without a copy.
+        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return uri }
+        return String(uri[..<mark])
     }
 
     /// The header fields in the order sent, names as sent (`Host` is `head.authority`); look one up with
@@ -46,8 +49,8 @@ public struct HiveRequest: Sendable {
     /// `query.values("tag")` ["a", "b"]). Parsed on every access: keep it in a local when reading several.
     public var query: HiveParameters {
         let uri = self.uri
-        guard let mark = uri.firstIndex(of: "?") else { return HiveParameters() }
-        return HiveParameters(query: uri[uri.index(after: mark)...])
+        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return HiveParameters() }
+        return HiveParameters(query: uri[uri.utf8.index(after: mark)...])
     }
 }
 

@@ -102,7 +102,7 @@ public struct HiveRouter: Sendable {
     /// 400 described above. Throws what the handler throws.
     public func respond(to request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
         let uri = request.uri
-        let path = uri[..<(uri.firstIndex(of: "?") ?? uri.endIndex)]
+        let path = uri[..<(uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)]
         switch match(request.method, path: path) {
         case .found(let route, let parameters):
             var request = request

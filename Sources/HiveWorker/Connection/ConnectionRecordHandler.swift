@@ -104,6 +104,13 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.write(data, promise: promise)
     }
 
+    /// Writes and flushes bytes made further up (an HTTP response, `HTTPResponseBytes`), counted like any write.
+    func send(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        hive.registry.add(bytes.readableBytes, to: .bytesOut, of: id)
+        context.writeAndFlush(NIOAny(IOData.byteBuffer(bytes)), promise: nil)
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         updateQueuedBytes(context: context)
         isWritable = context.channel.isWritable

@@ -5,7 +5,8 @@ import NIOWebSocket
 
 /// Builds the pipeline of an adopted connection: HTTP/1.1 with a WebSocket upgrader on the same port.
 ///
-///     head | record | http encoder, decoder, upgrade | http request handler | tail
+///     head | record | http encoder (the 101 only), decoder, upgrade | http request handler | tail
+///     (the request handler writes its responses' bytes through the record handler: HTTPResponseBytes)
 ///     after an upgrade:  head | record | ws frame handler (parses frames, writes encoded ones) | tail
 enum WorkerPipeline {
     static let httpHandlerName = "hive.http"
@@ -52,19 +53,20 @@ enum WorkerPipeline {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderFieldSize = hive.limits.maxHeaderSize
         decoderLimits.maxHeaderListSize = hive.limits.maxHeaderSize
-        try pipeline.configureHTTPServerPipeline(
-            withPipeliningAssistance: false,  // see HTTPRequestHandler: responses are written in order
-            withServerUpgrade: (
-                upgraders: [upgrader],
-                completionHandler: { context in
-                    // Frames must never reach the HTTP handler: it would fail to unwrap them.
-                    _ = context.pipeline.removeHandler(name: httpHandlerName)
-                }
-            ),
-            withErrorHandling: false,
-            withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: decoderLimits
-        )
+        // NIO's server pipeline without its response side: HTTPRequestHandler writes whole responses as bytes
+        // (HTTPResponseBytes). The encoder stays for the upgrade handler's 101 alone, so the decoder does not tell
+        // it request methods (it would queue one per request for responses that never pass it), and NIO's header
+        // validator is left out (swift-http-types checked the fields; the 101's are Hive's own).
+        let encoder = HTTPResponseEncoder(configuration: .init())
+        let decoder = ByteToMessageHandler(
+            HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
+        let upgradeHandler = HTTPServerUpgradeHandler(
+            upgraders: [upgrader], httpEncoder: encoder, extraHTTPHandlers: [decoder],
+            upgradeCompletionHandler: { context in
+                // Frames must never reach the HTTP handler: it would fail to unwrap them.
+                _ = context.pipeline.removeHandler(name: httpHandlerName)
+            })
+        try pipeline.addHandlers([encoder, decoder, upgradeHandler])
         try pipeline.addHandler(HTTPRequestHandler(id: id, hive: hive), name: httpHandlerName)
     }
 

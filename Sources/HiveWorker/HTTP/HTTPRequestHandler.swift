@@ -38,6 +38,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var answeringWaiting = false
     /// The connection's hooks, from its record handler (requests run in order with its other hooks).
     private var hooks: HookQueue?
+    /// The connection's record handler, which writes each response's bytes (`HTTPResponseBytes`) in one write.
+    private var record: ConnectionRecordHandler?
     /// When the connection is closed unless something re-arms it (slowloris, stalled body, idle keep-alive).
     /// One scheduled task per connection re-checks this deadline when it fires, so arming costs a clock read per
     /// request instead of a timer allocation and a heap insertion.
@@ -54,7 +56,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        hooks = (try? context.pipeline.syncOperations.handler(type: ConnectionRecordHandler.self))?.hooks
+        record = try? context.pipeline.syncOperations.handler(type: ConnectionRecordHandler.self)
+        hooks = record?.hooks
         armHeadTimer(context: context, after: hive.limits.handshakeTimeout)
     }
 
@@ -83,8 +86,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 // RFC 9110 section 10.1.1; an HTTP/1.0 client's expectation is ignored, as the RFC asks.
                 guard !expectationFailed(context: context, expect: expect, length: length) else { return }
                 if facts.expectsBody {
-                    let interim = HTTPResponseHead(version: head.version, status: .continue)
-                    context.writeAndFlush(wrapOutboundOut(.head(interim)), promise: nil)
+                    send(context: context, HTTPResponseBytes.continueResponse(
+                        version: head.version, allocator: context.channel.allocator))
                 }
             }
             if let length, length > hive.limits.maxBodySize {
@@ -202,7 +205,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         inFlight = false
         if case .failed = state { return }
         let keepAlive = head.isKeepAlive
-        write(context: context, response: response, version: head.version, keepAlive: keepAlive)
+        write(context: context, response: response, method: head.method, version: head.version, keepAlive: keepAlive)
         if keepAlive {
             armHeadTimer(context: context, after: hive.limits.httpIdleTimeout)
             respondWaiting(context: context)
@@ -227,7 +230,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         for (name, value) in headers {
             if let name = HTTPField.Name(name) { response.headerFields.append(HTTPField(name: name, value: value)) }
         }
-        write(context: context, response: response, version: .http1_1, keepAlive: false)
+        write(context: context, response: response, method: nil, version: .http1_1, keepAlive: false)
         let channel = context.channel
         context.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
         armHeadTimer(context: context, after: Self.lingerAfterError)
@@ -236,15 +239,20 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// How long a connection that failed keeps draining input before it is closed.
     static let lingerAfterError: TimeAmount = .seconds(1)
 
-    /// Writes `response` whole. For a `HEAD` request NIO's encoder leaves the body out (its decoder tells it the
-    /// method), keeping the `Content-Length` a `GET` would get (RFC 9110 section 9.3.2).
-    private func write(context: ChannelHandlerContext, response: HiveResponse, version: HTTPVersion, keepAlive: Bool) {
-        let head = HTTPResponseHead(response, version: version, keepAlive: keepAlive)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !response.body.isEmpty {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
-        }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    /// Writes `response` whole, as one buffer. For a `HEAD` request the body is left out, keeping the
+    /// `Content-Length` a `GET` would get (RFC 9110 section 9.3.2).
+    private func write(
+        context: ChannelHandlerContext, response: HiveResponse, method: HTTPMethod?, version: HTTPVersion,
+        keepAlive: Bool
+    ) {
+        send(context: context, HTTPResponseBytes.encode(
+            response, method: method, version: version, keepAlive: keepAlive, allocator: context.channel.allocator))
+    }
+
+    /// Response bytes go straight to the record handler, past NIO's HTTP handlers (the upgrade handler's 101 is
+    /// the only thing NIO's encoder still writes).
+    private func send(context: ChannelHandlerContext, _ bytes: ByteBuffer) {
+        record?.send(bytes)  // always there: WorkerPipeline adds it first
     }
 
     /// Answers `Expect` (RFC 9110 section 10.1.1): true when it cannot be met and a 417 is out.

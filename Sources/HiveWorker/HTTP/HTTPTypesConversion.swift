@@ -35,23 +35,6 @@ struct HTTPConversionError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-extension HTTPResponseHead {
-    /// The head of `response` with the server's framing: `Content-Length` of the body (also for a `HEAD` request,
-    /// whose body is then not sent) and `Connection`, replacing any the application set.
-    init(_ response: HiveResponse, version: HTTPVersion, keepAlive: Bool) {
-        // Collected as pairs and handed over whole: `HTTPHeaders.add` checks every name for non-ASCII bytes (about
-        // 500 instructions per field), which `HTTPField.Name` has already ruled out.
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(response.headerFields.count + 2)
-        for field in response.headerFields where field.name != .contentLength && field.name != .connection {
-            fields.append((field.name.rawName, field.value))
-        }
-        fields.append(("Content-Length", String(response.body.count)))
-        fields.append(("Connection", keepAlive ? "keep-alive" : "close"))
-        self.init(version: version, status: HTTPResponseStatus(response.status), headers: HTTPHeaders(fields))
-    }
-}
-
 extension HTTPResponseStatus {
     /// A known code is NIO's case with the standard reason phrase; any other keeps the phrase it came with.
     init(_ status: HTTPResponse.Status) {
