@@ -7,6 +7,8 @@
 #   BENCH_ONLY="roundtrip idle_10k" scripts/bench.sh   a subset (scenario names as in the table)
 #   BENCH_ONLY=channels scripts/bench.sh      10,000 clients on 100 channels: a channel message against a broadcast
 #                                             (channels_20ps: the same paced at 20/s)
+#   BENCH_ONLY=channels_floor scripts/bench.sh  channels_20ps beside a paced broadcast to 100 clients on hive and on
+#                                             the C reference, and the C reference's to 10,000 (what bounds the ratio)
 #   BENCH_ONLY=fanout_vs_c scripts/bench.sh   the paced fan-out scenarios on hive and on the C fan-out reference,
 #                                             side by side with their ratio (fanout_c_* alone: the reference only)
 #   BENCH_NO_DOC=1 scripts/bench.sh  a full run that leaves Docs/BENCHMARKS.md alone (a full run rewrites its
@@ -36,6 +38,11 @@ ONLY=${BENCH_ONLY:-}
 # A group name: the fan-out latency scenarios on hive and on the C reference, for the side-by-side ratio.
 [[ " $ONLY " == *" fanout_vs_c "* ]] &&
   ONLY="$ONLY fanout_1k_20ps fanout_10k_5ps fanout_10k_20ps fanout_c_1k_20ps fanout_c_10k_5ps fanout_c_10k_20ps"
+# A group name: the channels scenario with what bounds its ratio on this machine: a paced message to 100 clients as
+# a broadcast on hive and on the C reference (the same kernel work per delivery as a channel message to 100),
+# and the C reference's paced broadcast to 10,000.
+[[ " $ONLY " == *" channels_floor "* ]] &&
+  ONLY="$ONLY channels_20ps fanout_100_20ps fanout_c_100_20ps fanout_c_10k_20ps"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$ROOT/.build/bench/$STAMP"
 mkdir -p "$OUT"
@@ -514,6 +521,8 @@ if [[ "$QUICK" == 1 ]]; then
   ((CAN_30K)) && fanout fanout_30k 3000 20 - 3
   channels channels 2000 100 200 20 2
   channels channels_20ps 2000 100 40 10 2 20
+  fanout fanout_100_20ps 100 40 20 1
+  fanout_reference fanout_c_100_20ps 100 40 20 1 coalesce
   fanout_reference fanout_c_10k_20ps 2000 20 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 2000 10 5 2 coalesce
   fanout_reference fanout_c_1k_20ps 200 20 20 2 coalesce
@@ -540,6 +549,10 @@ else
   channels channels 10000 100 1000 100 2
   # The same paced at 20/s (each message alone: no batching of a burst on either side).
   channels channels_20ps 10000 100 200 40 2 20
+  # What a paced message to 100 clients costs as a broadcast, on hive and on the C reference: the floor of a
+  # channel message's cost (Docs/BENCHMARKS.md, "Channels").
+  fanout fanout_100_20ps 100 200 20 1
+  fanout_reference fanout_c_100_20ps 100 200 20 1 coalesce
   # Issue 14: the same fan-out runs against the C reference (hive stopped), for the Hive / C table.
   fanout_reference fanout_c_10k_20ps 10000 100 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 10000 50 5 2 coalesce
@@ -561,7 +574,7 @@ import glob, json, os, re, statistics, sys
 out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
          "http_hello", "http_c_reference", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
-         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
+         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "fanout_100_20ps", "fanout_c_100_20ps", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
          "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe"]
 runs = {}
 for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
@@ -674,6 +687,9 @@ for name in order + sorted(set(runs) - set(order)):
         notes.append(f"publish {pub} ms")
         conn = spread([r.get("connectSeconds") for r in rs], "{:.1f}")
         notes.append(f"connect {conn} s")
+        if r0.get("hiveMicrosPerMessage") is not None:
+            notes.append("server CPU " + spread([r.get("hiveMicrosPerMessage") for r in rs]) + " µs per message, " +
+                         spread([r.get("hiveMicrosPerDelivery") for r in rs], "{:.2f}") + " µs per delivery")
         if name.startswith("fanout_c_"):
             notes.append("not Hive: scripts/reference/fanout-minimal.c (" +
                          ("one send per frame" if name.endswith("_perframe") else "frames of one Redis read coalesced") +
@@ -755,7 +771,7 @@ lines.append("Throughput: fan-out deliveries/s = unique deliveries / (last recei
              "process used >= 85% of its threads; machine CPU-bound: the machine was >= 85% busy over the window.")
 # Issue 14: hive against the C fan-out reference, scenario by scenario, from the medians above.
 pairs = [(h, "fanout_c_" + h[len("fanout_"):]) for h in ("fanout_1k_20ps", "fanout_10k_5ps", "fanout_10k_20ps",
-                                                         "fanout_1k_b2b", "fanout_10k_b2b")]
+                                                         "fanout_1k_b2b", "fanout_10k_b2b", "fanout_100_20ps")]
 pairs = [(h, c) for h, c in pairs if runs.get(h) and runs.get(c)]
 if pairs:
     def med(rs, path):
@@ -780,6 +796,29 @@ if pairs:
                      f"{ratio(hp99, cp99)} | {hd or 0:.0f} | {cd or 0:.0f} | {ratio(hd, cd)} | "
                      f"{total([r.get('lost') for r in H])}, {total([r.get('lost') for r in C])} | "
                      f"{med(H, 'cpu.hiveCores') or 0:.2f} / {med(C, 'cpu.hiveCores') or 0:.2f} |")
+# Issue 11: a channel message to 100 against a broadcast to 10,000, beside what bounds that ratio on this machine:
+# the same paced message to 100 clients as a plain broadcast (hive), and on the C reference against its own
+# broadcast to 10,000 (the kernel's work per delivery is most of a small message's cost, and larger per delivery
+# than within a large broadcast, for any server).
+floor = {n: runs.get(n) for n in ("channels_20ps", "fanout_100_20ps", "fanout_c_100_20ps", "fanout_c_10k_20ps")}
+if all(floor.values()):
+    def medv(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+    def phase(r, i):
+        p = r.get("phases", [])
+        return p[i].get("hiveMicrosPerMessage") if len(p) > i else None
+    channel = medv([phase(r, 0) for r in floor["channels_20ps"]])
+    broadcast = medv([phase(r, 1) for r in floor["channels_20ps"]])
+    hive100 = medv([r.get("hiveMicrosPerMessage") for r in floor["fanout_100_20ps"]])
+    c100 = medv([r.get("hiveMicrosPerMessage") for r in floor["fanout_c_100_20ps"]])
+    c10k = medv([r.get("hiveMicrosPerMessage") for r in floor["fanout_c_10k_20ps"]])
+    if None not in (channel, broadcast, hive100, c100, c10k):
+        lines.append("")
+        lines.append("A paced message (20/s) to 100 clients against one to 10,000, server CPU per message, medians: "
+                     f"hive channel message {channel:.0f} µs, hive broadcast to the 100 {hive100:.0f} µs, hive broadcast to "
+                     f"10,000 {broadcast:.0f} µs: ratio 1/{broadcast / channel:.0f}; the C reference {c100:.0f} µs against "
+                     f"{c10k:.0f} µs: ratio 1/{c10k / c100:.0f} (what a minimal server reaches on this machine).")
 if problems:
     lines.append("")
     lines.append("Problems found:")
