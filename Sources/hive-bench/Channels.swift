@@ -40,7 +40,9 @@ struct ChannelsOptions: Sendable {
 
     func validate() throws {
         guard common.target.channels >= 1, common.clients >= common.target.channels else {
-            throw Arguments.UsageError(description: "--channels must be between 1 and --clients (\(common.clients)), got \(common.target.channels)")
+            throw Arguments.UsageError(
+                description: "--channels must be between 1 and --clients (\(common.clients)), got \(common.target.channels)"
+            )
         }
         guard channelMessages >= (common.injectFaults ? 2 : 1), broadcastMessages >= 1 else {
             throw Arguments.UsageError(description: "--channel-messages and --broadcast-messages must be >= 1")
@@ -50,7 +52,8 @@ struct ChannelsOptions: Sendable {
 
     var publishBudget: Double { common.rate.map { Double(channelMessages + broadcastMessages) / $0 } ?? 20 }
     var globalTimeout: Double {
-        common.timeoutOverride ?? (common.connectBudget + 30 + idleSeconds + publishBudget + 2 * common.drainSeconds + 30)
+        common.timeoutOverride
+            ?? (common.connectBudget + 30 + idleSeconds + publishBudget + 2 * common.drainSeconds + 30)
     }
 }
 
@@ -124,7 +127,8 @@ enum Channels {
         let runID = UInt32.random(in: 1...UInt32.max)
         let total = o.channelMessages + o.broadcastMessages
 
-        var shardOptions = o.common.shardOptions(role: "channels", messages: total, runID: runID, timeout: o.globalTimeout)
+        var shardOptions = o.common.shardOptions(
+            role: "channels", messages: total, runID: runID, timeout: o.globalTimeout)
         shardOptions.channelMessages = o.channelMessages
         let shards = try ShardGroup(options: shardOptions, processes: o.processes)
         report.processes = shards.shards.count

@@ -44,7 +44,9 @@ struct FanoutOptions: Sendable {
 
     var publishBudget: Double { common.rate.map { Double(messages) / $0 } ?? 10 }
     /// The whole run can never take longer than this (SIGALRM ends it, and its shards with it).
-    var globalTimeout: Double { common.timeoutOverride ?? (common.connectBudget + 15 + publishBudget + common.drainSeconds + 30) }
+    var globalTimeout: Double {
+        common.timeoutOverride ?? (common.connectBudget + 15 + publishBudget + common.drainSeconds + 30)
+    }
 }
 
 /// `hive-bench fanout`: K shard processes hold the WebSocket clients; this process publishes on Redis and adds up.
@@ -57,7 +59,8 @@ enum Fanout {
         report.size = o.size
         let runID = UInt32.random(in: 1...UInt32.max)
 
-        let shardOptions = o.common.shardOptions(role: "fanout", messages: o.messages, runID: runID, timeout: o.globalTimeout)
+        let shardOptions = o.common.shardOptions(
+            role: "fanout", messages: o.messages, runID: runID, timeout: o.globalTimeout)
         let shards = try ShardGroup(options: shardOptions, processes: o.processes)
         report.processes = shards.shards.count
 

@@ -51,11 +51,13 @@ struct GeneratorOptions: Sendable {
 
     func validate() throws {
         guard size >= Payload.minimumSize else {
-            throw Arguments.UsageError(description: "--size must be at least \(Payload.minimumSize) (sequence + timestamp)")
+            throw Arguments.UsageError(
+                description: "--size must be at least \(Payload.minimumSize) (sequence + timestamp)")
         }
         if let rate, rate <= 0 { throw Arguments.UsageError(description: "--rate must be > 0") }
         guard processes >= 1, (clients + processes - 1) / processes <= 18_000 else {
-            throw Arguments.UsageError(description: "\(clients) clients need more than \(processes) process(es): 20,000 files per process")
+            throw Arguments.UsageError(
+                description: "\(clients) clients need more than \(processes) process(es): 20,000 files per process")
         }
     }
 
@@ -124,7 +126,9 @@ struct CPUWindow {
     }
 
     /// The shares over the window, and hive's CPU seconds in it (nil without hive pids).
-    func finish(completions: [ShardMessage], threads: Int, redis: RedisPublisher) -> (cpu: CPUShare, hiveSeconds: Double?) {
+    func finish(completions: [ShardMessage], threads: Int, redis: RedisPublisher)
+        -> (cpu: CPUShare, hiveSeconds: Double?)
+    {
         let windowSeconds = Double(Clock.now() - start) / 1e9
         let selfWindow = CPUTime.ofSelf() - selfBefore
         let hiveAfter = hivePids.compactMap(ProcFS.cpu).reduce(0, +)

@@ -201,7 +201,9 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
 
     /// One non-blocking `send` of one frame; returns the bytes the kernel took (0 on EAGAIN or an error).
     static func writeDirectly(_ frame: ByteBuffer, to socket: Int32) -> Int {
-        let n = frame.withUnsafeReadableBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        let n = frame.withUnsafeReadableBytes {
+            Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+        }
         return max(n, 0)
     }
 
