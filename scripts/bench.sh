@@ -8,6 +8,8 @@
 #   BENCH_ONLY=reload_10k scripts/bench.sh    10,000 clients at 20 msg/s, a reload every 2 s: lost/duplicated, p99
 #   BENCH_ONLY=channels scripts/bench.sh      10,000 clients on 100 channels: a channel message against a broadcast
 #                                             (channels_20ps: the same paced at 20/s)
+#   BENCH_ONLY=channels_floor scripts/bench.sh  channels_20ps beside a paced broadcast to 100 clients on hive and on
+#                                             the C reference, and the C reference's to 10,000 (what bounds the ratio)
 #   BENCH_ONLY=fanout_vs_c scripts/bench.sh   the paced fan-out scenarios on hive and on the C fan-out reference,
 #                                             side by side with their ratio (fanout_c_* alone: the reference only)
 #   BENCH_NO_DOC=1 scripts/bench.sh  a full run that leaves Docs/BENCHMARKS.md alone (a full run rewrites its
@@ -38,6 +40,11 @@ ONLY=${BENCH_ONLY:-}
 # A group name: the fan-out latency scenarios on hive and on the C reference, for the side-by-side ratio.
 [[ " $ONLY " == *" fanout_vs_c "* ]] &&
   ONLY="$ONLY fanout_1k_20ps fanout_10k_5ps fanout_10k_20ps fanout_c_1k_20ps fanout_c_10k_5ps fanout_c_10k_20ps"
+# A group name: the channels scenario with what bounds its ratio on this machine: a paced message to 100 clients as
+# a broadcast on hive and on the C reference (the same kernel work per delivery as a channel message to 100),
+# and the C reference's paced broadcast to 10,000.
+[[ " $ONLY " == *" channels_floor "* ]] &&
+  ONLY="$ONLY channels_20ps fanout_100_20ps fanout_c_100_20ps fanout_c_10k_20ps"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$ROOT/.build/bench/$STAMP"
 mkdir -p "$OUT"
@@ -590,6 +597,8 @@ if [[ "$QUICK" == 1 ]]; then
   channels channels 2000 100 200 20 2
   channels channels_20ps 2000 100 40 10 2 20
   reload_bench reload_10k 2000 6 20 2 2
+  fanout fanout_100_20ps 100 40 20 1
+  fanout_reference fanout_c_100_20ps 100 40 20 1 coalesce
   fanout_reference fanout_c_10k_20ps 2000 20 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 2000 10 5 2 coalesce
   fanout_reference fanout_c_1k_20ps 200 20 20 2 coalesce
@@ -624,6 +633,10 @@ else
   channels channels_20ps 10000 100 200 40 2 20
   # Issue 12: 10,000 clients, 20 messages/s for 20 s, a reload every 2 s (and the same 20 s without, for p99).
   reload_bench reload_10k 10000 20 20 2 2
+  # What a paced message to 100 clients costs as a broadcast, on hive and on the C reference: the floor of a
+  # channel message's cost (Docs/BENCHMARKS.md, "Channels").
+  fanout fanout_100_20ps 100 200 20 1
+  fanout_reference fanout_c_100_20ps 100 200 20 1 coalesce
   # Issue 14: the same fan-out runs against the C reference (hive stopped), for the Hive / C table.
   fanout_reference fanout_c_10k_20ps 10000 100 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 10000 50 5 2 coalesce
@@ -650,7 +663,7 @@ import glob, json, os, re, statistics, sys
 out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
          "http_hello", "http_c_reference", "http_post_echo", "http_c_post_echo", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
-         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "reload_10k", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
+         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "fanout_100_20ps", "fanout_c_100_20ps", "reload_10k", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
          "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe",
          "plain_publish", "history_publish", "envelope_latency", "recovery_kill9"]
 runs = {}
@@ -764,6 +777,9 @@ for name in order + sorted(set(runs) - set(order)):
         notes.append(f"publish {pub} ms")
         conn = spread([r.get("connectSeconds") for r in rs], "{:.1f}")
         notes.append(f"connect {conn} s")
+        if r0.get("hiveMicrosPerMessage") is not None:
+            notes.append("server CPU " + spread([r.get("hiveMicrosPerMessage") for r in rs]) + " µs per message, " +
+                         spread([r.get("hiveMicrosPerDelivery") for r in rs], "{:.2f}") + " µs per delivery")
         if name.startswith("fanout_c_"):
             notes.append("not Hive: scripts/reference/fanout-minimal.c (" +
                          ("one send per frame" if name.endswith("_perframe") else "frames of one Redis read coalesced") +
@@ -890,7 +906,7 @@ lines.append("Throughput: fan-out deliveries/s = unique deliveries / (last recei
              "process used >= 85% of its threads; machine CPU-bound: the machine was >= 85% busy over the window.")
 # Issue 14: hive against the C fan-out reference, scenario by scenario, from the medians above.
 pairs = [(h, "fanout_c_" + h[len("fanout_"):]) for h in ("fanout_1k_20ps", "fanout_10k_5ps", "fanout_10k_20ps",
-                                                         "fanout_1k_b2b", "fanout_10k_b2b")]
+                                                         "fanout_1k_b2b", "fanout_10k_b2b", "fanout_100_20ps")]
 pairs = [(h, c) for h, c in pairs if runs.get(h) and runs.get(c)]
 if pairs:
     def med(rs, path):

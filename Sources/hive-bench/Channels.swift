@@ -2,79 +2,59 @@
 import Glibc
 #endif
 
+@dynamicMemberLookup
 struct ChannelsOptions: Sendable {
-    var target = ConnectTarget()
-    var redis = "redis://127.0.0.1:6379"
+    /// Clients, size, rate (both phases; nil: back to back), processes, hive pids… (`o.clients` reads
+    /// `o.common.clients`). `--inject-faults`: message 0 (channel ch0) is published on the broadcast channel
+    /// instead, message 1 (ch1) not at all: every client outside ch0 must report a stray, and ch1's clients a loss.
+    var common = GeneratorOptions(clients: 10_000)
     /// A `--channel` of hive: its messages are broadcast to every client.
     var broadcastChannel = "test"
     /// hive's `--channel-prefix`: Hive channel `ch7` is Redis channel `<prefix>ch7`.
     var channelPrefix = ""
-    var clients = 10_000
     /// Phase 1: message s goes to channel `ch<s % K>` (K = `--channels`), reaching its clients only.
     var channelMessages = 1000
     /// Phase 2: messages on the broadcast channel, reaching every client.
     var broadcastMessages = 100
-    var size = 64
-    /// Messages per second in both phases; nil publishes back to back.
-    var rate: Double?
-    var processes = 1
-    var threads = 1
-    var drainSeconds = 30.0
-    var settleSeconds = 0.1
     /// Hive's CPU with every client connected and nothing published, measured for this long before the phases:
     /// subtracted from each phase (keep-alive pings of 10,000 connections are a visible share of a paced phase).
     var idleSeconds = 2.0
-    var hivePids: [Int32] = []
-    var timeoutOverride: Double?
-    /// A check of the checker: message 0 (channel ch0) is published on the broadcast channel instead, message 1 (ch1)
-    /// not at all: every client outside ch0 must report a stray, and ch1's clients a loss.
-    var injectFaults = false
+
+    subscript<T>(dynamicMember path: WritableKeyPath<GeneratorOptions, T>) -> T {
+        get { common[keyPath: path] }
+        set { common[keyPath: path] = newValue }
+    }
+
+    subscript<T>(dynamicMember path: KeyPath<GeneratorOptions, T>) -> T { common[keyPath: path] }
 
     init(_ args: Arguments) throws {
-        target.host = try args.loopbackHost()
-        target.port = try args.int("port", default: 9501)
-        target.path = args.string("path", default: "/")
-        target.perAddress = try args.int("per-address", default: 10_000)
-        target.concurrency = try args.int("concurrency", default: 256)
-        target.channels = try args.int("channels", default: 100)
-        redis = args.string("redis", default: redis)
+        common = try GeneratorOptions(args, clients: common.clients)
+        common.target.channels = try args.int("channels", default: 100)
         broadcastChannel = args.string("channel", default: broadcastChannel)
         channelPrefix = args.string("channel-prefix", default: channelPrefix)
-        clients = try args.int("clients", default: clients)
         channelMessages = try args.int("channel-messages", default: channelMessages)
         broadcastMessages = try args.int("broadcast-messages", default: broadcastMessages)
-        size = try args.int("size", default: size)
-        rate = try args.optionalDouble("rate")
-        processes = try args.int("processes", default: max(1, (clients + 9_999) / 10_000))
-        threads = try args.int("threads", default: 1)
-        drainSeconds = try args.double("drain", default: drainSeconds)
-        settleSeconds = try args.double("settle", default: settleSeconds)
         idleSeconds = try args.double("idle-window", default: idleSeconds)
-        hivePids = try args.pids("hive-pids")
-        timeoutOverride = try args.optionalDouble("timeout")
-        injectFaults = args.flag("inject-faults")
         try validate()
     }
 
     func validate() throws {
-        guard target.channels >= 1, clients >= target.channels else {
-            throw Arguments.UsageError(description: "--channels must be between 1 and --clients (\(clients)), got \(target.channels)")
+        guard common.target.channels >= 1, common.clients >= common.target.channels else {
+            throw Arguments.UsageError(
+                description: "--channels must be between 1 and --clients (\(common.clients)), got \(common.target.channels)"
+            )
         }
-        guard channelMessages >= (injectFaults ? 2 : 1), broadcastMessages >= 1 else {
+        guard channelMessages >= (common.injectFaults ? 2 : 1), broadcastMessages >= 1 else {
             throw Arguments.UsageError(description: "--channel-messages and --broadcast-messages must be >= 1")
         }
-        guard size >= Payload.minimumSize else {
-            throw Arguments.UsageError(description: "--size must be at least \(Payload.minimumSize) (sequence + timestamp)")
-        }
-        if let rate, rate <= 0 { throw Arguments.UsageError(description: "--rate must be > 0") }
-        guard processes >= 1, (clients + processes - 1) / processes <= 18_000 else {
-            throw Arguments.UsageError(description: "\(clients) clients need more than \(processes) process(es): 20,000 files per process")
-        }
+        try common.validate()
     }
 
-    var connectBudget: Double { 30 + Double(clients) * 0.002 }
-    var publishBudget: Double { rate.map { Double(channelMessages + broadcastMessages) / $0 } ?? 20 }
-    var globalTimeout: Double { timeoutOverride ?? (connectBudget + 30 + idleSeconds + publishBudget + 2 * drainSeconds + 30) }
+    var publishBudget: Double { common.rate.map { Double(channelMessages + broadcastMessages) / $0 } ?? 20 }
+    var globalTimeout: Double {
+        common.timeoutOverride
+            ?? (common.connectBudget + 30 + idleSeconds + publishBudget + 2 * common.drainSeconds + 30)
+    }
 }
 
 /// One phase of a channels run: what was published, what arrived, and what it cost hive.
@@ -103,7 +83,7 @@ struct ChannelsPhase: Codable, Sendable {
     var cpu = CPUShare()
 }
 
-struct ChannelsReport: Codable, Sendable {
+struct ChannelsReport: Codable, Sendable, ConnectOutcome {
     var scenario = "channels"
     var clients = 0
     var connected = 0
@@ -147,28 +127,12 @@ enum Channels {
         let runID = UInt32.random(in: 1...UInt32.max)
         let total = o.channelMessages + o.broadcastMessages
 
-        var shardOptions = ShardOptions()
-        shardOptions.role = "channels"
-        shardOptions.target = o.target
-        shardOptions.clients = o.clients
-        shardOptions.messages = total
+        var shardOptions = o.common.shardOptions(
+            role: "channels", messages: total, runID: runID, timeout: o.globalTimeout)
         shardOptions.channelMessages = o.channelMessages
-        shardOptions.size = o.size
-        shardOptions.runID = runID
-        shardOptions.threads = o.threads
-        shardOptions.timeout = o.globalTimeout
         let shards = try ShardGroup(options: shardOptions, processes: o.processes)
         report.processes = shards.shards.count
-
-        for c in try shards.collect("connected", until: Clock.now() + UInt64(o.connectBudget * 1e9)) {
-            report.connected += c.connected ?? 0
-            report.connectFailed += c.failed ?? 0
-            report.connectRetried += c.retried ?? 0
-            report.connectSeconds = max(report.connectSeconds, c.connectSeconds ?? 0)
-            for e in c.errors ?? [] where report.connectErrors.count < 5 && !report.connectErrors.contains(e) {
-                report.connectErrors.append(e)
-            }
-        }
+        report.add(connections: try shards.collect("connected", until: Clock.now() + UInt64(o.connectBudget * 1e9)))
 
         // Every channel's Redis subscription in place (hive's worker 0 subscribes as the first client of a channel
         // arrives), and the broadcast channel's.
@@ -201,43 +165,20 @@ enum Channels {
             p.name = name
             p.messages = sequences.count
             p.recipientsPerMessage = recipients
-            let hiveBefore = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
-            let machineBefore = ProcFS.machineBusy()
-            let redisBefore = redis.serverCPU()
+            var window = CPUWindow(hivePids: hivePids, redis: redis)
             shards.broadcast("go")
             _ = try shards.collect("going", until: Clock.now() + 10_000_000_000)
-            let windowStart = Clock.now()
-            let selfBefore = CPUTime.ofSelf()
+            window.startClock()
             p.publish = try Fanout.publish(sequences: sequences, channel: channel, rate: o.rate, size: o.size, runID: runID, on: redis)
             shards.broadcast("end \(Clock.now() + UInt64(o.drainSeconds * 1e9))")
             let completions = try shards.collect("complete", until: Clock.now() + UInt64((o.drainSeconds + 20) * 1e9))
-            let windowSeconds = Double(Clock.now() - windowStart) / 1e9
-            let selfWindow = CPUTime.ofSelf() - selfBefore
-            let hiveAfter = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
-            let machineAfter = ProcFS.machineBusy()
-            let redisAfter = redis.serverCPU()
-
-            var cpu = CPUShare()
-            cpu.windowSeconds = windowSeconds
-            var shardCPU = 0.0
-            var busiest = selfWindow.total / windowSeconds
-            for c in completions {
-                let used = c.cpuWindow?.total ?? 0
-                shardCPU += used
-                busiest = max(busiest, used / max(c.windowSeconds ?? windowSeconds, 1e-9))
-                p.timedOut = p.timedOut || (c.timedOut ?? false)
+            let measured = window.finish(completions: completions, threads: o.threads, redis: redis)
+            var cpu = measured.cpu
+            p.timedOut = completions.contains { $0.timedOut ?? false }
+            if let hiveSeconds = measured.hiveSeconds {
+                p.hiveCPUSeconds = hiveSeconds
+                p.hiveMicrosPerMessage = hiveSeconds / Double(max(1, sequences.count)) * 1e6
             }
-            cpu.generatorCores = (shardCPU + selfWindow.total) / windowSeconds
-            cpu.busiestGeneratorProcessCores = busiest
-            cpu.generatorThreadsPerProcess = o.threads
-            if !hivePids.isEmpty {
-                cpu.hiveCores = (hiveAfter - hiveBefore) / windowSeconds
-                p.hiveCPUSeconds = hiveAfter - hiveBefore
-                p.hiveMicrosPerMessage = (hiveAfter - hiveBefore) / Double(max(1, sequences.count)) * 1e6
-            }
-            if let a = redisAfter, let b = redisBefore { cpu.redisCores = (a - b) / windowSeconds }
-            cpu.machineCores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-            if let a = machineAfter, let b = machineBefore { cpu.machineBusyCores = (a - b) / windowSeconds }
             cpu.judge()
             p.cpu = cpu
             return p

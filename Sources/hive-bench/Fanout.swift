@@ -2,77 +2,51 @@
 import Glibc
 #endif
 
+@dynamicMemberLookup
 struct FanoutOptions: Sendable {
-    var target = ConnectTarget()
-    var redis = "redis://127.0.0.1:6379"
+    /// Clients, size, rate, processes, hive pids… (`o.clients` reads `o.common.clients`).
+    var common = GeneratorOptions(clients: 1000)
     var channel = "test"
-    var clients = 1000
     var messages = 100
-    var size = 64
-    /// Messages per second; nil publishes back to back (pipelined on one connection).
-    var rate: Double?
-    var processes = 1
-    var threads = 1
     var httpIdle = 10
-    /// After the last publish, how long clients may take to receive everything.
-    var drainSeconds = 30.0
-    /// Pause between "every client has its 101" and the first publish.
-    var settleSeconds = 0.1
-    var hivePids: [Int32] = []
-    /// Replaces the computed global timeout (the smoke test's hard bound).
-    var timeoutOverride: Double?
-    /// A check of the checker: publish message 1 twice, never publish message 3, publish 5 before 4. Every client
-    /// must then report exactly 1 duplicate, 1 lost and 1 out-of-order delivery.
-    var injectFaults = false
     /// Subscribers of the channel a PUBLISH must reach: Hive's worker 0 alone holds the subscription (1); the C
     /// reference subscribes in each of its processes (2).
     var expectedSubscribers = 1
 
+    subscript<T>(dynamicMember path: WritableKeyPath<GeneratorOptions, T>) -> T {
+        get { common[keyPath: path] }
+        set { common[keyPath: path] = newValue }
+    }
+
+    subscript<T>(dynamicMember path: KeyPath<GeneratorOptions, T>) -> T { common[keyPath: path] }
+
     init() {}
 
     init(_ args: Arguments) throws {
-        target.host = try args.loopbackHost()
-        target.port = try args.int("port", default: 9501)
-        target.path = args.string("path", default: "/")
-        target.perAddress = try args.int("per-address", default: 10_000)
-        target.concurrency = try args.int("concurrency", default: 256)
-        target.compression = args.flag("compression")
-        redis = args.string("redis", default: redis)
+        common = try GeneratorOptions(args, clients: common.clients)
+        common.target.compression = args.flag("compression")
         channel = args.string("channel", default: channel)
-        clients = try args.int("clients", default: clients)
         messages = try args.int("messages", default: messages)
-        size = try args.int("size", default: size)
-        rate = try args.optionalDouble("rate")
-        // At most 10,000 connections per generator process: the hard limit is 20,000 descriptors per process.
-        processes = try args.int("processes", default: max(1, (clients + 9_999) / 10_000))
-        threads = try args.int("threads", default: 1)
         httpIdle = try args.int("http-idle", default: httpIdle)
-        drainSeconds = try args.double("drain", default: drainSeconds)
-        settleSeconds = try args.double("settle", default: settleSeconds)
-        hivePids = try args.pids("hive-pids")
-        timeoutOverride = try args.optionalDouble("timeout")
-        injectFaults = args.flag("inject-faults")
         expectedSubscribers = try args.int("expect-subscribers", default: expectedSubscribers)
         try validate()
     }
 
+    /// `--inject-faults`: publish message 1 twice, never publish message 3, publish 5 before 4. Every client must
+    /// then report exactly 1 duplicate, 1 lost and 1 out-of-order delivery.
     func validate() throws {
         guard expectedSubscribers >= 1 else { throw Arguments.UsageError(description: "--expect-subscribers must be >= 1") }
-        guard clients >= 1, messages >= 1, !injectFaults || messages >= 6 else { throw Arguments.UsageError(description: "--clients and --messages must be >= 1") }
-        guard size >= Payload.minimumSize else {
-            throw Arguments.UsageError(description: "--size must be at least \(Payload.minimumSize) (sequence + timestamp)")
+        guard common.clients >= 1, messages >= 1, !common.injectFaults || messages >= 6 else {
+            throw Arguments.UsageError(description: "--clients and --messages must be >= 1")
         }
-        if let rate, rate <= 0 { throw Arguments.UsageError(description: "--rate must be > 0") }
-        guard processes >= 1, (clients + processes - 1) / processes <= 18_000 else {
-            throw Arguments.UsageError(description: "\(clients) clients need more than \(processes) process(es): 20,000 files per process")
-        }
+        try common.validate()
     }
 
-    /// Connecting is the slow part of a big run: budget 30 s plus 2 ms per client.
-    var connectBudget: Double { 30 + Double(clients) * 0.002 }
-    var publishBudget: Double { rate.map { Double(messages) / $0 } ?? 10 }
+    var publishBudget: Double { common.rate.map { Double(messages) / $0 } ?? 10 }
     /// The whole run can never take longer than this (SIGALRM ends it, and its shards with it).
-    var globalTimeout: Double { timeoutOverride ?? (connectBudget + 15 + publishBudget + drainSeconds + 30) }
+    var globalTimeout: Double {
+        common.timeoutOverride ?? (common.connectBudget + 15 + publishBudget + common.drainSeconds + 30)
+    }
 }
 
 /// `hive-bench fanout`: K shard processes hold the WebSocket clients; this process publishes on Redis and adds up.
@@ -89,29 +63,13 @@ enum Fanout {
         report.size = o.size
         let runID = UInt32.random(in: 1...UInt32.max)
 
-        var shardOptions = ShardOptions()
-        shardOptions.role = "fanout"
-        shardOptions.target = o.target
-        shardOptions.clients = o.clients
-        shardOptions.messages = o.messages
-        shardOptions.size = o.size
-        shardOptions.runID = runID
-        shardOptions.threads = o.threads
-        shardOptions.timeout = o.globalTimeout
+        let shardOptions = o.common.shardOptions(
+            role: "fanout", messages: o.messages, runID: runID, timeout: o.globalTimeout)
         let shards = try ShardGroup(options: shardOptions, processes: o.processes)
         report.processes = shards.shards.count
 
         // 1. Every client connected (or given up on).
-        let connected = try shards.collect("connected", until: Clock.now() + UInt64(o.connectBudget * 1e9))
-        for c in connected {
-            report.connected += c.connected ?? 0
-            report.connectFailed += c.failed ?? 0
-            report.connectRetried += c.retried ?? 0
-            report.connectSeconds = max(report.connectSeconds, c.connectSeconds ?? 0)
-            for e in c.errors ?? [] where report.connectErrors.count < 5 && !report.connectErrors.contains(e) {
-                report.connectErrors.append(e)
-            }
-        }
+        report.add(connections: try shards.collect("connected", until: Clock.now() + UInt64(o.connectBudget * 1e9)))
 
         // 2. The favicon keep-alive connections, 3. Hive's subscription in place.
         let probe = HTTPIdleProbe(host: o.target.host, port: o.target.port, count: o.httpIdle)
@@ -128,14 +86,10 @@ enum Fanout {
         Clock.sleep(seconds: o.settleSeconds)
 
         // 4. The window: CPU of everyone at its start, shards note theirs.
-        let hivePids = ProcFS.withChildren(o.hivePids)
-        let hiveCPUBefore = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
-        let machineBefore = ProcFS.machineBusy()
-        let redisCPUBefore = redis.serverCPU()
+        var window = CPUWindow(hivePids: ProcFS.withChildren(o.hivePids), redis: redis)
         shards.broadcast("go")
         _ = try shards.collect("going", until: Clock.now() + 10_000_000_000)
-        let windowStart = Clock.now()
-        let selfCPUBefore = CPUTime.ofSelf()
+        window.startClock()
 
         // 5. Publish.
         whilePublishing?.start()
@@ -147,23 +101,13 @@ enum Fanout {
         // 6. Wait for the shards to see everything (or the drain deadline).
         shards.broadcast("end \(Clock.now() + UInt64(o.drainSeconds * 1e9))")
         let completions = try shards.collect("complete", until: Clock.now() + UInt64((o.drainSeconds + 20) * 1e9))
-        let windowSeconds = Double(Clock.now() - windowStart) / 1e9
-        let selfCPUWindow = CPUTime.ofSelf() - selfCPUBefore
-        let hiveCPUAfter = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
-        let machineAfter = ProcFS.machineBusy()
-        let redisCPUAfter = redis.serverCPU()
+        let measured = window.finish(completions: completions, threads: o.threads, redis: redis)
+        var cpu = measured.cpu
         let results = try shards.collect("result", until: Clock.now() + 20_000_000_000)
         report.http = probe.check()
 
         var tally = FanoutTally()
-        var busiest = 0.0
-        var shardCPU = 0.0
-        for c in completions {
-            let cpu = c.cpuWindow?.total ?? 0
-            shardCPU += cpu
-            busiest = max(busiest, cpu / max(c.windowSeconds ?? windowSeconds, 1e-9))
-            report.timedOut = report.timedOut || (c.timedOut ?? false)
-        }
+        report.timedOut = completions.contains { $0.timedOut ?? false }
         for r in results {
             if let t = r.tally { tally.add(t) }
             report.generatorRSSPerProcessMB.append(Double(r.rss ?? 0) / 1_048_576)
@@ -191,15 +135,10 @@ enum Fanout {
             report.deliveriesPerSecond = (Double(tally.unique) / report.deliverySeconds).rounded()
         }
 
-        var cpu = CPUShare()
-        cpu.windowSeconds = windowSeconds
-        cpu.generatorCores = (shardCPU + selfCPUWindow.total) / windowSeconds
-        cpu.busiestGeneratorProcessCores = max(busiest, selfCPUWindow.total / windowSeconds)
-        cpu.generatorThreadsPerProcess = o.threads
-        if !hivePids.isEmpty { cpu.hiveCores = (hiveCPUAfter - hiveCPUBefore) / windowSeconds }
-        if let a = redisCPUAfter, let b = redisCPUBefore { cpu.redisCores = (a - b) / windowSeconds }
-        cpu.machineCores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        if let a = machineAfter, let b = machineBefore { cpu.machineBusyCores = (a - b) / windowSeconds }
+        if let hiveSeconds = measured.hiveSeconds {
+            report.hiveMicrosPerMessage = hiveSeconds / Double(max(1, o.messages)) * 1e6
+            if tally.unique > 0 { report.hiveMicrosPerDelivery = hiveSeconds / Double(tally.unique) * 1e6 }
+        }
         cpu.generatorTotal = CPUTime.ofSelf() + CPUTime.ofChildren()
         cpu.judge()
         report.cpu = cpu

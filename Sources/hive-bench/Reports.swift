@@ -56,7 +56,7 @@ struct PublishStats: Codable, Sendable {
     var firstStamp: UInt64 = 0
 }
 
-struct FanoutReport: Codable, Sendable {
+struct FanoutReport: Codable, Sendable, ConnectOutcome {
     var scenario = "fanout"
     var clients = 0
     var connected = 0
@@ -93,6 +93,10 @@ struct FanoutReport: Codable, Sendable {
     var latency = LatencySummary(samples: 0, negative: 0)
     var http = HTTPProbeResult()
     var cpu = CPUShare()
+    /// The server's CPU (every thread of the `--hive-pids` processes) over the window, per message published and
+    /// per delivery: what a message to this many clients costs it.
+    var hiveMicrosPerMessage: Double?
+    var hiveMicrosPerDelivery: Double?
     var generatorRSSPerProcessMB: [Double] = []
     var ok = false
     var problems: [String] = []
@@ -186,9 +190,16 @@ enum Output {
           lost \(r.lost), duplicated \(r.duplicated), out of order \(r.outOfOrder), corrupt \(r.corrupt), foreign \(r.foreign), closed \(r.closedDuringRun)\(r.timedOut ? ", TIMED OUT" : "")
           latency: \(latencyLine(r.latency))
           http idle: \(r.http.receivedAnything)/\(r.http.connections) received bytes (\(r.http.bytes) B), \(r.http.closedByServer) closed by server
-          cpu: \(cpuLine(r.cpu))
+          cpu: \(cpuLine(r.cpu))\(serverLine(r))
           \(r.ok ? "OK" : "PROBLEMS: " + r.problems.joined(separator: "; "))
         """
+    }
+
+    /// The server's CPU per message and per delivery, as a line of its own (empty without --hive-pids).
+    static func serverLine(_ r: FanoutReport) -> String {
+        guard let message = r.hiveMicrosPerMessage else { return "" }
+        return String(format: "\n  server: %.1f µs CPU per message", message)
+            + (r.hiveMicrosPerDelivery.map { String(format: " (%.2f µs per delivery)", $0) } ?? "")
     }
 
     static func text(_ r: RoundtripReport) -> String {

@@ -108,6 +108,10 @@ final class FanoutReferenceSmokeTests: HiveTestCase {
             XCTAssertEqual(run.status, 0, "\(mode): \(run.text)")
             XCTAssertTrue(run.text.contains("deliveries: 10000/10000"), "\(mode): \(run.text)")
             XCTAssertTrue(run.text.contains("lost 0, duplicated 0, out of order 0, corrupt 0"), "\(mode): \(run.text)")
+            // With --hive-pids, the server's CPU per message and per delivery (the channels_floor comparison).
+            XCTAssertTrue(
+                run.text.contains("server: ") && run.text.contains("µs CPU per message"), "\(mode): \(run.text)")
+            XCTAssertTrue(run.text.contains("µs per delivery"), "\(mode): \(run.text)")
         }
     }
 }

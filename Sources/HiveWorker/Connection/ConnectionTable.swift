@@ -10,8 +10,9 @@ final class ConnectionTable {
     /// Called when the last connection is gone (used while stopping).
     var onEmpty: (() -> Void)?
     /// Sessions written without a flush, waiting for the deferred flush; those before `flushCursor` are done.
-    private var unflushed: [WebSocketSession] = []
-    private var flushCursor = 0
+    /// Appended to once per session a batch writes to, on the loop only: unchecked like the session's fields.
+    @exclusivity(unchecked) private var unflushed: [WebSocketSession] = []
+    @exclusivity(unchecked) private var flushCursor = 0
     /// Whether a deferred flush is queued on the event loop (`Hive.deferFlush`).
     var flushScheduled = false
     /// When each broadcast written since the last complete flush pass reached this worker (monotonic ns): its
