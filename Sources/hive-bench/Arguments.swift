@@ -5,7 +5,7 @@ struct Arguments {
         let description: String
     }
 
-    static let flags: Set<String> = ["json", "smoke", "help", "quiet", "inject-faults", "compression"]
+    static let flags: Set<String> = ["json", "smoke", "help", "quiet", "inject-faults", "compression", "hold-connections"]
 
     let command: String
     private var values: [String: String] = [:]
