@@ -787,8 +787,8 @@ for name in order + sorted(set(runs) - set(order)):
                          " descriptors): " + spread([get(r, "storm.connectionsPerSecond") for r in rs]) + " conn/s, connect p50 " +
                          ms([get(r, "storm.connectTime.p50Us") for r in rs]) + " / p99 " + ms([get(r, "storm.connectTime.p99Us") for r in rs]) +
                          " / max " + ms([get(r, "storm.connectTime.maxUs") for r in rs]) + " ms, " +
-                         total([get(r, "storm.retried") for r in rs]) + " retried; worker replaced after " +
-                         spread([get(r, "storm.workerRestartedWithinSeconds") for r in rs], "{:.2f}") + " s")
+                         total([get(r, "storm.retried") for r in rs]) + " retried; worker replaced within " +
+                         spread([get(r, "storm.workerRestartedWithinSeconds") for r in rs], "{:.2f}") + " s (looked for after the storm)")
     else:
         continue
     row.append("; ".join(notes))

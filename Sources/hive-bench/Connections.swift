@@ -260,7 +260,8 @@ enum Connections {
         if let s = r.storm {
             lines.append(String(format: "  storm: worker pid %d (%d descriptors) killed; %d/%d clients connected in %.2f s = %.0f connections/s, %d retried",
                                 s.killedWorkerPid, s.killedWorkerDescriptors, s.connected, s.clients, s.seconds, s.connectionsPerSecond, s.retried)
-                         + "; worker replaced after " + (s.workerRestartedWithinSeconds.map { String(format: "%.2f s", $0) } ?? "-"))
+                         + "; worker replaced within " + (s.workerRestartedWithinSeconds.map { String(format: "%.2f s", $0) } ?? "-")
+                         + " (looked for after the storm)")
             lines.append("  storm connect time: \(Output.latencyLine(s.connectTime))")
             if !s.retryReasons.isEmpty { lines.append("  storm retried after: " + s.retryReasons.joined(separator: " | ")) }
         }
@@ -285,6 +286,8 @@ struct StormReport: Codable, Sendable {
     var connectionsPerSecond = 0.0
     /// Per client: first connect attempt to its 101.
     var connectTime = LatencyHistogram().summary
+    /// From the SIGKILL to the first look that found a new worker in its place: an upper bound, looked for only once
+    /// the storm is over (the master's log has the restart's own time).
     var workerRestartedWithinSeconds: Double?
 }
 
