@@ -12,6 +12,10 @@
 #                                             the C reference, and the C reference's to 10,000 (what bounds the ratio)
 #   BENCH_ONLY=fanout_vs_c scripts/bench.sh   the paced fan-out scenarios on hive and on the C fan-out reference,
 #                                             side by side with their ratio (fanout_c_* alone: the reference only)
+#   BENCH_ONLY=conn_100k scripts/bench.sh    100,000 WebSocket clients over ceil(100k / (ulimit -n - 2,000)) workers
+#                                             (6 at 20,000 descriptors): time to accept, RSS per connection, broadcasts
+#                                             reaching all, then a worker killed and 10,000 clients connecting at once
+#                                             (opt-in: about 2.5 GB of memory and 2-3 minutes; one run)
 #   BENCH_NO_DOC=1 scripts/bench.sh  a full run that leaves Docs/BENCHMARKS.md alone (a full run rewrites its
 #                                    generated section at the end; the text above it is written by hand)
 #
@@ -202,8 +206,8 @@ start_hive() { # name of the scenario (for the log file), extra options of hive 
   HIVE_PORT=$(free_port)
   HIVE_RUN_DIR="$TMP/run-$HIVE_PORT"
   local logfile="$OUT/hive-$name-$HIVE_PORT.log"
-  local cmd=("$HIVE" start --port "$HIVE_PORT" --workers 2 --run-dir "$HIVE_RUN_DIR"
-    --redis "redis://127.0.0.1:$REDIS_PORT" --max-connections 40000 --log-level notice "$@")
+  local cmd=("$HIVE" start --port "$HIVE_PORT" --workers "${HIVE_WORKERS:-2}" --run-dir "$HIVE_RUN_DIR"
+    --redis "redis://127.0.0.1:$REDIS_PORT" --max-connections "${HIVE_MAX_CONNECTIONS:-40000}" --log-level notice "$@")
   record "${cmd[@]}"
   "${cmd[@]}" >"$logfile" 2>&1 &
   HIVE_PID=$!
@@ -448,6 +452,23 @@ idle() { # name clients [deflate]: a fresh hive for every run, so "before" is a 
   done
 }
 
+# Issue 14 item 5: many connections over as many workers as the descriptor limit needs (each worker below
+# ulimit -n less 2,000, room for the storm's rebalancing), clients over 127.0.0.2, .3, … (10,000 per source address),
+# then a worker killed with SIGKILL and a storm of new clients connecting at once. One run: it is the largest.
+connections() { # name clients storm
+  local name=$1 clients=$2 storm=$3 per_worker workers
+  named "$name" || return 0
+  per_worker=$((soft - 2000))
+  workers=$(((clients + per_worker - 1) / per_worker))
+  ((workers >= 2)) || workers=2
+  log "== $name: $clients clients over $workers workers ($per_worker each at most), storm of $storm after a worker crash"
+  HIVE_WORKERS=$workers HIVE_MAX_CONNECTIONS=$((clients + storm + 10000)) start_hive "$name"
+  run_generator "$name" 1 connections --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+    --clients "$clients" --processes $(((clients + 9999) / 10000)) --broadcasts 3 --storm "$storm" \
+    --hive-pids "$HIVE_PID"
+  stop_hive # a worker was killed and replaced: the next scenario gets a fresh hive
+}
+
 http_wrk() { # name seconds [server: hive (default) or reference, the C server of start_reference] [request: get or post]
   local name=$1 seconds=$2 server=${3:-hive} request=${4:-get} run pid port path=/hello script=()
   want "$name" || return 0
@@ -609,6 +630,7 @@ if [[ "$QUICK" == 1 ]]; then
   publish_pair 2000 8
   envelope_latency envelope_latency 200 100 100
   recovery_kill9 recovery_kill9 200 300 100
+  connections conn_100k 6000 1000
 else
   fanout fanout_1k_b2b 1000 1000 - 2
   fanout fanout_10k_b2b 10000 100 - 2
@@ -650,6 +672,8 @@ else
   publish_pair 20000 8
   envelope_latency envelope_latency 1000 1000 100
   recovery_kill9 recovery_kill9 1000 600 100
+  # Issue 14 item 5, opt-in (BENCH_ONLY=conn_100k): 100,000 clients, a storm of 10,000 after a worker crash.
+  connections conn_100k 100000 10000
 fi
 stop_hive
 
@@ -665,7 +689,7 @@ order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps",
          "http_hello", "http_c_reference", "http_post_echo", "http_c_post_echo", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
          "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "fanout_100_20ps", "fanout_c_100_20ps", "reload_10k", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
          "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe",
-         "plain_publish", "history_publish", "envelope_latency", "recovery_kill9"]
+         "plain_publish", "history_publish", "envelope_latency", "recovery_kill9", "conn_100k"]
 runs = {}
 for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
     m = re.match(r"(.+)\.run(\d+)\.json$", os.path.basename(path))
@@ -893,6 +917,29 @@ for name in order + sorted(set(runs) - set(order)):
         if r0.get("killedPid"):
             notes.append("reconnected clients " + spread([r.get("reconnectedClients") for r in rs]) + ", every client whole " +
                          spread([r.get("recoverySeconds") for r in rs], "{:.2f}") + " s after the kill")
+    elif kind == "connections":
+        r0 = rs[0]
+        label = (f"{name} ({r0['clients']} WebSocket clients from {r0['processes']} gen procs over {r0['sourceAddresses']} "
+                 f"source addresses; hive master + {r0['workers']} workers; {r0['broadcasts']} broadcasts)")
+        thr = (spread([r.get("acceptSeconds") for r in rs], "{:.1f}") + " s to accept all (" +
+               spread([r.get("acceptPerSecond") for r in rs]) + " conn/s); " +
+               spread([r.get("rssPerConnectionBytes") for r in rs]) + " B RSS/conn")
+        row = [label, len(rs), thr, total([r.get("lost") for r in rs]), total([r.get("duplicated") for r in rs]),
+               total([r.get("outOfOrder") for r in rs]), ms([get(r, "broadcastLatency.p50Us") for r in rs]),
+               ms([get(r, "broadcastLatency.p90Us") for r in rs]), ms([get(r, "broadcastLatency.p99Us") for r in rs]),
+               ms([get(r, "broadcastLatency.maxUs") for r in rs]), "-", "-", "-", "-", "-"]
+        notes.append("PSS/conn " + spread([r.get("pssPerConnectionBytes") for r in rs]) + " B")
+        notes.append("RSS " + spread([r.get("rssBeforeBytes", 0) / 1048576 for r in rs], "{:.1f}") + " -> " +
+                     spread([r.get("rssAfterBytes", 0) / 1048576 for r in rs], "{:.1f}") + " MiB (all hive processes)")
+        notes.append("worker descriptors " + ", ".join(str(x) for x in r0.get("connectionsPerWorker", [])))
+        if r0.get("storm"):
+            notes.append("storm: " + total([get(r, "storm.connected") for r in rs]) + "/" + total([get(r, "storm.clients") for r in rs]) +
+                         " clients at once after SIGKILL of a worker (" + total([get(r, "storm.killedWorkerDescriptors") for r in rs]) +
+                         " descriptors): " + spread([get(r, "storm.connectionsPerSecond") for r in rs]) + " conn/s, connect p50 " +
+                         ms([get(r, "storm.connectTime.p50Us") for r in rs]) + " / p99 " + ms([get(r, "storm.connectTime.p99Us") for r in rs]) +
+                         " / max " + ms([get(r, "storm.connectTime.maxUs") for r in rs]) + " ms, " +
+                         total([get(r, "storm.retried") for r in rs]) + " retried; worker replaced within " +
+                         spread([get(r, "storm.workerRestartedWithinSeconds") for r in rs], "{:.2f}") + " s (looked for after the storm)")
     else:
         continue
     row.append("; ".join(notes))

@@ -7,6 +7,7 @@ struct Arguments {
 
     static let flags: Set<String> = [
         "json", "smoke", "help", "quiet", "inject-faults", "compression", "no-baseline", "drop", "no-resume",
+        "hold-connections",
     ]
 
     let command: String

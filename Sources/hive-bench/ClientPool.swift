@@ -48,7 +48,12 @@ struct ConnectSummary: Sendable {
     var retried = 0
     /// The first few distinct failure reasons, for the report.
     var errors: [String] = []
+    /// The first few distinct reasons of attempts that were retried (a 503 while a worker restarts, a refused SYN).
+    var retryReasons: [String] = []
     var seconds = 0.0
+    /// Per connected client, from its first connect attempt to its 101 (retries included): the reconnect storm's
+    /// connect times.
+    var connectTimes = LatencyHistogram()
 }
 
 /// Opens many WebSocket clients with a bounded number of handshakes in flight: `concurrency` lanes, each connecting its
@@ -78,7 +83,7 @@ enum ClientPool {
             return ConnectSummary(failed: clients.count, errors: ["bad server address: \(error)"])
         }
 
-        @Sendable func attempt(_ index: Int, _ tries: Int) -> EventLoopFuture<Void> {
+        @Sendable func attempt(_ index: Int, _ tries: Int, since started: UInt64) -> EventLoopFuture<Void> {
             let loop = group.next()
             let handshake = loop.makePromise(of: Void.self)
             let source: SocketAddress
@@ -86,7 +91,7 @@ enum ClientPool {
                 source = try target.sourceAddress(forClient: index)
             } catch {
                 handshake.fail(error)
-                return record(index, tries, failure: error)
+                return record(index, tries, since: started, failure: error)
             }
             return ClientBootstrap(group: loop)
                 .channelOption(bindAddressNoPort, value: 1)
@@ -112,22 +117,30 @@ enum ClientPool {
                     return handshake.futureResult.always { _ in timeout.cancel() }.map { channel }
                 }
                 .flatMap { channel -> EventLoopFuture<Void> in
-                    tally.withLockedValue { $0.channels.append(channel) }
+                    let now = Clock.now()
+                    tally.withLockedValue {
+                        $0.channels.append(channel)
+                        $0.connectTimes.record(sent: started, received: now)
+                    }
                     return channel.eventLoop.makeSucceededVoidFuture()
                 }
                 .flatMapError { error in
                     // A failed connect never reaches the handler: the promise must still be completed (NIO flags
                     // leaked promises), and failing an already-failed promise is a no-op.
                     handshake.fail(error)
-                    return record(index, tries, failure: error)
+                    return record(index, tries, since: started, failure: error)
                 }
         }
 
-        @Sendable func record(_ index: Int, _ tries: Int, failure: Error) -> EventLoopFuture<Void> {
+        @Sendable func record(_ index: Int, _ tries: Int, since started: UInt64, failure: Error) -> EventLoopFuture<Void> {
             let loop = group.next()
             if tries < target.retries {
-                tally.withLockedValue { $0.retried += 1 }
-                return loop.scheduleTask(in: .milliseconds(100)) {}.futureResult.flatMap { attempt(index, tries + 1) }
+                let reason = "\(failure)"
+                tally.withLockedValue {
+                    $0.retried += 1
+                    if $0.retryReasons.count < 3 && !$0.retryReasons.contains(reason) { $0.retryReasons.append(reason) }
+                }
+                return loop.scheduleTask(in: .milliseconds(100)) {}.futureResult.flatMap { attempt(index, tries + 1, since: started) }
             }
             let reason = "\(failure)"
             tally.withLockedValue {
@@ -139,7 +152,7 @@ enum ClientPool {
 
         @Sendable func lane(_ index: Int, step: Int) -> EventLoopFuture<Void> {
             guard index < clients.upperBound else { return group.next().makeSucceededVoidFuture() }
-            return attempt(index, 0).flatMap { lane(index + step, step: step) }
+            return attempt(index, 0, since: Clock.now()).flatMap { lane(index + step, step: step) }
         }
 
         let lanes = max(1, min(target.concurrency, clients.count))

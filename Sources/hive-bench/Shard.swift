@@ -32,7 +32,8 @@ enum Shard {
         emit(ShardMessage(
             type: "connected", shard: options.shard, clients: options.clients, connected: summary.channels.count,
             failed: summary.failed, retried: summary.retried, errors: summary.errors, connectSeconds: summary.seconds,
-            rss: ProcFS.selfRSS()
+            rss: ProcFS.selfRSS(), connectTimes: options.role == "storm" ? summary.connectTimes.wire : nil,
+            retryReasons: summary.retryReasons
         ))
 
         commands.wait(for: "go")
@@ -78,6 +79,7 @@ enum Shard {
             type: "result", shard: options.shard, clients: options.clients, connected: summary.channels.count,
             tally: result, rss: ProcFS.selfRSS()
         ))
+        if options.hold { commands.wait(for: "exit") }
         // No orderly shutdown: exiting closes every socket at once, which is all a finished shard needs.
         _exit(0)
     }

@@ -15,6 +15,7 @@ import Foundation
 ///     shard -> {"type":"complete",...}     every client has every message (or the deadline passed): the end of
 ///                                          the window, with the shard's CPU time over it
 ///     shard -> {"type":"result",...}       the tally, 250 ms later (late duplicates still count), and exits
+///     coord -> exit                        (only with --hold-connections) the shard exits only now, its clients connected till then
 struct ShardMessage: Codable, Sendable {
     var type: String
     var shard: Int
@@ -33,6 +34,9 @@ struct ShardMessage: Codable, Sendable {
     var timedOut: Bool?
     /// The channels scenario's result: per phase, and the clients that got exactly what they were meant to.
     var channels: ChannelsShardResult?
+    /// Role "storm": each connected client's time from its first connect attempt to its 101.
+    var connectTimes: WireHistogram?
+    var retryReasons: [String]?
 }
 
 /// Options of one shard, passed on its command line.
@@ -49,6 +53,9 @@ struct ShardOptions: Sendable {
     var timeout = 60.0
     /// Channels role: messages 0..<channelMessages go to channels, the rest are broadcasts.
     var channelMessages = 0
+    /// After its result, the shard keeps its connections open until the coordinator says `exit` (the connections
+    /// scenario crashes a worker and runs a reconnect storm while they are held).
+    var hold = false
 
     var arguments: [String] {
         [
@@ -57,7 +64,7 @@ struct ShardOptions: Sendable {
             "--first", String(first), "--clients", String(clients), "--messages", String(messages), "--size", String(size),
             "--run-id", String(runID), "--threads", String(threads), "--timeout", String(timeout),
             "--channels", String(target.channels), "--channel-messages", String(channelMessages),
-        ] + (target.compression ? ["--compression"] : [])
+        ] + (target.compression ? ["--compression"] : []) + (hold ? ["--hold-connections"] : [])
     }
 
     init() {}
@@ -80,6 +87,7 @@ struct ShardOptions: Sendable {
         timeout = try args.double("timeout", default: 60)
         target.channels = try args.int("channels", default: 0)
         channelMessages = try args.int("channel-messages", default: 0)
+        hold = args.flag("hold-connections")
     }
 }
 
@@ -204,15 +212,16 @@ final class ShardGroup {
     let shards: [ShardProcess]
 
     /// Splits `clients` evenly; shard k gets the global client indices that decide its source addresses.
-    init(options: ShardOptions, processes: Int) throws {
+    /// `first`: the global index of the group's first client (a second group after the first one's clients).
+    init(options: ShardOptions, processes: Int, first: Int = 0) throws {
         var made: [ShardProcess] = []
         let total = options.clients
         let count = max(1, min(processes, max(1, total)))
         for k in 0..<count {
             var mine = options
             mine.shard = k
-            mine.first = total * k / count
-            mine.clients = total * (k + 1) / count - mine.first
+            mine.first = first + total * k / count
+            mine.clients = total * (k + 1) / count - total * k / count
             made.append(try ShardProcess(index: k, arguments: mine.arguments))
         }
         shards = made

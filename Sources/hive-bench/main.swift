@@ -43,6 +43,12 @@ let usage = """
                 M messages through hive's POST /api/publish?channel=C on K keep-alive connections, back to back:
                 publishes/s, request latency, hive's and Redis' CPU per message (a channel with history goes
                 through the history script, one without is a plain PUBLISH).
+      connections --port P --redis URL --hive-pids MASTER [--clients 100000] [--per-address 10000]
+                [--processes K] [--broadcasts 3] [--storm 10000] [--storm-processes 1] [--json]
+                N idle clients (K processes, sources 127.0.0.2, .3, … --per-address each): time to accept
+                all, hive's RSS per connection (master + workers), broadcasts reaching all exactly once,
+                then the busiest worker killed (SIGKILL) and --storm clients connecting at once:
+                connections/s and connect-time percentiles. Exits 1 on any loss or failed connect.
       smoke     --port P --redis URL   (also: --smoke)
                 200 clients, 50 messages, 2 processes, 10 plain HTTP connections; exits 1 on any loss,
                 duplicate, reordering or byte on an HTTP connection; never runs over 60 s.
@@ -82,6 +88,9 @@ do {
     case "publish":
         let report = try PublishThroughput.run(try PublishOptions(args))
         finish(ok: report.ok, json: Output.json(report), text: PublishThroughput.text(report), asJSON: args.flag("json"))
+    case "connections":
+        let report = try Connections.run(try ConnectionsOptions(args))
+        finish(ok: report.ok, json: Output.json(report), text: Connections.text(report), asJSON: args.flag("json"))
     case "smoke":
         // Small enough for a test suite (a few seconds), and still every path: two shard processes, the payload
         // checks, pipelined PUBLISH and the plain-HTTP probe. The drain and connect budgets are short on purpose.

@@ -157,3 +157,67 @@ struct BenchRun {
         try XCTUnwrap(JSONSerialization.jsonObject(with: stdout) as? [String: Any], text)
     }
 }
+
+/// The `conn_100k` scenario of `make bench` (issue 14 item 5) at 2,000 connections: the same `hive-bench connections`
+/// code path (clients over two source addresses, three workers, broadcasts through Redis, a worker killed and a
+/// reconnect storm). Correctness only; the figures are `make bench`'s.
+final class ConnectionsBenchSmokeTests: HiveTestCase {
+    private func connections(port: Int, redis: RedisServer, master: Int32, extra: [String] = []) throws -> BenchRun {
+        try BenchRun.run([
+            "connections", "--port", String(port), "--redis", redis.url, "--hive-pids", String(master),
+            "--clients", "2000", "--per-address", "1000", "--processes", "2", "--broadcasts", "3", "--storm", "300",
+            "--settle", "3", "--drain", "10", "--timeout", "120", "--json",
+        ] + extra)
+    }
+
+    func testConnections_everyBroadcastReachesAll_andTheStormReconnectsAfterAWorkerCrash() throws {
+        let redis = try startRedis()
+        let (hive, port) = try startHive(workers: 3, ["--redis", redis.url])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        let master = try XCTUnwrap(hive.pid, "hive's pid")
+        let workersBefore = hive.workerPIDs()
+
+        let run = try connections(port: port, redis: redis, master: master)
+        XCTAssertEqual(run.status, 0, run.text)
+        let report = try run.json()
+        XCTAssertEqual(report["connected"] as? Int, 2000, run.text)
+        XCTAssertEqual(report["sourceAddresses"] as? Int, 2, run.text)
+        XCTAssertEqual(report["workers"] as? Int, 3, run.text)
+        XCTAssertEqual(report["expectedDeliveries"] as? Int, 6000, run.text)
+        XCTAssertEqual(report["deliveries"] as? Int, 6000, run.text)
+        for key in ["lost", "duplicated", "outOfOrder", "closedDuringBroadcasts"] {
+            XCTAssertEqual(report[key] as? Int, 0, "\(key): \(run.text)")
+        }
+        // Least-connections spread them: each worker holds about a third (its descriptors, ~40 of its own).
+        let perWorker = try XCTUnwrap(report["connectionsPerWorker"] as? [Int], run.text)
+        XCTAssertEqual(perWorker.count, 3, run.text)
+        for fds in perWorker { XCTAssertGreaterThan(fds, 600, run.text) }
+        XCTAssertGreaterThan(try XCTUnwrap(report["rssPerConnectionBytes"] as? Double, run.text), 0, run.text)
+        XCTAssertGreaterThan(try XCTUnwrap(report["acceptSeconds"] as? Double, run.text), 0, run.text)
+
+        let storm = try XCTUnwrap(report["storm"] as? [String: Any], run.text)
+        XCTAssertEqual(storm["connected"] as? Int, 300, run.text)
+        XCTAssertEqual(storm["failed"] as? Int, 0, run.text)
+        XCTAssertNotNil(storm["workerRestartedWithinSeconds"], run.text)
+        let times = try XCTUnwrap(storm["connectTime"] as? [String: Any], run.text)
+        XCTAssertEqual(times["samples"] as? Int, 300, run.text)
+        XCTAssertNotNil(times["p99Us"], run.text)
+        // The killed worker is one hive had, and hive replaced it.
+        let killed = try XCTUnwrap(storm["killedWorkerPid"] as? Int, run.text)
+        XCTAssertTrue(workersBefore.contains(Int32(killed)), "\(killed) not in \(workersBefore)")
+        try hive.waitForLog("a replacement worker", timeout: 10) { _ in hive.workerPIDs().count == 4 }
+    }
+
+    /// It can fail: a registry too small for the clients turns the rest into 503s, reported as failed connects.
+    func testConnections_moreClientsThanHiveTakes_isAProblem() throws {
+        let redis = try startRedis()
+        let (hive, port) = try startHive(workers: 3, ["--redis", redis.url, "--max-connections", "1500"])
+        try redis.waitForSubscribers(channel: "test", count: 1)
+        let run = try connections(port: port, redis: redis, master: try XCTUnwrap(hive.pid), extra: ["--storm", "0"])
+        XCTAssertEqual(run.status, 1, run.text)
+        let report = try run.json()
+        XCTAssertEqual(report["connected"] as? Int, 1500, run.text)
+        XCTAssertEqual(report["connectFailed"] as? Int, 500, run.text)
+        XCTAssertTrue(run.text.contains("500 clients could not connect"), run.text)
+    }
+}

@@ -178,6 +178,7 @@ struct Start: ParsableCommand {
                 configuration.redis["history-prefix"] = "=" + redis.channelPrefix
             }
         }
+        DescriptorLimit.raiseForWorkers(maxConnections: maxConnections, workers: workers, logger: logger)
         do {
             let status = try MasterLoop(configuration: configuration, logger: logger).run()
             Glibc.exit(status)

@@ -77,7 +77,7 @@ extension HiveServer {
             if let session = table.sessions[id] {
                 session.close(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason)
             } else {
-                table.channels[id]?.close(promise: nil)
+                table.channel(id)?.close(promise: nil)
             }
         case .channelMessage(let channel, let bytes, let messages):
             guard let entries = ChannelEntryCodec.decode(bytes, expected: messages) else {

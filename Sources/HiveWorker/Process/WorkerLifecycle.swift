@@ -66,14 +66,14 @@ final class WorkerLifecycle: @unchecked Sendable {
         // Subscriptions end now: connections that outlive the grace period must not stay counted in the registry.
         hive.channelIndex.leaveEverything()
         let table = hive.table
-        hive.logger.info("stopping", metadata: ["connections": "\(table.channels.count)", "close.code": "\(closeCode)"])
+        hive.logger.info("stopping", metadata: ["connections": "\(table.count)", "close.code": "\(closeCode)"])
         table.onEmpty = { exit(0) }
-        if table.channels.isEmpty { exit(0) }
+        if table.isEmpty { exit(0) }
         hive.eventLoop.scheduleTask(in: grace + .seconds(1)) { exit(0) }
         for session in table.sessions.values {
             session.close(code: WebSocketErrorCode(codeNumber: Int(closeCode)), reason: closeCode == 1012 ? "server restarting" : "server stopping")
         }
-        for (id, channel) in table.channels where table.sessions[id] == nil {
+        for channel in table.plainChannels.values {
             channel.close(promise: nil)
         }
     }

@@ -78,7 +78,7 @@ extension HiveServer {
     /// On the event loop, for a connection of this worker; `user` already checked.
     func bindHere(_ id: ConnectionID, user: String?) throws(HiveError) {
         eventLoop.preconditionInEventLoop()
-        guard table.channels[id] != nil, registry.protocolState(of: id) != nil else { throw HiveError.unknownConnection(id) }
+        guard table.channel(id) != nil, registry.protocolState(of: id) != nil else { throw HiveError.unknownConnection(id) }
         guard userIndex.bind(id, to: user) else { return }
         registry.setUser(user, of: id)
         table.sessions[id]?.connection.user = user
