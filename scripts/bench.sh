@@ -1022,6 +1022,29 @@ if http_pairs:
         hr = statistics.median([r.get("requestsPerSecond") or 0 for r in runs[h]])
         cr = statistics.median([r.get("requestsPerSecond") or 0 for r in runs[c]])
         lines.append(f"| {h} / {c} | {hr:.0f} | {cr:.0f} | {hr / cr if cr else 0:.2f} |")
+# Issue 11: a channel message to 100 against a broadcast to 10,000, beside what bounds that ratio on this machine:
+# the same paced message to 100 clients as a plain broadcast (hive), and on the C reference against its own
+# broadcast to 10,000 (the kernel's work per delivery is most of a small message's cost, and larger per delivery
+# than within a large broadcast, for any server).
+floor = {n: runs.get(n) for n in ("channels_20ps", "fanout_100_20ps", "fanout_c_100_20ps", "fanout_c_10k_20ps")}
+if all(floor.values()):
+    def medv(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+    def phase(r, i):
+        p = r.get("phases", [])
+        return p[i].get("hiveMicrosPerMessage") if len(p) > i else None
+    channel = medv([phase(r, 0) for r in floor["channels_20ps"]])
+    broadcast = medv([phase(r, 1) for r in floor["channels_20ps"]])
+    hive100 = medv([r.get("hiveMicrosPerMessage") for r in floor["fanout_100_20ps"]])
+    c100 = medv([r.get("hiveMicrosPerMessage") for r in floor["fanout_c_100_20ps"]])
+    c10k = medv([r.get("hiveMicrosPerMessage") for r in floor["fanout_c_10k_20ps"]])
+    if None not in (channel, broadcast, hive100, c100, c10k):
+        lines.append("")
+        lines.append("A paced message (20/s) to 100 clients against one to 10,000, server CPU per message, medians: "
+                     f"hive channel message {channel:.0f} µs, hive broadcast to the 100 {hive100:.0f} µs, hive broadcast to "
+                     f"10,000 {broadcast:.0f} µs: ratio 1/{broadcast / channel:.0f}; the C reference {c100:.0f} µs against "
+                     f"{c10k:.0f} µs: ratio 1/{c10k / c100:.0f} (what a minimal server reaches on this machine).")
 if problems:
     lines.append("")
     lines.append("Problems found:")
