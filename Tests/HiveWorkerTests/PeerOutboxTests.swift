@@ -33,6 +33,50 @@ final class PeerOutboxTests: XCTestCase {
         XCTAssertEqual(drops.value, 0)
         XCTAssertNil(try inbox1.receive(blocking: false, buffer: buffer), "a target got the record twice")
     }
+
+    /// With nothing queued, a record is in the peer's inbox when `send` returns: the loop does not wait for the
+    /// sender thread to wake up (one thread hop less per message to the other workers).
+    func testRecordWithNothingQueued_isInThePeersInbox_whenSendReturns() throws {
+        let (inbox, sender) = try RecordChannel.pair(while: "testing")
+        defer { [inbox, sender].forEach { $0.close() } }
+        let outbox = PeerOutbox(peers: [sender, sender], logger: Logger(label: "test")) { _, _ in }
+        defer { outbox.stop() }
+        for sequence in 0..<100 {
+            let record = IPCMessage.broadcast(frames: [UInt8(sequence)], messages: 1)
+            XCTAssertTrue(outbox.send(record, to: [1]))
+            let received = try inbox.receive(blocking: false, buffer: buffer)
+            XCTAssertEqual(received?.0, record, "record \(sequence) was not sent before send returned")
+        }
+    }
+
+    /// A peer whose inbox is full gets the record later through the sender thread, and every record after it too,
+    /// in order; so does a peer with room (once a record is queued, the ones after it queue behind it).
+    func testPeerWithAFullInbox_getsEveryRecordInOrder_afterItReadsAgain() throws {
+        let (fullInbox, fullSender) = try RecordChannel.pair(while: "testing")
+        let (freeInbox, freeSender) = try RecordChannel.pair(while: "testing")
+        defer { [fullInbox, fullSender, freeInbox, freeSender].forEach { $0.close() } }
+        let drops = ManagedCounter()
+        let outbox = PeerOutbox(peers: [freeSender, freeSender, fullSender], logger: Logger(label: "test")) { _, _ in
+            drops.increment()
+        }
+        defer { outbox.stop() }
+        // Fill the peer's inbox directly until the kernel refuses more.
+        let filler = IPCMessage.broadcast(frames: [UInt8](repeating: 7, count: 4096), messages: 1)
+        var filled = 0
+        while try fullSender.send(filler, blocking: false) == .sent { filled += 1 }
+        XCTAssertGreaterThan(filled, 0)
+        let records = (0..<50).map { IPCMessage.broadcast(frames: [UInt8($0)], messages: 1) }
+        for record in records { XCTAssertTrue(outbox.send(record, to: [1, 2])) }
+        // The sender thread waits on the full inbox (before its send times out and drops): read that one first.
+        for _ in 0..<filled { XCTAssertEqual(try fullInbox.receive(blocking: true, buffer: buffer)?.0, filler) }
+        for record in records {
+            XCTAssertEqual(try fullInbox.receive(blocking: true, buffer: buffer)?.0, record)
+        }
+        for record in records {
+            XCTAssertEqual(try freeInbox.receive(blocking: true, buffer: buffer)?.0, record)
+        }
+        XCTAssertEqual(drops.value, 0)
+    }
 }
 
 /// A counter the outbox's thread may bump.

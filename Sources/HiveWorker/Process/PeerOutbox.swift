@@ -2,8 +2,9 @@ import Foundation
 import HiveIPC
 import Logging
 
-/// Sends records to other workers' inboxes without ever blocking the event loop: the loop enqueues, one thread
-/// sends. The queue is bounded; what does not fit is dropped, counted and logged (a worker that cannot keep up must
+/// Sends records to other workers' inboxes without ever blocking the event loop: a record with nothing queued ahead
+/// of it is sent at once without waiting; the rest (a full peer inbox, a payload that needs a memfd, records behind
+/// them) is queued, and one thread sends it, in order per peer. The queue is bounded; what does not fit is dropped, counted and logged (a worker that cannot keep up must
 /// not take its peers down with it). A record is always taken when the queue is empty, whatever its size: one
 /// message the limits allow must reach every worker, however large the bound.
 final class PeerOutbox: @unchecked Sendable {
@@ -51,6 +52,13 @@ final class PeerOutbox: @unchecked Sendable {
         let size = Self.size(of: message)
         condition.lock()
         defer { condition.unlock() }
+        var targets = targets
+        if queue.isEmpty && !sending && !stopped && Self.fitsInline(message) {
+            // Nothing is ahead of it: send it now, without waking the sender thread (one thread hop less per
+            // message to the other workers). A peer whose inbox is full gets it through the thread, which waits.
+            targets = targets.filter { !sendNow(message, to: $0) }
+            if targets.isEmpty { return true }
+        }
         guard queue.isEmpty || queuedBytes + size <= maxQueuedBytes else {
             let now = ContinuousClock.now
             if refusedLoggedAt.map({ now - $0 >= .seconds(60) }) ?? true {
@@ -126,6 +134,27 @@ final class PeerOutbox: @unchecked Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// Sends without waiting; false when the peer's inbox is full (the record must then be queued).
+    private func sendNow(_ message: IPCMessage, to target: Int) -> Bool {
+        do {
+            return try peers[target].send(message, blocking: false) == .sent
+        } catch {
+            logger.warning("cannot send to another worker", metadata: ["target.worker": "\(target)", "error": "\(error)"])
+            onDrop(message, target)
+            return true  // dropped and counted, as the sender thread would
+        }
+    }
+
+    /// Whether the record goes without a payload file: making one (a memfd) is left to the sender thread.
+    private static func fitsInline(_ message: IPCMessage) -> Bool {
+        switch message {
+        case .push(_, _, let payload), .broadcast(let payload, _), .channelMessage(_, let payload, _),
+            .userMessage(_, let payload, _), .userPush(_, _, let payload):
+            payload.count <= IPCMessage.maxInlinePayload
+        default: true
         }
     }
 
