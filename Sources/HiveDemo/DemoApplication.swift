@@ -29,7 +29,7 @@ public struct DemoApplication: HiveApplication {
         case (.get, "/"), (.head, "/"): response = .html(DemoPage.html)
         case (.get, "/favicon.ico"), (.head, "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
         case (.get, "/hello"), (.head, "/hello"): response = .text("hello")
-        case (.post, "/echo"): response = .bytes(request.body, contentType: "application/octet-stream")
+        case (.post, "/echo"): response = HiveResponse(headerFields: Self.octetStream, body: request.body)
         case (.get, "/sleep"):
             let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
             try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
@@ -42,6 +42,9 @@ public struct DemoApplication: HiveApplication {
         response.headerFields.append(HTTPField(name: .hiveWorker, value: String(hive.workerID)))
         return response
     }
+
+    /// Made once: `HiveResponse.bytes` builds its fields from a dictionary literal on every call.
+    static let octetStream: HTTPFields = [.contentType: "application/octet-stream"]
 
     public func message(_ message: HiveMessage, from connection: HiveConnection, hive: HiveServer) async throws {
         if connection.path == "/echo" {
