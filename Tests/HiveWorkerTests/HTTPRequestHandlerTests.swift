@@ -72,6 +72,15 @@ final class HTTPRequestHandlerTests: XCTestCase {
         XCTAssertFalse(written.contains("field Host"), "Host is the authority, not a field: \(written)")
     }
 
+    func testBodies_inOneChunkOrSeveral_reachTheHookWhole_andTheNextRequestStartsEmpty() throws {
+        let written = try exchange(
+            "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n6\r\n there\r\n0\r\n\r\n"
+                + "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+                + "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")
+        let bodies = written.split(separator: "\n").filter { $0.hasPrefix("body") }
+        XCTAssertEqual(bodies, ["body hi there", "body abc", "body "], written)
+    }
+
     func testResponse_keepsTheApplicationsFieldsAndCustomStatus_andTheServerSetsTheFraming() throws {
         let written = try exchange("GET /custom HTTP/1.1\r\nHost: a\r\n\r\n")
         let head = String(written[..<(written.range(of: "\r\n\r\n")?.lowerBound ?? written.endIndex)])

@@ -9,7 +9,7 @@ extension HTTPRequest {
     /// Throws when the method or a header name is not an RFC 9110 token, which NIO's parser lets through only in ways
     /// HTTPTypes cannot represent.
     init(_ head: HTTPRequestHead) throws(HTTPConversionError) {
-        guard let method = HTTPRequest.Method(head.method.rawValue) else {
+        guard let method = Self.knownMethod(head.method) ?? HTTPRequest.Method(head.method.rawValue) else {
             throw HTTPConversionError(message: "the method \"\(head.method.rawValue.prefix(40))\" is not a token")
         }
         var fields = HTTPFields()
@@ -20,12 +20,41 @@ extension HTTPRequest {
                 authority = value  // exactly one: the handler refused a request with more before
                 continue
             }
-            guard let fieldName = HTTPField.Name(name) else {
+            guard let fieldName = Self.knownName(name) ?? HTTPField.Name(name) else {
                 throw HTTPConversionError(message: "the header name \"\(name.prefix(40))\" is not a token")
             }
             fields.append(HTTPField(name: fieldName, value: value))
         }
         self.init(method: method, scheme: "http", authority: authority, path: head.uri, headerFields: fields)
+    }
+
+    /// The common methods without checking their names again (`Method(String)` checks the token on every request).
+    @inline(__always)
+    private static func knownMethod(_ method: HTTPMethod) -> HTTPRequest.Method? {
+        switch method {
+        case .GET: .get
+        case .POST: .post
+        case .HEAD: .head
+        case .PUT: .put
+        case .DELETE: .delete
+        case .OPTIONS: .options
+        default: nil
+        }
+    }
+
+    /// The field names most requests carry, spelled exactly as sent (the application sees names as sent), from
+    /// swift-http-types' constants: `HTTPField.Name(String)` checks the token and lowercases a copy of it, about
+    /// 400 instructions a field. Comparing two short strings of the same length is a comparison of their bits.
+    @inline(__always)
+    private static func knownName(_ name: String) -> HTTPField.Name? {
+        switch name.utf8.count {
+        case 14: name == "Content-Length" ? .contentLength : nil
+        case 12: name == "Content-Type" ? .contentType : nil
+        case 10: name == "User-Agent" ? .userAgent : name == "Connection" ? .connection : nil
+        case 6: name == "Accept" ? .accept : nil
+        case 15: name == "Accept-Encoding" ? .acceptEncoding : name == "Accept-Language" ? .acceptLanguage : nil
+        default: nil
+        }
     }
 }
 

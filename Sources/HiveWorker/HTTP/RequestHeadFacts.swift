@@ -17,12 +17,13 @@ struct RequestHeadFacts {
         for (name, value) in head.headers {
             size += name.utf8.count + value.utf8.count + 4
             switch name.utf8.count {
-            case 4 where Self.isName(name, "host"):
+            // The spelling nearly every client sends first: equal short strings compare by their bits.
+            case 4 where name == "Host" || Self.isName(name, "host"):
                 hostCount += 1
                 host = value
             case 6 where Self.isName(name, "expect"):
                 expect = value
-            case 14 where contentLength == nil && Self.isName(name, "content-length"):
+            case 14 where contentLength == nil && (name == "Content-Length" || Self.isName(name, "content-length")):
                 contentLength = value
             case 17 where Self.isName(name, "transfer-encoding"):
                 hasTransferEncoding = true

@@ -15,6 +15,9 @@ final class HookQueue: @unchecked Sendable {
     enum Work {
         case hook(Hook)
         case message(HiveMessage, WebSocketSession)
+        /// An HTTP request for the application's request hook: the handler holds it (one at a time), and
+        /// `HTTPRequestHandler.runRequestHook` answers it; no closure to allocate per request either.
+        case request(HTTPRequestHandler)
     }
 
     private let executor: EventLoopTaskExecutor
@@ -80,6 +83,8 @@ final class HookQueue: @unchecked Sendable {
                 } catch {
                     session.hookFailed("message", error)
                 }
+            case .request(let handler):
+                await handler.runRequestHook()
             }
             // Debug builds (the integration tests' binary) check that a hook that suspended came back to the loop.
             executor.eventLoop.assertInEventLoop()
