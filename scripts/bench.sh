@@ -887,6 +887,7 @@ for name in order + sorted(set(runs) - set(order)):
         thr = spread([r.get("rssPerConnectionBytes") for r in rs]) + " B RSS/conn"
         row = [label, len(rs), thr, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"]
         notes.append("PSS/conn " + spread([r.get("pssPerConnectionBytes") for r in rs]) + " B")
+        notes.append("without file pages (code) " + spread([r.get("anonPerConnectionBytes") for r in rs]) + " B/conn")
         notes.append("RSS " + spread([r.get("rssBeforeBytes", 0) / 1048576 for r in rs], "{:.1f}") + " -> " +
                      spread([r.get("rssAfterBytes", 0) / 1048576 for r in rs], "{:.1f}") + " MiB")
         notes.append("hive fds " + spread([r.get("fdsBefore") for r in rs]) + " -> " + spread([r.get("fdsAfter") for r in rs]))
@@ -931,6 +932,7 @@ for name in order + sorted(set(runs) - set(order)):
                ms([get(r, "broadcastLatency.p90Us") for r in rs]), ms([get(r, "broadcastLatency.p99Us") for r in rs]),
                ms([get(r, "broadcastLatency.maxUs") for r in rs]), "-", "-", "-", "-", "-"]
         notes.append("PSS/conn " + spread([r.get("pssPerConnectionBytes") for r in rs]) + " B")
+        notes.append("without file pages (code) " + spread([r.get("anonPerConnectionBytes") for r in rs]) + " B/conn")
         notes.append("RSS " + spread([r.get("rssBeforeBytes", 0) / 1048576 for r in rs], "{:.1f}") + " -> " +
                      spread([r.get("rssAfterBytes", 0) / 1048576 for r in rs], "{:.1f}") + " MiB (all hive processes)")
         notes.append("worker descriptors " + ", ".join(str(x) for x in r0.get("connectionsPerWorker", [])))

@@ -134,6 +134,7 @@ enum Connections {
         if pss.0.count == pids.count, pss.1.count == pids.count {
             report.pssPerConnectionBytes = (Double(pss.1.reduce(0, +) - pss.0.reduce(0, +)) / n).rounded()
         }
+        report.anonPerConnectionBytes = Idle.withoutFilePages(report.before, report.after, processes: pids.count, over: n)
         report.connectionsPerWorker = report.after.dropFirst().compactMap(\.fds)
 
         // 3. The broadcasts, back to back through Redis: every connected client must get each once, in order.
@@ -254,6 +255,7 @@ enum Connections {
             String(format: "  accepted all in %.2f s (%.0f connections/s), %d retried", r.acceptSeconds, r.acceptPerSecond, r.connectRetried),
             "  hive RSS \(r.rssBeforeBytes / 1024) KiB -> \(r.rssAfterBytes / 1024) KiB = \(String(format: "%.0f", r.rssPerConnectionBytes)) B per connection"
                 + (r.pssPerConnectionBytes.map { String(format: " (PSS %.0f B)", $0) } ?? "")
+                + (r.anonPerConnectionBytes.map { String(format: "; without file pages (code) %.0f B", $0) } ?? "")
                 + "; worker descriptors \(r.connectionsPerWorker.map(String.init).joined(separator: ", "))",
             "  broadcasts: \(r.deliveries)/\(r.expectedDeliveries) deliveries, lost \(r.lost), duplicated \(r.duplicated), out of order \(r.outOfOrder); \(Output.latencyLine(r.broadcastLatency))",
         ]
@@ -310,6 +312,7 @@ struct ConnectionsReport: Codable, Sendable {
     var rssAfterBytes = 0
     var rssPerConnectionBytes = 0.0
     var pssPerConnectionBytes: Double?
+    var anonPerConnectionBytes: Double?
     var connectionsPerWorker: [Int] = []
     var broadcasts = 0
     var publish = PublishStats()

@@ -36,9 +36,19 @@ struct IdleOptions: Sendable {
 
 /// `hive-bench idle`: the memory an idle WebSocket connection costs the server, summed over master and workers.
 enum Idle {
+    /// RSS growth less file-backed growth, per connection; nil when a process's RssFile could not be read.
+    static func withoutFilePages(_ before: [ProcessMemory], _ after: [ProcessMemory], processes: Int, over n: Double) -> Double? {
+        let files = (before.compactMap(\.rssFileBytes), after.compactMap(\.rssFileBytes))
+        guard files.0.count == processes, files.1.count == processes else { return nil }
+        let rss = after.reduce(0) { $0 + $1.rssBytes } - before.reduce(0) { $0 + $1.rssBytes }
+        return (Double(rss - (files.1.reduce(0, +) - files.0.reduce(0, +))) / n).rounded()
+    }
+
     static func measure(_ pids: [Int32]) -> [ProcessMemory] {
         pids.compactMap { pid in
-            ProcFS.rss(pid).map { ProcessMemory(pid: pid, rssBytes: $0, pssBytes: ProcFS.pss(pid), fds: ProcFS.fdCount(pid)) }
+            ProcFS.rss(pid).map { ProcessMemory(
+                    pid: pid, rssBytes: $0, pssBytes: ProcFS.pss(pid), rssFileBytes: ProcFS.rssFile(pid),
+                    fds: ProcFS.fdCount(pid)) }
         }
     }
 
@@ -107,6 +117,7 @@ enum Idle {
         if pssBefore.count == pids.count, pssAfter.count == pids.count {
             report.pssPerConnectionBytes = (Double(pssAfter.reduce(0, +) - pssBefore.reduce(0, +)) / n).rounded()
         }
+        report.anonPerConnectionBytes = Idle.withoutFilePages(report.before, report.after, processes: pids.count, over: n)
         let fdsBefore = report.before.compactMap(\.fds)
         let fdsAfter = report.after.compactMap(\.fds)
         if fdsBefore.count == pids.count { report.fdsBefore = fdsBefore.reduce(0, +) }

@@ -127,6 +127,7 @@ struct ProcessMemory: Codable, Sendable {
     var pid: Int32
     var rssBytes: Int
     var pssBytes: Int?
+    var rssFileBytes: Int?
     var fds: Int?
 }
 
@@ -145,6 +146,8 @@ struct IdleReport: Codable, Sendable {
     var rssAfterBytes = 0
     var rssPerConnectionBytes = 0.0
     var pssPerConnectionBytes: Double?
+    /// The RSS per connection less its file-backed pages (code paged in once per process, not per connection).
+    var anonPerConnectionBytes: Double?
     var fdsBefore: Int?
     var fdsAfter: Int?
     /// Connections the server closed while they were held idle (must be 0 within the ping interval).
@@ -216,7 +219,8 @@ enum Output {
         """
         idle: \(r.connected)/\(r.clients) idle WebSocket connections in \(r.processes) process(es)
           hive RSS \(r.rssBeforeBytes / 1024) KiB -> \(r.rssAfterBytes / 1024) KiB = \(String(format: "%.0f", r.rssPerConnectionBytes)) B per connection\
-        \(r.pssPerConnectionBytes.map { String(format: " (PSS %.0f B)", $0) } ?? "")
+        \(r.pssPerConnectionBytes.map { String(format: " (PSS %.0f B)", $0) } ?? "")\
+        \(r.anonPerConnectionBytes.map { String(format: "; without file pages (code) %.0f B", $0) } ?? "")
           hive fds \(r.fdsBefore.map(String.init) ?? "?") -> \(r.fdsAfter.map(String.init) ?? "?"); generator \(String(format: "%.0f", r.generatorRSSPerConnectionBytes)) B per connection
           \(r.ok ? "OK" : "PROBLEMS: " + r.problems.joined(separator: "; "))
         """

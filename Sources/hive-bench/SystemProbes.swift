@@ -83,6 +83,13 @@ enum ProcFS {
         read("/proc/\(pid)/status").flatMap { kilobyteField("VmRSS", in: $0) }
     }
 
+    /// The file-backed part of the RSS (RssFile: mostly the binary's and libraries' code). The first connections
+    /// page in the code of the accept, HTTP and WebSocket paths (~2.5 MB per worker): a fixed cost, which the
+    /// idle figures would otherwise spread over the connections.
+    static func rssFile(_ pid: Int32) -> Int? {
+        read("/proc/\(pid)/status").flatMap { kilobyteField("RssFile", in: $0) }
+    }
+
     /// Proportional set size: shared pages (the registry memfd, the binary) counted once across processes.
     static func pss(_ pid: Int32) -> Int? {
         read("/proc/\(pid)/smaps_rollup").flatMap { kilobyteField("Pss", in: $0) }

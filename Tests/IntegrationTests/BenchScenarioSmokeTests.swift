@@ -192,7 +192,12 @@ final class ConnectionsBenchSmokeTests: HiveTestCase {
         let perWorker = try XCTUnwrap(report["connectionsPerWorker"] as? [Int], run.text)
         XCTAssertEqual(perWorker.count, 3, run.text)
         for fds in perWorker { XCTAssertGreaterThan(fds, 600, run.text) }
-        XCTAssertGreaterThan(try XCTUnwrap(report["rssPerConnectionBytes"] as? Double, run.text), 0, run.text)
+        let rss = try XCTUnwrap(report["rssPerConnectionBytes"] as? Double, run.text)
+        XCTAssertGreaterThan(rss, 0, run.text)
+        // Without the file pages (the code the first connections page in): positive, and below the RSS figure.
+        let anonymous = try XCTUnwrap(report["anonPerConnectionBytes"] as? Double, run.text)
+        XCTAssertGreaterThan(anonymous, 0, run.text)
+        XCTAssertLessThan(anonymous, rss, run.text)
         XCTAssertGreaterThan(try XCTUnwrap(report["acceptSeconds"] as? Double, run.text), 0, run.text)
 
         let storm = try XCTUnwrap(report["storm"] as? [String: Any], run.text)
