@@ -32,26 +32,11 @@ final class HTTPPublisher {
     }
 
     private func connect() throws {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw Failure(description: "bad address \(host)") }
-        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard socketFD >= 0 else { throw Failure(description: "socket: errno \(errno)") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(socketFD, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var one: Int32 = 1
-        setsockopt(socketFD, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        do {
+            fd = try LoopbackTCP.connect(host: host, port: UInt16(port), timeoutSeconds: 5, peer: "hive at \(host):\(port)")
+        } catch let failure as LoopbackTCP.Failure {
+            throw Failure(description: failure.description)
         }
-        guard rc == 0 else {
-            let code = errno
-            Glibc.close(socketFD)
-            throw Failure(description: "cannot connect to hive at \(host):\(port): errno \(code)")
-        }
-        fd = socketFD
     }
 
     /// One request and its answer. Throws `Failure` when the connection failed before an answer came (the caller

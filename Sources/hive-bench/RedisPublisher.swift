@@ -36,26 +36,10 @@ final class RedisPublisher {
         guard parts.count == 2, let port = UInt16(parts[1]), parts[0].hasPrefix("127.") else {
             throw Failure(description: "--redis must be redis://127.x.x.x:port (loopback only), got \(url)")
         }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, String(parts[0]), &address.sin_addr) == 1 else {
-            throw Failure(description: "bad Redis address \(parts[0])")
-        }
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else {
-            let code = errno
-            Glibc.close(fd)
-            throw Failure(description: "cannot connect to Redis at \(rest): errno \(code)")
+        do {
+            fd = try LoopbackTCP.connect(host: String(parts[0]), port: port, timeoutSeconds: timeoutSeconds, peer: "Redis at \(rest)")
+        } catch let failure as LoopbackTCP.Failure {
+            throw Failure(description: failure.description)
         }
         if let password, !password.isEmpty {
             if case .error(let message) = try command(["AUTH", password]) { throw Failure(description: "AUTH: \(message)") }
