@@ -102,9 +102,48 @@ final class RedisConnection {
 
     /// Sends one command and waits for its reply.
     func command(_ arguments: [[UInt8]]) throws -> RedisReply {
-        let count = arguments.count
+        let name = Self.name(arguments)
+        let raw = try withArgv(arguments) { count, argv, lengths in redisCommandArgv(context, count, argv, lengths) }
+        guard let raw else { throw currentError(name) }
+        defer { freeReplyObject(raw) }
+        return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Commands sent in one go per `chunk` and their replies read after each chunk, in order: one round trip per chunk
+    /// instead of one per command (a `hive status` with thousands of channels with history).
+    func pipeline(_ commands: [[[UInt8]]], chunk: Int = 256) throws -> [RedisReply] {
+        precondition(chunk > 0)
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        var start = commands.startIndex
+        while start < commands.endIndex {
+            let part = commands[start..<min(start + chunk, commands.endIndex)]
+            for arguments in part {
+                let appended = try withArgv(arguments) { count, argv, lengths in
+                    redisAppendCommandArgv(context, count, argv, lengths)
+                }
+                guard appended == REDIS_OK else { throw currentError(Self.name(arguments)) }
+            }
+            for arguments in part {
+                var raw: UnsafeMutableRawPointer?
+                guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw currentError(Self.name(arguments)) }
+                defer { freeReplyObject(raw) }
+                replies.append(RedisReply(raw.assumingMemoryBound(to: redisReply.self)))
+            }
+            start = part.endIndex
+        }
+        return replies
+    }
+
+    private static func name(_ arguments: [[UInt8]]) -> String { String(decoding: arguments.first ?? [], as: UTF8.self) }
+
+    /// Calls `body` with hiredis' argv form of `arguments`. hiredis copies the arguments into its output buffer,
+    /// so the pointers only need to live for the call.
+    private func withArgv<Result>(
+        _ arguments: [[UInt8]],
+        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafeMutablePointer<Int>) throws -> Result
+    ) rethrows -> Result {
         var lengths = arguments.map { $0.count }
-        // hiredis copies the arguments into its output buffer, so pointers only need to live for this call.
         let pointers = arguments.map { argument -> UnsafeMutablePointer<CChar> in
             let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(argument.count, 1))
             argument.withUnsafeBytes { UnsafeMutableRawPointer(pointer).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(pointer), byteCount: argument.count) }
@@ -112,10 +151,7 @@ final class RedisConnection {
         }
         defer { pointers.forEach { $0.deallocate() } }
         var argv: [UnsafePointer<CChar>?] = pointers.map { UnsafePointer($0) }
-        let name = String(decoding: arguments.first ?? [], as: UTF8.self)
-        guard let raw = redisCommandArgv(context, Int32(count), &argv, &lengths) else { throw currentError(name) }
-        defer { freeReplyObject(raw) }
-        return RedisReply(raw.assumingMemoryBound(to: redisReply.self))
+        return try body(Int32(arguments.count), &argv, &lengths)
     }
 
     private func currentError(_ command: String) -> RedisError {

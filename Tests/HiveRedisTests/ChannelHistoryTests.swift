@@ -111,6 +111,30 @@ final class ChannelHistoryTests: XCTestCase {
         XCTAssertNotEqual(second.position?.epoch, first.position?.epoch)
     }
 
+    func testSummaries_ofManyChannels_arePipelinedInChunks_andEachAnswersItsOwnChannel() async throws {
+        let redis = try TestRedisServer()
+        try redis.start()
+        let publisher = RedisPublisher(configuration: .init(url: redis.url, timeout: 3), logger: logger)
+        defer { publisher.shutdown() }
+        // 300 channels with 1, 2 or 3 messages (600 commands: past one 256-command chunk) and one channel without.
+        let channels = (0..<300).map { "ch\($0)" }
+        var epochs: [String: String] = [:]
+        for (index, channel) in channels.enumerated() {
+            let target = HistoryTarget(keys: ChannelHistory.Keys(redisChannel: channel), policy: .init(size: 10, ttl: 0))
+            for _ in 0...(index % 3) {
+                let receipt = try await publisher.publish(channel: channel, payload: [1], history: target)
+                epochs[channel] = receipt.position?.epoch
+            }
+        }
+        let summaries = try HistoryReader.summaries(url: redis.url, redisChannels: channels + ["none"])
+        XCTAssertEqual(summaries.count, 301)
+        for (index, channel) in channels.enumerated() {
+            let expected = HistoryReader.Summary(epoch: epochs[channel], last: UInt64(index % 3 + 1), length: index % 3 + 1)
+            XCTAssertEqual(summaries[index], expected, channel)
+        }
+        XCTAssertEqual(summaries.last, HistoryReader.Summary(epoch: nil, last: 0, length: 0))
+    }
+
     private func read(_ url: RedisURL, after: UInt64) async throws -> HistoryReader.Page {
         let reader = HistoryReader(url: url, timeout: 3, logger: logger)
         defer { reader.shutdown() }
