@@ -48,7 +48,7 @@ ONLY=${BENCH_ONLY:-}
 # a broadcast on hive and on the C reference (the same kernel work per delivery as a channel message to 100),
 # and the C reference's paced broadcast to 10,000.
 [[ " $ONLY " == *" channels_floor "* ]] &&
-  ONLY="$ONLY channels_20ps fanout_100_20ps fanout_c_100_20ps fanout_c_10k_20ps"
+  ONLY="$ONLY channels_20ps channels_c_20ps fanout_100_20ps fanout_c_100_20ps fanout_c_10k_20ps"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$ROOT/.build/bench/$STAMP"
 mkdir -p "$OUT"
@@ -251,8 +251,8 @@ start_reference() { # sets REFERENCE_PID and REFERENCE_PORT
 # The C fan-out reference (scripts/reference/fanout-minimal.c): what this machine allows a WebSocket fan-out server,
 # driven by the same hive-bench fanout. It subscribes to "test" on our Redis from each of its 2 processes, so hive
 # must not run at the same time (its worker 0 would be a third subscriber). Built once per bench run with gcc -O2.
-start_fanout_reference() { # mode: coalesce or per-frame; sets FANOUT_REFERENCE_PID and FANOUT_REFERENCE_PORT
-  local mode=$1 binary="$OUT/fanout-minimal" compiler
+start_fanout_reference() { # mode (coalesce or per-frame) [channels]; sets FANOUT_REFERENCE_PID and _PORT
+  local mode=$1 channels=${2:-0} binary="$OUT/fanout-minimal" compiler
   stop_hive
   if [[ ! -x "$binary" ]]; then
     compiler=$(command -v gcc || command -v cc || command -v clang) || die "no C compiler (gcc, cc or clang) for the fan-out reference"
@@ -260,7 +260,7 @@ start_fanout_reference() { # mode: coalesce or per-frame; sets FANOUT_REFERENCE_
     "$compiler" -O2 -o "$binary" scripts/reference/fanout-minimal.c || die "cannot build scripts/reference/fanout-minimal.c"
   fi
   FANOUT_REFERENCE_PORT=$(free_port)
-  local cmd=("$binary" "$FANOUT_REFERENCE_PORT" "$REDIS_PORT" test 2 "$mode")
+  local cmd=("$binary" "$FANOUT_REFERENCE_PORT" "$REDIS_PORT" test 2 "$mode" "$channels")
   record "${cmd[@]}"
   "${cmd[@]}" 2>"$OUT/fanout-minimal-$FANOUT_REFERENCE_PORT.log" &
   FANOUT_REFERENCE_PID=$!
@@ -362,6 +362,24 @@ fanout_reference() { # name clients messages rate(- for back to back) processes 
     run_generator "$name" "$run" fanout --port "$FANOUT_REFERENCE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
       --clients "$clients" --messages "$messages" --size 64 --processes "$processes" --http-idle 0 \
       --expect-subscribers 2 --hive-pids "$FANOUT_REFERENCE_PID" "${extra[@]}"
+  done
+  stop_fanout_reference
+}
+
+# The same on the C fan-out reference started with K channels (hive stopped): what a minimal server with channels
+# reaches for the channel message against the broadcast (issue 11's ratio on this machine).
+channels_reference() { # name clients channels channel-messages broadcast-messages processes [rate]
+  local name=$1 clients=$2 count=$3 on_channels=$4 broadcasts=$5 processes=$6 rate=${7:--} run
+  want "$name" || return 0
+  log "== $name: C fan-out reference with $count channels, $clients clients, $on_channels channel messages then $broadcasts broadcasts, rate $rate"
+  local extra=()
+  [[ "$rate" != - ]] && extra=(--rate "$rate")
+  start_fanout_reference coalesce "$count"
+  for ((run = 1; run <= RUNS; run++)); do
+    ((run > 1)) && sleep 1 # the previous run's clients are closing: let the reference drop them
+    run_generator "$name" "$run" channels --port "$FANOUT_REFERENCE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+      --clients "$clients" --channels "$count" --channel-messages "$on_channels" --broadcast-messages "$broadcasts" \
+      --size 64 --processes "$processes" --expect-subscribers 2 --hive-pids "$FANOUT_REFERENCE_PID" "${extra[@]}"
   done
   stop_fanout_reference
 }
@@ -622,6 +640,8 @@ if [[ "$QUICK" == 1 ]]; then
   reload_bench reload_10k 2000 6 20 2 2
   fanout fanout_100_20ps 100 40 20 1
   fanout_reference fanout_c_100_20ps 100 40 20 1 coalesce
+  channels_reference channels_c 2000 100 200 20 2
+  channels_reference channels_c_20ps 2000 100 40 10 2 20
   fanout_reference fanout_c_10k_20ps 2000 20 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 2000 10 5 2 coalesce
   fanout_reference fanout_c_1k_20ps 200 20 20 2 coalesce
@@ -661,6 +681,9 @@ else
   # channel message's cost (Docs/BENCHMARKS.md, "Channels").
   fanout fanout_100_20ps 100 200 20 1
   fanout_reference fanout_c_100_20ps 100 200 20 1 coalesce
+  # The channels scenarios on the C reference with 100 channels: the same ratio for a minimal server.
+  channels_reference channels_c 10000 100 1000 100 2
+  channels_reference channels_c_20ps 10000 100 200 40 2 20
   # Issue 14: the same fan-out runs against the C reference (hive stopped), for the Hive / C table.
   fanout_reference fanout_c_10k_20ps 10000 100 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 10000 50 5 2 coalesce
@@ -689,7 +712,7 @@ import glob, json, os, re, statistics, sys
 out, elapsed = sys.argv[1], int(sys.argv[2])
 order = ["fanout_1k_b2b", "fanout_10k_b2b", "fanout_10k_20ps", "fanout_10k_5ps", "fanout_1k_20ps",
          "http_hello", "http_c_reference", "http_post_echo", "http_c_post_echo", "roundtrip", "idle_10k", "fanout_10k_2k", "fanout_10k_2k_deflate",
-         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "fanout_100_20ps", "fanout_c_100_20ps", "reload_10k", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
+         "idle_10k_deflate", "fanout_30k", "channels", "channels_20ps", "channels_c", "channels_c_20ps", "fanout_100_20ps", "fanout_c_100_20ps", "reload_10k", "fanout_c_10k_20ps", "fanout_c_10k_5ps", "fanout_c_1k_20ps",
          "fanout_c_1k_b2b", "fanout_c_10k_b2b", "fanout_c_1k_b2b_perframe", "fanout_c_10k_b2b_perframe",
          "plain_publish", "history_publish", "envelope_latency", "recovery_kill9", "conn_100k"]
 runs = {}
@@ -843,6 +866,9 @@ for name in order + sorted(set(runs) - set(order)):
                      spread([ph(r, 0, "hiveNetMicrosPerMessage") for r in rs], "{:.1f}") + " µs against " +
                      spread([ph(r, 1, "hiveNetMicrosPerMessage") for r in rs], "{:.1f}") + " µs, " +
                      spread([r.get("netCostRatio") for r in rs], "{:.4f}") + " of a broadcast")
+        if name.startswith("channels_c"):
+            notes.append("not Hive: scripts/reference/fanout-minimal.c with 100 channels (each client joins the one its "
+                         "?channels= names; 2 processes, each subscribed); its CPU is in the hive columns")
         notes.append("strays " + total([ph(r, 0, "strays") for r in rs]) + "; clients with exactly their messages " +
                      total([r.get("exactClients") for r in rs]) + "/" + total([r.get("connected") for r in rs]) +
                      "; latency and CPU columns: channel / broadcast (CPU columns: the broadcast phase)")
@@ -1049,6 +1075,19 @@ if all(floor.values()):
                      f"hive channel message {channel:.0f} µs, hive broadcast to the 100 {hive100:.0f} µs, hive broadcast to "
                      f"10,000 {broadcast:.0f} µs: ratio 1/{broadcast / channel:.0f}; the C reference {c100:.0f} µs against "
                      f"{c10k:.0f} µs: ratio 1/{c10k / c100:.0f} (what a minimal server reaches on this machine).")
+for hive_name, c_name in (("channels", "channels_c"), ("channels_20ps", "channels_c_20ps")):
+    if not (runs.get(hive_name) and runs.get(c_name)):
+        continue
+    def medp(name, i):
+        values = [r["phases"][i].get("hiveMicrosPerMessage") for r in runs[name] if len(r.get("phases", [])) > i]
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+    hc, hb, cc, cb = medp(hive_name, 0), medp(hive_name, 1), medp(c_name, 0), medp(c_name, 1)
+    if None not in (hc, hb, cc, cb) and hc > 0 and cc > 0:
+        lines.append("")
+        lines.append(f"{hive_name} against {c_name} (the C reference with the same channels), server CPU per message, "
+                     f"medians: hive channel message {hc:.0f} µs, broadcast {hb:.0f} µs, ratio 1/{hb / hc:.0f}; "
+                     f"C channel message {cc:.0f} µs, broadcast {cb:.0f} µs, ratio 1/{cb / cc:.0f}.")
 if problems:
     lines.append("")
     lines.append("Problems found:")

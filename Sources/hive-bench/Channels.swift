@@ -94,8 +94,10 @@ struct ChannelsReport: Codable, Sendable, ConnectOutcome {
     var processes = 0
     var channels = 0
     var size = 0
-    /// Channels with a Redis subscriber (PUBSUB NUMSUB) before the first publish.
+    /// Channels with their expected Redis subscribers (PUBSUB NUMSUB) before the first publish.
     var subscribedChannels = 0
+    /// What every PUBLISH should reach (1 for Hive, 2 for the C reference).
+    var expectedSubscribers = 1
     var phases: [ChannelsPhase] = []
     /// Clients that got every message meant for them exactly once and no other.
     var exactClients = 0
@@ -139,16 +141,17 @@ enum Channels {
         let redis = try RedisPublisher(url: o.redis)
         let names = (0..<o.target.channels).map { o.channelPrefix + ConnectTarget.channelName($0) }
         let subscribedBy = Clock.now() + 10_000_000_000
-        var subscribed = try subscribedCount(names, on: redis)
+        var subscribed = try subscribedCount(names, on: redis, atLeast: o.expectedSubscribers)
         var broadcastSubscribers = try redis.subscribers(of: o.broadcastChannel)
-        while (subscribed < names.count || broadcastSubscribers < 1) && Clock.now() < subscribedBy {
+        while (subscribed < names.count || broadcastSubscribers < o.expectedSubscribers) && Clock.now() < subscribedBy {
             Clock.sleep(seconds: 0.05)
-            subscribed = try subscribedCount(names, on: redis)
+            subscribed = try subscribedCount(names, on: redis, atLeast: o.expectedSubscribers)
             broadcastSubscribers = try redis.subscribers(of: o.broadcastChannel)
         }
         report.subscribedChannels = subscribed
-        guard broadcastSubscribers >= 1 else {
-            throw Arguments.UsageError(description: "nobody subscribes to \"\(o.broadcastChannel)\" on \(o.redis) after 10 s: is hive using this Redis?")
+        report.expectedSubscribers = o.expectedSubscribers
+        guard broadcastSubscribers >= o.expectedSubscribers else {
+            throw Arguments.UsageError(description: "\(broadcastSubscribers) of \(o.expectedSubscribers) subscriber(s) of \"\(o.broadcastChannel)\" on \(o.redis) after 10 s: is the server using this Redis?")
         }
         Clock.sleep(seconds: o.settleSeconds)
 
@@ -239,13 +242,13 @@ enum Channels {
         return report
     }
 
-    /// How many of `names` have at least one subscriber (one PUBSUB NUMSUB for all of them).
-    static func subscribedCount(_ names: [String], on redis: RedisPublisher) throws -> Int {
+    /// How many of `names` have at least `atLeast` subscribers (one PUBSUB NUMSUB for all of them).
+    static func subscribedCount(_ names: [String], on redis: RedisPublisher, atLeast: Int) throws -> Int {
         guard case .array(let items) = try redis.command(["PUBSUB", "NUMSUB"] + names), items.count == 2 * names.count else {
             throw RedisPublisher.Failure(description: "unexpected PUBSUB NUMSUB reply")
         }
         return stride(from: 1, to: items.count, by: 2).reduce(0) {
-            if case .integer(let n) = items[$1], n >= 1 { return $0 + 1 }
+            if case .integer(let n) = items[$1], n >= atLeast { return $0 + 1 }
             return $0
         }
     }
@@ -262,8 +265,8 @@ enum Channels {
             if p.outOfOrder > 0 { r.problems.append("\(p.name): \(p.outOfOrder) deliveries out of order") }
             if p.timedOut { r.problems.append("\(p.name): not every client had its messages by the drain deadline") }
             if p.publish.errors > 0 { r.problems.append("\(p.name): \(p.publish.errors) PUBLISH errors") }
-            if p.publish.receiversMin != 1 || p.publish.receiversMax != 1 {
-                r.problems.append("\(p.name): PUBLISH reached \(p.publish.receiversMin)...\(p.publish.receiversMax) subscribers (expected 1)")
+            if p.publish.receiversMin != r.expectedSubscribers || p.publish.receiversMax != r.expectedSubscribers {
+                r.problems.append("\(p.name): PUBLISH reached \(p.publish.receiversMin)...\(p.publish.receiversMax) subscribers (expected \(r.expectedSubscribers))")
             }
             if p.latency.negative > 0 { r.problems.append("\(p.name): \(p.latency.negative) deliveries received before they were published") }
         }

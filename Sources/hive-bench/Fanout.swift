@@ -9,9 +9,6 @@ struct FanoutOptions: Sendable {
     var channel = "test"
     var messages = 100
     var httpIdle = 10
-    /// Subscribers of the channel a PUBLISH must reach: Hive's worker 0 alone holds the subscription (1); the C
-    /// reference subscribes in each of its processes (2).
-    var expectedSubscribers = 1
 
     subscript<T>(dynamicMember path: WritableKeyPath<GeneratorOptions, T>) -> T {
         get { common[keyPath: path] }
@@ -28,14 +25,12 @@ struct FanoutOptions: Sendable {
         channel = args.string("channel", default: channel)
         messages = try args.int("messages", default: messages)
         httpIdle = try args.int("http-idle", default: httpIdle)
-        expectedSubscribers = try args.int("expect-subscribers", default: expectedSubscribers)
         try validate()
     }
 
     /// `--inject-faults`: publish message 1 twice, never publish message 3, publish 5 before 4. Every client must
     /// then report exactly 1 duplicate, 1 lost and 1 out-of-order delivery.
     func validate() throws {
-        guard expectedSubscribers >= 1 else { throw Arguments.UsageError(description: "--expect-subscribers must be >= 1") }
         guard common.clients >= 1, messages >= 1, !common.injectFaults || messages >= 6 else {
             throw Arguments.UsageError(description: "--clients and --messages must be >= 1")
         }

@@ -23,6 +23,9 @@ struct GeneratorOptions: Sendable {
     var timeoutOverride: Double?
     /// A check of the checker: the scenario publishes wrong on purpose and its clients must notice.
     var injectFaults = false
+    /// Subscribers of a channel each PUBLISH must reach: Hive's worker 0 alone holds the subscription (1); the C
+    /// reference subscribes in each of its processes (2).
+    var expectedSubscribers = 1
 
     init(clients: Int) {
         self.clients = clients
@@ -47,9 +50,11 @@ struct GeneratorOptions: Sendable {
         hivePids = try args.pids("hive-pids")
         timeoutOverride = try args.optionalDouble("timeout")
         injectFaults = args.flag("inject-faults")
+        expectedSubscribers = try args.int("expect-subscribers", default: expectedSubscribers)
     }
 
     func validate() throws {
+        guard expectedSubscribers >= 1 else { throw Arguments.UsageError(description: "--expect-subscribers must be >= 1") }
         guard size >= Payload.minimumSize else {
             throw Arguments.UsageError(
                 description: "--size must be at least \(Payload.minimumSize) (sequence + timestamp)")

@@ -114,6 +114,39 @@ final class FanoutReferenceSmokeTests: HiveTestCase {
             XCTAssertTrue(run.text.contains("µs per delivery"), "\(mode): \(run.text)")
         }
     }
+
+    /// With a channel count, the reference routes chK's messages to the clients that asked for chK only (the issue
+    /// 11 floor): hive-bench channels' exactly-once, no-stray checks hold against it, with 2 subscribers per channel.
+    func testReference_withChannels_sendsEachChannelsMessagesToItsClientsOnly() throws {
+        let binary = try build()
+        defer { try? FileManager.default.removeItem(at: binary) }
+        let redis = try startRedis()
+        let port = HiveProcess.freePort()
+        let reference = Process()
+        reference.executableURL = binary
+        reference.arguments = [String(port), String(redis.port), "test", "2", "coalesce", "10"]
+        reference.standardError = FileHandle.nullDevice
+        try reference.run()
+        defer {
+            reference.terminate()
+            reference.waitUntilExit()
+        }
+        try redis.waitForSubscribers(channel: "ch9", count: 2)
+        let run = try BenchRun.run([
+            "channels", "--port", String(port), "--redis", redis.url, "--clients", "200", "--channels", "10",
+            "--channel-messages", "40", "--broadcast-messages", "5", "--processes", "2", "--expect-subscribers", "2",
+            "--hive-pids", String(reference.processIdentifier), "--idle-window", "0.5", "--drain", "10",
+            "--timeout", "90", "--json",
+        ])
+        XCTAssertEqual(run.status, 0, run.text)
+        let report = try run.json()
+        XCTAssertEqual(report["exactClients"] as? Int, 200, run.text)
+        XCTAssertEqual(report["subscribedChannels"] as? Int, 10, run.text)
+        let phases = try XCTUnwrap(report["phases"] as? [[String: Any]], run.text)
+        XCTAssertEqual(phases.map { $0["deliveries"] as? Int }, [800, 1000], run.text)
+        XCTAssertEqual(phases.map { $0["strays"] as? Int }, [0, 0], run.text)
+        XCTAssertNotNil(report["costRatio"], run.text)
+    }
 }
 
 /// One run of `hive-bench` (next to the `hive` binary under test), or of any command, with its output.

@@ -9,11 +9,16 @@
 //   coalesce:  builds every frame into one buffer and sends it to each client with one send() (the issue's reference)
 //   per-frame: sends each frame to each client with its own send()
 // A client whose socket is full keeps the rest in a buffer sent on EPOLLOUT, in order.
+// With a channel count N (6th argument, default 0), each process also subscribes to ch0 ... ch<N-1>, a client whose
+// upgrade request names `channels=chK` (one channel, as hive-bench's `channels` scenario asks) joins channel K, and
+// a message on chK goes to that channel's clients only (the broadcast channel still reaches every client): the least
+// a server with channels does, for the issue 11 scenarios (channels_c_*). Consecutive messages of one target in a
+// Redis read are coalesced, a change of target sends what was gathered.
 // The parent only waits: SIGTERM or SIGINT stops and reaps the children, which also die with it (PR_SET_PDEATHSIG);
 // a child that exits (Redis gone) makes the parent stop the others and exit 1.
 //
 //   cc -O2 -o fanout-minimal fanout-minimal.c
-//   ./fanout-minimal <port> <redis port> [channel: test] [processes: 2] [coalesce|per-frame]
+//   ./fanout-minimal <port> <redis port> [channel: test] [processes: 2] [coalesce|per-frame] [channels: 0]
 //   ./fanout-minimal --accept <Sec-WebSocket-Key>    prints the Sec-WebSocket-Accept value (a check of SHA-1 + base64)
 #define _GNU_SOURCE
 #include <errno.h>
@@ -102,6 +107,8 @@ enum { HANDSHAKING = 1, OPEN = 2 };
 struct connection {
     int state;
     int position; // index in open_fds while OPEN
+    int channel;  // 1 + the channel it joined (0: none), and its index in that channel's list
+    int channel_position;
     char *head;   // the request head while HANDSHAKING
     size_t head_length;
     char *out; // bytes the socket did not take yet (sent on EPOLLOUT, before anything newer)
@@ -111,6 +118,28 @@ struct connection {
 static struct connection *connections;
 static int capacity, poller;
 static int *open_fds, open_count;
+// Channel k's clients: channel_fds[k][0 .. channel_count[k]-1].
+static int channel_total, **channel_fds, *channel_count, *channel_capacity;
+
+static void leave_channel(int fd) {
+    struct connection *c = &connections[fd];
+    if (c->channel == 0) return;
+    int k = c->channel - 1, last = channel_fds[k][--channel_count[k]];
+    channel_fds[k][c->channel_position] = last;
+    connections[last].channel_position = c->channel_position;
+    c->channel = 0;
+}
+
+static void join_channel(int fd, int k) {
+    if (channel_count[k] == channel_capacity[k]) {
+        channel_capacity[k] = channel_capacity[k] ? 2 * channel_capacity[k] : 64;
+        channel_fds[k] = realloc(channel_fds[k], (size_t)channel_capacity[k] * sizeof(int));
+        if (!channel_fds[k]) abort();
+    }
+    connections[fd].channel = k + 1;
+    connections[fd].channel_position = channel_count[k];
+    channel_fds[k][channel_count[k]++] = fd;
+}
 
 static void drop(int fd) {
     struct connection *c = &connections[fd];
@@ -119,6 +148,7 @@ static void drop(int fd) {
         open_fds[c->position] = last;
         connections[last].position = c->position;
     }
+    leave_channel(fd);
     free(c->head);
     free(c->out);
     memset(c, 0, sizeof *c);
@@ -173,9 +203,22 @@ static void flush_output(int fd) {
     if (c->out_length == 0) want_output(fd, 0);
 }
 
-// Every open client, newest first: a drop moves the last client into the dropped one's place, so walk backwards.
-static void deliver_to_all(const char *bytes, size_t length) {
-    for (int i = open_count - 1; i >= 0; i--) deliver(open_fds[i], bytes, length);
+// Every open client (target -1) or channel k's (target k), newest first: a drop moves the last client into the
+// dropped one's place, so walk backwards.
+static void deliver_to(int target, const char *bytes, size_t length) {
+    if (target < 0) {
+        for (int i = open_count - 1; i >= 0; i--) deliver(open_fds[i], bytes, length);
+    } else {
+        for (int i = channel_count[target] - 1; i >= 0; i--) deliver(channel_fds[target][i], bytes, length);
+    }
+}
+
+// The channel K of `channels=chK` in the request line's target, or -1.
+static int requested_channel(const char *head) {
+    const char *line_end = strstr(head, "\r\n"), *p = strstr(head, "channels=ch");
+    if (!p || !line_end || p > line_end) return -1;
+    long k = strtol(p + strlen("channels=ch"), NULL, 10);
+    return k >= 0 && k < channel_total ? (int)k : -1;
 }
 
 static void handshake(int fd) {
@@ -208,17 +251,19 @@ static void handshake(int fd) {
                           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                           "Sec-WebSocket-Accept: %s\r\n\r\n",
                           accept);
+    int channel = requested_channel(c->head);
     free(c->head);
     c->head = NULL;
     c->state = OPEN;
     c->position = open_count;
     open_fds[open_count++] = fd;
+    if (channel >= 0) join_channel(fd, channel);
     deliver(fd, response, (size_t)length);
 }
 
 // ---- Redis: the subscription and a minimal RESP reader for its replies.
 
-static int connect_redis(int port, const char *channel) {
+static int connect_redis(int port, const char *channel) { // and ch0 ... ch<channel_total - 1>
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(0x7f000001)};
     if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
@@ -226,9 +271,17 @@ static int connect_redis(int port, const char *channel) {
         exit(1);
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    char command[512];
-    int length = snprintf(command, sizeof command, "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n", strlen(channel), channel);
-    if (write(fd, command, (size_t)length) != length) {
+    size_t room = 512 + 32 * (size_t)channel_total;
+    char *command = malloc(room), name[32];
+    if (!command) abort();
+    int length = snprintf(command, room, "*%d\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n", 2 + channel_total, strlen(channel), channel);
+    for (int k = 0; k < channel_total; k++) {
+        snprintf(name, sizeof name, "ch%d", k);
+        length += snprintf(command + length, room - (size_t)length, "$%zu\r\n%s\r\n", strlen(name), name);
+    }
+    ssize_t written = write(fd, command, (size_t)length);
+    free(command);
+    if (written != length) {
         perror("fanout-minimal: SUBSCRIBE");
         exit(1);
     }
@@ -243,8 +296,10 @@ static int number(const char *p, const char *end, long *value, const char **next
     return 1;
 }
 
-// One reply at `buffer`: its size (0 while incomplete, -1 when not a pub/sub reply); for a `message` reply, its payload.
-static long parse_reply(const char *buffer, long length, const char **payload, long *payload_length) {
+// One reply at `buffer`: its size (0 while incomplete, -1 when not a pub/sub reply); for a `message` reply, its
+// channel and payload.
+static long parse_reply(const char *buffer, long length, const char **channel, long *channel_length,
+                        const char **payload, long *payload_length) {
     const char *p = buffer, *end = buffer + length;
     long count, n;
     int is_message = 0;
@@ -261,6 +316,7 @@ static long parse_reply(const char *buffer, long length, const char **payload, l
         if (n < 0) continue;
         if (end - p < n + 2) return 0;
         if (i == 0) is_message = n == 7 && memcmp(p, "message", 7) == 0;
+        if (i == 1 && is_message) *channel = p, *channel_length = n;
         if (i == 2 && is_message) *payload = p, *payload_length = n;
         p += n + 2;
     }
@@ -285,6 +341,17 @@ static size_t frame_header(long length, unsigned char *header) {
 static char *redis_in, *batch;
 static size_t redis_length, batch_capacity;
 
+// -1 for the broadcast channel (and anything that is not chK of this run), else K.
+static int target_of(const char *channel, long length) {
+    if (length < 3 || memcmp(channel, "ch", 2) != 0 || channel_total == 0) return -1;
+    long k = 0;
+    for (long i = 2; i < length; i++) {
+        if (channel[i] < '0' || channel[i] > '9' || k > channel_total) return -1;
+        k = 10 * k + (channel[i] - '0');
+    }
+    return k < channel_total ? (int)k : -1;
+}
+
 static void read_redis(int fd, int coalesce) {
     enum { READ = 65536 };
     ssize_t n = read(fd, redis_in + redis_length, READ);
@@ -295,10 +362,12 @@ static void read_redis(int fd, int coalesce) {
     }
     redis_length += (size_t)n;
     size_t offset = 0, batch_length = 0;
+    int batch_target = -1;
     for (;;) {
-        const char *payload;
-        long payload_length = 0;
-        long used = parse_reply(redis_in + offset, (long)(redis_length - offset), &payload, &payload_length);
+        const char *payload, *channel = NULL;
+        long payload_length = 0, channel_length = 0;
+        long used = parse_reply(redis_in + offset, (long)(redis_length - offset), &channel, &channel_length, &payload,
+                                &payload_length);
         if (used < 0) {
             fprintf(stderr, "fanout-minimal: a Redis reply this reader does not understand; exiting\n");
             exit(1);
@@ -306,6 +375,12 @@ static void read_redis(int fd, int coalesce) {
         if (used == 0) break;
         offset += (size_t)used;
         if (!payload) continue;
+        int target = target_of(channel, channel_length);
+        if (coalesce && batch_length > 0 && target != batch_target) {
+            deliver_to(batch_target, batch, batch_length);
+            batch_length = 0;
+        }
+        batch_target = target;
         size_t need = batch_length + 10 + (size_t)payload_length;
         if (need > batch_capacity) {
             while (batch_capacity < need) batch_capacity *= 2;
@@ -317,11 +392,11 @@ static void read_redis(int fd, int coalesce) {
         memcpy(batch + batch_length, payload, (size_t)payload_length);
         batch_length += (size_t)payload_length;
         if (!coalesce) {
-            deliver_to_all(batch + start, batch_length - start);
+            deliver_to(target, batch + start, batch_length - start);
             batch_length = 0;
         }
     }
-    if (coalesce && batch_length > 0) deliver_to_all(batch, batch_length);
+    if (coalesce && batch_length > 0) deliver_to(batch_target, batch, batch_length);
     memmove(redis_in, redis_in + offset, redis_length - offset);
     redis_length -= offset;
     // A reply longer than the buffer's free room: make room for the next 64 KiB read.
@@ -351,7 +426,10 @@ static void serve(int port, int redis_port, const char *channel, int coalesce) {
     redis_in = malloc(65536);
     batch_capacity = 65536;
     batch = malloc(batch_capacity);
-    if (!connections || !open_fds || !redis_in || !batch) abort();
+    channel_fds = calloc((size_t)channel_total + 1, sizeof *channel_fds);
+    channel_count = calloc((size_t)channel_total + 1, sizeof *channel_count);
+    channel_capacity = calloc((size_t)channel_total + 1, sizeof *channel_capacity);
+    if (!connections || !open_fds || !redis_in || !batch || !channel_fds || !channel_count || !channel_capacity) abort();
 
     int listening = listener(port), redis = connect_redis(redis_port, channel), one = 1;
     poller = epoll_create1(EPOLL_CLOEXEC);
@@ -404,7 +482,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc < 3) {
-        fprintf(stderr, "usage: fanout-minimal <port> <redis port> [channel] [processes] [coalesce|per-frame]\n");
+        fprintf(stderr, "usage: fanout-minimal <port> <redis port> [channel] [processes] [coalesce|per-frame] [channels]\n");
         return 2;
     }
     int port = atoi(argv[1]), redis_port = atoi(argv[2]);
@@ -412,6 +490,11 @@ int main(int argc, char **argv) {
     int processes = argc > 4 ? atoi(argv[4]) : 2;
     int coalesce = !(argc > 5 && strcmp(argv[5], "per-frame") == 0);
     if (processes < 1 || processes > 64) processes = 2;
+    channel_total = argc > 6 ? atoi(argv[6]) : 0;
+    if (channel_total < 0 || channel_total > 10000) {
+        fprintf(stderr, "fanout-minimal: the channel count must be 0 to 10000\n");
+        return 2;
+    }
     if (strlen(channel) > 256) {
         fprintf(stderr, "fanout-minimal: channel name over 256 bytes\n");
         return 2;
@@ -442,8 +525,9 @@ int main(int argc, char **argv) {
             serve(port, redis_port, channel, coalesce);
         }
     }
-    fprintf(stderr, "fanout-minimal: %d processes on 127.0.0.1:%d, Redis channel %s on port %d, %s\n", processes, port,
-            channel, redis_port, coalesce ? "coalescing the frames of one Redis read" : "one send per frame");
+    fprintf(stderr, "fanout-minimal: %d processes on 127.0.0.1:%d, Redis channel %s (and %d channels ch0...) on port %d, %s\n",
+            processes, port, channel, channel_total, redis_port,
+            coalesce ? "coalescing the frames of one Redis read" : "one send per frame");
     int signal, status = 0;
     sigwait(&stop, &signal);
     if (signal == SIGCHLD) status = 1;
