@@ -17,7 +17,7 @@ let usage = """
                 reference scripts/reference/fanout-minimal.c subscribes once per process).
       channels  --port P --redis URL --clients 10000 [--channels 100] [--channel-messages 1000]
                 [--broadcast-messages 100] [--rate R] [--channel-prefix P] [--hive-pids PID,...]
-                [--idle-window 2] [--json]
+                [--idle-window 2] [--expect-subscribers 2] [--json]
                 client i joins channel ch<i % K> at connect; then message s is PUBLISHed on ch<s % K>, then
                 broadcasts on "test": per phase deliveries/s and hive CPU per message, their ratio, and per
                 client exactly its channel's messages and every broadcast, once, and nothing else. Hive's
