@@ -126,15 +126,7 @@ enum Connections {
             if abs(current - previous) <= previous / 500 { break }
         }
         report.after = Idle.measure(pids)
-        report.rssBeforeBytes = report.before.reduce(0) { $0 + $1.rssBytes }
-        report.rssAfterBytes = report.after.reduce(0) { $0 + $1.rssBytes }
-        let n = Double(max(1, report.connected))
-        report.rssPerConnectionBytes = (Double(report.rssAfterBytes - report.rssBeforeBytes) / n).rounded()
-        let pss = (report.before.compactMap(\.pssBytes), report.after.compactMap(\.pssBytes))
-        if pss.0.count == pids.count, pss.1.count == pids.count {
-            report.pssPerConnectionBytes = (Double(pss.1.reduce(0, +) - pss.0.reduce(0, +)) / n).rounded()
-        }
-        report.anonPerConnectionBytes = Idle.withoutFilePages(report.before, report.after, processes: pids.count, over: n)
+        report.record(MemoryGrowth(before: report.before, after: report.after, processes: pids.count, connections: report.connected))
         report.connectionsPerWorker = report.after.dropFirst().compactMap(\.fds)
 
         // 3. The broadcasts, back to back through Redis: every connected client must get each once, in order.
@@ -253,10 +245,7 @@ enum Connections {
         var lines = [
             "connections: \(r.connected)/\(r.clients) WebSocket clients from \(r.processes) process(es) over \(r.sourceAddresses) source address(es); hive: master + \(r.workers) workers",
             String(format: "  accepted all in %.2f s (%.0f connections/s), %d retried", r.acceptSeconds, r.acceptPerSecond, r.connectRetried),
-            "  hive RSS \(r.rssBeforeBytes / 1024) KiB -> \(r.rssAfterBytes / 1024) KiB = \(String(format: "%.0f", r.rssPerConnectionBytes)) B per connection"
-                + (r.pssPerConnectionBytes.map { String(format: " (PSS %.0f B)", $0) } ?? "")
-                + (r.anonPerConnectionBytes.map { String(format: "; without file pages (code) %.0f B", $0) } ?? "")
-                + "; worker descriptors \(r.connectionsPerWorker.map(String.init).joined(separator: ", "))",
+            "  " + r.memoryLine + "; worker descriptors \(r.connectionsPerWorker.map(String.init).joined(separator: ", "))",
             "  broadcasts: \(r.deliveries)/\(r.expectedDeliveries) deliveries, lost \(r.lost), duplicated \(r.duplicated), out of order \(r.outOfOrder); \(Output.latencyLine(r.broadcastLatency))",
         ]
         if let s = r.storm {
@@ -293,7 +282,7 @@ struct StormReport: Codable, Sendable {
     var workerRestartedWithinSeconds: Double?
 }
 
-struct ConnectionsReport: Codable, Sendable {
+struct ConnectionsReport: Codable, Sendable, MemoryReport {
     var scenario = "connections"
     var clients = 0
     var connected = 0

@@ -108,16 +108,8 @@ enum Idle {
             report.problems.append("shard \(shard.index) \(outcome)")
         }
 
-        report.rssBeforeBytes = report.before.reduce(0) { $0 + $1.rssBytes }
-        report.rssAfterBytes = report.after.reduce(0) { $0 + $1.rssBytes }
+        report.record(MemoryGrowth(before: report.before, after: report.after, processes: pids.count, connections: report.connected))
         let n = Double(max(1, report.connected))
-        report.rssPerConnectionBytes = (Double(report.rssAfterBytes - report.rssBeforeBytes) / n).rounded()
-        let pssBefore = report.before.compactMap(\.pssBytes)
-        let pssAfter = report.after.compactMap(\.pssBytes)
-        if pssBefore.count == pids.count, pssAfter.count == pids.count {
-            report.pssPerConnectionBytes = (Double(pssAfter.reduce(0, +) - pssBefore.reduce(0, +)) / n).rounded()
-        }
-        report.anonPerConnectionBytes = Idle.withoutFilePages(report.before, report.after, processes: pids.count, over: n)
         let fdsBefore = report.before.compactMap(\.fds)
         let fdsAfter = report.after.compactMap(\.fds)
         if fdsBefore.count == pids.count { report.fdsBefore = fdsBefore.reduce(0, +) }

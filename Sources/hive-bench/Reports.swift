@@ -131,7 +131,61 @@ struct ProcessMemory: Codable, Sendable {
     var fds: Int?
 }
 
-struct IdleReport: Codable, Sendable {
+/// What the hive processes' memory grew by, per connection: RSS, PSS (a shared page counted once) and RSS without
+/// file-backed pages (code paged in once per process), from samples taken before the first client and after the last.
+struct MemoryGrowth {
+    var rssBeforeBytes = 0
+    var rssAfterBytes = 0
+    var rssPerConnectionBytes = 0.0
+    var pssPerConnectionBytes: Double?
+    var anonPerConnectionBytes: Double?
+
+    init(before: [ProcessMemory], after: [ProcessMemory], processes: Int, connections: Int) {
+        rssBeforeBytes = before.reduce(0) { $0 + $1.rssBytes }
+        rssAfterBytes = after.reduce(0) { $0 + $1.rssBytes }
+        let n = Double(max(1, connections))
+        rssPerConnectionBytes = (Double(rssAfterBytes - rssBeforeBytes) / n).rounded()
+        let pss = (before.compactMap(\.pssBytes), after.compactMap(\.pssBytes))
+        if pss.0.count == processes, pss.1.count == processes {
+            pssPerConnectionBytes = (Double(pss.1.reduce(0, +) - pss.0.reduce(0, +)) / n).rounded()
+        }
+        anonPerConnectionBytes = Idle.withoutFilePages(before, after, processes: processes, over: n)
+    }
+
+    /// "hive RSS 64 KiB -> 100 KiB = 3724 B per connection (PSS 3179 B); without file pages (code) 3689 B"
+    static func line(rssBefore: Int, rssAfter: Int, rss: Double, pss: Double?, anon: Double?) -> String {
+        "hive RSS \(rssBefore / 1024) KiB -> \(rssAfter / 1024) KiB = \(String(format: "%.0f", rss)) B per connection"
+            + (pss.map { String(format: " (PSS %.0f B)", $0) } ?? "")
+            + (anon.map { String(format: "; without file pages (code) %.0f B", $0) } ?? "")
+    }
+}
+
+/// The reports that measure memory per connection keep `MemoryGrowth`'s figures as fields of their own (the JSON
+/// `make bench` reads).
+protocol MemoryReport {
+    var rssBeforeBytes: Int { get set }
+    var rssAfterBytes: Int { get set }
+    var rssPerConnectionBytes: Double { get set }
+    var pssPerConnectionBytes: Double? { get set }
+    var anonPerConnectionBytes: Double? { get set }
+}
+
+extension MemoryReport {
+    mutating func record(_ growth: MemoryGrowth) {
+        rssBeforeBytes = growth.rssBeforeBytes
+        rssAfterBytes = growth.rssAfterBytes
+        rssPerConnectionBytes = growth.rssPerConnectionBytes
+        pssPerConnectionBytes = growth.pssPerConnectionBytes
+        anonPerConnectionBytes = growth.anonPerConnectionBytes
+    }
+
+    var memoryLine: String {
+        MemoryGrowth.line(rssBefore: rssBeforeBytes, rssAfter: rssAfterBytes, rss: rssPerConnectionBytes,
+                          pss: pssPerConnectionBytes, anon: anonPerConnectionBytes)
+    }
+}
+
+struct IdleReport: Codable, Sendable, MemoryReport {
     var scenario = "idle"
     var clients = 0
     var connected = 0
@@ -218,9 +272,7 @@ enum Output {
     static func text(_ r: IdleReport) -> String {
         """
         idle: \(r.connected)/\(r.clients) idle WebSocket connections in \(r.processes) process(es)
-          hive RSS \(r.rssBeforeBytes / 1024) KiB -> \(r.rssAfterBytes / 1024) KiB = \(String(format: "%.0f", r.rssPerConnectionBytes)) B per connection\
-        \(r.pssPerConnectionBytes.map { String(format: " (PSS %.0f B)", $0) } ?? "")\
-        \(r.anonPerConnectionBytes.map { String(format: "; without file pages (code) %.0f B", $0) } ?? "")
+          \(r.memoryLine)
           hive fds \(r.fdsBefore.map(String.init) ?? "?") -> \(r.fdsAfter.map(String.init) ?? "?"); generator \(String(format: "%.0f", r.generatorRSSPerConnectionBytes)) B per connection
           \(r.ok ? "OK" : "PROBLEMS: " + r.problems.joined(separator: "; "))
         """
