@@ -366,37 +366,31 @@ fanout_reference() { # name clients messages rate(- for back to back) processes 
   stop_fanout_reference
 }
 
-# The same on the C fan-out reference started with K channels (hive stopped): what a minimal server with channels
-# reaches for the channel message against the broadcast (issue 11's ratio on this machine).
-channels_reference() { # name clients channels channel-messages broadcast-messages processes [rate]
-  local name=$1 clients=$2 count=$3 on_channels=$4 broadcasts=$5 processes=$6 rate=${7:--} run
-  want "$name" || return 0
-  log "== $name: C fan-out reference with $count channels, $clients clients, $on_channels channel messages then $broadcasts broadcasts, rate $rate"
-  local extra=()
-  [[ "$rate" != - ]] && extra=(--rate "$rate")
-  start_fanout_reference coalesce "$count"
-  for ((run = 1; run <= RUNS; run++)); do
-    ((run > 1)) && sleep 1 # the previous run's clients are closing: let the reference drop them
-    run_generator "$name" "$run" channels --port "$FANOUT_REFERENCE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
-      --clients "$clients" --channels "$count" --channel-messages "$on_channels" --broadcast-messages "$broadcasts" \
-      --size 64 --processes "$processes" --expect-subscribers 2 --hive-pids "$FANOUT_REFERENCE_PID" "${extra[@]}"
-  done
-  stop_fanout_reference
-}
-
 # Clients spread over channels (?channels=ch<i % K>), a channel message against a broadcast on the same connections.
-channels() { # name clients channels channel-messages broadcast-messages processes [rate]
-  local name=$1 clients=$2 count=$3 on_channels=$4 broadcasts=$5 processes=$6 rate=${7:--} run
+# Server `reference`: the C fan-out reference started with K channels (hive stopped), what a minimal server with
+# channels reaches for the same ratio on this machine (issue 11).
+channels() { # name clients channels channel-messages broadcast-messages processes [rate] [hive|reference]
+  local name=$1 clients=$2 count=$3 on_channels=$4 broadcasts=$5 processes=$6 rate=${7:--} server=${8:-hive} run
   want "$name" || return 0
-  log "== $name: $clients clients on $count channels, $on_channels channel messages then $broadcasts broadcasts, rate $rate"
-  local extra=()
+  log "== $name: $clients clients on $count channels, $on_channels channel messages then $broadcasts broadcasts, rate $rate, on $server"
+  local extra=() port pid
   [[ "$rate" != - ]] && extra=(--rate "$rate")
-  start_hive "$name"
+  if [[ "$server" == reference ]]; then
+    start_fanout_reference coalesce "$count"
+    port=$FANOUT_REFERENCE_PORT pid=$FANOUT_REFERENCE_PID
+    extra+=(--expect-subscribers 2)
+  else
+    start_hive "$name"
+    port=$HIVE_PORT pid=$HIVE_PID
+  fi
   for ((run = 1; run <= RUNS; run++)); do
-    run_generator "$name" "$run" channels --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
+    ((run > 1)) && [[ "$server" == reference ]] && sleep 1 # the previous run's clients are closing: let it drop them
+    run_generator "$name" "$run" channels --port "$port" --redis "redis://127.0.0.1:$REDIS_PORT" \
       --clients "$clients" --channels "$count" --channel-messages "$on_channels" --broadcast-messages "$broadcasts" \
-      --size 64 --processes "$processes" --hive-pids "$HIVE_PID" "${extra[@]}"
+      --size 64 --processes "$processes" --hive-pids "$pid" "${extra[@]}"
   done
+  [[ "$server" == reference ]] && stop_fanout_reference
+  return 0
 }
 
 # Issue 13: publishing through the history script against a plain PUBLISH, the same payload on the same path
@@ -640,8 +634,8 @@ if [[ "$QUICK" == 1 ]]; then
   reload_bench reload_10k 2000 6 20 2 2
   fanout fanout_100_20ps 100 40 20 1
   fanout_reference fanout_c_100_20ps 100 40 20 1 coalesce
-  channels_reference channels_c 2000 100 200 20 2
-  channels_reference channels_c_20ps 2000 100 40 10 2 20
+  channels channels_c 2000 100 200 20 2 - reference
+  channels channels_c_20ps 2000 100 40 10 2 20 reference
   fanout_reference fanout_c_10k_20ps 2000 20 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 2000 10 5 2 coalesce
   fanout_reference fanout_c_1k_20ps 200 20 20 2 coalesce
@@ -682,8 +676,8 @@ else
   fanout fanout_100_20ps 100 200 20 1
   fanout_reference fanout_c_100_20ps 100 200 20 1 coalesce
   # The channels scenarios on the C reference with 100 channels: the same ratio for a minimal server.
-  channels_reference channels_c 10000 100 1000 100 2
-  channels_reference channels_c_20ps 10000 100 200 40 2 20
+  channels channels_c 10000 100 1000 100 2 - reference
+  channels channels_c_20ps 10000 100 200 40 2 20 reference
   # Issue 14: the same fan-out runs against the C reference (hive stopped), for the Hive / C table.
   fanout_reference fanout_c_10k_20ps 10000 100 20 2 coalesce
   fanout_reference fanout_c_10k_5ps 10000 50 5 2 coalesce
