@@ -123,9 +123,9 @@ package final class SharedRegistry: @unchecked Sendable {
     package let userCapacity: Int
     /// The memfd behind the mapping (-1 for a heap registry in tests). Passed to spawned workers.
     package let fd: Int32
-    private let base: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
-    private let byteCount: Int
-    private let ownsHeap: Bool
+    let base: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
+    let byteCount: Int
+    let ownsHeap: Bool
     /// Master only: where each worker's next free-slot search starts, so allocation is O(1) amortized until nearly
     /// full. Each worker starts at its own share of the slots (worker w at w/workerCount of the way), so a worker's
     /// connections fill pages of their own: a page of slots is then mapped by the master and one worker instead of

@@ -38,6 +38,7 @@ extension MasterLoop {
             }
         case .reclaimSlots(let id, let target, let includeReserved):
             lastReclaimed = registry.reclaimSlots(ofWorker: id, pid: target, includeReserved: includeReserved)
+            recordPagesTouched = true  // the walk mapped every page of slots
             // The worker's channel subscribers died with it, unless a retired process of the same id still serves
             // some (a reload): then that one's counts stay, and it takes them back as its connections close.
             if includeReserved && !supervisor.retiring.values.contains(where: { $0.id == id }) {
