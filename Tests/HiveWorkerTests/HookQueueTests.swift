@@ -103,10 +103,11 @@ final class HookQueueTests: XCTestCase {
         let loop = self.loop
         let holds = NIOLockedValueBox<[Bool]>([])
         let release = loop.makePromise(of: Void.self)
+        let holder = Holder { hold in holds.withLockedValue { $0.append(hold) } }  // the queue holds it unowned
         let queue = try loop.submit { () -> HookQueue in
             let queue = HookQueue(executor: EventLoopTaskExecutor(eventLoop: loop))
             queue.waitingBeforeHold = 2
-            queue.onHoldReads = { hold in holds.withLockedValue { $0.append(hold) } }
+            queue.readHolder = holder
             let gate = release.futureResult
             queue.enqueue { try? await gate.get() }  // suspends until released
             queue.enqueue {}
@@ -121,5 +122,13 @@ final class HookQueueTests: XCTestCase {
         let deadline = Date().addingTimeInterval(2)
         while holds.withLockedValue({ $0 }).count < 2, Date() < deadline { usleep(1000) }
         XCTAssertEqual(holds.withLockedValue { $0 }, [true, false])
+        withExtendedLifetime(holder) {}
     }
+}
+
+/// Records what a queue tells its read holder.
+private final class Holder: HookReadHolder, Sendable {
+    let told: @Sendable (Bool) -> Void
+    init(_ told: @escaping @Sendable (Bool) -> Void) { self.told = told }
+    func hooksHoldReads(_ hold: Bool) { told(hold) }
 }

@@ -135,4 +135,35 @@ final class WorkerPipelineTests: XCTestCase {
         loop.run()
         assertGone(hive, id)
     }
+
+    /// An established WebSocket is one handler: the frame handler takes the connection's record over from the
+    /// record handler at the upgrade (a handler and a pipeline context fewer per connection), and goes on counting
+    /// bytes both ways and ending the connection as the record handler did.
+    func testUpgrade_leavesOneHandler_whichKeepsTheRecord() throws {
+        let hive = makeHive()
+        let (channel, id) = try connect(hive)
+        let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        var bytes = ByteBuffer(string: request)
+        bytes.writeImmutableBuffer(serialize(clientFrame(.text, "hi")))
+        var sent = bytes.readableBytes
+        try channel.writeInbound(bytes)
+        loop.run()
+        XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: ConnectionRecordHandler.self),
+                             "the record handler stayed in an established WebSocket's pipeline")
+        let frameHandler = try channel.pipeline.syncOperations.handler(type: WebSocketFrameHandler.self)
+        XCTAssertEqual(frameHandler.record?.id, id)
+        let frame = serialize(clientFrame(.text, "again"))
+        sent += frame.readableBytes
+        try channel.writeInbound(frame)
+        loop.run()
+        var received = 0
+        while let out = try channel.readOutbound(as: ByteBuffer.self) { received += out.readableBytes }
+        let snapshot = try XCTUnwrap(hive.registry.lookup(id, withUser: false))
+        XCTAssertEqual(snapshot.bytesIn, UInt64(sent))
+        XCTAssertEqual(snapshot.bytesOut, UInt64(received), "the 101 and both echoes")
+        _ = try channel.finish(acceptAlreadyClosed: true)
+        loop.run()
+        assertGone(hive, id)
+    }
 }

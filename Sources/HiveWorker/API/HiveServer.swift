@@ -74,16 +74,13 @@ public final class HiveServer: @unchecked Sendable {
         self.executor = EventLoopTaskExecutor(eventLoop: eventLoop)
         self.channelIndex = ChannelIndex(registry: registry, workerID: workerID)
         self.logger = logger
+        self.sharedWebSocketLimits = SharedWebSocketLimits(WebSocketLimits(
+            maxMessageSize: limits.maxMessageSize, pingInterval: limits.pingInterval, pongTimeout: limits.pongTimeout))
     }
 
-    /// The limits of every WebSocket connection of this worker.
-    var webSocketLimits: WebSocketLimits {
-        WebSocketLimits(
-            maxMessageSize: limits.maxMessageSize,
-            pingInterval: limits.pingInterval,
-            pongTimeout: limits.pongTimeout
-        )
-    }
+    /// The limits of every WebSocket connection of this worker, one copy for all their frame handlers.
+    let sharedWebSocketLimits: SharedWebSocketLimits
+    var webSocketLimits: WebSocketLimits { sharedWebSocketLimits.limits }
 
     /// Starts the worker-wide keep-alive sweep of the WebSocket connections (nothing when pings are off). Call on
     /// the event loop, once.

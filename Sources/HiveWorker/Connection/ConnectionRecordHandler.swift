@@ -1,195 +1,69 @@
 import HiveIPC
 import NIOCore
 
-/// Keeps a connection's registry record true (bytes in and out, last activity, the end of the connection: slot
-/// freed, table entry removed, the application's close hook) and guards its output queue. It sits next to the head
-/// of the pipeline for the connection's whole life, HTTP and WebSocket alike, so every byte queued for the client
-/// passes it: HTTP responses, pongs, close frames and data.
-///
-/// The output guard is back-pressure, as nginx and NIO's `BackPressureHandler` do it: while NIO holds more than
-/// `--max-output-buffer` bytes for the socket (the channel is not writable), reads are held here, so a client that
-/// sends requests or pings and never reads the answers stops being read instead of growing the queue. A queue
-/// that stays over the limit for `--slow-consumer-grace` is a slow consumer and is closed. Only a change of
-/// writability costs anything; the hot path is untouched.
-final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// Keeps a connection's `ConnectionRecord` (registry record, output guard, the end of the connection) from its
+/// adoption until an upgrade hands the record to the WebSocket frame handler (`takeRecord`), or for the whole life
+/// of an HTTP connection. It sits next to the head of the pipeline, so every byte queued for the client passes it:
+/// HTTP responses, and the upgrade's 101.
+final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandler, ConnectionRecordKeeper {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
-    let id: ConnectionID
-    /// The socket's descriptor (owned by NIO), for the WebSocket session's direct writes.
-    let socket: Int32
-    private let hive: HiveServer
-    /// The connection ended and its record, table entry and close hook are done with.
-    private(set) var ended = false
-    /// The channel's writability, from its events.
-    private var isWritable = true
-    /// A read was asked for while the queue was over the limit; it is passed on when the queue drains.
-    private var readHeld = false
-    /// Closes the connection if the queue is still over the limit when it fires.
-    private var slowConsumerTimer: Scheduled<Void>?
-    /// The application's hooks for this connection, in order; a suspended one holds reads like a full queue.
-    let hooks: HookQueue
-    private var hooksSuspended = false
-    private var context: ChannelHandlerContext?
-    /// A reload is handing this connection to the replacement process: nothing more is read here.
-    private var pausedForHandOver = false
-    /// The replacement adopted the connection: its end here is not the connection's end (no slot freed, no close
-    /// hook); closing this process's copy of the socket sends nothing to the client.
-    var handedOver = false
+    /// nil once an upgrade moved it to the frame handler.
+    var record: ConnectionRecord?
+    private(set) var recordContext: ChannelHandlerContext?
 
     init(id: ConnectionID, socket: Int32, hive: HiveServer) {
-        self.id = id
-        self.socket = socket
-        self.hive = hive
-        self.hooks = HookQueue(executor: hive.executor)
+        self.record = ConnectionRecord(id: id, socket: socket, hive: hive)
     }
+
+    /// The connection's hooks (the record's), nil once the record moved on.
+    var hooks: HookQueue? { record?.hooks }
+
+    /// The connection ended and its record, table entry and close hook are done with (or the record moved on).
+    var ended: Bool { record?.ended ?? true }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        // unowned, not weak: a weak reference gives the handler a side table, and every retain and release of it
-        // (several per read) would take the runtime's slow path. handlerRemoved clears the closure, and the queue
-        // calls it only on the event loop, so it never outlives the handler.
-        hooks.onHoldReads = { [unowned self] hold in self.hooksSuspended(hold) }
+        recordContext = context
+        recordAdded(context: context)
     }
 
-    private func hooksSuspended(_ suspended: Bool) {
-        hooksSuspended = suspended
-        releaseHeldRead()
-    }
-
-    /// Passes on a held read once nothing holds it any more.
-    private func releaseHeldRead() {
-        guard readHeld, !pausedForHandOver, isWritable, !hooksSuspended, let context else { return }
-        readHeld = false
-        context.read()
+    func handlerRemoved(context: ChannelHandlerContext) {
+        recordRemoved()
+        recordContext = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        hive.registry.add(unwrapInboundIn(data).readableBytes, to: .bytesIn, of: id)
-        hive.registry.set(Clock.wallNanoseconds(), .lastActivity, of: id)
+        recordRead(bytes: unwrapInboundIn(data).readableBytes)
         context.fireChannelRead(data)
     }
 
-    /// Stops reading the socket (a reload's hand-over): what NIO read so far has reached the frame handler, and
-    /// what the client sends from now on waits in the kernel for whichever process continues the connection.
-    func pauseForHandOver() {
-        guard let context else { return }
-        pausedForHandOver = true
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-    }
-
-    /// The hand-over did not happen: reading goes on here.
-    func resumeAfterHandOver() {
-        guard pausedForHandOver, let context else { return }
-        pausedForHandOver = false
-        readHeld = true
-        context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
-        releaseHeldRead()
-    }
-
     func read(context: ChannelHandlerContext) {
-        if pausedForHandOver {
-            readHeld = true
-        } else if isWritable && !hooksSuspended {
-            context.read()
-        } else {
-            readHeld = true
-        }
+        if recordAllowsRead() { context.read() }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        hive.registry.add(unwrapOutboundIn(data).readableBytes, to: .bytesOut, of: id)
+        recordWritten(bytes: unwrapOutboundIn(data).readableBytes)
         context.write(data, promise: promise)
     }
 
     /// Writes and flushes bytes made further up (an HTTP response, `HTTPResponseBytes`), counted like any write.
     func send(_ bytes: ByteBuffer) {
-        guard let context else { return }
-        hive.registry.add(bytes.readableBytes, to: .bytesOut, of: id)
+        guard let context = recordContext else { return }
+        recordWritten(bytes: bytes.readableBytes)
         context.writeAndFlush(NIOAny(IOData.byteBuffer(bytes)), promise: nil)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        updateQueuedBytes(context: context)
-        isWritable = context.channel.isWritable
-        if isWritable {
-            slowConsumerTimer?.cancel()
-            slowConsumerTimer = nil
-            releaseHeldRead()
-        } else if slowConsumerTimer == nil {
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            slowConsumerTimer = context.eventLoop.scheduleTask(in: hive.limits.slowConsumerGrace) {
-                let (handler, context) = bound.value
-                handler.slowConsumerTimer = nil
-                if !handler.isWritable { handler.graceExpired(context: context) }
-            }
-        }
+        recordWritabilityChanged(context: context)
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        end()
+        recordEnd()
         context.fireChannelInactive()
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        end()
-        self.context = nil
-        hooks.onHoldReads = nil
-    }
-
-    /// The queue stayed over --max-output-buffer for the whole grace period: the client is not reading.
-    private func graceExpired(context: ChannelHandlerContext) {
-        let queued = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        if let session = hive.table.sessions[id] {
-            session.closeSlowConsumer(queued: queued, why: "stayed over --max-output-buffer for \(graceText)")
-            return
-        }
-        hive.registry.increment(worker: hive.workerID, .slowConsumers)
-        hive.logger.info(
-            "closing a slow HTTP client: it has not read its responses",
-            metadata: [
-                "connection.id": "\(id)", "queued.bytes": "\(queued)",
-                "queued.limit": "\(hive.limits.maxOutputBuffer)", "grace": "\(graceText)",
-            ]
-        )
-        context.close(promise: nil)
-        hive.releaseMemorySoon()
-    }
-
-    private var graceText: String {
-        "\(Double(hive.limits.slowConsumerGrace.nanoseconds) / 1e9) s (--slow-consumer-grace)"
-    }
-
-    private func updateQueuedBytes(context: ChannelHandlerContext) {
-        if let queued = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes) {
-            hive.registry.set(UInt64(queued), .queuedOut, of: id)
-        }
-    }
-
-    private func end() {
-        guard !ended else { return }
-        ended = true
-        slowConsumerTimer?.cancel()
-        slowConsumerTimer = nil
-        if handedOver {
-            // The replacement holds the connection, its user record and channel counts now.
-            _ = hive.userIndex.bind(id, to: nil)
-            hive.table.remove(id)
-            return
-        }
-        hive.unbindOnEnd(id)  // before the slot is free: see unbindOnEnd
-        hive.registry.free(id)
-        hive.leaveChannels(id)
-        let (id, hive) = (self.id, self.hive)
-        // After the connection's other hooks. Removing it from the table comes last: removing the last connection
-        // of a stopping worker ends the process.
-        hooks.enqueue {
-            await hive.hooks.close(id, hive: hive)
-            hive.table.remove(id)
-        }
     }
 }
 

@@ -7,7 +7,7 @@ import NIOWebSocket
 ///
 ///     head | record | http encoder (the 101 only), decoder, upgrade | http request handler | tail
 ///     (the request handler writes its responses' bytes through the record handler: HTTPResponseBytes)
-///     after an upgrade:  head | record | ws frame handler (parses frames, writes encoded ones) | tail
+///     after an upgrade:  head | ws frame handler (parses frames, writes encoded ones; keeps the record) | tail
 enum WorkerPipeline {
     static let httpHandlerName = "hive.http"
 
@@ -90,7 +90,7 @@ enum WorkerPipeline {
         let record = try pipeline.handler(type: ConnectionRecordHandler.self)
         // NIO's upgrade runs on even if the connection ended meanwhile (bytes after the request that fail to parse
         // close it with a 400): a session registered now would outlive the end that already cleaned up.
-        guard channel.isActive, !record.ended else {
+        guard channel.isActive, !record.ended, let socket = record.record?.socket, let hooks = record.hooks else {
             throw ChannelError.ioOnClosedChannel
         }
         if let token { hive.bindTokenSubject(id, token) }
@@ -104,17 +104,28 @@ enum WorkerPipeline {
         // The same answer as the 101 response's: a pure function of the request.
         let compression = compressionAgreement(head, hive: hive)
         let inflater = compression.flatMap { _ in hive.table.compression(minSize: hive.limits.compressionMinSize) }
-        let frameHandler = WebSocketFrameHandler(limits: hive.webSocketLimits, delegate: nil, inflater: inflater)
+        let frameHandler = WebSocketFrameHandler(sharedLimits: hive.sharedWebSocketLimits, delegate: nil, inflater: inflater)
         let session = WebSocketSession(
-            connection: connection, channel: channel, socket: record.socket, frameHandler: frameHandler,
-            hooks: record.hooks, hive: hive, compression: inflater == nil ? nil : compression
+            connection: connection, channel: channel, socket: socket, frameHandler: frameHandler,
+            hooks: hooks, hive: hive, compression: inflater == nil ? nil : compression
         )
         frameHandler.delegate = session
         try pipeline.addHandler(UpgradeLeftoverHandler())
         try pipeline.addHandler(frameHandler)
+        // The frame handler keeps the record from the next tick on, and the record handler leaves: by then NIO's
+        // upgrade handler has handed on the bytes it buffered, which the record handler counted when they were read
+        // (the frame handler would count them again).
+        let handlers = NIOLoopBound((record, frameHandler), eventLoop: channel.eventLoop)
+        channel.eventLoop.execute {
+            let (record, frameHandler) = handlers.value
+            // A connection that ended meanwhile was ended by the record handler, which leaves with the pipeline.
+            guard !record.ended, let moved = record.takeRecord() else { return }
+            frameHandler.keepRecord(moved)
+            channel.pipeline.syncOperations.removeHandler(record, promise: nil)
+        }
         hive.registry.setProtocol(id, .websocket)
         hive.table.addSession(session)
-        record.hooks.waitingBeforeHold = HiveServer.messagesBeforeHold
+        hooks.waitingBeforeHold = HiveServer.messagesBeforeHold
         // Checked in shouldUpgrade: a bad list was answered 400 and never reaches here.
         let channels = (try? ChannelQuery.channels(inTarget: head.uri).get()) ?? []
         let envelope = (try? EnvelopeQuery.parse(target: head.uri, channels: channels).get()) ?? EnvelopeQuery()

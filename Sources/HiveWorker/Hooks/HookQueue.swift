@@ -2,7 +2,7 @@ import NIOCore
 
 /// The hooks of one connection, one at a time and in order (its requests, `open`, its messages, `close`). A hook
 /// runs at once when none is running; while one is suspended the next ones wait, and past `waitingBeforeHold` of
-/// them the connection's reads are held (`onHoldReads(true)`) until they are done, so a client cannot queue
+/// them the connection's reads are held (`readHolder.hooksHoldReads(true)`) until they are done, so a client cannot queue
 /// unbounded work behind a slow hook. Hooks run in the executor's parked runner tasks; hooks that never suspend
 /// cost a runner's resume and nothing else: no task, no queue, no allocation here.
 final class HookQueue: @unchecked Sendable {
@@ -27,8 +27,10 @@ final class HookQueue: @unchecked Sendable {
     private var waiting: CircularBuffer<Work>?
     /// The hook `enqueue` hands to a runner: the runner takes it from here, so nothing is allocated to pass it.
     private var next: Work?
-    /// Told when reads must be held, and when they may go on.
-    var onHoldReads: ((Bool) -> Void)?
+    /// Told when reads must be held, and when they may go on: the handler keeping the connection's record. A
+    /// reference, not a closure: a closure was an allocation of its own per connection. `unowned`: the handler
+    /// clears it when it leaves the pipeline, and a weak reference would give the handler a side table.
+    unowned var readHolder: (any HookReadHolder)?
     /// How many hooks may wait behind a suspended one before reads are held. 0 (HTTP) holds them as soon as a hook
     /// suspends: the next request waits in the socket, as HTTP/1.1 expects. A WebSocket keeps reading a few
     /// messages more, so the pings and pongs of a connection whose hook awaits a slow service still flow.
@@ -97,6 +99,11 @@ final class HookQueue: @unchecked Sendable {
         let hold = running && (waiting?.count ?? 0) >= waitingBeforeHold
         guard hold != holding else { return }
         holding = hold
-        onHoldReads?(hold)
+        readHolder?.hooksHoldReads(hold)
     }
+}
+
+/// Holds a connection's reads while its hooks are backed up (`HookQueue.readHolder`).
+protocol HookReadHolder: AnyObject {
+    func hooksHoldReads(_ hold: Bool)
 }

@@ -109,7 +109,7 @@ final class HandOverReceiver: @unchecked Sendable {
         let compression = state.deflateWindowBits == 0
             ? nil : PerMessageDeflate.Agreement(serverMaxWindowBits: Int(state.deflateWindowBits))
         let inflater = compression.flatMap { _ in hive.table.compression(minSize: hive.limits.compressionMinSize) }
-        let frameHandler = WebSocketFrameHandler(limits: hive.webSocketLimits, delegate: nil, inflater: inflater)
+        let frameHandler = WebSocketFrameHandler(sharedLimits: hive.sharedWebSocketLimits, delegate: nil, inflater: inflater)
         let allocator = ByteBufferAllocator()
         let snapshot = HandOverSnapshot(
             leftover: state.frameLeftover.isEmpty ? nil : allocator.buffer(bytes: state.frameLeftover),
@@ -145,8 +145,9 @@ final class HandOverReceiver: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     hive.table.add(id, channel: channel)
                     let pipeline = channel.pipeline.syncOperations
-                    let record = ConnectionRecordHandler(id: id, socket: socket, hive: hive)
-                    try pipeline.addHandler(record)
+                    // The frame handler keeps the record: head | frame handler | tail, as after an upgrade.
+                    let record = ConnectionRecord(id: id, socket: socket, hive: hive)
+                    frameHandler.record = record
                     // The user record stays in the slot (same id, same worker id): only this process's index learns it.
                     let found = hive.registry.lookup(id, withUser: true)
                     if let user = found?.user { _ = hive.userIndex.bind(id, to: user) }

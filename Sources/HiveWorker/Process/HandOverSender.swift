@@ -55,9 +55,8 @@ final class HandOverSender {
         guard started == nil else { return }
         started = .now()
         for (id, session) in hive.table.sessions {
-            guard let record = try? session.channel.pipeline.syncOperations.handler(type: ConnectionRecordHandler.self)
-            else { continue }
-            record.pauseForHandOver()
+            guard let keeper = recordKeeper(of: session) else { continue }
+            keeper.pauseForHandOver()
             waiting.append(id)
         }
         hive.logger.notice("handing connections over to the replacement", metadata: ["connections": "\(waiting.count)"])
@@ -96,7 +95,7 @@ final class HandOverSender {
         sending: while index < waiting.count {
             let id = waiting[index]
             index += 1
-            guard let session = hive.table.sessions[id], let record = recordHandler(of: session) else {
+            guard let session = hive.table.sessions[id], let record = recordKeeper(of: session)?.record else {
                 continue  // it ended meanwhile
             }
             if !session.isFlushed { session.flushIfNeeded() }  // what the next deferred flush would write anyway
@@ -104,14 +103,14 @@ final class HandOverSender {
             let positions = hive.channelIndex.handOverPositions(of: id)
             guard session.isFlushed, record.hooks.isIdle, let positions else {
                 if now - started! >= Self.flushTimeout {
-                    stay(session, record, why: "its hooks, writes or history read did not finish in time")
+                    stay(session, why: "its hooks, writes or history read did not finish in time")
                 } else {
                     later.append(id)
                 }
                 continue
             }
             guard let snapshot = session.frameHandler.handOverSnapshot(now: now) else {
-                stay(session, record, why: "it is closing")
+                stay(session, why: "it is closing")
                 continue
             }
             let state = HandOverState(
@@ -136,7 +135,7 @@ final class HandOverSender {
                 later.append(contentsOf: waiting[(index - 1)...])
                 break sending
             case .failed(let error):
-                stay(session, record, why: "it cannot be sent: \(error)")
+                stay(session, why: "it cannot be sent: \(error)")
             }
         }
         waiting = later
@@ -194,24 +193,24 @@ final class HandOverSender {
 
     /// The replacement owns the connection: forget it here without a close frame, a FIN or a slot change.
     private func release(_ id: ConnectionID) {
-        guard let session = hive.table.sessions[id], let record = recordHandler(of: session) else { return }
+        guard let session = hive.table.sessions[id], let keeper = recordKeeper(of: session) else { return }
         handedOver += 1
         hive.channelIndex.forget(id)
-        record.handedOver = true
+        keeper.record?.handedOver = true
         session.channel.close(promise: nil)
     }
 
     private func resume(_ id: ConnectionID, why: String) {
-        guard let session = hive.table.sessions[id], let record = recordHandler(of: session) else { return }
+        guard let session = hive.table.sessions[id], recordKeeper(of: session) != nil else { return }
         _ = hive.registry.takeOver(id)  // ownerPID back to this process (a refusal wrote 0)
         session.resumeWriting()
-        stay(session, record, why: why)
+        stay(session, why: why)
     }
 
-    private func stay(_ session: WebSocketSession, _ record: ConnectionRecordHandler, why: String) {
+    private func stay(_ session: WebSocketSession, why: String) {
         staying += 1
         session.frameHandler.resumeKeepAlive()
-        record.resumeAfterHandOver()
+        recordKeeper(of: session)?.resumeAfterHandOver()
         hive.logger.warning(
             "connection not handed over; it stays with the retired process and is closed with 1012",
             metadata: ["connection.id": "\(session.id)", "reason": "\(why)"]
@@ -222,8 +221,8 @@ final class HandOverSender {
         task?.cancel()
         task = nil
         for id in waiting {
-            if let session = hive.table.sessions[id], let record = recordHandler(of: session) {
-                stay(session, record, why: "the hand-over timed out")
+            if let session = hive.table.sessions[id], recordKeeper(of: session) != nil {
+                stay(session, why: "the hand-over timed out")
             }
         }
         waiting.removeAll()
@@ -242,8 +241,11 @@ final class HandOverSender {
         finish()
     }
 
-    private func recordHandler(of session: WebSocketSession) -> ConnectionRecordHandler? {
-        try? session.channel.pipeline.syncOperations.handler(type: ConnectionRecordHandler.self)
+    /// The handler keeping the connection's record: its frame handler, or in the tick of its upgrade still its
+    /// record handler (see `WorkerPipeline.upgradeToWebSocket`).
+    private func recordKeeper(of session: WebSocketSession) -> (any ConnectionRecordKeeper)? {
+        if session.frameHandler.record != nil { return session.frameHandler }
+        return try? session.channel.pipeline.syncOperations.handler(type: ConnectionRecordHandler.self)
     }
 }
 

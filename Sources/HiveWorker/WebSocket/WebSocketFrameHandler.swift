@@ -15,6 +15,16 @@ struct WebSocketLimits: Sendable {
     var closeTimeout: TimeAmount = .seconds(2)
 }
 
+/// One worker's `WebSocketLimits`, shared by all its frame handlers: a reference instead of a copy in each
+/// handler is 32 bytes less per connection.
+final class SharedWebSocketLimits: Sendable {
+    let limits: WebSocketLimits
+
+    init(_ limits: WebSocketLimits) {
+        self.limits = limits
+    }
+}
+
 /// Callbacks to the owner (the worker's connection object). All called on the channel's event loop.
 protocol WebSocketFrameHandlerDelegate: AnyObject {
     /// A complete, validated data message. Replies written through `write` from here need no
@@ -31,20 +41,27 @@ protocol WebSocketFrameHandlerDelegate: AnyObject {
 
 /// The RFC 6455 protocol layer of a server connection: cuts the bytes read into frames (`WebSocketFrameParser`),
 /// validates and reassembles them, answers pings, runs the close handshake and keep-alive, and hands complete
-/// messages to its delegate. It consumes every byte; nothing is forwarded. With the connection's record handler
-/// it is the whole pipeline of an established WebSocket, which keeps an idle connection small.
+/// messages to its delegate. It consumes every byte; nothing is forwarded. In a worker it also keeps the
+/// connection's `ConnectionRecord` (taken over from the record handler at the upgrade): it is the whole pipeline of
+/// an established WebSocket, one handler and one context per connection, which keeps an idle connection small.
 ///
 /// Every write of the connection goes through `write(_:promise:)`: frames already encoded by `WebSocketFrameCodec`,
 /// so a broadcast can encode a message once per worker and hand the same buffer to every connection. Its own
 /// frames are flushed once per read batch in `channelReadComplete`, except on the close path, which flushes at
 /// once. The protocol rules live in `StateMachine`; this class does the I/O, the timers and the delegate calls.
-final class WebSocketFrameHandler: ChannelInboundHandler {
+final class WebSocketFrameHandler: ChannelDuplexHandler, ConnectionRecordKeeper {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = IOData
     typealias OutboundOut = ByteBuffer
+
+    /// The connection's registry record and output guard (`ConnectionRecord`), kept here from the upgrade (or the
+    /// adoption of a handed-over connection) on; nil for a handler on its own (tests).
+    var record: ConnectionRecord?
 
     private var stateMachine: StateMachine
     private var parser: WebSocketFrameParser
-    private let limits: WebSocketLimits
+    private let sharedLimits: SharedWebSocketLimits
+    private var limits: WebSocketLimits { self.sharedLimits.limits }
     /// Strong, and let go in `handlerRemoved`, which breaks the cycle with an owner that holds this handler (the
     /// session). Not weak: a weakly referenced object keeps its reference counts in a side table, which made every
     /// retain of the session on the broadcast path take the runtime's slow path (4 % of a fan-out's worker time).
@@ -80,8 +97,14 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     ///   - delegate: Receives messages and events; held until the handler leaves the pipeline.
     ///   - inflater: The worker's shared inflater when permessage-deflate was negotiated; nil otherwise, and then
     ///     RSV1 fails the connection like the other reserved bits.
-    init(limits: WebSocketLimits, delegate: (any WebSocketFrameHandlerDelegate)?, inflater: MessageInflater? = nil) {
-        self.limits = limits
+    convenience init(limits: WebSocketLimits, delegate: (any WebSocketFrameHandlerDelegate)?, inflater: MessageInflater? = nil) {
+        self.init(sharedLimits: SharedWebSocketLimits(limits), delegate: delegate, inflater: inflater)
+    }
+
+    /// A worker's handler: `sharedLimits` is the worker's (`HiveServer.sharedWebSocketLimits`).
+    init(sharedLimits: SharedWebSocketLimits, delegate: (any WebSocketFrameHandlerDelegate)?, inflater: MessageInflater? = nil) {
+        let limits = sharedLimits.limits
+        self.sharedLimits = sharedLimits
         self.delegate = delegate
         self.stateMachine = StateMachine(maxMessageSize: limits.maxMessageSize, inflater: inflater)
         self.parser = WebSocketFrameParser(maxFrameSize: limits.maxMessageSize)
@@ -93,6 +116,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         self.context = context
         self.isActive = context.channel.isActive
         self.isWritable = context.channel.isWritable
+        self.recordAdded(context: context)
         // After an upgrade the channel is already active and channelActive will not come.
         if self.isActive {
             self.startKeepAlive(context: context)
@@ -100,6 +124,8 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        // The connection's end first, as when the record handler stood before this one.
+        self.recordRemoved()
         self.isActive = false
         self.cancelTimers()
         self.stateMachine.markClosed()
@@ -114,6 +140,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.recordEnd()
         self.isActive = false
         self.cancelTimers()
         self.stateMachine.markClosed()
@@ -121,12 +148,15 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.recordWritabilityChanged(context: context)
         self.isWritable = context.channel.isWritable
         context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.parser.append(Self.unwrapInboundIn(data))
+        let bytes = Self.unwrapInboundIn(data)
+        self.recordRead(bytes: bytes.readableBytes)
+        self.parser.append(bytes)
         do {
             while let frame = try self.parser.next() {
                 self.receive(frame, context: context)
@@ -161,7 +191,23 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         }
     }
 
+    /// Reads pass unless the connection's record holds them (a full output queue, a suspended hook, a hand-over).
+    func read(context: ChannelHandlerContext) {
+        if self.recordAllowsRead() {
+            context.read()
+        }
+    }
+
+    /// Writes from outside the handler (none in a worker: every write goes through `write(_:promise:)`), counted.
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        self.recordWritten(bytes: Self.unwrapOutboundIn(data).readableBytes)
+        context.write(data, promise: promise)
+    }
+
     // MARK: Owner API
+
+    /// The handler's context while it is in a pipeline (`ConnectionRecordKeeper`).
+    var recordContext: ChannelHandlerContext? { self.context }
 
     /// Whether the handler is in a pipeline (from `handlerAdded` to `handlerRemoved`).
     var isInPipeline: Bool { self.context != nil }
@@ -182,6 +228,7 @@ final class WebSocketFrameHandler: ChannelInboundHandler {
         let finished = promise ?? context.eventLoop.makePromise()
         self.unfinishedWrites += 1
         finished.futureResult.assumeIsolated().whenComplete { _ in self.unfinishedWrites -= 1 }
+        self.recordWritten(bytes: buffer.readableBytes)
         context.write(Self.wrapOutboundOut(buffer), promise: finished)
     }
 
