@@ -109,7 +109,7 @@ public final class HiveServer: @unchecked Sendable {
     }
 
     /// Messages of one WebSocket that may wait behind its suspended hook before its reads are held.
-    static let messagesBeforeHold = 16
+    static let messagesBeforeHold: Int32 = 16
 
     /// How many workers this Hive runs (`--workers`).
     public var workerCount: Int { registry.workerCount }

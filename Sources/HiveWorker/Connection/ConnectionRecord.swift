@@ -15,8 +15,6 @@ import NIOCore
 /// writability costs anything; the hot path is untouched.
 struct ConnectionRecord {
     let id: ConnectionID
-    /// The socket's descriptor (owned by NIO), for the WebSocket session's direct writes and the hand-over.
-    let socket: Int32
     let hive: HiveServer
     /// The application's hooks for this connection, in order; a suspended one holds reads like a full queue.
     let hooks: HookQueue
@@ -35,9 +33,8 @@ struct ConnectionRecord {
     /// hook); closing this process's copy of the socket sends nothing to the client.
     var handedOver = false
 
-    init(id: ConnectionID, socket: Int32, hive: HiveServer) {
+    init(id: ConnectionID, hive: HiveServer) {
         self.id = id
-        self.socket = socket
         self.hive = hive
         self.hooks = HookQueue(executor: hive.executor)
     }

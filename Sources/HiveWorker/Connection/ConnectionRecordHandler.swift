@@ -15,8 +15,8 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
     var record: ConnectionRecord?
     private(set) var recordContext: ChannelHandlerContext?
 
-    init(id: ConnectionID, socket: Int32, hive: HiveServer) {
-        self.record = ConnectionRecord(id: id, socket: socket, hive: hive)
+    init(id: ConnectionID, hive: HiveServer) {
+        self.record = ConnectionRecord(id: id, hive: hive)
     }
 
     /// The connection's hooks (the record's), nil once the record moved on.

@@ -17,7 +17,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     let frameHandler: WebSocketFrameHandler
     /// The connection's socket. NIO owns it; this session writes to it directly only on the event loop and only
     /// while NIO has nothing queued for it, so bytes can never be reordered or interleaved.
-    private let socket: Int32
+    let socket: Int32
     let hive: HiveServer
     /// The connection's hooks (its record handler's queue): open, messages, close, in order.
     private let hooks: HookQueue

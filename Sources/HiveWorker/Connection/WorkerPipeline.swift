@@ -13,7 +13,7 @@ enum WorkerPipeline {
 
     static func configure(_ channel: Channel, id: ConnectionID, socket: Int32, hive: HiveServer) throws {
         let pipeline = channel.pipeline.syncOperations
-        let record = ConnectionRecordHandler(id: id, socket: socket, hive: hive)
+        let record = ConnectionRecordHandler(id: id, hive: hive)
         try pipeline.addHandler(record)
 
         // The verified token, from the handshake check to the upgrade; made only when a token key is configured.
@@ -47,7 +47,7 @@ enum WorkerPipeline {
                 return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipeline: { channel, head in
-                try upgradeToWebSocket(channel, head: head, id: id, hive: hive, token: verified?.value)
+                try upgradeToWebSocket(channel, head: head, id: id, socket: socket, hive: hive, token: verified?.value)
             }
         )
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
@@ -84,13 +84,13 @@ enum WorkerPipeline {
     }
 
     private static func upgradeToWebSocket(
-        _ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: HiveServer, token: HiveToken?
+        _ channel: Channel, head: HTTPRequestHead, id: ConnectionID, socket: Int32, hive: HiveServer, token: HiveToken?
     ) throws {
         let pipeline = channel.pipeline.syncOperations
         let record = try pipeline.handler(type: ConnectionRecordHandler.self)
         // NIO's upgrade runs on even if the connection ended meanwhile (bytes after the request that fail to parse
         // close it with a 400): a session registered now would outlive the end that already cleaned up.
-        guard channel.isActive, !record.ended, let socket = record.record?.socket, let hooks = record.hooks else {
+        guard channel.isActive, !record.ended, let hooks = record.hooks else {
             throw ChannelError.ioOnClosedChannel
         }
         if let token { hive.bindTokenSubject(id, token) }

@@ -24,6 +24,11 @@ final class HookQueue: @unchecked Sendable {
     /// A hook is running or suspended, or about to run (`next`): further hooks wait.
     private var running = false
     private var holding = false
+    /// How many hooks may wait behind a suspended one before reads are held. 0 (HTTP) holds them as soon as a hook
+    /// suspends: the next request waits in the socket, as HTTP/1.1 expects. A WebSocket keeps reading a few
+    /// messages more, so the pings and pongs of a connection whose hook awaits a slow service still flow.
+    /// 32 bits, next to the flags: the queue fits a 16-byte smaller allocation (one per connection).
+    var waitingBeforeHold: Int32 = 0
     private var waiting: CircularBuffer<Work>?
     /// The hook `enqueue` hands to a runner: the runner takes it from here, so nothing is allocated to pass it.
     private var next: Work?
@@ -31,10 +36,6 @@ final class HookQueue: @unchecked Sendable {
     /// reference, not a closure: a closure was an allocation of its own per connection. `unowned`: the handler
     /// clears it when it leaves the pipeline, and a weak reference would give the handler a side table.
     unowned var readHolder: (any HookReadHolder)?
-    /// How many hooks may wait behind a suspended one before reads are held. 0 (HTTP) holds them as soon as a hook
-    /// suspends: the next request waits in the socket, as HTTP/1.1 expects. A WebSocket keeps reading a few
-    /// messages more, so the pings and pongs of a connection whose hook awaits a slow service still flow.
-    var waitingBeforeHold = 0
 
     /// No hook is running or waiting (a reload hands a connection over only then).
     var isIdle: Bool { !running && (waiting?.isEmpty ?? true) }
@@ -96,7 +97,7 @@ final class HookQueue: @unchecked Sendable {
     }
 
     private func updateHold() {
-        let hold = running && (waiting?.count ?? 0) >= waitingBeforeHold
+        let hold = running && (waiting?.count ?? 0) >= Int(waitingBeforeHold)
         guard hold != holding else { return }
         holding = hold
         readHolder?.hooksHoldReads(hold)

@@ -146,7 +146,7 @@ final class HandOverReceiver: @unchecked Sendable {
                     hive.table.add(id, channel: channel)
                     let pipeline = channel.pipeline.syncOperations
                     // The frame handler keeps the record: head | frame handler | tail, as after an upgrade.
-                    let record = ConnectionRecord(id: id, socket: socket, hive: hive)
+                    let record = ConnectionRecord(id: id, hive: hive)
                     frameHandler.record = record
                     // The user record stays in the slot (same id, same worker id): only this process's index learns it.
                     let found = hive.registry.lookup(id, withUser: true)

@@ -126,7 +126,7 @@ final class HandOverSender {
                     HandOverState.Token(subject: $0.subject, channels: $0.channels, expiresAt: $0.expiresAt?.timeIntervalSince1970)
                 }
             ).encoded(version: version)
-            switch transmit(id, state: state, socket: record.socket, to: target) {
+            switch transmit(id, state: state, socket: session.socket, to: target) {
             case .sent:
                 session.stopWriting()
                 session.frameHandler.suspendKeepAlive()

@@ -54,20 +54,8 @@ final class WebSocketFrameHandler: ChannelDuplexHandler, ConnectionRecordKeeper 
     typealias OutboundIn = IOData
     typealias OutboundOut = ByteBuffer
 
-    /// The connection's registry record and output guard (`ConnectionRecord`), kept here from the upgrade (or the
-    /// adoption of a handed-over connection) on; nil for a handler on its own (tests).
-    var record: ConnectionRecord?
-
-    private var stateMachine: StateMachine
-    private var parser: WebSocketFrameParser
-    private let sharedLimits: SharedWebSocketLimits
-    private var limits: WebSocketLimits { self.sharedLimits.limits }
-    /// Strong, and let go in `handlerRemoved`, which breaks the cycle with an owner that holds this handler (the
-    /// session). Not weak: a weakly referenced object keeps its reference counts in a side table, which made every
-    /// retain of the session on the broadcast path take the runtime's slow path (4 % of a fan-out's worker time).
-    var delegate: (any WebSocketFrameHandlerDelegate)?
-    /// From `handlerAdded` to `handlerRemoved`: `initiateClose`, the writes and the timers are not given a context.
-    private var context: ChannelHandlerContext?
+    // The order of the stored properties is the layout: the fields every delivery reads come first, in one cache
+    // line, and the rest is packed so the handler, record included, fits a 288-byte allocation (one per connection).
     /// Writes handed to NIO through `write` that NIO has not finished (written to the socket, or failed). Every
     /// write of an established connection goes through here, so 0 means NIO holds no byte for the socket and a
     /// frame may go to the socket directly (the session's fast path) without being reordered or interleaved.
@@ -82,6 +70,16 @@ final class WebSocketFrameHandler: ChannelDuplexHandler, ConnectionRecordKeeper 
     /// Something was written (or a message was delivered, whose reply may have been) since the last flush.
     private var needsFlush = false
     private var closingReported = false
+    private var stateMachine: StateMachine
+    private var parser: WebSocketFrameParser
+    private let sharedLimits: SharedWebSocketLimits
+    private var limits: WebSocketLimits { self.sharedLimits.limits }
+    /// Strong, and let go in `handlerRemoved`, which breaks the cycle with an owner that holds this handler (the
+    /// session). Not weak: a weakly referenced object keeps its reference counts in a side table, which made every
+    /// retain of the session on the broadcast path take the runtime's slow path (4 % of a fan-out's worker time).
+    var delegate: (any WebSocketFrameHandlerDelegate)?
+    /// From `handlerAdded` to `handlerRemoved`: `initiateClose`, the writes and the timers are not given a context.
+    private var context: ChannelHandlerContext?
     /// When the next keep-alive ping is due (`distantFuture`: none); checked by the worker's `KeepAliveSweep`.
     private var nextPing = NIODeadline.distantFuture
     /// Set by a ping, cleared by the next inbound frame: the peer must send something before it.
@@ -91,6 +89,9 @@ final class WebSocketFrameHandler: ChannelDuplexHandler, ConnectionRecordKeeper 
     /// held. NIO's queue costs about 200 bytes per write besides the bytes themselves, so a client sending pings
     /// and never reading the pongs would otherwise cost a worker far more than the limit it counts in bytes.
     private var pendingPongs: ByteBuffer?
+    /// The connection's registry record and output guard (`ConnectionRecord`), kept here from the upgrade (or the
+    /// adoption of a handed-over connection) on; nil for a handler on its own (tests).
+    var record: ConnectionRecord?
 
     /// - Parameters:
     ///   - limits: Message size, keep-alive and close timing.
