@@ -62,6 +62,9 @@ public final class HiveServer: @unchecked Sendable {
     let retired = ManagedAtomic<Bool>(false)
     /// Pings every WebSocket of this worker (nil when --ping-interval is 0). Event loop only.
     private var keepAlive: KeepAliveSweep?
+    /// The slow-consumer grace timers of the connections over --max-output-buffer now (`ConnectionRecord`). Event
+    /// loop only.
+    var graceTimers: [ConnectionID: Scheduled<Void>] = [:]
 
     init(workerID: Int, eventLoop: EventLoop, registry: SharedRegistry, limits: ConnectionLimits,
          application: some HiveApplication, logger: Logger) {

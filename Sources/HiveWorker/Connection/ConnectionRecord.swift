@@ -18,8 +18,10 @@ struct ConnectionRecord {
     let hive: HiveServer
     /// The application's hooks for this connection, in order; a suspended one holds reads like a full queue.
     let hooks: HookQueue
-    /// Closes the connection if the queue is still over the limit when it fires.
-    fileprivate(set) var slowConsumerTimer: Scheduled<Void>?
+    /// A grace timer runs for this connection (`HiveServer.graceTimers`): it closes the connection if the queue is
+    /// still over the limit when it fires. Kept by the worker, not here: few connections ever have one, and the
+    /// 24 bytes of a `Scheduled` in every record took the frame handler past a 272-byte allocation.
+    fileprivate(set) var graceTimerRunning = false
     /// The connection ended and its record, table entry and close hook are done with.
     fileprivate(set) var ended = false
     /// The channel's writability, from its events.
@@ -42,9 +44,14 @@ struct ConnectionRecord {
     /// This record, to be kept by another handler from now on: a running grace timer is cancelled (it holds the
     /// handler it was started by), and the new keeper starts it again when it joins the pipeline.
     mutating func moved() -> ConnectionRecord {
-        slowConsumerTimer?.cancel()
-        slowConsumerTimer = nil
+        cancelGraceTimer()
         return self
+    }
+
+    fileprivate mutating func cancelGraceTimer() {
+        guard graceTimerRunning else { return }
+        graceTimerRunning = false
+        hive.graceTimers.removeValue(forKey: id)?.cancel()
     }
 }
 
@@ -153,8 +160,7 @@ extension ConnectionRecordKeeper {
         let isWritable = context.channel.isWritable
         self.record!.isWritable = isWritable
         if isWritable {
-            self.record!.slowConsumerTimer?.cancel()
-            self.record!.slowConsumerTimer = nil
+            self.record!.cancelGraceTimer()
             releaseHeldRead()
         } else {
             startGraceTimer(context: context)
@@ -162,10 +168,13 @@ extension ConnectionRecordKeeper {
     }
 
     private func startGraceTimer(context: ChannelHandlerContext) {
-        guard let record, record.slowConsumerTimer == nil else { return }
+        guard let record, !record.graceTimerRunning else { return }
         let grace = record.hive.limits.slowConsumerGrace
-        self.record!.slowConsumerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: grace) {
-            self.record?.slowConsumerTimer = nil
+        let (hive, id) = (record.hive, record.id)
+        self.record!.graceTimerRunning = true
+        hive.graceTimers[id] = context.eventLoop.assumeIsolated().scheduleTask(in: grace) {
+            self.record?.graceTimerRunning = false
+            hive.graceTimers[id] = nil
             if self.record?.isWritable == false { self.graceExpired(context: context) }
         }
     }
@@ -196,8 +205,7 @@ extension ConnectionRecordKeeper {
     func recordEnd() {
         guard let record, !record.ended else { return }
         self.record!.ended = true
-        self.record!.slowConsumerTimer?.cancel()
-        self.record!.slowConsumerTimer = nil
+        self.record!.cancelGraceTimer()
         let (id, hive) = (record.id, record.hive)
         if record.handedOver {
             // The replacement holds the connection, its user record and channel counts now.
