@@ -41,6 +41,22 @@ final class ConnectionTable {
     /// The channel of a live connection, WebSocket or not.
     func channel(_ id: ConnectionID) -> Channel? { plainChannels[id] ?? sessions[id]?.channel }
 
+    /// The keep-alive sweep's pass: publishes every session's send counters and returns the frame handlers to
+    /// tick (none when pings are off). One pass over the sessions for both.
+    func sweepSessions(keepAlive: Bool) -> [WebSocketFrameHandler] {
+        var handlers: [WebSocketFrameHandler] = []
+        if keepAlive { handlers.reserveCapacity(sessions.count) }
+        for session in sessions.values {
+            session.publishCounters()
+            if keepAlive { handlers.append(session.frameHandler) }
+        }
+        return handlers
+    }
+
+    func publishCounters() {
+        for session in sessions.values { session.publishCounters() }
+    }
+
     /// Live connections of this worker.
     var count: Int { plainChannels.count + sessions.count }
 

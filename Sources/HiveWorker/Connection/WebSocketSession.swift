@@ -18,6 +18,10 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     /// The connection's socket. NIO owns it; this session writes to it directly only on the event loop and only
     /// while NIO has nothing queued for it, so bytes can never be reordered or interleaved.
     private let socket: Int32
+    /// Messages sent since they were last added to the connection's registry slot (`publishCounters`); here it
+    /// fills the padding after `socket`. Adding every delivery to the slot cost two cache misses on it per
+    /// delivery, in two passes over every session of a broadcast (0.3 µs of a 12 µs delivery).
+    @exclusivity(unchecked) private var unpublishedFrames: UInt32 = 0
     let hive: HiveServer
     /// The connection's hooks (its record handler's queue): open, messages, close, in order.
     private let hooks: HookQueue
@@ -28,6 +32,11 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     /// The window this client agreed to for our compressed messages (permessage-deflate), 0 without compression.
     /// A byte beside `isClosing`: it fits in that field's padding, so a session is no bigger than before.
     let deflateWindowBits: UInt8
+    /// The slot is freed or handed over: nothing more is published to it (its next owner writes it).
+    @exclusivity(unchecked) private var slotReleased = false
+    /// Bytes the direct writes sent since the last `publishCounters`. With the three bytes above it fits in one
+    /// word: the counters made a session no bigger.
+    @exclusivity(unchecked) private var unpublishedBytes: UInt32 = 0
     /// Frames waiting for the flush (the table's deferred flush, or the end of `send` with `flush`), and their size.
     @exclusivity(unchecked) private var pending: [ByteBuffer] = []
     @exclusivity(unchecked) private var pendingBytes = 0
@@ -59,11 +68,33 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     var isFlushed: Bool { pending.isEmpty && frameHandler.unfinishedWrites == 0 }
 
     /// A reload handed the connection over, or is about to: this process writes nothing more to it (what it would
-    /// have sent is the replacement's, see HandOverSender).
-    func stopWriting() { isClosing = true }
+    /// have sent is the replacement's, see HandOverSender). What it sent is in the slot before the replacement
+    /// (the slot's next writer) takes it.
+    func stopWriting() {
+        isClosing = true
+        publishCounters()
+    }
 
     /// The hand-over did not happen: this process writes to it again.
     func resumeWriting() { isClosing = false }
+
+    /// Adds the messages and bytes sent since the last call to the connection's registry slot, where `hive
+    /// connections`, `connectionInfo` and the metrics read them: called by the keep-alive sweep (at most a second
+    /// apart), before the slot is freed (`releaseSlot`), and when this process reads its own connection.
+    func publishCounters() {
+        guard !slotReleased, unpublishedFrames | unpublishedBytes != 0 else { return }
+        if unpublishedFrames != 0 { hive.registry.add(Int(unpublishedFrames), to: .framesOut, of: id) }
+        if unpublishedBytes != 0 { hive.registry.add(Int(unpublishedBytes), to: .bytesOut, of: id) }
+        unpublishedFrames = 0
+        unpublishedBytes = 0
+    }
+
+    /// The connection ended (its slot is freed right after) or was handed over: the last counts go to the slot,
+    /// which is not written again from this session (the closed totals and the next owner take it from there).
+    func releaseSlot() {
+        publishCounters()
+        slotReleased = true
+    }
 
     /// Writes pre-encoded frames (`messages` of them). Without `flush`, the table flushes it at the end of the batch.
     /// Returns whether it was queued.
@@ -96,7 +127,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         } else if pending.count == 1 {
             hive.table.markUnflushed(self)
         }
-        hive.registry.add(messages, to: .framesOut, of: id)
+        unpublishedFrames &+= UInt32(truncatingIfNeeded: messages)
         return true
     }
 
@@ -133,7 +164,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         var written = 0
         if frameHandler.unfinishedWrites == 0 {
             written = Self.writeDirectly(frames, to: socket)
-            hive.registry.add(written, to: .bytesOut, of: id)
+            countSent(written)
         }
         guard written < total else { return }
         // What the kernel did not take goes to NIO, in order. Small frames are copied into one write: NIO's queue
@@ -168,7 +199,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         var written = 0
         if frameHandler.unfinishedWrites == 0 {
             written = Self.writeDirectly(frame, to: socket)
-            hive.registry.add(written, to: .bytesOut, of: id)
+            countSent(written)
         }
         guard written < frame.readableBytes else { return }
         var rest = frame
@@ -205,6 +236,14 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
             Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
         }
         return max(n, 0)
+    }
+
+    /// Counts bytes the kernel took. One write is at most 2 GiB (the kernel's limit): a session that sent over
+    /// 2 GiB since the last sweep publishes first, so the 32-bit count never wraps.
+    @inline(__always)
+    private func countSent(_ bytes: Int) {
+        if unpublishedBytes > UInt32(Int32.max) { publishCounters() }
+        unpublishedBytes &+= UInt32(truncatingIfNeeded: bytes)
     }
 
     /// The connection ended: forget pending frames so a deferred flush cannot write them anywhere.
