@@ -70,9 +70,14 @@ final class ConnectionTable {
         var reached = 0
         var compressed = CompressedFrames(plain: encodedFrames, compressor: compressor)
         for session in sessions.values {
-            let frames = session.deflateWindowBits == 0
-                ? encodedFrames : compressed.frames(windowBits: Int(session.deflateWindowBits))
-            if session.send(encodedFrames: frames, messages: messages, flush: flush) { reached += 1 }
+            // The plain frames passed as they are (borrowed): a copy chosen by a conditional expression cost a
+            // retain and a release of their buffer per session.
+            let sent = session.deflateWindowBits == 0
+                ? session.send(encodedFrames: encodedFrames, messages: messages, flush: flush)
+                : session.send(
+                    encodedFrames: compressed.frames(windowBits: Int(session.deflateWindowBits)), messages: messages, flush: flush
+                )
+            if sent { reached += 1 }
         }
         return reached
     }
