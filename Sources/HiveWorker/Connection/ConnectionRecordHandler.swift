@@ -174,6 +174,7 @@ final class ConnectionRecordHandler: ChannelDuplexHandler, RemovableChannelHandl
         ended = true
         slowConsumerTimer?.cancel()
         slowConsumerTimer = nil
+        hive.table.sessions[id]?.releaseSlot()  // its last counts, before the slot is freed or handed over
         if handedOver {
             // The replacement holds the connection, its user record and channel counts now.
             _ = hive.userIndex.bind(id, to: nil)
