@@ -56,6 +56,10 @@ final class BrowserIntegrationTests: HiveTestCase {
         try RegistryProbe.wait(registry, "the browser's GET / and GET /favicon.ico on plain HTTP connections") {
             $0.connections.filter { $0.protocolState == .http }.reduce(0) { $0 + $1.requests } >= 2
         }
+        // A WebSocket's frames out reach its slot within a second (the worker's sweep publishes them).
+        try RegistryProbe.wait(registry, "frames out of both WebSockets published") {
+            $0.connections.filter { $0.protocolState == .websocket }.allSatisfy { $0.framesOut > 0 }
+        }
         let connections = Array(registry.connections)
         let http = connections.filter { $0.protocolState == .http }
         let websockets = connections.filter { $0.protocolState == .websocket }

@@ -85,13 +85,14 @@ public final class HiveServer: @unchecked Sendable {
     let sharedWebSocketLimits: SharedWebSocketLimits
     var webSocketLimits: WebSocketLimits { sharedWebSocketLimits.limits }
 
-    /// Starts the worker-wide keep-alive sweep of the WebSocket connections (nothing when pings are off). Call on
-    /// the event loop, once.
+    /// Starts the worker-wide sweep of the WebSocket connections: keep-alive, and the publication of each
+    /// session's send counters (`WebSocketSession.publishCounters`), at least once a second even when pings are
+    /// off. Call on the event loop, once.
     func startKeepAlive() {
-        guard let period = KeepAliveSweep.period(for: webSocketLimits) else { return }
+        let pings = KeepAliveSweep.period(for: webSocketLimits)
         let table = self.table
-        let sweep = KeepAliveSweep(eventLoop: eventLoop) { table.sessions.values.map(\.frameHandler) }
-        sweep.start(period: period)
+        let sweep = KeepAliveSweep(eventLoop: eventLoop) { table.sweepSessions(keepAlive: pings != nil) }
+        sweep.start(period: pings ?? .seconds(1))
         keepAlive = sweep
     }
 
@@ -201,12 +202,20 @@ public final class HiveServer: @unchecked Sendable {
     public func isEstablished(_ id: ConnectionID) -> Bool { registry.protocolState(of: id) == .websocket }
 
     /// What the registry knows about a connection (Swoole's `getClientInfo`): its worker, protocol state, peer
-    /// address and counters; nil when no such connection is open.
-    public func connectionInfo(_ id: ConnectionID) -> ConnectionSnapshot? { registry.lookup(id) }
+    /// address and counters; nil when no such connection is open. `bytesOut` and `framesOut` of a connection
+    /// served by another worker are as of that worker's last publication of them, at most a second old.
+    public func connectionInfo(_ id: ConnectionID) -> ConnectionSnapshot? {
+        if eventLoop.inEventLoop { table.sessions[id]?.publishCounters() }  // exact for this worker's own
+        return registry.lookup(id)
+    }
 
     /// Every open connection of every worker (any protocol), read from the shared registry, in slot order. A lazy
-    /// walk over the whole table (`--max-connections` slots): filter it, do not keep it.
-    public var connections: some Sequence<ConnectionSnapshot> { registry.connections }
+    /// walk over the whole table (`--max-connections` slots): filter it, do not keep it. Other workers'
+    /// connections show `bytesOut` and `framesOut` as of their worker's last publication (at most a second old).
+    public var connections: some Sequence<ConnectionSnapshot> {
+        if eventLoop.inEventLoop { table.publishCounters() }  // exact for this worker's own
+        return registry.connections
+    }
 
     /// Closes a connection on whichever worker holds it: a WebSocket gets a close frame with `code` and `reason`, a
     /// plain HTTP connection is closed. Returns once the close is queued; the connection's `close` hook follows.

@@ -207,6 +207,7 @@ extension ConnectionRecordKeeper {
         self.record!.ended = true
         self.record!.cancelGraceTimer()
         let (id, hive) = (record.id, record.hive)
+        hive.table.sessions[id]?.releaseSlot()  // its last counts, before the slot is freed or handed over
         if record.handedOver {
             // The replacement holds the connection, its user record and channel counts now.
             _ = hive.userIndex.bind(id, to: nil)

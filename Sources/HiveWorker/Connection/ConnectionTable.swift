@@ -41,6 +41,22 @@ final class ConnectionTable {
     /// The channel of a live connection, WebSocket or not.
     func channel(_ id: ConnectionID) -> Channel? { plainChannels[id] ?? sessions[id]?.channel }
 
+    /// The keep-alive sweep's pass: publishes every session's send counters and returns the frame handlers to
+    /// tick (none when pings are off). One pass over the sessions for both.
+    func sweepSessions(keepAlive: Bool) -> [WebSocketFrameHandler] {
+        var handlers: [WebSocketFrameHandler] = []
+        if keepAlive { handlers.reserveCapacity(sessions.count) }
+        for session in sessions.values {
+            session.publishCounters()
+            if keepAlive { handlers.append(session.frameHandler) }
+        }
+        return handlers
+    }
+
+    func publishCounters() {
+        for session in sessions.values { session.publishCounters() }
+    }
+
     /// Live connections of this worker.
     var count: Int { plainChannels.count + sessions.count }
 
@@ -54,9 +70,14 @@ final class ConnectionTable {
         var reached = 0
         var compressed = CompressedFrames(plain: encodedFrames, compressor: compressor)
         for session in sessions.values {
-            let frames = session.deflateWindowBits == 0
-                ? encodedFrames : compressed.frames(windowBits: Int(session.deflateWindowBits))
-            if session.send(encodedFrames: frames, messages: messages, flush: flush) { reached += 1 }
+            // The plain frames passed as they are (borrowed): a copy chosen by a conditional expression cost a
+            // retain and a release of their buffer per session.
+            let sent = session.deflateWindowBits == 0
+                ? session.send(encodedFrames: encodedFrames, messages: messages, flush: flush)
+                : session.send(
+                    encodedFrames: compressed.frames(windowBits: Int(session.deflateWindowBits)), messages: messages, flush: flush
+                )
+            if sent { reached += 1 }
         }
         return reached
     }
