@@ -108,6 +108,16 @@ final class HTTPFastPathPipelineTests: XCTestCase {
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
 
+    func testRequestsAfterConnectionClose_areNeverAnswered() throws {
+        let channel = try connect()
+        let written = try send(
+            "GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n"
+                + "GET /c HTTP/1.1\r\nHost: h\r\n\r\n", on: channel)
+        XCTAssertEqual(answers(written), ["GET /a 0"], written)
+        XCTAssertTrue(written.contains("Connection: close\r\n"), written)
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
     func testMalformedRequestAfterFastOnes_getsNIOs400_afterTheirAnswers() throws {
         let channel = try connect()
         let written = try send(

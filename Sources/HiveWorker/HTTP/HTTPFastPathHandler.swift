@@ -21,6 +21,8 @@ final class HTTPFastPathHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var partial: ByteBuffer?
     /// The size of the partial request once its head is read (its body is arriving), else nil.
     private var partialTotal: Int?
+    /// A request without keep-alive was read: nothing after it is a request (RFC 9112 section 9.6).
+    private var closing = false
 
     init(id: ConnectionID, hive: HiveServer, requests: HTTPRequestHandler) {
         self.id = id
@@ -29,6 +31,7 @@ final class HTTPFastPathHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if closing { return }
         var buffer = unwrapInboundIn(data)
         if var partial = partial.take() {
             partial.writeBuffer(&buffer)
@@ -51,7 +54,9 @@ final class HTTPFastPathHandler: ChannelInboundHandler, RemovableChannelHandler 
                 buffer.moveReaderIndex(forwardBy: consumed)
                 partialTotal = nil
                 readAny = true
+                closing = !request.keepAlive
                 requests.received(request)
+                if closing { return }
             case .needMore:
                 partial = buffer
                 return
