@@ -1,4 +1,5 @@
 import HTTPTypes
+import HiveIPC
 import NIOHTTP1
 import XCTest
 
@@ -42,6 +43,15 @@ final class HTTPFastParserTests: XCTestCase {
         XCTAssertEqual(request.head.headerFields.map(\.name.rawName), ["User-Agent", "x-one", "X-Empty"])
         XCTAssertEqual(request.head.headerFields.map(\.value), ["t", "1", ""])
         XCTAssertEqual(request.body, [])
+    }
+
+    /// `HiveRequest.path` drops the query of short (inline) and long targets alike, by bytes.
+    func testHiveRequestPath_dropsTheQuery() throws {
+        for (target, path) in [("/hello", "/hello"), ("/a?b=c", "/a"), ("/?", "/"), ("/caf%C3%A9?x", "/caf%C3%A9"),
+                               ("/" + String(repeating: "long/", count: 10) + "?q=1", "/" + String(repeating: "long/", count: 10))] {
+            let request = try XCTUnwrap(parse("GET \(target) HTTP/1.1\r\nHost: h\r\n\r\n")).request
+            XCTAssertEqual(HiveRequest(head: request.head, connection: ConnectionID(rawValue: 1)).path, path)
+        }
     }
 
     func testPost_withContentLength_takesItsBody_andStopsThere() throws {
