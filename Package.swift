@@ -168,6 +168,17 @@ if Context.environment["HIVE_FUZZ"] == "1" {
             path: "Sources/Fuzz/fuzz-http"
         ),
         .executableTarget(
+            name: "fuzz-http-parser",
+            dependencies: [
+                "HiveFuzzSupport", "HiveWorker",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            path: "Sources/Fuzz/fuzz-http-parser"
+        ),
+        .executableTarget(
             name: "fuzz-query",
             dependencies: ["HiveFuzzSupport", "HiveWorker", .product(name: "HTTPTypes", package: "swift-http-types")],
             path: "Sources/Fuzz/fuzz-query"

@@ -20,7 +20,7 @@ SWIFT=${SWIFT:-swift}
 SECONDS_EACH=${FUZZ_SECONDS:-300}
 CONFIG=${FUZZ_CONFIG:-release}
 SCRATCH=.build-fuzz
-ALL_TARGETS=(fuzz-frames fuzz-http fuzz-control fuzz-ipc fuzz-resp fuzz-query fuzz-deflate fuzz-user-envelope fuzz-publish fuzz-history fuzz-handover)
+ALL_TARGETS=(fuzz-frames fuzz-http fuzz-http-parser fuzz-control fuzz-ipc fuzz-resp fuzz-query fuzz-deflate fuzz-user-envelope fuzz-publish fuzz-history fuzz-handover)
 TARGETS=("$@")
 [[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=("${ALL_TARGETS[@]}")
 
@@ -28,7 +28,7 @@ TARGETS=("$@")
 # small (their size limits are checked before parsing).
 max_len() {
     case "$1" in
-        fuzz-frames | fuzz-http) echo 4096 ;;
+        fuzz-frames | fuzz-http | fuzz-http-parser) echo 4096 ;;
         *) echo 1024 ;;
     esac
 }

@@ -97,6 +97,26 @@ SEEDS = {
         + b"GET / HTTP/1.0\r\nUpgrade:websocket\r\nSec-WebSocket-Version:13\r\nSec-WebSocket-Key:d\r\n"
         + b"Transfer-Encoding:d\r\n\r\n",
     },
+    # fuzz-http's input format ([max read, unused][options][bytes]); bit 0: small limits.
+    "fuzz-http-parser": {
+        "pipelined-gets": b"\x00\x00"
+        + b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n"
+        + b"HEAD /a?b=c HTTP/1.1\r\nHost: a\r\nUser-Agent: x\r\nAccept: */*\r\n\r\n"
+        + b"OPTIONS /o HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        + b"DELETE /d HTTP/1.1\r\nhost: a\r\nConnection: close\r\n\r\n",
+        "post-echo": b"\x00\x00"
+        + b"POST /echo HTTP/1.1\r\nContent-Length: 16\r\nContent-Type: application/octet-stream\r\n"
+        + b"Host: 127.0.0.1:9501\r\n\r\n0123456789abcdef"
+        + b"PUT /p HTTP/1.1\r\nHost: a\r\ncontent-length: 2\r\nX-Empty:\r\nX-Tab:\t1\r\n\r\nhi",
+        "post-small-limits": b"\x00\x01"
+        + b"PATCH /p HTTP/1.1\r\nHost: a\r\nContent-Length: 64\r\n\r\n" + bytes(64)
+        + b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 65\r\n\r\n" + bytes(65),
+        "smuggling": b"\x00\x00"
+        + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+        + b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "obs-fold": b"\x00\x00" + b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n",
+        "bare-lf": b"\x00\x00" + b"GET / HTTP/1.1\nHost: a\n\n",
+    },
     "fuzz-ipc": {
         "connection": bytes([1]) + struct.pack("<Q", 0x1_00_000005),
         "push-inline": bytes([2, 0, 1]) + struct.pack("<Q", 0x1_00_000005) + b"hello",

@@ -76,9 +76,11 @@ final class WorkerPipelineTests: XCTestCase {
         try {
             let (channel, connection) = try connect(hive)
             id = connection
+            // The fast path hands the connection to NIO's handlers at the Upgrade field, before the head is whole.
+            try channel.writeInbound(
+                ByteBuffer(string: "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"))
             upgradeHandler = try channel.pipeline.syncOperations.handler(type: HTTPServerUpgradeHandler.self)
-            let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
-                + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 10\r\n\r\n"
+            let request = "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 10\r\n\r\n"
             // The refused upgrade leaves the pipeline as an error, as for any invalid handshake.
             XCTAssertThrowsError(try channel.writeInbound(ByteBuffer(string: request + "12345")))
             loop.run()

@@ -1,7 +1,8 @@
 // libFuzzer target: bytes a client sends on a new connection, through the worker's real pipeline
-// (`WorkerPipeline.configure`: NIO's HTTP/1.1 decoder, Hive's WebSocket upgrader, `HTTPRequestHandler` with the
-// response bytes Hive writes itself (`HTTPResponseBytes`), and after an
-// upgrade the `WebSocketFrameHandler` and `WebSocketSession`) on an embedded channel, with a registry on the heap.
+// (`WorkerPipeline.configure`: Hive's fast-path parser, from its first hand-over NIO's HTTP/1.1 decoder and Hive's
+// WebSocket upgrader, `HTTPRequestHandler` with the response bytes Hive writes itself (`HTTPResponseBytes`), and
+// after an upgrade the `WebSocketFrameHandler` and `WebSocketSession`) on an embedded channel, with a registry on the
+// heap.
 //
 // Input: [max read size][options][bytes from the client]. options bit 0: small limits (256-byte headers, 64-byte
 // bodies, 125-byte messages) instead of the defaults.

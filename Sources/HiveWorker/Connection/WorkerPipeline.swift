@@ -5,19 +5,41 @@ import NIOWebSocket
 
 /// Builds the pipeline of an adopted connection: HTTP/1.1 with a WebSocket upgrader on the same port.
 ///
+///     head | record | http fast path | http request handler | tail
+///     (the fast path parses the common requests itself and hands them to the request handler directly; the
+///     request handler writes its responses' bytes through the record handler: HTTPResponseBytes)
+///     from the first request the fast path does not take, for good (`addNIOHTTPHandlers`):
 ///     head | record | http encoder (the 101 only), decoder, upgrade | http request handler | tail
-///     (the request handler writes its responses' bytes through the record handler: HTTPResponseBytes)
 ///     after an upgrade:  head | ws frame handler (parses frames, writes encoded ones; keeps the record) | tail
 enum WorkerPipeline {
     static let httpHandlerName = "hive.http"
 
     static func configure(_ channel: Channel, id: ConnectionID, socket: Int32, hive: HiveServer) throws {
         let pipeline = channel.pipeline.syncOperations
-        let record = ConnectionRecordHandler(id: id, hive: hive)
+        let record = ConnectionRecordHandler(id: id, socket: socket, hive: hive)
         try pipeline.addHandler(record)
+        let requests = HTTPRequestHandler(id: id, hive: hive)
+        try pipeline.addHandler(HTTPFastPathHandler(id: id, hive: hive, requests: requests))
+        try pipeline.addHandler(requests, name: httpHandlerName)
+    }
 
+    /// NIO's HTTP/1.1 server handlers, after `fastPath`: the decoder, and with `upgrade` (before the connection's
+    /// first request) the upgrade handler with the WebSocket upgrader and the encoder for its 101.
+    static func addNIOHTTPHandlers(
+        _ pipeline: ChannelPipeline.SynchronousOperations, after fastPath: HTTPFastPathHandler, id: ConnectionID,
+        hive: HiveServer, upgrade: Bool, eventLoop: EventLoop
+    ) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderFieldSize = hive.limits.maxHeaderSize
+        decoderLimits.maxHeaderListSize = hive.limits.maxHeaderSize
+        let decoder = ByteToMessageHandler(
+            HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
+        guard upgrade else {
+            try pipeline.addHandler(decoder, position: .after(fastPath))
+            return
+        }
         // The verified token, from the handshake check to the upgrade; made only when a token key is configured.
-        let verified = hive.tokens.map { _ in NIOLoopBoundBox<HiveToken?>(nil, eventLoop: channel.eventLoop) }
+        let verified = hive.tokens.map { _ in NIOLoopBoundBox<HiveToken?>(nil, eventLoop: eventLoop) }
         let upgrader = WebSocketUpgrader(
             origins: hive.originPolicy,
             shouldUpgrade: { channel, head in
@@ -47,27 +69,21 @@ enum WorkerPipeline {
                 return channel.eventLoop.makeSucceededFuture(headers)
             },
             upgradePipeline: { channel, head in
-                try upgradeToWebSocket(channel, head: head, id: id, socket: socket, hive: hive, token: verified?.value)
+                try upgradeToWebSocket(channel, head: head, id: id, hive: hive, token: verified?.value)
             }
         )
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderFieldSize = hive.limits.maxHeaderSize
-        decoderLimits.maxHeaderListSize = hive.limits.maxHeaderSize
         // NIO's server pipeline without its response side: HTTPRequestHandler writes whole responses as bytes
         // (HTTPResponseBytes). The encoder stays for the upgrade handler's 101 alone, so the decoder does not tell
         // it request methods (it would queue one per request for responses that never pass it), and NIO's header
         // validator is left out (swift-http-types checked the fields; the 101's are Hive's own).
         let encoder = HTTPResponseEncoder(configuration: .init())
-        let decoder = ByteToMessageHandler(
-            HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
         let upgradeHandler = HTTPServerUpgradeHandler(
             upgraders: [upgrader], httpEncoder: encoder, extraHTTPHandlers: [decoder],
             upgradeCompletionHandler: { context in
                 // Frames must never reach the HTTP handler: it would fail to unwrap them.
                 _ = context.pipeline.removeHandler(name: httpHandlerName)
             })
-        try pipeline.addHandlers([encoder, decoder, upgradeHandler])
-        try pipeline.addHandler(HTTPRequestHandler(id: id, hive: hive), name: httpHandlerName)
+        try pipeline.addHandlers([encoder, decoder, upgradeHandler], position: .after(fastPath))
     }
 
     /// The permessage-deflate agreement for this upgrade request: nil when --compression is off, the client offers
@@ -84,7 +100,7 @@ enum WorkerPipeline {
     }
 
     private static func upgradeToWebSocket(
-        _ channel: Channel, head: HTTPRequestHead, id: ConnectionID, socket: Int32, hive: HiveServer, token: HiveToken?
+        _ channel: Channel, head: HTTPRequestHead, id: ConnectionID, hive: HiveServer, token: HiveToken?
     ) throws {
         let pipeline = channel.pipeline.syncOperations
         let record = try pipeline.handler(type: ConnectionRecordHandler.self)
@@ -106,7 +122,7 @@ enum WorkerPipeline {
         let inflater = compression.flatMap { _ in hive.table.compression(minSize: hive.limits.compressionMinSize) }
         let frameHandler = WebSocketFrameHandler(sharedLimits: hive.sharedWebSocketLimits, delegate: nil, inflater: inflater)
         let session = WebSocketSession(
-            connection: connection, channel: channel, socket: socket, frameHandler: frameHandler,
+            connection: connection, channel: channel, socket: record.socket, frameHandler: frameHandler,
             hooks: hooks, hive: hive, compression: inflater == nil ? nil : compression
         )
         frameHandler.delegate = session

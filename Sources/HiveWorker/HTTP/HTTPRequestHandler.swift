@@ -5,6 +5,8 @@ import NIOHTTP1
 
 /// Plain HTTP/1.1 for one connection: collects a request within the limits, calls the application's request
 /// hook, writes the response, and keeps the connection alive between requests for at most --http-idle-timeout.
+/// Requests come whole from `HTTPFastPathHandler` (`received`), or as NIO's request parts once the fast path
+/// handed the connection to NIO's decoder.
 ///
 /// Pipelined requests need no NIO `HTTPServerPipelineHandler`: one request hook runs at a time (the connection's
 /// `HookQueue`), a request read while one is in flight waits in `waiting`, and responses leave in request order.
@@ -19,6 +21,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// Waiting for a request head; the timer closes a client that takes too long (slowloris).
         case idle
         case receiving(HTTPRequestHead, body: [UInt8])
+        /// The fast path read a head (of `path`) whose body is still arriving; it delivers the request whole.
+        case receivingFastBody(path: String)
         /// A limit was hit and the error response is out, or a response said `Connection: close`: everything else is
         /// ignored until the close.
         case failed
@@ -31,7 +35,13 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The record handler holds further reads meanwhile, so this holds at most what one read had already brought:
     /// a client that pipelines requests and never reads the answers costs requests, not responses.
     /// Made on the first use: `CircularBuffer()` allocates 16 slots, which every connection would pay for nothing.
-    private var waiting: CircularBuffer<(head: HTTPRequestHead, body: [UInt8])>?
+    private var waiting: CircularBuffer<WaitingRequest>?
+
+    private enum WaitingRequest {
+        /// From NIO's decoder: converted to swift-http-types' request when its turn comes (a 400 in order).
+        case nio(HTTPRequestHead, body: [UInt8])
+        case parsed(ParsedHTTPRequest)
+    }
     /// A request hook is running (suspended): further requests wait for its response.
     private var inFlight = false
     /// The request `runRequestHook` answers next: set as it is queued, taken as its hook starts.
@@ -40,7 +50,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private struct HookRequest {
         let context: ChannelHandlerContext
-        let head: HTTPRequestHead
+        let method: HTTPMethod
+        let version: HTTPVersion
+        let keepAlive: Bool
         let request: HiveRequest
     }
     /// `respondWaiting` is answering waiting requests: a response that completes inside it does not recurse.
@@ -49,6 +61,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var hooks: HookQueue?
     /// The connection's record handler, which writes each response's bytes (`HTTPResponseBytes`) in one write.
     private var record: ConnectionRecordHandler?
+    private var context: ChannelHandlerContext?
     /// When the connection is closed unless something re-arms it (slowloris, stalled body, idle keep-alive).
     /// One scheduled task per connection re-checks this deadline when it fires, so arming costs a clock read per
     /// request instead of a timer allocation and a heap insertion.
@@ -67,6 +80,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         record = try? context.pipeline.syncOperations.handler(type: ConnectionRecordHandler.self)
         hooks = record?.hooks
         armHeadTimer(context: context, after: hive.limits.handshakeTimeout)
@@ -75,6 +89,30 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        self.context = nil
+    }
+
+    /// After an error answer or a `Connection: close` response: what the client sends is ignored.
+    var isDiscarding: Bool {
+        if case .failed = state { return true }
+        return false
+    }
+
+    /// A request `HTTPFastPathHandler` read whole, answered as one NIO's decoder delivered (the fast path took only
+    /// a request that passes every check `channelRead` makes of a head).
+    func received(_ request: ParsedHTTPRequest) {
+        guard let context else { return }
+        switch state {
+        case .idle, .receivingFastBody: state = .idle
+        case .receiving, .failed: return
+        }
+        deadline = .distantFuture
+        if context.channel.isWritable && !inFlight && waiting?.isEmpty ?? true {
+            respond(context: context, request)
+        } else {
+            waiting = waiting ?? CircularBuffer(initialCapacity: 4)
+            waiting!.append(.parsed(request))
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -139,13 +177,29 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 respond(context: context, head: head, body: body)
             } else {
                 waiting = waiting ?? CircularBuffer(initialCapacity: 4)
-                waiting!.append((head, body))
+                waiting!.append(.nio(head, body: body))
             }
         case (_, .failed):
             break
         default:
             fail(context: context, status: .badRequest, message: "unexpected request part")
         }
+    }
+
+    /// The fast path read a head whose body is still to come: the body is due as NIO's would be (every chunk
+    /// within the handshake timeout of the previous one, the whole within --body-timeout of the head).
+    func bodyStarted(path: String) {
+        guard let context, case .idle = state else { return }
+        state = .receivingFastBody(path: path)
+        let now = NIODeadline.now()
+        bodyDeadline = now + hive.limits.bodyTimeout
+        arm(context: context, until: min(now + hive.limits.handshakeTimeout, bodyDeadline))
+    }
+
+    /// More of the body `bodyStarted` announced arrived, not all of it.
+    func bodyArriving() {
+        guard let context, case .receivingFastBody = state else { return }
+        armBodyTimer(context: context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -161,8 +215,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         defer { answeringWaiting = false }
         while context.channel.isWritable, !inFlight, waiting?.isEmpty == false {
             if case .failed = state { break }
-            let (head, body) = waiting!.removeFirst()
-            respond(context: context, head: head, body: body)
+            switch waiting!.removeFirst() {
+            case .nio(let head, let body): respond(context: context, head: head, body: body)
+            case .parsed(let request): respond(context: context, request)
+            }
         }
     }
 
@@ -192,17 +248,24 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, body: [UInt8]) {
-        let request: HiveRequest
+        let request: HTTPRequest
         do {
-            request = HiveRequest(head: try HTTPRequest(head), connection: id, body: body)
+            request = try HTTPRequest(head)
         } catch {
             return fail(context: context, status: .badRequest, message: error.message)
         }
+        respond(context: context, ParsedHTTPRequest(
+            method: head.method, version: head.version, keepAlive: head.isKeepAlive, head: request, body: body))
+    }
+
+    private func respond(context: ChannelHandlerContext, _ parsed: ParsedHTTPRequest) {
         hive.registry.add(1, to: .requests, of: id)
         hive.registry.increment(worker: hive.workerID, .requests)
         guard let hooks else { return }
         inFlight = true
-        hookRequest = HookRequest(context: context, head: head, request: request)
+        hookRequest = HookRequest(
+            context: context, method: parsed.method, version: parsed.version, keepAlive: parsed.keepAlive,
+            request: HiveRequest(head: parsed.head, connection: id, body: parsed.body))
         hooks.enqueue(.request(self))
     }
 
@@ -211,11 +274,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     @inline(__always)  // into the queue's runner: one async frame fewer per request
     func runRequestHook() async {
         guard let pending = hookRequest.take() else { return }
-        let (context, head, request) = (pending.context, pending.head, pending.request)
+        let (context, request) = (pending.context, pending.request)
         let response: HiveResponse
         do {
             // POST /api/publish is Hive's own (PublishAPI); one comparison for every other request.
-            response = try await (PublishAPI.matches(head.uri)
+            response = try await (PublishAPI.matches(request.uri)
                 ? hive.answerPublishAPI(request) : hive.hooks.request(request, hive: hive))
         } catch {
             hive.logger.error(
@@ -224,15 +287,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             )
             response = .text("internal server error\n", status: 500)
         }
-        answer(context: context, head: head, response: response)
+        answer(context: context, pending, response: response)
     }
 
     /// Writes the response of the request hook, then answers the requests that waited for it.
-    private func answer(context: ChannelHandlerContext, head: HTTPRequestHead, response: HiveResponse) {
+    private func answer(context: ChannelHandlerContext, _ request: HookRequest, response: HiveResponse) {
         inFlight = false
         if case .failed = state { return }
-        let keepAlive = head.isKeepAlive
-        write(context: context, response: response, method: head.method, version: head.version, keepAlive: keepAlive)
+        let keepAlive = request.keepAlive
+        write(context: context, response: response, method: request.method, version: request.version,
+              keepAlive: keepAlive)
         if keepAlive {
             armHeadTimer(context: context, after: hive.limits.httpIdleTimeout)
             respondWaiting(context: context)
@@ -315,7 +379,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The deadline passed: a request whose body is late gets a 408 (RFC 9110 section 15.5.9); a connection that
     /// sent no head in time, or sat idle, is closed without an answer.
     private func deadlinePassed(context: ChannelHandlerContext) {
-        guard case .receiving(let head, _) = state else {
+        let path: String
+        switch state {
+        case .receiving(let head, _): path = head.uri
+        case .receivingFastBody(let fastPath): path = fastPath
+        case .idle, .failed:
             context.close(promise: nil)
             return
         }
@@ -326,7 +394,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             : "no part of the request body arrived for \(Self.seconds(limits.handshakeTimeout)) s (--handshake-timeout)"
         hive.logger.debug(
             "request body timed out; answering 408",
-            metadata: ["connection.id": "\(id)", "http.path": "\(head.uri.prefix(200))", "reason": "\(message)"])
+            metadata: ["connection.id": "\(id)", "http.path": "\(path.prefix(200))", "reason": "\(message)"])
         fail(context: context, status: .requestTimeout, message: message)
     }
 

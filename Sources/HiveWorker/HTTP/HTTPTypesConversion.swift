@@ -46,7 +46,7 @@ extension HTTPRequest {
     /// swift-http-types' constants: `HTTPField.Name(String)` checks the token and lowercases a copy of it, about
     /// 400 instructions a field. Comparing two short strings of the same length is a comparison of their bits.
     @inline(__always)
-    private static func knownName(_ name: String) -> HTTPField.Name? {
+    static func knownName(_ name: String) -> HTTPField.Name? {
         switch name.utf8.count {
         case 14: name == "Content-Length" ? .contentLength : nil
         case 12: name == "Content-Type" ? .contentType : nil
