@@ -41,13 +41,7 @@ final class HTTPRequestHandlerTests: XCTestCase {
             application: DescribingApplication(),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         )
-        let remote = RemoteAddress(family: .ipv4, bytes: (0, 0x7F00_0001), port: 40000)
-        let id = try XCTUnwrap(hive.registry.reserve(worker: 0, remote: remote))
-        XCTAssertTrue(hive.registry.activate(id))
-        let channel = EmbeddedChannel(loop: loop)
-        hive.table.add(id, channel: channel)
-        try WorkerPipeline.configure(channel, id: id, socket: -1, hive: hive)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9501)).wait()
+        let (channel, _) = try hive.adoptTestConnection(on: loop)
         _ = try? channel.writeInbound(ByteBuffer(string: requests))
         loop.run()
         var written = ""

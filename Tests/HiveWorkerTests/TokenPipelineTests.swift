@@ -35,13 +35,7 @@ final class TokenPipelineTests: XCTestCase {
     private func handshake(_ hive: HiveServer, target: String, headers: String = "") throws
         -> (written: String, channel: EmbeddedChannel, id: ConnectionID)
     {
-        let remote = RemoteAddress(family: .ipv4, bytes: (0, 0x7F00_0001), port: 40000)
-        let id = try XCTUnwrap(hive.registry.reserve(worker: 0, remote: remote))
-        XCTAssertTrue(hive.registry.activate(id))
-        let channel = EmbeddedChannel(loop: loop)
-        hive.table.add(id, channel: channel)
-        try WorkerPipeline.configure(channel, id: id, socket: -1, hive: hive)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9501)).wait()
+        let (channel, id) = try hive.adoptTestConnection(on: loop)
         let request = "GET \(target) HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
             + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\(headers)\r\n"
         _ = try? channel.writeInbound(ByteBuffer(string: request))

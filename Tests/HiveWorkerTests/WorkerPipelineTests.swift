@@ -29,14 +29,7 @@ final class WorkerPipelineTests: XCTestCase {
 
     /// A connection adopted as `InboxReader.adopt` does; socket -1 makes a session's direct writes fall back to NIO.
     private func connect(_ hive: HiveServer) throws -> (EmbeddedChannel, ConnectionID) {
-        let remote = RemoteAddress(family: .ipv4, bytes: (0, 0x7F00_0001), port: 40000)
-        let id = try XCTUnwrap(hive.registry.reserve(worker: 0, remote: remote))
-        XCTAssertTrue(hive.registry.activate(id))
-        let channel = EmbeddedChannel(loop: loop)
-        hive.table.add(id, channel: channel)
-        try WorkerPipeline.configure(channel, id: id, socket: -1, hive: hive)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9501)).wait()
-        return (channel, id)
+        try hive.adoptTestConnection(on: loop)
     }
 
     private func assertGone(_ hive: HiveServer, _ id: ConnectionID, file: StaticString = #filePath, line: UInt = #line) {
