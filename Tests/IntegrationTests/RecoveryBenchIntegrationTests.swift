@@ -19,15 +19,20 @@ final class RecoveryBenchIntegrationTests: HiveTestCase {
         return (hive, port, redis)
     }
 
+    /// `hive-bench recovery` at 100 messages/s through hive's publish API, `victim` SIGKILLed after `killAfter`.
+    private func recovery(port: Int, redis: RedisServer, clients: Int, messages: Int, kill victim: Int32, after killAfter: Int,
+                          _ more: [String] = ["--drain", "30", "--timeout", "60"]) throws -> BenchRun {
+        try BenchRun.run([
+            "recovery", "--port", String(port), "--redis", redis.url, "--api-key", apiKey, "--clients", String(clients),
+            "--messages", String(messages), "--rate", "100", "--kill-pid", String(victim), "--kill-after", String(killAfter),
+        ] + more + ["--json"])
+    }
+
     func testKill9OfAWorker_under100MessagesPerSecond_1000ClientsWithEnvelopes_everyMessageOnceInOrder() throws {
         let (hive, port, redis) = try startHiveWithHistory()
         // Worker 1: its clients lose their connection; worker 0 (the Redis subscriber) keeps the others live.
         let victim = try XCTUnwrap(hive.currentWorkerPIDs()[1])
-        let run = try BenchRun.run([
-            "recovery", "--port", String(port), "--redis", redis.url, "--api-key", apiKey, "--clients", "1000",
-            "--messages", "600", "--rate", "100", "--kill-pid", String(victim), "--kill-after", "200",
-            "--drain", "30", "--timeout", "60", "--json",
-        ])
+        let run = try recovery(port: port, redis: redis, clients: 1000, messages: 600, kill: victim, after: 200)
         writeLine(run.text.split(separator: "\n").prefix(6).joined(separator: "\n"))
         XCTAssertEqual(run.status, 0, run.text)
         let report = try run.json()
@@ -52,11 +57,7 @@ final class RecoveryBenchIntegrationTests: HiveTestCase {
     func testKill9OfWorker0_theSubscriber_everyClientStillGetsEveryMessageOnceInOrder() throws {
         let (hive, port, redis) = try startHiveWithHistory()
         let victim = try XCTUnwrap(hive.currentWorkerPIDs()[0])
-        let run = try BenchRun.run([
-            "recovery", "--port", String(port), "--redis", redis.url, "--api-key", apiKey, "--clients", "200",
-            "--messages", "300", "--rate", "100", "--kill-pid", String(victim), "--kill-after", "100",
-            "--drain", "30", "--timeout", "60", "--json",
-        ])
+        let run = try recovery(port: port, redis: redis, clients: 200, messages: 300, kill: victim, after: 100)
         writeLine(run.text.split(separator: "\n").prefix(6).joined(separator: "\n"))
         XCTAssertEqual(run.status, 0, run.text)
         let report = try run.json()
@@ -72,11 +73,8 @@ final class RecoveryBenchIntegrationTests: HiveTestCase {
     func testWithoutSince_theKilledWorkersClientsMissMessages_andTheBenchFails() throws {
         let (hive, port, redis) = try startHiveWithHistory()
         let victim = try XCTUnwrap(hive.currentWorkerPIDs()[1])
-        let run = try BenchRun.run([
-            "recovery", "--port", String(port), "--redis", redis.url, "--api-key", apiKey, "--clients", "100",
-            "--messages", "200", "--rate", "100", "--kill-pid", String(victim), "--kill-after", "50",
-            "--no-resume", "--drain", "3", "--timeout", "40", "--json",
-        ])
+        let run = try recovery(port: port, redis: redis, clients: 100, messages: 200, kill: victim, after: 50,
+                               ["--no-resume", "--drain", "3", "--timeout", "40"])
         XCTAssertEqual(run.status, 1, run.text)
         let report = try run.json()
         let reconnected = try XCTUnwrap(report["reconnectedClients"] as? Int, run.text)
