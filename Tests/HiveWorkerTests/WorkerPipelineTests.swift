@@ -103,15 +103,21 @@ final class WorkerPipelineTests: XCTestCase {
         assertGone(hive, id)
     }
 
+    /// An upgrade request to /chat and, in the same read, a client text frame.
+    private func upgradeWithTextFrame(_ text: String) -> ByteBuffer {
+        let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        var bytes = ByteBuffer(string: request)
+        bytes.writeImmutableBuffer(serialize(clientFrame(.text, text)))
+        return bytes
+    }
+
     /// An established WebSocket keeps only its record and frame handlers: the leftover guard is gone once the
     /// upgrade is done, and frames sent with the handshake are still read.
     func testUpgrade_leavesOnlyTheFrameHandler_andReadsFramesSentWithTheHandshake() throws {
         let hive = makeHive()
         let (channel, id) = try connect(hive)
-        let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        var bytes = ByteBuffer(string: request)
-        bytes.writeImmutableBuffer(serialize(clientFrame(.text, "hi")))
+        let bytes = upgradeWithTextFrame("hi")
         try channel.writeInbound(bytes)
         loop.run()
         XCTAssertThrowsError(try channel.pipeline.syncOperations.handler(type: UpgradeLeftoverHandler.self))
@@ -137,10 +143,7 @@ final class WorkerPipelineTests: XCTestCase {
     func testUpgrade_leavesOneHandler_whichKeepsTheRecord() throws {
         let hive = makeHive()
         let (channel, id) = try connect(hive)
-        let request = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        var bytes = ByteBuffer(string: request)
-        bytes.writeImmutableBuffer(serialize(clientFrame(.text, "hi")))
+        let bytes = upgradeWithTextFrame("hi")
         var sent = bytes.readableBytes
         try channel.writeInbound(bytes)
         loop.run()
