@@ -17,32 +17,45 @@ import Hive
 /// - WebSocket `/?channels=news,sport`: the connection joins those channels as it opens.
 /// - WebSocket `/echo`: every message back exactly (conformance tests).
 /// - `GET /sleep?ms=N` and the action `sleep` (`content`: milliseconds) answer after awaiting N ms (at most 10 s):
-///   an async hook, which suspends only its own connection.
+///   an async hook, which suspends only its own connection. Every other request is answered by `respondNow`, at
+///   once on the event loop.
 public struct DemoApplication: HiveApplication {
     public init() {}
 
     public func shouldUpgrade(path: String) -> Bool { path == "/" || path == "/echo" }
 
-    public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
+    /// Every route that needs no `await`, answered at once on the event loop; nil for `GET /sleep`, which
+    /// `request` answers.
+    public func respondNow(to request: HiveRequest, hive: HiveServer) -> HiveResponse? {
         var response: HiveResponse
         switch (request.method, request.path) {
         case (.get, "/"), (.head, "/"): response = .html(DemoPage.html)
         case (.get, "/favicon.ico"), (.head, "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
         case (.get, "/hello"), (.head, "/hello"): response = .text("hello")
         case (.post, "/echo"): response = HiveResponse(headerFields: Self.octetStream, body: request.body)
-        case (.get, "/sleep"):
-            let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
-            try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
-            response = .text("slept \(milliseconds) ms\n")
+        case (.get, "/sleep"): return nil
         default: response = .notFound
         }
-        // Which connection and worker served this: the way to find a plain HTTP connection's id from outside.
-        // Appended: the responses above have neither field, and setting one by subscript searches for it first.
-        // Room for both first: the fields are often a shared constant, copied once here instead of grown twice.
+        Self.sign(&response, request, hive)
+        return response
+    }
+
+    /// What `respondNow` leaves, `GET /sleep?ms=N`: answered after awaiting N ms.
+    public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
+        let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
+        try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
+        var response = HiveResponse.text("slept \(milliseconds) ms\n")
+        Self.sign(&response, request, hive)
+        return response
+    }
+
+    /// Adds which connection and worker served the request: the way to find a plain HTTP connection's id from
+    /// outside. Appended: the responses above have neither field, and setting one by subscript searches for it
+    /// first. Room for both first: the fields are often a shared constant, copied once here instead of grown twice.
+    private static func sign(_ response: inout HiveResponse, _ request: HiveRequest, _ hive: HiveServer) {
         response.headerFields.reserveCapacity(response.headerFields.count + 2)
         response.headerFields.append(HTTPField(name: .hiveConnection, value: request.connection.description))
         response.headerFields.append(HTTPField(name: .hiveWorker, value: String(hive.workerID)))
-        return response
     }
 
     /// Made once: `HiveResponse.bytes` builds its fields from a dictionary literal on every call.
