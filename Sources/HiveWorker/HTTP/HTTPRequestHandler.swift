@@ -215,7 +215,9 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard !answeringWaiting else { return }
         answeringWaiting = true
         defer { answeringWaiting = false }
-        while context.channel.isWritable, !inFlight, waiting?.isEmpty == false {
+        // What waits first: a request answered at once passes here with nothing waiting, and the channel's
+        // writability costs a call through the `Channel` existential.
+        while waiting?.isEmpty == false, !inFlight, context.channel.isWritable {
             if case .failed = state { break }
             switch waiting!.removeFirst() {
             case .nio(let head, let body): respond(context: context, head: head, body: body)
