@@ -24,9 +24,21 @@ public struct DemoApplication: HiveApplication {
 
     public func shouldUpgrade(path: String) -> Bool { path == "/" || path == "/echo" }
 
+    /// What every response of a worker carries that is the same for all of them, made once by `workerStart`.
+    public final class Context {
+        /// `X-Hive-Worker`: formatted and checked once instead of on every response.
+        let worker: HTTPField
+
+        init(worker: HTTPField) { self.worker = worker }
+    }
+
+    public func workerStart(_ hive: HiveServer) async throws -> Context {
+        Context(worker: HTTPField(name: .hiveWorker, value: String(hive.workerID)))
+    }
+
     /// Every route that needs no `await`, answered at once on the event loop; nil for `GET /sleep`, which
     /// `request` answers.
-    public func respondNow(to request: HiveRequest, hive: HiveServer) -> HiveResponse? {
+    public func respondNow(to request: HiveRequest, hive: HiveServer, context: Context) -> HiveResponse? {
         var response: HiveResponse
         switch (request.method, request.path) {
         case (.get, "/"), (.head, "/"): response = .html(DemoPage.html)
@@ -36,26 +48,26 @@ public struct DemoApplication: HiveApplication {
         case (.get, "/sleep"): return nil
         default: response = .notFound
         }
-        Self.sign(&response, request, hive)
+        Self.sign(&response, request, context)
         return response
     }
 
     /// What `respondNow` leaves, `GET /sleep?ms=N`: answered after awaiting N ms.
-    public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
+    public func request(_ request: HiveRequest, hive: HiveServer, context: Context) async throws -> HiveResponse {
         let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
         try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
         var response = HiveResponse.text("slept \(milliseconds) ms\n")
-        Self.sign(&response, request, hive)
+        Self.sign(&response, request, context)
         return response
     }
 
     /// Adds which connection and worker served the request: the way to find a plain HTTP connection's id from
     /// outside. Appended: the responses above have neither field, and setting one by subscript searches for it
     /// first. Room for both first: the fields are often a shared constant, copied once here instead of grown twice.
-    private static func sign(_ response: inout HiveResponse, _ request: HiveRequest, _ hive: HiveServer) {
+    private static func sign(_ response: inout HiveResponse, _ request: HiveRequest, _ context: Context) {
         response.headerFields.reserveCapacity(response.headerFields.count + 2)
         response.headerFields.append(HTTPField(name: .hiveConnection, value: request.connection.description))
-        response.headerFields.append(HTTPField(name: .hiveWorker, value: String(hive.workerID)))
+        response.headerFields.append(context.worker)
     }
 
     /// Made once: `HiveResponse.bytes` builds its fields from a dictionary literal on every call.
