@@ -173,6 +173,58 @@ final class HiveRouterTests: XCTestCase {
         } catch is Failure {}
     }
 
+    /// Routes added with `now:` answer from `respondNow` (no await); an async route leaves `respondNow` nil, and
+    /// `respond` answers both kinds. What matching alone decides (404, 405, 414) is answered by `respondNow` too.
+    func testImmediateRoutes_answerFromRespondNow_asyncRoutesLeaveItNil() async throws {
+        var router = HiveRouter()
+        router.get("/now/:id", now: { request, hive in .text("now \(request.parameters["id"] ?? "?") \(hive.workerID)") })
+        router.on(.post, "/now", now: { _, _ in .text("posted now") })
+        router.get("/later") { _, _ in
+            await Task.yield()
+            return .text("later")
+        }
+        // A trailing closure that never awaits is an immediate route too: Swift picks the `now:` overload for it.
+        router.get("/plain") { _, _ in .text("plain") }
+        let hive = Self.hive()
+        func request(_ method: HTTPRequest.Method, _ target: String) -> HiveRequest {
+            HiveRequest(head: HTTPRequest(method: method, scheme: "http", authority: "h", path: target),
+                        connection: ConnectionID(rawValue: 1))
+        }
+        func text(_ response: HiveResponse?) -> String? { response.map { String(decoding: $0.body, as: UTF8.self) } }
+
+        XCTAssertEqual(text(try router.respondNow(to: request(.get, "/now/7?x=1"), hive: hive)), "now 7 2")
+        XCTAssertEqual(text(try router.respondNow(to: request(.head, "/now/7"), hive: hive)), "now 7 2", "HEAD by GET")
+        XCTAssertEqual(text(try router.respondNow(to: request(.post, "/now"), hive: hive)), "posted now")
+        XCTAssertNil(try router.respondNow(to: request(.get, "/later"), hive: hive), "an async route awaits")
+        XCTAssertEqual(text(try router.respondNow(to: request(.get, "/plain"), hive: hive)), "plain")
+        XCTAssertEqual(try router.respondNow(to: request(.get, "/nope"), hive: hive)?.status, .notFound)
+        XCTAssertEqual(try router.respondNow(to: request(.delete, "/now"), hive: hive)?.status, .methodNotAllowed)
+        XCTAssertEqual(
+            try router.respondNow(to: request(.get, "/" + String(repeating: "x", count: 5000)), hive: hive)?.status,
+            .uriTooLong)
+
+        let now = try await router.respond(to: request(.get, "/now/8"), hive: hive)
+        XCTAssertEqual(text(now), "now 8 2")
+        let later = try await router.respond(to: request(.get, "/later"), hive: hive)
+        XCTAssertEqual(text(later), "later")
+    }
+
+    func testImmediateHandlerErrors_reachTheCaller() throws {
+        struct Failure: Error {}
+        var router = HiveRouter()
+        router.get("/fail", now: { _, _ in throw Failure() })
+        let request = HiveRequest(
+            head: HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/fail"), connection: ConnectionID(rawValue: 1))
+        XCTAssertThrowsError(try router.respondNow(to: request, hive: Self.hive())) { XCTAssertTrue($0 is Failure) }
+    }
+
+    private static func hive() -> HiveServer {
+        HiveServer(
+            workerID: 2, eventLoop: EmbeddedEventLoop(), registry: .heap(capacity: 1, workerCount: 4),
+            limits: ConnectionLimits(), application: EmptyApplication(),
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
     struct EmptyApplication: HiveApplication {}
 }
 

@@ -16,6 +16,20 @@ import HTTPTypes
 /// percent-encoded; check it for ".." before using it as a file path), in `request.parameters["*"]`. Empty segments
 /// do not count: "/users//7/" is "/users/7".
 ///
+/// A route whose handler is not async (added with `now:`, or a trailing closure without `await`, for which Swift picks
+/// that overload) answers at once: ``respondNow(to:hive:)`` answers it, and 404, 405 and 414, from the application's
+/// synchronous hook, and leaves the routes that await to ``respond(to:hive:)``, which answers both kinds:
+///
+/// ```swift
+/// router.get("/health", now: { _, _ in .text("ok\n") })
+/// // func respondNow(to request: HiveRequest, hive: HiveServer) throws -> HiveResponse? {
+/// //     try routes.respondNow(to: request, hive: hive)
+/// // }
+/// // func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
+/// //     try await routes.respond(to: request, hive: hive)
+/// // }
+/// ```
+///
 /// The most specific route wins, segment by segment: a literal before a parameter before "*", falling back to the
 /// next when the more specific one has no route for the rest of the path or for the method. `HEAD` is answered by a
 /// `GET` route when there is no `HEAD` one (the server sends the head without the body). No route for the path: 404;
@@ -24,6 +38,8 @@ import HTTPTypes
 /// UTF-8 is answered 400.
 public struct HiveRouter: Sendable {
     public typealias Handler = @Sendable (HiveRequest, HiveServer) async throws -> HiveResponse
+    /// A handler that answers at once, on the event loop (``HiveApplication/respondNow(to:hive:context:)``).
+    public typealias ImmediateHandler = @Sendable (HiveRequest, HiveServer) throws -> HiveResponse
 
     /// The longest path (without the query) that is matched, in bytes.
     public var maxPathLength: Int
@@ -47,10 +63,28 @@ public struct HiveRouter: Sendable {
     /// A route for every method that the path has no route of its own for.
     public mutating func any(_ pattern: String, _ handler: @escaping Handler) { on(nil, pattern, handler) }
 
+    public mutating func get(_ pattern: String, now handler: @escaping ImmediateHandler) { on(.get, pattern, now: handler) }
+    public mutating func post(_ pattern: String, now handler: @escaping ImmediateHandler) { on(.post, pattern, now: handler) }
+    public mutating func put(_ pattern: String, now handler: @escaping ImmediateHandler) { on(.put, pattern, now: handler) }
+    public mutating func patch(_ pattern: String, now handler: @escaping ImmediateHandler) { on(.patch, pattern, now: handler) }
+    public mutating func delete(_ pattern: String, now handler: @escaping ImmediateHandler) { on(.delete, pattern, now: handler) }
+    public mutating func head(_ pattern: String, now handler: @escaping ImmediateHandler) { on(.head, pattern, now: handler) }
+    /// An immediate route for every method that the path has no route of its own for.
+    public mutating func any(_ pattern: String, now handler: @escaping ImmediateHandler) { on(nil, pattern, now: handler) }
+
+    /// Adds a route whose handler answers at once (see ``respondNow(to:hive:)``); otherwise as ``on(_:_:_:)``.
+    public mutating func on(_ method: HTTPRequest.Method?, _ pattern: String, now handler: @escaping ImmediateHandler) {
+        add(method, pattern, .immediate(handler))
+    }
+
     /// Adds a route for `method` (nil: any method). A malformed pattern, or a second route for the same method and
     /// pattern shape ("/users/:id" and "/users/:name"), is a programming error and stops the program, naming both:
     /// routes are built once at start-up, where the mistake is found at once.
     public mutating func on(_ method: HTTPRequest.Method?, _ pattern: String, _ handler: @escaping Handler) {
+        add(method, pattern, .awaited(handler))
+    }
+
+    private mutating func add(_ method: HTTPRequest.Method?, _ pattern: String, _ action: Route.Action) {
         precondition(pattern.hasPrefix("/"), "HiveRouter: the route pattern \"\(pattern)\" must start with \"/\"")
         var node = 0
         var names = [String]()
@@ -83,7 +117,7 @@ public struct HiveRouter: Sendable {
                 }
             }
         }
-        let route = Route(pattern: pattern, parameterNames: names, handler: handler)
+        let route = Route(pattern: pattern, parameterNames: names, action: action)
         if wildcard {
             nodes[node].wildcard.add(route, for: method)
         } else {
@@ -101,24 +135,48 @@ public struct HiveRouter: Sendable {
     /// The response of the route for `request` (called with `request.parameters` filled), or the 404, 405, 414 or
     /// 400 described above. Throws what the handler throws.
     public func respond(to request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
+        switch route(for: request) {
+        case .handler(.awaited(let handler), let request): try await handler(request, hive)
+        case .handler(.immediate(let handler), let request): try handler(request, hive)
+        case .answer(let response): response
+        }
+    }
+
+    /// As ``respond(to:hive:)`` when the route for `request` was added with `now:`, or when no route answers it
+    /// (404, 405, 414, 400); nil when its route awaits: ``respond(to:hive:)`` answers that one (matching it again).
+    public func respondNow(to request: HiveRequest, hive: HiveServer) throws -> HiveResponse? {
+        switch route(for: request) {
+        case .handler(.awaited, _): nil
+        case .handler(.immediate(let handler), let request): try handler(request, hive)
+        case .answer(let response): response
+        }
+    }
+
+    /// What answers `request`: a route's handler (with the request's `parameters` filled), or an answer of its own.
+    private enum Outcome {
+        case handler(Route.Action, HiveRequest)
+        case answer(HiveResponse)
+    }
+
+    private func route(for request: HiveRequest) -> Outcome {
         let uri = request.uri
         let path = uri[..<(uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)]
         switch match(request.method, path: path) {
         case .found(let route, let parameters):
             var request = request
             request.parameters = parameters
-            return try await route.handler(request, hive)
+            return .handler(route.action, request)
         case .notFound:
-            return .notFound
+            return .answer(.notFound)
         case .methodNotAllowed(let allowed):
             let list = allowed.map(\.rawValue).joined(separator: ", ")
             var response = HiveResponse.text(
                 "405 Method Not Allowed: \(request.method) is not allowed on \(path.prefix(200)); use \(list)\n",
                 status: .methodNotAllowed)
             response.headerFields[.allow] = list
-            return response
+            return .answer(response)
         case .rejected(let status, let message):
-            return .text("\(status.code) \(status.reasonPhrase): \(message)\n", status: status)
+            return .answer(.text("\(status.code) \(status.reasonPhrase): \(message)\n", status: status))
         }
     }
 
@@ -168,9 +226,15 @@ public struct HiveRouter: Sendable {
 
     /// One route: its handler and the names of what it captures, in order (":id" segments, then "*").
     struct Route: Sendable {
+        /// A route's handler: awaited, or called at once (added with `now:`).
+        enum Action: Sendable {
+            case awaited(Handler)
+            case immediate(ImmediateHandler)
+        }
+
         var pattern: String
         var parameterNames: [String]
-        var handler: Handler
+        var action: Action
     }
 
     /// The routes that end at one place of the tree, by method.
