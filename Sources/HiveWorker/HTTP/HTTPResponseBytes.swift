@@ -16,23 +16,34 @@ enum HTTPResponseBytes {
         _ response: HiveResponse, method: HTTPMethod?, version: HTTPVersion, keepAlive: Bool,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        let status = HTTPResponseStatus(response.status)
-        let code = status.code
-        let mayHaveBody = !(100..<200).contains(code) && code != 204 && code != 304 && method != .CONNECT
-        let sendsBody = mayHaveBody && method != .HEAD && !response.body.isEmpty
+        let code = response.status.code
+        // By pattern, not `==`: NIO's `HTTPMethod` compares its raw strings (100 instructions for two comparisons).
+        var isHead = false
+        var isConnect = false
+        switch method {
+        case .HEAD?: isHead = true
+        case .CONNECT?: isConnect = true
+        default: break
+        }
+        let mayHaveBody = !(100..<200).contains(code) && code != 204 && code != 304 && !isConnect
+        let sendsBody = mayHaveBody && !isHead && !response.body.isEmpty
         // The head is copied in one pass over the buffer's memory: a write per piece costs an exclusivity check
         // and a capacity check each, which was half of this function's cost with three fields.
         var fieldBytes = 0
         for field in response.headerFields where !isFraming(field.name) {
             fieldBytes += field.name.rawName.utf8.count + field.value.utf8.count + 4
         }
-        let reason = status.reasonPhrase
+        // HTTP/1.1 200 is written from a constant; any other status line as NIO's encoder wrote it, so a code NIO
+        // knows gets NIO's standard phrase (converting the status costs a string comparison or two).
+        let fastStatusLine = version.major == 1 && version.minor == 1 && code == 200
+        let status = fastStatusLine ? .ok : HTTPResponseStatus(response.status)
+        let reason = fastStatusLine ? "" : status.reasonPhrase
         // "HTTP/" major "." minor " " code " " reason CRLF, fields, "Content-Length: " digits CRLF, Connection, CRLF
         let headBytes = 5 + 20 + 1 + 20 + 1 + 20 + 1 + reason.utf8.count + 2 + fieldBytes + 16 + 20 + 2 + 26
         var buffer = allocator.buffer(capacity: headBytes + (sendsBody ? response.body.count : 0))
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: headBytes) { memory in
             var at = 0
-            if version.major == 1 && version.minor == 1 && code == 200 {
+            if fastStatusLine {
                 copyStatic("HTTP/1.1 200 OK\r\n", to: memory, at: &at)
             } else {
                 copyStatic("HTTP/", to: memory, at: &at)
@@ -40,7 +51,7 @@ enum HTTPResponseBytes {
                 copyStatic(".", to: memory, at: &at)
                 copyDecimal(version.minor, to: memory, at: &at)
                 copyStatic(" ", to: memory, at: &at)
-                copyDecimal(Int(code), to: memory, at: &at)
+                copyDecimal(Int(status.code), to: memory, at: &at)
                 copyStatic(" ", to: memory, at: &at)
                 copy(reason, to: memory, at: &at)
                 copyStatic("\r\n", to: memory, at: &at)
