@@ -37,11 +37,9 @@ public struct DemoApplication: HiveApplication {
         default: response = .notFound
         }
         // Which connection and worker served this: the way to find a plain HTTP connection's id from outside.
-        // Appended: the responses above have neither field, and setting one by subscript searches for it first.
-        // Room for both first: the fields are often a shared constant, copied once here instead of grown twice.
-        response.headerFields.reserveCapacity(response.headerFields.count + 2)
-        response.headerFields.append(HTTPField(name: .hiveConnection, value: request.connection.description))
-        response.headerFields.append(HTTPField(name: .hiveWorker, value: String(hive.workerID)))
+        // Numeric fields: written as digits into the response's bytes, the shared fields above not copied.
+        response.appendField(.hiveConnection, request.connection.rawValue)
+        response.appendField(.hiveWorker, hive.workerID)
         return response
     }
 

@@ -17,14 +17,7 @@ enum HTTPResponseBytes {
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         let code = response.status.code
-        // By pattern, not `==`: NIO's `HTTPMethod` compares its raw strings (100 instructions for two comparisons).
-        var isHead = false
-        var isConnect = false
-        switch method {
-        case .HEAD?: isHead = true
-        case .CONNECT?: isConnect = true
-        default: break
-        }
+        let (isHead, isConnect) = framing(method)
         let mayHaveBody = !(100..<200).contains(code) && code != 204 && code != 304 && !isConnect
         let sendsBody = mayHaveBody && !isHead && !response.body.isEmpty
         // The head is copied in one pass over the buffer's memory: a write per piece costs an exclusivity check
@@ -36,16 +29,17 @@ enum HTTPResponseBytes {
         // HTTP/1.1 200 is written from a constant; any other status line as NIO's encoder wrote it, so a code NIO
         // knows gets NIO's standard phrase (converting the status costs a string comparison or two).
         let fastStatusLine = version.major == 1 && version.minor == 1 && code == 200
-        let status = fastStatusLine ? .ok : HTTPResponseStatus(response.status)
-        let reason = fastStatusLine ? "" : status.reasonPhrase
-        // "HTTP/" major "." minor " " code " " reason CRLF, fields, "Content-Length: " digits CRLF, Connection, CRLF
-        let headBytes = 5 + 20 + 1 + 20 + 1 + 20 + 1 + reason.utf8.count + 2 + fieldBytes + 16 + 20 + 2 + 26
+        let status = fastStatusLine ? nil : HTTPResponseStatus(response.status)
+        let reason = status?.reasonPhrase ?? ""
+        let numeric = response.numericFields
+        // "HTTP/" major "." minor " " code " " reason CRLF, fields, numeric fields, "Content-Length: " digits CRLF,
+        // Connection, CRLF
+        let headBytes =
+            5 + 20 + 1 + 20 + 1 + 20 + 1 + reason.utf8.count + 2 + fieldBytes + numeric.maxBytes + 16 + 20 + 2 + 26
         var buffer = allocator.buffer(capacity: headBytes + (sendsBody ? response.body.count : 0))
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: headBytes) { memory in
             var at = 0
-            if fastStatusLine {
-                copyStatic("HTTP/1.1 200 OK\r\n", to: memory, at: &at)
-            } else {
+            if let status {
                 copyStatic("HTTP/", to: memory, at: &at)
                 copyDecimal(version.major, to: memory, at: &at)
                 copyStatic(".", to: memory, at: &at)
@@ -55,6 +49,8 @@ enum HTTPResponseBytes {
                 copyStatic(" ", to: memory, at: &at)
                 copy(reason, to: memory, at: &at)
                 copyStatic("\r\n", to: memory, at: &at)
+            } else {
+                copyStatic("HTTP/1.1 200 OK\r\n", to: memory, at: &at)
             }
             for field in response.headerFields where !isFraming(field.name) {
                 copy(field.name.rawName, to: memory, at: &at)
@@ -62,6 +58,7 @@ enum HTTPResponseBytes {
                 copy(field.value, to: memory, at: &at)
                 copyStatic("\r\n", to: memory, at: &at)
             }
+            numeric.write(to: memory, at: &at)
             if mayHaveBody {
                 copyStatic("Content-Length: ", to: memory, at: &at)
                 copyDecimal(response.body.count, to: memory, at: &at)
@@ -74,9 +71,22 @@ enum HTTPResponseBytes {
         return buffer
     }
 
+    /// Whether `method` is `HEAD` or `CONNECT`, by a switch over the unwrapped case: NIO's `HTTPMethod` is
+    /// `RawRepresentable`, and `==` or an optional pattern compiled to comparisons of its raw strings (100
+    /// instructions a response).
+    @inline(__always)
+    private static func framing(_ method: HTTPMethod?) -> (isHead: Bool, isConnect: Bool) {
+        guard let method else { return (false, false) }
+        switch method {
+        case .HEAD: return (true, false)
+        case .CONNECT: return (false, true)
+        default: return (false, false)
+        }
+    }
+
     /// `Content-Length` or `Connection`, which the server sets (canonical names are lowercase).
     @inline(__always)
-    private static func isFraming(_ name: HTTPField.Name) -> Bool {
+    static func isFraming(_ name: HTTPField.Name) -> Bool {
         let canonical = name.canonicalName.utf8
         switch canonical.count {
         case 10: return name == .connection
