@@ -17,30 +17,55 @@ import Hive
 /// - WebSocket `/?channels=news,sport`: the connection joins those channels as it opens.
 /// - WebSocket `/echo`: every message back exactly (conformance tests).
 /// - `GET /sleep?ms=N` and the action `sleep` (`content`: milliseconds) answer after awaiting N ms (at most 10 s):
-///   an async hook, which suspends only its own connection.
+///   an async hook, which suspends only its own connection. Every other request is answered by `respondNow`, at
+///   once on the event loop.
 public struct DemoApplication: HiveApplication {
     public init() {}
 
     public func shouldUpgrade(path: String) -> Bool { path == "/" || path == "/echo" }
 
-    public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
+    /// What every response of a worker carries that is the same for all of them, made once by `workerStart`.
+    public final class Context {
+        /// `X-Hive-Worker`'s value: this worker's id.
+        let worker: Int
+
+        init(worker: Int) { self.worker = worker }
+    }
+
+    public func workerStart(_ hive: HiveServer) async throws -> Context {
+        Context(worker: hive.workerID)
+    }
+
+    /// Every route that needs no `await`, answered at once on the event loop; nil for `GET /sleep`, which
+    /// `request` answers.
+    public func respondNow(to request: HiveRequest, hive: HiveServer, context: Context) -> HiveResponse? {
         var response: HiveResponse
         switch (request.method, request.path) {
         case (.get, "/"), (.head, "/"): response = .html(DemoPage.html)
         case (.get, "/favicon.ico"), (.head, "/favicon.ico"): response = .bytes(Favicon.bytes, contentType: "image/x-icon")
         case (.get, "/hello"), (.head, "/hello"): response = .text("hello")
         case (.post, "/echo"): response = HiveResponse(headerFields: Self.octetStream, body: request.body)
-        case (.get, "/sleep"):
-            let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
-            try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
-            response = .text("slept \(milliseconds) ms\n")
+        case (.get, "/sleep"): return nil
         default: response = .notFound
         }
-        // Which connection and worker served this: the way to find a plain HTTP connection's id from outside.
-        // Numeric fields: written as digits into the response's bytes, the shared fields above not copied.
-        response.appendField(.hiveConnection, request.connection.rawValue)
-        response.appendField(.hiveWorker, hive.workerID)
+        Self.sign(&response, request, context)
         return response
+    }
+
+    /// What `respondNow` leaves, `GET /sleep?ms=N`: answered after awaiting N ms.
+    public func request(_ request: HiveRequest, hive: HiveServer, context: Context) async throws -> HiveResponse {
+        let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
+        try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
+        var response = HiveResponse.text("slept \(milliseconds) ms\n")
+        Self.sign(&response, request, context)
+        return response
+    }
+
+    /// Adds which connection and worker served the request: the way to find a plain HTTP connection's id from
+    /// outside. Numeric fields: written as digits into the response's bytes, the shared fields above not copied.
+    private static func sign(_ response: inout HiveResponse, _ request: HiveRequest, _ context: Context) {
+        response.appendField(.hiveConnection, request.connection.rawValue)
+        response.appendField(.hiveWorker, context.worker)
     }
 
     /// Made once: `HiveResponse.bytes` builds its fields from a dictionary literal on every call.

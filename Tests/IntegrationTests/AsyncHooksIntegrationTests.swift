@@ -34,6 +34,21 @@ final class AsyncHooksIntegrationTests: HiveTestCase {
         XCTAssertEqual(try client.request(path: "/hello").text, "hello", "the connection stays usable")
     }
 
+    /// The demo answers `/hello` with its synchronous hook and `/sleep` with its async one: both responses name the
+    /// connection and worker, and a `/hello` behind a sleeping request still waits for the sleep's response.
+    func testSyncAndAsyncAnswers_bothCarryTheConnectionAndWorker_inRequestOrder() throws {
+        let (_, port) = try startHive(workers: 1)
+        let client = try HTTPTestClient(port: port)
+        let responses = try client.pipeline(["/sleep?ms=200", "/hello", "/hello"])
+        XCTAssertEqual(responses.map(\.text), ["slept 200 ms\n", "hello", "hello"])
+        let connections = Set(responses.compactMap { $0.header("X-Hive-Connection") })
+        XCTAssertEqual(connections.count, 1, "one connection, named on every response: \(responses)")
+        XCTAssertEqual(responses.compactMap { $0.header("X-Hive-Worker") }, ["0", "0", "0"], "\(responses)")
+        let alone = try client.request(path: "/hello")
+        XCTAssertEqual(alone.text, "hello")
+        XCTAssertEqual(alone.header("X-Hive-Connection"), connections.first)
+    }
+
     /// Messages of one connection are handled one at a time, in order, even when an earlier one awaits; another
     /// client of the same worker is answered meanwhile.
     func testMessagesOfOneConnection_areHandledInOrder_whileOthersAreServed() throws {

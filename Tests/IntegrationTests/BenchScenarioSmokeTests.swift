@@ -63,18 +63,7 @@ final class ChannelsBenchSmokeTests: HiveTestCase {
 /// scripts/reference/fanout-minimal.c: built with the system's C compiler, its handshake and relay driven by the
 /// same hive-bench fanout that measures hive, in both modes; every message reaches every client once, in order.
 final class FanoutReferenceSmokeTests: HiveTestCase {
-    private static let source = PackageBuild.repository.appendingPathComponent("scripts/reference/fanout-minimal.c")
-
-    private func build() throws -> URL {
-        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("fanout-minimal-\(getpid())-\(UUID().uuidString.prefix(8))")
-        // The compiler bench.sh uses: gcc, else cc, else the Swift toolchain's clang.
-        let compile = try BenchRun.command("/bin/sh", [
-            "-c", "\"$(command -v gcc || command -v cc || command -v clang)\" -O2 -Wall -Werror -o \"$0\" \"$1\"",
-            binary.path, Self.source.path,
-        ])
-        XCTAssertEqual(compile.status, 0, compile.text)
-        return binary
-    }
+    private func build() throws -> URL { try CReference.build("fanout-minimal") }
 
     func testReference_acceptKey_isRFC6455s() throws {
         let binary = try build()

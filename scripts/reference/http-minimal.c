@@ -23,14 +23,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char response[] =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"
-    "hello";
+// Hive's demo names the connection and the worker on every response (X-Hive-Connection, X-Hive-Worker), so the same
+// bytes go to wrk from both servers: a connection's fields, and its whole response to a GET, are written once, when
+// its first request arrives.
+static int worker;
+static unsigned long long accepted;
 
 // What a connection read and has not answered yet (allocated on its first read; wrk's descriptors are small).
 enum { MAX_FD = 65536, CONNECTION_BUFFER = 65536 };
 struct connection {
     size_t used;
+    char fields[80];  // "X-Hive-Connection: ID\r\nX-Hive-Worker: N\r\n"
+    size_t fields_length;
+    char hello[240];  // the whole response to a GET
+    size_t hello_length;
     char data[CONNECTION_BUFFER];
 };
 static struct connection *connections[MAX_FD];
@@ -58,13 +64,13 @@ static int answer(int fd, struct connection *c) {
             }
             if (length > CONNECTION_BUFFER / 2) return -1;
             if ((size_t)(end - head) + length > left) break;
-            char status[160];
+            char status[240];
             int size = snprintf(status, sizeof status,
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %zu\r\n"
-                                "Connection: keep-alive\r\n\r\n", length);
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n%.*sContent-Length: %zu\r\n"
+                                "Connection: keep-alive\r\n\r\n", (int)c->fields_length, c->fields, length);
             struct iovec parts[2] = {{status, (size_t)size}, {end, length}};
             if (writev(fd, parts, 2) < 0) return -1;
-        } else if (write(fd, response, sizeof response - 1) < 0) {
+        } else if (write(fd, c->hello, c->hello_length) < 0) {
             return -1;
         }
         start += (size_t)(end - head) + length;
@@ -110,9 +116,19 @@ static void serve(int port) {
             }
             if (connections[fd] == NULL && (connections[fd] = calloc(1, sizeof *connections[fd])) == NULL) exit(1);
             struct connection *c = connections[fd];
+            if (c->fields_length == 0) {
+                // Hive's ids: the generation in the high 32 bits; here the worker, 1-based, and a count.
+                unsigned long long id = ((unsigned long long)(worker + 1) << 32) | ++accepted;
+                c->fields_length = (size_t)snprintf(c->fields, sizeof c->fields,
+                                                    "X-Hive-Connection: %llu\r\nX-Hive-Worker: %d\r\n", id, worker);
+                c->hello_length = (size_t)snprintf(c->hello, sizeof c->hello,
+                                                   "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n%s"
+                                                   "Content-Length: 5\r\nConnection: keep-alive\r\n\r\nhello", c->fields);
+            }
             ssize_t length = read(fd, c->data + c->used, CONNECTION_BUFFER - c->used);
             if (length <= 0 || (c->used += (size_t)length, answer(fd, c) < 0)) {
                 c->used = 0;
+                c->fields_length = 0;
                 close(fd);
             }
         }
@@ -137,6 +153,7 @@ int main(int argc, char **argv) {
         if (children[p] == 0) {
             sigprocmask(SIG_UNBLOCK, &stop, NULL);
             prctl(PR_SET_PDEATHSIG, SIGTERM);
+            worker = p;
             serve(port);
         }
     }

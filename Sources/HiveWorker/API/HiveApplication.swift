@@ -40,6 +40,11 @@ public struct HiveConnection: Sendable, Hashable {
 /// responses leave in request order), then `open`, its messages, and `close` last. While a hook of a connection is
 /// suspended, that connection is not read.
 ///
+/// **Answering at once.** An HTTP request that needs no `await` is cheapest answered by
+/// ``respondNow(to:hive:context:)``, which is not async: its response is written right away, without the task
+/// switch of the async `request` hook. Return nil from it for the requests that must await, and answer those in
+/// `request`.
+///
 /// **Per-worker state.** `workerStart` may return a value of any type, `Context` (a cache, a pool, a room table):
 /// every hook of that worker receives it through the variants with a `context:` parameter. It never leaves its
 /// worker's event loop, so it needs no lock and need not be `Sendable`. The application value itself is shared by
@@ -49,8 +54,8 @@ public struct HiveConnection: Sendable, Hashable {
 /// If you implement both, the worker calls the one with `context`.
 ///
 /// **Errors.** A hook that throws never takes the worker down: `open` and `message` close that connection with
-/// 1011, `request` answers 500, and the error is logged with the connection id. `workerStart` throwing stops the
-/// worker (restarted by the master with back-off).
+/// 1011, `request` and `respondNow` answer 500, and the error is logged with the connection id. `workerStart`
+/// throwing stops the worker (restarted by the master with back-off).
 ///
 /// **No main actor.** A worker's main thread waits for signals and never runs the main actor's queue: code
 /// isolated to `@MainActor` that a hook awaits never runs. Keep hooks and what they call off the main actor.
@@ -99,6 +104,16 @@ public protocol HiveApplication: Sendable {
     func request(_ request: HiveRequest, hive: HiveServer, context: Context) async throws -> HiveResponse
     /// ``request(_:hive:context:)`` for an application without per-worker state. Default: 404 (`.notFound`).
     func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse
+    /// A plain HTTP request answered synchronously, on the event loop, before ``request(_:hive:context:)``
+    /// (Swoole's onRequest that does not yield): a response is written at once, with no task switch; nil leaves the
+    /// request to the async `request` hook. Called for every request, in order: also for a request that waited
+    /// behind a suspended `request` hook of its connection (then when its turn comes). Must not block or wait: it
+    /// holds up every connection of the worker. Throwing answers 500 and logs the error, as `request` does.
+    /// Default: calls ``respondNow(to:hive:)``.
+    func respondNow(to request: HiveRequest, hive: HiveServer, context: Context) throws -> HiveResponse?
+    /// ``respondNow(to:hive:context:)`` for an application without per-worker state. Default: nil (every request
+    /// goes to the async `request` hook).
+    func respondNow(to request: HiveRequest, hive: HiveServer) throws -> HiveResponse?
     /// A connection of either protocol ended (onClose), after its other hooks: the last hook of that connection,
     /// called once. Pushing to `id` fails from now on. Default: calls ``close(_:hive:)``.
     func close(_ id: ConnectionID, hive: HiveServer, context: Context) async
@@ -148,6 +163,13 @@ extension HiveApplication {
     }
     /// Answers 404 (``HiveResponse/notFound``).
     public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse { .notFound }
+    /// Calls ``respondNow(to:hive:)``.
+    @inline(__always)  // into the witness: one call fewer per request
+    public func respondNow(to request: HiveRequest, hive: HiveServer, context: Context) throws -> HiveResponse? {
+        try respondNow(to: request, hive: hive)
+    }
+    /// Answers nothing: the async ``request(_:hive:)`` hook answers.
+    public func respondNow(to request: HiveRequest, hive: HiveServer) throws -> HiveResponse? { nil }
     /// Calls ``close(_:hive:)``.
     @inline(__always)  // into the witness: one async frame fewer per hook
     public func close(_ id: ConnectionID, hive: HiveServer, context: Context) async { await close(id, hive: hive) }
