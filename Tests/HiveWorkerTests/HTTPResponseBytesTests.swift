@@ -59,6 +59,46 @@ final class HTTPResponseBytesTests: XCTestCase {
         XCTAssertTrue(encode(HiveResponse()).contains("\r\nContent-Length: 0\r\n"))
     }
 
+    func testNumericFields_areWrittenAsDigitsAfterTheHeaderFields_inTheOrderAppended() {
+        var response = HiveResponse.text("hello")
+        response.appendField(HTTPField.Name("X-Worker")!, 3)
+        response.appendField(HTTPField.Name("X-Id")!, UInt64.max)
+        response.appendField(HTTPField.Name("X-Three")!, -42)
+        response.appendField(HTTPField.Name("X-Four")!, 0)
+        response.headerFields.append(HTTPField(name: HTTPField.Name("X-Late")!, value: "v"))
+        XCTAssertEqual(
+            encode(response),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nX-Late: v\r\nX-Worker: 3\r\n"
+                + "X-Id: 18446744073709551615\r\nX-Three: -42\r\nX-Four: 0\r\nContent-Length: 5\r\n"
+                + "Connection: keep-alive\r\n\r\nhello")
+    }
+
+    func testNumericFields_readAsHTTPFields_andFramingNamesAreTheServers() {
+        var response = HiveResponse()
+        response.appendField(.contentLength, 99)
+        response.appendField(.connection, UInt64(1))
+        XCTAssertTrue(response.numericFields.isEmpty)
+        response.appendField(HTTPField.Name("X-A")!, Int.min)
+        response.appendField(HTTPField.Name("X-B")!, 7)
+        response.appendField(HTTPField.Name("X-C")!, UInt64(12))
+        XCTAssertEqual(
+            Array(response.numericFields),
+            [HTTPField(name: HTTPField.Name("X-A")!, value: "-9223372036854775808"),
+             HTTPField(name: HTTPField.Name("X-B")!, value: "7"), HTTPField(name: HTTPField.Name("X-C")!, value: "12")])
+        XCTAssertTrue(encode(response, keepAlive: false).hasSuffix(
+            "X-A: -9223372036854775808\r\nX-B: 7\r\nX-C: 12\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+    }
+
+    /// A status line other than 200 with numeric fields: the room for both is counted.
+    func testNumericFields_withAnotherStatusAndVersion() {
+        var response = HiveResponse.notFound
+        response.appendField(HTTPField.Name("X-Hive-Connection")!, UInt64(4_294_967_296))
+        XCTAssertEqual(
+            encode(response, version: .http1_0, keepAlive: false),
+            "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nX-Hive-Connection: 4294967296\r\n"
+                + "Content-Length: 10\r\nConnection: close\r\n\r\nnot found\n")
+    }
+
     func testContinue() {
         XCTAssertEqual(
             String(buffer: HTTPResponseBytes.continueResponse(version: .http1_1, allocator: ByteBufferAllocator())),

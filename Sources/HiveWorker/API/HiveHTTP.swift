@@ -64,6 +64,8 @@ public struct HiveResponse: Sendable {
     public var headerFields: HTTPFields
     /// The body.
     public var body: [UInt8]
+    /// Fields whose values are integers, added with `appendField(_:_:)` and written after ``headerFields``.
+    public internal(set) var numericFields = HiveNumericFields()
 
     /// A response with these parts.
     public init(status: HTTPResponse.Status = .ok, headerFields: HTTPFields = [:], body: [UInt8] = []) {

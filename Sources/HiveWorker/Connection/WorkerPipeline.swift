@@ -19,7 +19,7 @@ enum WorkerPipeline {
         let record = ConnectionRecordHandler(id: id, socket: socket, hive: hive)
         try pipeline.addHandler(record)
         let requests = HTTPRequestHandler(id: id, hive: hive)
-        try pipeline.addHandler(HTTPFastPathHandler(id: id, hive: hive, requests: requests))
+        try pipeline.addHandler(HTTPFastPathHandler(id: id, hive: hive, requests: requests, record: record))
         try pipeline.addHandler(requests, name: httpHandlerName)
     }
 

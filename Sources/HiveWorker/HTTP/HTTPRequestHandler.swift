@@ -370,7 +370,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         keepAlive: Bool
     ) {
         send(context: context, HTTPResponseBytes.encode(
-            response, method: method, version: version, keepAlive: keepAlive, allocator: context.channel.allocator))
+            response, method: method, version: version, keepAlive: keepAlive, allocator: HTTPResponseBytes.allocator))
     }
 
     /// Response bytes go straight to the record handler, past NIO's HTTP handlers (the upgrade handler's 101 is

@@ -8,6 +8,10 @@ import NIOHTTP1
 /// head written field by field); the fields of a `HiveResponse` are swift-http-types' and were checked as they were
 /// made (a value with CR, LF or NUL cannot be represented), so there is nothing left to validate here.
 enum HTTPResponseBytes {
+    /// The allocator of every response: NIO's default, which every Hive channel has (no option sets another);
+    /// asking the channel for it cost about 110 instructions a response.
+    static let allocator = ByteBufferAllocator()
+
     /// The response to a request of `method` (nil: not known, such as the answer to a request that failed to parse),
     /// with the server's framing as NIO's encoder set it: `Content-Length` of the body, also for `HEAD` (whose body is
     /// then not sent, RFC 9110 section 9.3.2), none for 1xx, 204 and 304 and the answer to `CONNECT` (no body
@@ -16,34 +20,41 @@ enum HTTPResponseBytes {
         _ response: HiveResponse, method: HTTPMethod?, version: HTTPVersion, keepAlive: Bool,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        let status = HTTPResponseStatus(response.status)
-        let code = status.code
-        let mayHaveBody = !(100..<200).contains(code) && code != 204 && code != 304 && method != .CONNECT
-        let sendsBody = mayHaveBody && method != .HEAD && !response.body.isEmpty
+        let code = response.status.code
+        let (isHead, isConnect) = framing(method)
+        let mayHaveBody = !(100..<200).contains(code) && code != 204 && code != 304 && !isConnect
+        let sendsBody = mayHaveBody && !isHead && !response.body.isEmpty
         // The head is copied in one pass over the buffer's memory: a write per piece costs an exclusivity check
         // and a capacity check each, which was half of this function's cost with three fields.
         var fieldBytes = 0
         for field in response.headerFields where !isFraming(field.name) {
             fieldBytes += field.name.rawName.utf8.count + field.value.utf8.count + 4
         }
-        let reason = status.reasonPhrase
-        // "HTTP/" major "." minor " " code " " reason CRLF, fields, "Content-Length: " digits CRLF, Connection, CRLF
-        let headBytes = 5 + 20 + 1 + 20 + 1 + 20 + 1 + reason.utf8.count + 2 + fieldBytes + 16 + 20 + 2 + 26
+        // HTTP/1.1 200 is written from a constant; any other status line as NIO's encoder wrote it, so a code NIO
+        // knows gets NIO's standard phrase (converting the status costs a string comparison or two).
+        let fastStatusLine = version.major == 1 && version.minor == 1 && code == 200
+        let status = fastStatusLine ? nil : HTTPResponseStatus(response.status)
+        let reason = status?.reasonPhrase ?? ""
+        let numeric = response.numericFields
+        // "HTTP/" major "." minor " " code " " reason CRLF, fields, numeric fields, "Content-Length: " digits CRLF,
+        // Connection, CRLF
+        let headBytes =
+            5 + 20 + 1 + 20 + 1 + 20 + 1 + reason.utf8.count + 2 + fieldBytes + numeric.maxBytes + 16 + 20 + 2 + 26
         var buffer = allocator.buffer(capacity: headBytes + (sendsBody ? response.body.count : 0))
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: headBytes) { memory in
             var at = 0
-            if version.major == 1 && version.minor == 1 && code == 200 {
-                copyStatic("HTTP/1.1 200 OK\r\n", to: memory, at: &at)
-            } else {
+            if let status {
                 copyStatic("HTTP/", to: memory, at: &at)
                 copyDecimal(version.major, to: memory, at: &at)
                 copyStatic(".", to: memory, at: &at)
                 copyDecimal(version.minor, to: memory, at: &at)
                 copyStatic(" ", to: memory, at: &at)
-                copyDecimal(Int(code), to: memory, at: &at)
+                copyDecimal(Int(status.code), to: memory, at: &at)
                 copyStatic(" ", to: memory, at: &at)
                 copy(reason, to: memory, at: &at)
                 copyStatic("\r\n", to: memory, at: &at)
+            } else {
+                copyStatic("HTTP/1.1 200 OK\r\n", to: memory, at: &at)
             }
             for field in response.headerFields where !isFraming(field.name) {
                 copy(field.name.rawName, to: memory, at: &at)
@@ -51,6 +62,7 @@ enum HTTPResponseBytes {
                 copy(field.value, to: memory, at: &at)
                 copyStatic("\r\n", to: memory, at: &at)
             }
+            numeric.write(to: memory, at: &at)
             if mayHaveBody {
                 copyStatic("Content-Length: ", to: memory, at: &at)
                 copyDecimal(response.body.count, to: memory, at: &at)
@@ -63,9 +75,22 @@ enum HTTPResponseBytes {
         return buffer
     }
 
+    /// Whether `method` is `HEAD` or `CONNECT`, by a switch over the unwrapped case: NIO's `HTTPMethod` is
+    /// `RawRepresentable`, and `==` or an optional pattern compiled to comparisons of its raw strings (100
+    /// instructions a response).
+    @inline(__always)
+    private static func framing(_ method: HTTPMethod?) -> (isHead: Bool, isConnect: Bool) {
+        guard let method else { return (false, false) }
+        switch method {
+        case .HEAD: return (true, false)
+        case .CONNECT: return (false, true)
+        default: return (false, false)
+        }
+    }
+
     /// `Content-Length` or `Connection`, which the server sets (canonical names are lowercase).
     @inline(__always)
-    private static func isFraming(_ name: HTTPField.Name) -> Bool {
+    static func isFraming(_ name: HTTPField.Name) -> Bool {
         let canonical = name.canonicalName.utf8
         switch canonical.count {
         case 10: return name == .connection
