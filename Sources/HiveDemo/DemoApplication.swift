@@ -24,21 +24,9 @@ public struct DemoApplication: HiveApplication {
 
     public func shouldUpgrade(path: String) -> Bool { path == "/" || path == "/echo" }
 
-    /// What every response of a worker carries that is the same for all of them, made once by `workerStart`.
-    public final class Context {
-        /// `X-Hive-Worker`'s value: this worker's id.
-        let worker: Int
-
-        init(worker: Int) { self.worker = worker }
-    }
-
-    public func workerStart(_ hive: HiveServer) async throws -> Context {
-        Context(worker: hive.workerID)
-    }
-
     /// Every route that needs no `await`, answered at once on the event loop; nil for `GET /sleep`, which
     /// `request` answers.
-    public func respondNow(to request: HiveRequest, hive: HiveServer, context: Context) -> HiveResponse? {
+    public func respondNow(to request: HiveRequest, hive: HiveServer) -> HiveResponse? {
         var response: HiveResponse
         switch (request.method, request.path) {
         case (.get, "/"), (.head, "/"): response = .html(DemoPage.html)
@@ -48,24 +36,24 @@ public struct DemoApplication: HiveApplication {
         case (.get, "/sleep"): return nil
         default: response = .notFound
         }
-        Self.sign(&response, request, context)
+        Self.sign(&response, request, hive)
         return response
     }
 
     /// What `respondNow` leaves, `GET /sleep?ms=N`: answered after awaiting N ms.
-    public func request(_ request: HiveRequest, hive: HiveServer, context: Context) async throws -> HiveResponse {
+    public func request(_ request: HiveRequest, hive: HiveServer) async throws -> HiveResponse {
         let milliseconds = request.query["ms"].flatMap(Int.init) ?? 0
         try await Task.sleep(for: .milliseconds(min(max(milliseconds, 0), 10_000)))
         var response = HiveResponse.text("slept \(milliseconds) ms\n")
-        Self.sign(&response, request, context)
+        Self.sign(&response, request, hive)
         return response
     }
 
     /// Adds which connection and worker served the request: the way to find a plain HTTP connection's id from
     /// outside. Numeric fields: written as digits into the response's bytes, the shared fields above not copied.
-    private static func sign(_ response: inout HiveResponse, _ request: HiveRequest, _ context: Context) {
+    private static func sign(_ response: inout HiveResponse, _ request: HiveRequest, _ hive: HiveServer) {
         response.appendField(.hiveConnection, request.connection.rawValue)
-        response.appendField(.hiveWorker, context.worker)
+        response.appendField(.hiveWorker, hive.workerID)
     }
 
     /// Made once: `HiveResponse.bytes` builds its fields from a dictionary literal on every call.

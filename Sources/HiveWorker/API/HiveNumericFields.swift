@@ -122,7 +122,7 @@ extension HiveResponse {
     /// `Content-Length` and `Connection` are the server's and are ignored here.
     public mutating func appendField(_ name: HTTPField.Name, _ value: Int) {
         guard !HTTPResponseBytes.isFraming(name) else { return }
-        numericFields.append(name, magnitude: value.magnitude.toUInt64, negative: value < 0)
+        numericFields.append(name, magnitude: UInt64(value.magnitude), negative: value < 0)
     }
 
     /// Appends the field `name: value` with `value` in decimal (a `ConnectionID`'s `rawValue`), as
@@ -131,8 +131,4 @@ extension HiveResponse {
         guard !HTTPResponseBytes.isFraming(name) else { return }
         numericFields.append(name, magnitude: value, negative: false)
     }
-}
-
-extension UInt {
-    fileprivate var toUInt64: UInt64 { UInt64(truncatingIfNeeded: self) }
 }
