@@ -39,6 +39,8 @@ let package = Package(
                 "CHiredis",
                 "HiveIPC",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .target(

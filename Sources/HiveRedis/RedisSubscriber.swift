@@ -1,13 +1,16 @@
 import Foundation
 import HiveIPC
 import Logging
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A Redis subscription on its own thread, with blocking I/O (hiredis' async API needs an fd-readiness adapter
-/// NIO does not offer).
+/// A Redis subscription: a thread of its own connects and subscribes with blocking I/O (bounded by `timeout`), then
+/// hands the subscribed connection to the worker's event loop, which reads it (`SubscriptionReader`) and calls
+/// `onMessages` there, with no thread hop between a message and the broadcast; the thread waits until the
+/// connection ends and then reconnects. (hiredis' async API needs an fd-readiness adapter NIO does not offer.)
 ///
 /// - Never a read timeout on the subscription: it legitimately idles. Connecting and the handshake (AUTH, the
 ///   SUBSCRIBE confirmations) are bounded by `timeout`: a server that accepts and never answers is a failure.
@@ -19,8 +22,9 @@ import Glibc
 ///   the old worker 0 is stopped this way before its replacement subscribes, so no message is delivered twice.
 /// - Pub/sub is at-most-once: what is published while disconnected is lost (Docs/REDIS.md).
 package final class RedisSubscriber: @unchecked Sendable {
-    // @unchecked: `stopped`, `connectionFD` and `finished` are guarded by `condition`; everything else is
-    // immutable or touched by the subscriber thread only.
+    // @unchecked: `stopped`, `connectionFD`, `finished` and `readingEnded` are guarded by `condition`; everything
+    // else is immutable or touched by one side at a time: the subscriber thread while it connects and subscribes,
+    // then the event loop while it reads the subscription (the thread waits on `condition` meanwhile).
     package struct Configuration: Sendable {
         package var url: RedisURL
         package var channels: [String]
@@ -51,39 +55,46 @@ package final class RedisSubscriber: @unchecked Sendable {
 
     package let configuration: Configuration
     private let registry: SharedRegistry?
-    private let logger: Logger
+    let logger: Logger
+    /// Reads the subscription once it is made.
+    let eventLoop: EventLoop
     private let onMessages: @Sendable ([Message]) -> Void
     /// The Redis channels wanted besides `configuration.channels` (the channels with subscribers, from the
     /// registry), asked every `syncInterval` seconds; nil: a fixed subscription.
-    private let dynamicChannels: (@Sendable () -> Set<String>)?
+    let dynamicChannels: (@Sendable () -> Set<String>)?
     /// How often the dynamic channels are compared with the subscription (a channel's last subscriber leaving
     /// becomes an UNSUBSCRIBE within this, plus a round trip).
     package static let syncInterval = 0.2
-    /// Subscriber thread only: the dynamic channels subscribed on the current connection.
+    /// The dynamic channels subscribed on the current connection.
     private var subscribedDynamic: Set<String> = []
-    private var lastSync = 0.0
-    private let condition = NSCondition()
-    private var stopped = false
+    var lastSync = 0.0
+    let condition = NSCondition()
+    var stopped = false
     private var finished = false
     private var connectionFD: Int32 = -1
-    /// Subscriber thread only: when an oversized message was last logged, and how many were dropped since.
+    /// The event loop stopped reading the current connection, and why (guarded by `condition`).
+    var readingEnded: (any Error)??
+    /// When an oversized message was last logged, and how many were dropped since.
     private var oversizedLoggedAt: Double?
     private var oversizedSinceLog = 0
 
     /// - Parameters:
     ///   - registry: where `hive status` reads the subscription's state and counters (nil in tests).
-    ///   - onMessages: called on the subscriber thread with the messages read in one go (one, or a burst that was
-    ///     already buffered), in publish order; must not block for long (Redis drops subscribers that fall behind).
+    ///   - eventLoop: reads the subscription once it is made, and calls `onMessages`.
+    ///   - onMessages: called with the messages read in one go (one, or a burst that was already buffered), in
+    ///     publish order: on `eventLoop`, or on the subscriber thread for those that arrived during the handshake;
+    ///     must not block for long (Redis drops subscribers that fall behind).
     ///   - dynamicChannels: Redis channels to hold besides the configured ones, asked periodically; the
     ///     subscription follows it with SUBSCRIBE and UNSUBSCRIBE on the same connection.
     ///   - splice: the reload hand-over of the subscription between two processes (`RedisSplice`); nil: none.
-    package init(configuration: Configuration, registry: SharedRegistry?, logger: Logger,
+    package init(configuration: Configuration, registry: SharedRegistry?, logger: Logger, eventLoop: EventLoop,
                 dynamicChannels: (@Sendable () -> Set<String>)? = nil, splice: RedisSplice? = nil,
                 onHandOff: (@Sendable (_ marker: String) -> Void)? = nil,
                 onMessages: @escaping @Sendable ([Message]) -> Void) {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
+        self.eventLoop = eventLoop
         self.dynamicChannels = dynamicChannels
         self.splice = splice
         self.onHandOff = onHandOff
@@ -94,11 +105,10 @@ package final class RedisSubscriber: @unchecked Sendable {
     /// it must write `RedisSplice.fingerprint(marker)` to the registry once that batch has left the process.
     private let onHandOff: (@Sendable (String) -> Void)?
     /// New side: messages after our marker, held until the predecessor wrote the fingerprint (or `holdLimit`).
-    private var held: [Message]?
+    var held: [Message]?
     private var heldSince = 0.0
     static let holdLimit = 1.0
 
-    /// Subscriber thread only.
     private var splice: RedisSplice?
     private var awaitingSince: Double?
     /// A successor took the subscription over (guarded by `condition`): `stop()` leaves the registry's Redis
@@ -125,11 +135,12 @@ package final class RedisSubscriber: @unchecked Sendable {
     }
 
     /// Ends the subscription and waits until the subscriber thread is done (at most the connect timeout: a
-    /// handshake or a read in progress is interrupted at once).
+    /// handshake in progress is interrupted at once). Called on the event loop, nothing is delivered after it.
     package func stop() {
         condition.lock()
         stopped = true
-        if connectionFD >= 0 { shutdown(connectionFD, Int32(SHUT_RDWR)) }  // interrupts the blocking read
+        // Interrupts a blocking read of the handshake, and ends the event loop's reading (the same socket).
+        if connectionFD >= 0 { shutdown(connectionFD, Int32(SHUT_RDWR)) }
         condition.broadcast()
         while !finished { condition.wait() }
         let successor = handedOff
@@ -140,14 +151,14 @@ package final class RedisSubscriber: @unchecked Sendable {
         logger.info("redis subscription stopped", metadata: ["redis.address": "\(configuration.url)"])
     }
 
-    private var isStopped: Bool { condition.withLock { stopped } }
-    private var isHandedOff: Bool { condition.withLock { handedOff } }
+    var isStopped: Bool { condition.withLock { stopped } }
+    var isHandedOff: Bool { condition.withLock { handedOff } }
 
     /// Subscribed, and delivering (with a predecessor: the splice is done and the predecessor has handed on all
     /// it had before it). Guarded by `condition`.
     private var live = false
 
-    private func markLive() {
+    func markLive() {
         condition.withLock {
             live = true
             condition.broadcast()
@@ -239,7 +250,7 @@ package final class RedisSubscriber: @unchecked Sendable {
                 }
                 deliver(early)
                 if isHandedOff { return }
-                try receive(socket)
+                try receiveOnEventLoop(socket)
             } catch {
                 guard !isStopped else { return }
                 registry?.redis(.subscribedSince).store(0, ordering: .relaxed)
@@ -306,41 +317,25 @@ package final class RedisSubscriber: @unchecked Sendable {
 
     static let maxBatch = 1024
 
-    private func receive(_ socket: SubscriptionSocket) throws {
-        while true {
-            if dynamicChannels != nil {
-                let wait = max(0, lastSync + Self.syncInterval - Monotonic.seconds())
-                if !(try socket.waitReadable(seconds: held == nil ? wait : min(wait, 0.005))) {
-                    if isStopped { return }
-                    releaseHeldIfDone()
-                    try syncDynamic(socket)
-                    continue
-                }
-            }
-            let replies = try socket.read()
-            if isStopped { return }
-            deliver(replies)
-            if isHandedOff { return }
-            if let since = awaitingSince, Monotonic.seconds() - since > configuration.timeout {
-                awaitingSince = nil
-                splice?.stopWaiting()
-                markLive()
-                logger.warning("redis splice marker did not come back; delivering without it (some messages may come twice)")
-            }
-            if dynamicChannels != nil && Monotonic.seconds() - lastSync >= Self.syncInterval { try syncDynamic(socket) }
-        }
+    /// New side of a splice: a marker that never came back ends the wait after `timeout`.
+    func stopAwaitingIfOverdue() {
+        guard let since = awaitingSince, Monotonic.seconds() - since > configuration.timeout else { return }
+        awaitingSince = nil
+        splice?.stopWaiting()
+        markLive()
+        logger.warning("redis splice marker did not come back; delivering without it (some messages may come twice)")
     }
 
     /// Subscribes to the dynamic channels that gained subscribers and unsubscribes from those that lost the last
     /// one. The confirmations come back among the messages, which ignore them; a message already under way on a
     /// channel just left still arrives and finds no subscriber.
-    private func syncDynamic(_ socket: SubscriptionSocket) throws {
+    func syncDynamic(send: ([[UInt8]]) -> Void) {
         lastSync = Monotonic.seconds()
         guard let wanted = dynamicChannels?().subtracting(configuration.channels) else { return }
         let added = wanted.subtracting(subscribedDynamic).sorted()
         let removed = subscribedDynamic.subtracting(wanted).sorted()
-        if !added.isEmpty { try socket.send([Array("SUBSCRIBE".utf8)] + added.map { Array($0.utf8) }) }
-        if !removed.isEmpty { try socket.send([Array("UNSUBSCRIBE".utf8)] + removed.map { Array($0.utf8) }) }
+        if !added.isEmpty { send([Array("SUBSCRIBE".utf8)] + added.map { Array($0.utf8) }) }
+        if !removed.isEmpty { send([Array("UNSUBSCRIBE".utf8)] + removed.map { Array($0.utf8) }) }
         guard !added.isEmpty || !removed.isEmpty else { return }
         subscribedDynamic = wanted
         logger.debug("redis channel subscription changed", metadata: [
@@ -350,7 +345,7 @@ package final class RedisSubscriber: @unchecked Sendable {
 
     /// Hands the messages among `replies` on in batches of at most `maxBatch` (a burst read in one go becomes one
     /// write per WebSocket connection downstream), and counts and reports the oversized ones.
-    private func deliver(_ replies: [RESPStream.Value]) {
+    func deliver(_ replies: [RESPStream.Value]) {
         var batch: [Message] = []
         func flush() {
             guard !batch.isEmpty else { return }
@@ -402,7 +397,7 @@ package final class RedisSubscriber: @unchecked Sendable {
     }
 
     /// Hands on what was held after our marker once the predecessor has handed on all it had before it.
-    private func releaseHeldIfDone() {
+    func releaseHeldIfDone() {
         guard let waiting = held, let token = splice?.token else { return }
         let done = registry?.redis(.spliceDone).load(ordering: .acquiring) == RedisSplice.fingerprint(token)
         guard done || Monotonic.seconds() - heldSince > Self.holdLimit else { return }

@@ -4,9 +4,11 @@ import Glibc
 
 /// The subscriber's side of one connection once hiredis has connected it: commands are written and replies read
 /// on the socket directly, through `RESPStream`, so a message over the size limit is skipped as it arrives instead
-/// of being buffered and copied whole first. Used by the subscriber thread only; `connection` keeps the
-/// descriptor open (hiredis closes it when freed).
-final class SubscriptionSocket {
+/// of being buffered and copied whole first. Used by the subscriber thread during the handshake, then by the event
+/// loop that reads the subscription (`SubscriptionReader`); `connection` keeps the descriptor open (hiredis closes
+/// it when freed).
+final class SubscriptionSocket: @unchecked Sendable {
+    // @unchecked: used by one side at a time, the subscriber thread, then the event loop (see `RedisSubscriber`).
     let connection: RedisConnection
     private var stream: RESPStream
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
@@ -80,9 +82,15 @@ final class SubscriptionSocket {
         if n == 0 {
             throw RedisError(address: address, message: "connection closed by Redis (a subscriber past client-output-buffer-limit pubsub is closed)")
         }
+        return try feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+    }
+
+    /// Parses bytes read from this connection (here, or by the event loop once subscribed) and returns the replies
+    /// they completed; a reply cut at the end waits for the next bytes.
+    func feed(_ bytes: UnsafeRawBufferPointer) throws -> [RESPStream.Value] {
         var replies: [RESPStream.Value] = []
         do {
-            try stream.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), into: &replies)
+            try stream.feed(bytes, into: &replies)
         } catch {
             throw RedisError(address: address, message: "\(error)")
         }

@@ -7,10 +7,11 @@ import Logging
 import Glibc
 #endif
 
-/// Worker 0's Redis subscription, handed to the event loop in batches: the application's `redisMessages` hook gets
-/// each batch (default: broadcast it). The subscriber thread never waits for the loop: at most `maxPending`
-/// messages may wait for it, beyond that they are dropped and counted (`redis.dropped`), because Redis disconnects
-/// a subscriber that falls behind and that would lose everything.
+/// Worker 0's Redis subscription, read by the event loop once subscribed: the application's `redisMessages` hook
+/// gets each batch read (default: broadcast it), in order. What the subscriber thread reads during a handshake is
+/// handed to the loop without waiting for it: at most `maxPending` messages may wait, beyond that they are dropped
+/// and counted (`redis.dropped`), because Redis disconnects a subscriber that falls behind and that would lose
+/// everything.
 final class RedisFanOut: Sendable {
     static let maxPending = 100_000
 
@@ -54,10 +55,23 @@ final class RedisFanOut: Sendable {
                 }
             }
         }
+        @Sendable func handOn(_ batch: [RedisMessage]) {
+            guard batch.contains(where: { $0.channel == userChannel }) else {
+                return hooks.enqueue { await hive.hooks.redisMessages(batch, hive: hive) }
+            }
+            // A --pattern matching the user channel sees its messages too: never broadcast an envelope.
+            hive.deliver(userEnvelopes: batch.filter { $0.channel == userChannel && $0.pattern == nil })
+            let others = batch.filter { $0.channel != userChannel }
+            guard !others.isEmpty else { return }
+            hooks.enqueue { await hive.hooks.redisMessages(others, hive: hive) }
+        }
         subscriber = RedisSubscriber(
-            configuration: configuration, registry: registry, logger: hive.logger, dynamicChannels: dynamic,
-            splice: splice, onHandOff: onHandOff
+            configuration: configuration, registry: registry, logger: hive.logger, eventLoop: hive.eventLoop,
+            dynamicChannels: dynamic, splice: splice, onHandOff: onHandOff
         ) { batch in
+            // Read by the event loop: on to the hook at once, no hop.
+            if hive.eventLoop.inEventLoop { return handOn(batch) }
+            // Messages that came with the handshake's replies, on the subscriber thread.
             let count = batch.count
             guard pending.loadThenWrappingIncrement(by: count, ordering: .relaxed) + count <= Self.maxPending else {
                 pending.wrappingDecrement(by: count, ordering: .relaxed)
@@ -66,14 +80,7 @@ final class RedisFanOut: Sendable {
             }
             hive.eventLoop.execute {
                 pending.wrappingDecrement(by: count, ordering: .relaxed)
-                guard batch.contains(where: { $0.channel == userChannel }) else {
-                    return hooks.enqueue { await hive.hooks.redisMessages(batch, hive: hive) }
-                }
-                // A --pattern matching the user channel sees its messages too: never broadcast an envelope.
-                hive.deliver(userEnvelopes: batch.filter { $0.channel == userChannel && $0.pattern == nil })
-                let others = batch.filter { $0.channel != userChannel }
-                guard !others.isEmpty else { return }
-                hooks.enqueue { await hive.hooks.redisMessages(others, hive: hive) }
+                handOn(batch)
             }
         }
     }
