@@ -16,6 +16,9 @@
 #                                             (6 at 20,000 descriptors): time to accept, RSS per connection, broadcasts
 #                                             reaching all, then a worker killed and 10,000 clients connecting at once
 #                                             (opt-in: about 2.5 GB of memory and 2-3 minutes; one run)
+#   BENCH_INTERLEAVE=1 scripts/bench.sh  the paced fan-out scenarios alternate with their C reference run by run
+#                                    (hive, C, hive, C, ...; a fresh hive per run), so a drift of the machine
+#                                    within the sitting reaches both sides of each ratio alike
 #   BENCH_NO_DOC=1 scripts/bench.sh  a full run that leaves Docs/BENCHMARKS.md alone (a full run rewrites its
 #                                    generated section at the end; the text above it is written by hand)
 #
@@ -327,7 +330,7 @@ fanout() { # name clients messages rate(- for back to back) processes [size (64)
   # permessage-deflate: hive accepts it and every client offers it (Chrome's offer).
   [[ "$deflate" == deflate ]] && extra+=(--compression) && hive_extra=(--compression on)
   start_hive "$name" "${hive_extra[@]}"
-  for ((run = 1; run <= RUNS; run++)); do
+  for ((run = ${FIRST_RUN:-1}; run <= ${LAST_RUN:-$RUNS}; run++)); do
     run_generator "$name" "$run" fanout --port "$HIVE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
       --clients "$clients" --messages "$messages" --size "$size" --processes "$processes" --http-idle 10 \
       --hive-pids "$HIVE_PID" "${extra[@]}"
@@ -353,17 +356,36 @@ reload_bench() { # name clients seconds rate every processes
 fanout_reference() { # name clients messages rate(- for back to back) processes mode(coalesce|per-frame)
   local name=$1 clients=$2 messages=$3 rate=$4 processes=$5 mode=$6 run
   if [[ "$mode" == per-frame ]]; then named "$name" || return 0; else want "$name" || return 0; fi
+  [[ " $PAIRED " == *" $name "* ]] && return 0 # already run, alternating with hive's (paced_pair)
   log "== $name: C fan-out reference ($mode), $clients clients, $messages messages of 64 B, rate $rate, $processes generator process(es)"
   local extra=()
   [[ "$rate" != - ]] && extra=(--rate "$rate")
   start_fanout_reference "$mode"
-  for ((run = 1; run <= RUNS; run++)); do
-    ((run > 1)) && sleep 1 # the previous run's clients are closing: let the reference drop them
+  for ((run = ${FIRST_RUN:-1}; run <= ${LAST_RUN:-$RUNS}; run++)); do
+    ((run > ${FIRST_RUN:-1})) && sleep 1 # the previous run's clients are closing: let the reference drop them
     run_generator "$name" "$run" fanout --port "$FANOUT_REFERENCE_PORT" --redis "redis://127.0.0.1:$REDIS_PORT" \
       --clients "$clients" --messages "$messages" --size 64 --processes "$processes" --http-idle 0 \
       --expect-subscribers 2 --hive-pids "$FANOUT_REFERENCE_PID" "${extra[@]}"
   done
   stop_fanout_reference
+}
+
+# A paced fan-out scenario on hive; with BENCH_INTERLEAVE=1 also its C reference, alternating run by run.
+PAIRED=""
+paced_pair() { # hive-name reference-name clients messages rate processes
+  local hive=$1 reference=$2 run
+  shift 2
+  if [[ "${BENCH_INTERLEAVE:-0}" != 1 ]]; then
+    fanout "$hive" "$@"
+    return 0
+  fi
+  want "$hive" || want "$reference" || return 0
+  for ((run = 1; run <= RUNS; run++)); do
+    FIRST_RUN=$run LAST_RUN=$run fanout "$hive" "$@"
+    FIRST_RUN=$run LAST_RUN=$run fanout_reference "$reference" "$@" coalesce
+  done
+  stop_hive
+  PAIRED="$PAIRED $reference"
 }
 
 # Clients spread over channels (?channels=ch<i % K>), a channel message against a broadcast on the same connections.
@@ -650,9 +672,9 @@ if [[ "$QUICK" == 1 ]]; then
 else
   fanout fanout_1k_b2b 1000 1000 - 2
   fanout fanout_10k_b2b 10000 100 - 2
-  fanout fanout_10k_20ps 10000 100 20 2
-  fanout fanout_10k_5ps 10000 50 5 2
-  fanout fanout_1k_20ps 1000 100 20 2
+  paced_pair fanout_10k_20ps fanout_c_10k_20ps 10000 100 20 2
+  paced_pair fanout_10k_5ps fanout_c_10k_5ps 10000 50 5 2
+  paced_pair fanout_1k_20ps fanout_c_1k_20ps 1000 100 20 2
   http_wrk http_hello 10
   http_wrk http_c_reference 10 reference
   # Issue 14: a 1 KB POST echoed back, Hive's demo (POST /echo) against the C reference.
