@@ -845,6 +845,9 @@ for name in order + sorted(set(runs) - set(order)):
         if r0.get("hiveMicrosPerMessage") is not None:
             notes.append("server CPU " + spread([r.get("hiveMicrosPerMessage") for r in rs]) + " µs per message, " +
                          spread([r.get("hiveMicrosPerDelivery") for r in rs], "{:.2f}") + " µs per delivery")
+        if r0.get("hiveSwitchesPerMessage") is not None:
+            notes.append("server threads switched in " + spread([r.get("hiveSwitchesPerMessage") for r in rs], "{:.1f}") +
+                         " times per message")
         if name.startswith("fanout_c_"):
             notes.append("not Hive: scripts/reference/fanout-minimal.c (" +
                          ("one send per frame" if name.endswith("_perframe") else "frames of one Redis read coalesced") +

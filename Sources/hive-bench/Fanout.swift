@@ -134,6 +134,7 @@ enum Fanout {
             report.hiveMicrosPerMessage = hiveSeconds / Double(max(1, o.messages)) * 1e6
             if tally.unique > 0 { report.hiveMicrosPerDelivery = hiveSeconds / Double(tally.unique) * 1e6 }
         }
+        if let switches = measured.hiveSwitches { report.hiveSwitchesPerMessage = Double(switches) / Double(max(1, o.messages)) }
         cpu.generatorTotal = CPUTime.ofSelf() + CPUTime.ofChildren()
         cpu.judge()
         report.cpu = cpu

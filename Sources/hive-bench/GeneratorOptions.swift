@@ -113,6 +113,7 @@ extension ConnectOutcome {
 struct CPUWindow {
     let hivePids: [Int32]
     private let hiveBefore: Double
+    private let hiveSwitchesBefore: UInt64
     private let machineBefore: Double?
     private let redisBefore: Double?
     private var start: UInt64 = 0
@@ -121,6 +122,7 @@ struct CPUWindow {
     init(hivePids: [Int32], redis: RedisPublisher) {
         self.hivePids = hivePids
         hiveBefore = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+        hiveSwitchesBefore = hivePids.compactMap(ProcFS.switches).reduce(0, +)
         machineBefore = ProcFS.machineBusy()
         redisBefore = redis.serverCPU()
     }
@@ -130,13 +132,14 @@ struct CPUWindow {
         selfBefore = CPUTime.ofSelf()
     }
 
-    /// The shares over the window, and hive's CPU seconds in it (nil without hive pids).
+    /// The shares over the window, and hive's CPU seconds and context switches in it (nil without hive pids).
     func finish(completions: [ShardMessage], threads: Int, redis: RedisPublisher)
-        -> (cpu: CPUShare, hiveSeconds: Double?)
+        -> (cpu: CPUShare, hiveSeconds: Double?, hiveSwitches: UInt64?)
     {
         let windowSeconds = Double(Clock.now() - start) / 1e9
         let selfWindow = CPUTime.ofSelf() - selfBefore
         let hiveAfter = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
+        let hiveSwitchesAfter = hivePids.compactMap(ProcFS.switches).reduce(0, +)
         let machineAfter = ProcFS.machineBusy()
         let redisAfter = redis.serverCPU()
         var cpu = CPUShare()
@@ -156,6 +159,6 @@ struct CPUWindow {
         if let a = redisAfter, let b = redisBefore { cpu.redisCores = (a - b) / windowSeconds }
         cpu.machineCores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         if let a = machineAfter, let b = machineBefore { cpu.machineBusyCores = (a - b) / windowSeconds }
-        return (cpu, hiveSeconds)
+        return (cpu, hiveSeconds, hivePids.isEmpty ? nil : hiveSwitchesAfter &- hiveSwitchesBefore)
     }
 }

@@ -97,6 +97,8 @@ struct FanoutReport: Codable, Sendable, ConnectOutcome {
     /// per delivery: what a message to this many clients costs it.
     var hiveMicrosPerMessage: Double?
     var hiveMicrosPerDelivery: Double?
+    /// Times the server's threads were switched onto a CPU, per message: its wake-ups and preemptions.
+    var hiveSwitchesPerMessage: Double?
     var generatorRSSPerProcessMB: [Double] = []
     var ok = false
     var problems: [String] = []
@@ -257,6 +259,7 @@ enum Output {
         guard let message = r.hiveMicrosPerMessage else { return "" }
         return String(format: "\n  server: %.1f µs CPU per message", message)
             + (r.hiveMicrosPerDelivery.map { String(format: " (%.2f µs per delivery)", $0) } ?? "")
+            + (r.hiveSwitchesPerMessage.map { String(format: ", %.1f context switches per message", $0) } ?? "")
     }
 
     static func text(_ r: RoundtripReport) -> String {

@@ -112,21 +112,26 @@ enum ProcFS {
     /// CPU seconds of a process, all its threads: the first field of /proc/<pid>/task/*/schedstat is nanoseconds on
     /// a CPU (exact, where /proc/<pid>/stat counts 10 ms ticks, too coarse for a 0.2 s window). Falls back to stat.
     static func cpu(_ pid: Int32) -> Double? {
-        if let dir = opendir("/proc/\(pid)/task") {
-            defer { closedir(dir) }
-            var total: UInt64 = 0
-            var found = false
-            while let entry = readdir(dir) {
-                let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                guard Int32(tid) != nil, let text = read("/proc/\(pid)/task/\(tid)/schedstat"),
-                    let ns = text.split(separator: " ").first.flatMap({ UInt64($0) })
-                else { continue }
-                total += ns
-                found = true
-            }
-            if found { return Double(total) / 1e9 }
+        schedstat(pid).map { Double($0.nanoseconds) / 1e9 } ?? statCPU(pid)
+    }
+
+    /// Times the threads of a process were switched onto a CPU (the third field of schedstat): a wake-up or a
+    /// return after a preemption each count one.
+    static func switches(_ pid: Int32) -> UInt64? { schedstat(pid)?.switches }
+
+    /// Every thread's schedstat summed: nanoseconds on a CPU, times switched in.
+    private static func schedstat(_ pid: Int32) -> (nanoseconds: UInt64, switches: UInt64)? {
+        guard let dir = opendir("/proc/\(pid)/task") else { return nil }
+        defer { closedir(dir) }
+        var total: (nanoseconds: UInt64, switches: UInt64)?
+        while let entry = readdir(dir) {
+            let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard Int32(tid) != nil, let text = read("/proc/\(pid)/task/\(tid)/schedstat") else { continue }
+            let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { UInt64($0) }
+            guard fields.count >= 3 else { continue }
+            total = ((total?.nanoseconds ?? 0) + fields[0], (total?.switches ?? 0) + fields[2])
         }
-        return statCPU(pid)
+        return total
     }
 
     /// utime + stime of a process in seconds (field 14 and 15 of /proc/<pid>/stat).
