@@ -112,6 +112,33 @@ final class RedisIntegrationTests: HiveTestCase {
         XCTAssertTrue(hive.log().contains("redis subscription lost; reconnecting with back-off"))
     }
 
+    /// Redis closes the subscription while worker 0's event loop reads it (as it does past `client-output-buffer-limit
+    /// pubsub`; here `CLIENT KILL TYPE pubsub`): the subscriber reconnects and subscribes again by itself, `hive
+    /// status` says what happened, and the next message arrives once.
+    func testSubscriptionClosedByRedis_isReconnected_namedInStatus_andDeliversAgain() throws {
+        let (hive, port) = try startSubscribed()
+        let client = try WebSocketTestClient(port: port)
+        _ = try connectionID(of: client)
+        XCTAssertEqual(try redis.publish(channel: "test", message: "before"), 1)
+        XCTAssertEqual(try client.receiveMessage(), .text("before"))
+
+        XCTAssertEqual(try redis.command(["CLIENT", "KILL", "TYPE", "pubsub"]), .integer(1))
+        try hive.waitForLog(containing: "redis subscription lost; reconnecting with back-off")
+        try redis.waitForSubscribers(channel: "test", count: 1, timeout: 10)
+        var status = try redisStatus(hive)
+        let deadline = Date().addingTimeInterval(5)
+        while status["reconnects"] as? Int != 1 && Date() < deadline {
+            usleep(50_000)
+            status = try redisStatus(hive)
+        }
+        XCTAssertEqual(status["state"] as? String, "subscribed", "\(status)")
+        XCTAssertEqual(status["reconnects"] as? Int, 1, "\(status)")
+        XCTAssertTrue((status["lastError"] as? String ?? "").contains("connection closed by Redis"), "\(status)")
+        XCTAssertEqual(try redis.publish(channel: "test", message: "after"), 1)
+        XCTAssertEqual(try client.receiveMessage(), .text("after"))
+        XCTAssertFalse(client.receivedAnything(within: 0.3), "a message came twice")
+    }
+
     /// `kill -9` of worker 0 and `hive reload` under a steady publish: the new worker 0 subscribes again; after a
     /// crash one subscription at a time; during a reload the old and new worker 0 overlap for a moment and splice
     /// the stream at a marker (`RedisSplice`), so a client of another worker, handed over too, sees every message
