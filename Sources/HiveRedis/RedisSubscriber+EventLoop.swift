@@ -111,10 +111,7 @@ final class SubscriptionReader: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
-        subscriber.endReading(handedOff ? nil : failure ?? RedisError(
-            address: socket.connection.url.description,
-            message: "connection closed by Redis (a subscriber past client-output-buffer-limit pubsub is closed)"
-        ))
+        subscriber.endReading(handedOff ? nil : failure ?? socket.closedByRedis)
     }
 
     private func fail(_ error: any Error, context: ChannelHandlerContext) {

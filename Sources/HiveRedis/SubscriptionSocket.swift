@@ -22,6 +22,11 @@ final class SubscriptionSocket: @unchecked Sendable {
 
     private var address: String { connection.url.description }
 
+    /// The connection reached its end from Redis' side.
+    var closedByRedis: RedisError {
+        RedisError(address: address, message: "connection closed by Redis (a subscriber past client-output-buffer-limit pubsub is closed)")
+    }
+
     /// Writes a whole command; SO_SNDTIMEO (the connection's timeout) bounds a server that stopped reading.
     func send(_ command: [[UInt8]]) throws {
         let bytes = RESPStream.encode(command)
@@ -37,19 +42,6 @@ final class SubscriptionSocket: @unchecked Sendable {
                 throw RedisError(address: address, message: "connection lost while sending \(name): \(String(cString: strerror(errno)))")
             }
             offset += n
-        }
-    }
-
-    /// Waits until the socket has bytes to read (or is closed), at most `seconds`. False when the time ran out.
-    func waitReadable(seconds: Double) throws -> Bool {
-        var poller = pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)
-        while true {
-            let ready = poll(&poller, 1, Int32(min(seconds * 1000, 60_000)))
-            if ready > 0 { return true }
-            if ready == 0 { return false }
-            if errno != EINTR {
-                throw RedisError(address: address, message: "poll failed: \(String(cString: strerror(errno)))")
-            }
         }
     }
 
@@ -80,7 +72,7 @@ final class SubscriptionSocket: @unchecked Sendable {
             throw RedisError(address: address, message: "connection lost: \(String(cString: strerror(errno)))")
         }
         if n == 0 {
-            throw RedisError(address: address, message: "connection closed by Redis (a subscriber past client-output-buffer-limit pubsub is closed)")
+            throw closedByRedis
         }
         return try feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
     }
