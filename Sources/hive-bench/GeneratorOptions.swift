@@ -121,8 +121,9 @@ struct CPUWindow {
 
     init(hivePids: [Int32], redis: RedisPublisher) {
         self.hivePids = hivePids
-        hiveBefore = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
-        hiveSwitchesBefore = hivePids.compactMap(ProcFS.switches).reduce(0, +)
+        let usage = hivePids.compactMap(ProcFS.usage)
+        hiveBefore = usage.reduce(0) { $0 + $1.seconds }
+        hiveSwitchesBefore = usage.reduce(0) { $0 + $1.switches }
         machineBefore = ProcFS.machineBusy()
         redisBefore = redis.serverCPU()
     }
@@ -138,8 +139,9 @@ struct CPUWindow {
     {
         let windowSeconds = Double(Clock.now() - start) / 1e9
         let selfWindow = CPUTime.ofSelf() - selfBefore
-        let hiveAfter = hivePids.compactMap(ProcFS.cpu).reduce(0, +)
-        let hiveSwitchesAfter = hivePids.compactMap(ProcFS.switches).reduce(0, +)
+        let usage = hivePids.compactMap(ProcFS.usage)
+        let hiveAfter = usage.reduce(0) { $0 + $1.seconds }
+        let hiveSwitchesAfter = usage.reduce(0) { $0 + $1.switches }
         let machineAfter = ProcFS.machineBusy()
         let redisAfter = redis.serverCPU()
         var cpu = CPUShare()

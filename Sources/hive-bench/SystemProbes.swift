@@ -111,13 +111,14 @@ enum ProcFS {
 
     /// CPU seconds of a process, all its threads: the first field of /proc/<pid>/task/*/schedstat is nanoseconds on
     /// a CPU (exact, where /proc/<pid>/stat counts 10 ms ticks, too coarse for a 0.2 s window). Falls back to stat.
-    static func cpu(_ pid: Int32) -> Double? {
-        schedstat(pid).map { Double($0.nanoseconds) / 1e9 } ?? statCPU(pid)
-    }
+    static func cpu(_ pid: Int32) -> Double? { usage(pid)?.seconds }
 
-    /// Times the threads of a process were switched onto a CPU (the third field of schedstat): a wake-up or a
-    /// return after a preemption each count one.
-    static func switches(_ pid: Int32) -> UInt64? { schedstat(pid)?.switches }
+    /// CPU seconds as `cpu`, and the times the threads were switched onto a CPU (the third field of schedstat: a
+    /// wake-up or a return after a preemption each count one; 0 where only stat is readable), in one read.
+    static func usage(_ pid: Int32) -> (seconds: Double, switches: UInt64)? {
+        if let counts = schedstat(pid) { return (Double(counts.nanoseconds) / 1e9, counts.switches) }
+        return statCPU(pid).map { ($0, 0) }
+    }
 
     /// Every thread's schedstat summed: nanoseconds on a CPU, times switched in.
     private static func schedstat(_ pid: Int32) -> (nanoseconds: UInt64, switches: UInt64)? {
