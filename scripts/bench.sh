@@ -749,7 +749,10 @@ for path in sorted(glob.glob(os.path.join(out, "*.run*.json"))):
         except (OSError, ValueError):
             status[side] = {}
     data["_status"] = status
+    data["_run"] = int(m.group(2))
     runs.setdefault(m.group(1), []).append(data)
+for rs in runs.values():
+    rs.sort(key=lambda r: r["_run"])  # run10 after run9, not after run1
 
 def get(d, path):
     for key in path.split("."):
@@ -1027,6 +1030,28 @@ if pairs:
                      f"{ratio(hp99, cp99)} | {hd or 0:.0f} | {cd or 0:.0f} | {ratio(hd, cd)} | "
                      f"{total([r.get('lost') for r in H])}, {total([r.get('lost') for r in C])} | "
                      f"{med(H, 'cpu.hiveCores') or 0:.2f} / {med(C, 'cpu.hiveCores') or 0:.2f} |")
+    # Interleaved runs: hive's run k ran right before the reference's run k, so each pair shares the machine's state
+    # of that moment; the median of the pairs' ratios is the figure a drift within the sitting moves least.
+    if os.environ.get("BENCH_INTERLEAVE") == "1":
+        def pair_ratios(h, c, path):
+            C = {r["_run"]: get(r, path) for r in runs[c]}
+            return [get(r, path) / C[r["_run"]] for r in runs[h]
+                    if get(r, path) is not None and C.get(r["_run"])]
+        def pair_spread(values):
+            if not values:
+                return "-"
+            return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+        lines.append("")
+        lines.append("Run by run (BENCH_INTERLEAVE=1: each hive run right before its C run), median [min-max] of the "
+                     "pairs' Hive / C ratios:")
+        lines.append("")
+        lines.append("| scenario | pairs | Hive / C p50 | Hive / C p99 | Hive / C server CPU per message |")
+        lines.append("|---|---|---|---|---|")
+        for h, c in pairs:
+            p50 = pair_ratios(h, c, "latency.p50Us")
+            lines.append(f"| {h[len('fanout_'):]} | {len(p50)} | {pair_spread(p50)} | "
+                         f"{pair_spread(pair_ratios(h, c, 'latency.p99Us'))} | "
+                         f"{pair_spread(pair_ratios(h, c, 'hiveMicrosPerMessage'))} |")
 # Issue 13, side by side: the history script against a plain PUBLISH, envelopes against none (medians of this run).
 if runs.get("history_publish") and runs.get("plain_publish") or runs.get("envelope_latency"):
     def med2(rs, path):
