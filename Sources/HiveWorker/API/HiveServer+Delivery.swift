@@ -9,8 +9,42 @@ extension HiveServer {
     /// queued on the loop: a burst of messages becomes one write (one writev) per connection, not one per message.
     func deliver(_ records: [IPCMessage]) {
         eventLoop.preconditionInEventLoop()
+        if records.count == 1, case .broadcast(let frames, let messages) = records[0],
+            writesThrough(at: Clock.monotonicNanoseconds())
+        {
+            handOverLog?.record(.broadcast(ByteBuffer(bytes: frames), messages: messages))
+            return broadcastThrough(ByteBuffer(bytes: frames), messages: messages, startedAt: Clock.monotonicNanoseconds())
+        }
         for record in records { deliver(record, flush: false) }
         deferFlush()
+    }
+
+    /// A broadcast arriving further than this after the last write pass ended is written in its own pass.
+    static let burstWindow: UInt64 = 1_000_000
+
+    /// Whether a broadcast arriving `now` is written to each connection at once, in one pass in descriptor order
+    /// (`broadcastThrough`), rather than queued for the deferred flush: when nothing waits for a flush and the
+    /// last pass ended over `burstWindow` ago. A paced stream then costs one pass over the sessions instead of
+    /// two. The messages of a burst arrive while a pass runs, or right after it: they queue behind the deferred
+    /// flush and leave together, one write per connection.
+    func writesThrough(at now: UInt64) -> Bool {
+        !table.flushScheduled && now &- table.lastPassEndedAt >= Self.burstWindow
+    }
+
+    /// Writes a broadcast to every session of this worker in this pass (`ConnectionTable.broadcastThrough`),
+    /// counted and timed like one that waits for the deferred flush.
+    func broadcastThrough(_ frames: ByteBuffer, messages: Int, startedAt start: UInt64) {
+        guard !table.sessions.isEmpty else { return }
+        let reached = table.broadcastThrough(encodedFrames: frames, messages: messages)
+        registry.increment(worker: workerID, .messagesOut, by: UInt64(reached * messages))
+        broadcastWritten(startedAt: start)
+        passEnded()
+    }
+
+    /// Every write is out: the broadcasts' latency is known, and the burst window starts (`writesThrough(at:)`).
+    private func passEnded() {
+        recordBroadcastLatency()
+        table.lastPassEndedAt = Clock.monotonicNanoseconds()
     }
 
     /// Connections flushed per event-loop task: about 1 ms of `writev`s, after which messages that arrived
@@ -28,7 +62,7 @@ extension HiveServer {
         eventLoop.execute {
             self.table.flushScheduled = false
             if self.table.flushPending(limit: Self.flushChunk) { return self.deferFlush() }
-            self.recordBroadcastLatency()
+            self.passEnded()
         }
     }
 

@@ -186,6 +186,9 @@ public final class HiveServer: @unchecked Sendable {
         let count = messages.count
         onLoop {
             self.handOverLog?.record(.broadcast(frames, messages: count))
+            if self.writesThrough(at: Clock.monotonicNanoseconds()) {
+                return self.broadcastThrough(frames, messages: count, startedAt: start)
+            }
             guard !self.table.sessions.isEmpty else { return }
             let reached = self.table.broadcast(encodedFrames: frames, messages: count, flush: false)
             self.registry.increment(worker: self.workerID, .messagesOut, by: UInt64(reached * count))

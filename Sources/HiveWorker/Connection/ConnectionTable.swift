@@ -20,6 +20,9 @@ final class ConnectionTable {
     @exclusivity(unchecked) private var flushCursor = 0
     /// Whether a deferred flush is queued on the event loop (`Hive.deferFlush`).
     var flushScheduled = false
+    /// When the last write pass (a broadcast written through, or a deferred flush) ended, monotonic ns:
+    /// `HiveServer.writesThrough(at:)`.
+    var lastPassEndedAt: UInt64 = 0
     /// When each broadcast written since the last complete flush pass reached this worker (monotonic ns): its
     /// latency is known once that pass ends. Bounded: past `maxTimedBroadcasts` waiting, more go untimed.
     private(set) var broadcastStarts: [UInt64] = []
@@ -27,14 +30,30 @@ final class ConnectionTable {
 
     func add(_ id: ConnectionID, channel: Channel) { plainChannels[id] = channel }
 
+    /// The sessions in socket-descriptor order, for broadcasts written through (`broadcastThrough`): made again
+    /// on the first such broadcast after a session came or went. Descriptor order is about the order the master
+    /// accepted the connections, the order their kernel memory was allocated in; a pass in the dictionary's hash
+    /// order cost about a tenth more CPU (Docs/BENCHMARKS.md, round 9).
+    @exclusivity(unchecked) private var lane: [WebSocketSession] = []
+    @exclusivity(unchecked) private var laneIsStale = true
+
     func addSession(_ session: WebSocketSession) {
         sessions[session.id] = session
         plainChannels.removeValue(forKey: session.id)
+        laneIsStale = true
     }
 
     func remove(_ id: ConnectionID) {
         plainChannels[id] = nil
-        sessions.removeValue(forKey: id)?.invalidate()
+        if let session = sessions.removeValue(forKey: id) {
+            session.invalidate()
+            // The lane lets go of the sessions at once, not at the next broadcast (a pass in progress keeps its
+            // own copy); it is made again when needed.
+            if !laneIsStale {
+                lane.removeAll(keepingCapacity: true)
+                laneIsStale = true
+            }
+        }
         if isEmpty { onEmpty?() }
     }
 
@@ -82,6 +101,30 @@ final class ConnectionTable {
         return reached
     }
 
+    /// Writes encoded frames to every established WebSocket of this worker in this pass, in descriptor order
+    /// (`WebSocketSession.writeThrough`): for a broadcast that comes alone (`HiveServer.writesThrough(at:)`),
+    /// one pass over the sessions instead of the queueing pass and the deferred flush's. Returns how many it reached.
+    @discardableResult
+    func broadcastThrough(encodedFrames: ByteBuffer, messages: Int) -> Int {
+        if laneIsStale {
+            lane.removeAll(keepingCapacity: true)
+            lane.append(contentsOf: sessions.values)
+            lane.sort { $0.socket < $1.socket }
+            laneIsStale = false
+        }
+        var reached = 0
+        var compressed = CompressedFrames(plain: encodedFrames, compressor: compressor)
+        for session in lane {
+            let sent = session.deflateWindowBits == 0
+                ? session.writeThrough(encodedFrames, messages: messages)
+                : session.send(
+                    encodedFrames: compressed.frames(windowBits: Int(session.deflateWindowBits)), messages: messages, flush: true
+                )
+            if sent { reached += 1 }
+        }
+        return reached
+    }
+
     /// The worker's shared compressor and inflater for permessage-deflate, made when the first client negotiates
     /// it: a worker whose clients never do holds no zlib state.
     private(set) var compressor: BroadcastCompressor?
@@ -96,6 +139,9 @@ final class ConnectionTable {
     }
 
     func markUnflushed(_ session: WebSocketSession) { unflushed.append(session) }
+
+    /// Sessions' worth of `unflushed` storage kept between flush passes.
+    static let keptFlushCapacity = 1024
 
     func broadcastWritten(startedAt start: UInt64) {
         if broadcastStarts.count < Self.maxTimedBroadcasts { broadcastStarts.append(start) }
@@ -121,7 +167,9 @@ final class ConnectionTable {
             session.flushIfNeeded()
         }
         guard flushCursor >= unflushed.count else { return true }
-        unflushed.removeAll(keepingCapacity: true)
+        // A burst's pass over every session leaves its storage behind only while it is small: the broadcasts
+        // that come alone go through `lane`, and one array per session is enough memory for them.
+        unflushed.removeAll(keepingCapacity: unflushed.count <= Self.keptFlushCapacity)
         flushCursor = 0
         return false
     }

@@ -32,6 +32,11 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     let deflateWindowBits: UInt8
     /// The slot is freed or handed over: nothing more is published to it (its next owner writes it).
     @exclusivity(unchecked) private var slotReleased = false
+    /// Whether the channel is active and NIO holds no byte for the socket, as the frame handler last said
+    /// (`webSocketDirectWrites`). With `isClosing` and `pending` it is all a broadcast's write-through pass reads
+    /// (`writeThrough`): one cache line of the session, none of the handler's. Fills the last byte of padding
+    /// before `unpublishedBytes`, so a session is no bigger.
+    @exclusivity(unchecked) private var directWrites = false
     /// Bytes the direct writes sent since the last `publishCounters`. With the three bytes above it fits in one
     /// word: the counters made a session no bigger.
     @exclusivity(unchecked) private var unpublishedBytes: UInt32 = 0
@@ -153,6 +158,28 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         }
         if flush { flushIfNeeded() }
         unpublishedFrames &+= UInt32(truncatingIfNeeded: messages)
+        return true
+    }
+
+    /// Writes a broadcast's plain frames in the pass that delivers them (`ConnectionTable.broadcastThrough`):
+    /// straight to the socket when nothing is queued ahead of them, reading only this object's first cache line;
+    /// what the kernel does not take goes to NIO, in order. Otherwise (frames or NIO writes queued, the channel
+    /// closed or closing) `send` with a flush, which applies every check. Returns whether it was sent or queued.
+    @inline(__always)
+    func writeThrough(_ frames: ByteBuffer, messages: Int) -> Bool {
+        guard directWrites, !isClosing, case .none = pending else {
+            return send(encodedFrames: frames, messages: messages, flush: true)
+        }
+        let written = Self.writeDirectly(frames, to: socket)
+        countSent(written)
+        unpublishedFrames &+= UInt32(truncatingIfNeeded: messages)
+        if written < frames.readableBytes {
+            // A full socket buffer: the rest waits in NIO, whose writability then marks a slow consumer.
+            var rest = frames
+            rest.moveReaderIndex(forwardBy: written)
+            frameHandler.write(rest, promise: nil)
+            frameHandler.flush()
+        }
         return true
     }
 
@@ -296,6 +323,8 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     }
 
     // MARK: WebSocketFrameHandlerDelegate
+
+    func webSocketDirectWrites(_ allowed: Bool) { directWrites = allowed }
 
     func webSocketReceived(_ message: WebSocketMessage) {
         hive.registry.increment(worker: hive.workerID, .messagesIn)

@@ -37,6 +37,13 @@ protocol WebSocketFrameHandlerDelegate: AnyObject {
     /// The close handshake started, from either side, or the connection was dropped by the keep-alive timeout
     /// (code 1006). Called at most once. A peer's close without a body reports 1005 (RFC 6455 7.1.5).
     func webSocketClosing(code: WebSocketErrorCode, initiatedByPeer: Bool)
+    /// Whether a frame may now be written to the socket directly, bypassing this handler: the channel is active
+    /// and NIO holds no byte for it (`isActive` and `unfinishedWrites == 0`). Called on every change.
+    func webSocketDirectWrites(_ allowed: Bool)
+}
+
+extension WebSocketFrameHandlerDelegate {
+    func webSocketDirectWrites(_ allowed: Bool) {}
 }
 
 /// The RFC 6455 protocol layer of a server connection: cuts the bytes read into frames (`WebSocketFrameParser`),
@@ -61,11 +68,15 @@ final class WebSocketFrameHandler: ChannelDuplexHandler, ConnectionRecordKeeper 
     /// frame may go to the socket directly (the session's fast path) without being reordered or interleaved.
     /// Read for every delivery (with `isActive` and `isWritable`), on the event loop only: unchecked, so the reads
     /// cost no dynamic exclusivity check (see `WebSocketSession.isClosing`).
-    @exclusivity(unchecked) private(set) var unfinishedWrites = 0
+    @exclusivity(unchecked) private(set) var unfinishedWrites = 0 {
+        didSet { if (oldValue == 0) != (unfinishedWrites == 0) { directWritesChanged() } }
+    }
     /// The channel's activity and writability, as its events told this handler. Kept here so the broadcast path
     /// reads them from an object it touches anyway instead of from each `Channel` (two atomics behind an
     /// existential: 8 % of a worker's time in a saturated fan-out, most of it cache misses on 5,000 channels).
-    @exclusivity(unchecked) private(set) var isActive = false
+    @exclusivity(unchecked) private(set) var isActive = false {
+        didSet { if oldValue != isActive { directWritesChanged() } }
+    }
     @exclusivity(unchecked) private(set) var isWritable = true
     /// Something was written (or a message was delivered, whose reply may have been) since the last flush.
     private var needsFlush = false
@@ -109,6 +120,11 @@ final class WebSocketFrameHandler: ChannelDuplexHandler, ConnectionRecordKeeper 
         self.delegate = delegate
         self.stateMachine = StateMachine(maxMessageSize: limits.maxMessageSize, inflater: inflater)
         self.parser = WebSocketFrameParser(maxFrameSize: limits.maxMessageSize)
+    }
+
+    /// Tells the delegate whether a frame may go to the socket directly now (`webSocketDirectWrites`).
+    private func directWritesChanged() {
+        self.delegate?.webSocketDirectWrites(self.isActive && self.unfinishedWrites == 0)
     }
 
     // MARK: Channel events
