@@ -34,8 +34,8 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     @exclusivity(unchecked) private var slotReleased = false
     /// Whether the channel is active and NIO holds no byte for the socket, as the frame handler last said
     /// (`webSocketDirectWrites`). With `isClosing` and `pending` it is all a broadcast's write-through pass reads
-    /// (`writeThrough`): one cache line of the session, none of the handler's. Fills the last byte of padding
-    /// before `unpublishedBytes`, so a session is no bigger.
+    /// (`writeThrough`): fields of the session, none of the handler's. Fills the last byte of padding before
+    /// `unpublishedBytes`, so a session is no bigger.
     @exclusivity(unchecked) private var directWrites = false
     /// Bytes the direct writes sent since the last `publishCounters`. With the three bytes above it fits in one
     /// word: the counters made a session no bigger.
@@ -162,7 +162,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     }
 
     /// Writes a broadcast's plain frames in the pass that delivers them (`ConnectionTable.broadcastThrough`):
-    /// straight to the socket when nothing is queued ahead of them, reading only this object's first cache line;
+    /// straight to the socket when nothing is queued ahead of them, reading only this object;
     /// what the kernel does not take goes to NIO, in order. Otherwise (frames or NIO writes queued, the channel
     /// closed or closing) `send` with a flush, which applies every check. Returns whether it was sent or queued.
     @inline(__always)
