@@ -9,11 +9,9 @@ extension HiveServer {
     /// queued on the loop: a burst of messages becomes one write (one writev) per connection, not one per message.
     func deliver(_ records: [IPCMessage]) {
         eventLoop.preconditionInEventLoop()
-        if records.count == 1, case .broadcast(let frames, let messages) = records[0],
-            writesThrough(at: Clock.monotonicNanoseconds())
-        {
-            handOverLog?.record(.broadcast(ByteBuffer(bytes: frames), messages: messages))
-            return broadcastThrough(ByteBuffer(bytes: frames), messages: messages, startedAt: Clock.monotonicNanoseconds())
+        if records.count == 1, case .broadcast(let frames, let messages) = records[0] {
+            let start = Clock.monotonicNanoseconds()
+            return broadcastHere(ByteBuffer(bytes: frames), messages: messages, startedAt: start, alone: true)
         }
         for record in records { deliver(record, flush: false) }
         deferFlush()
@@ -31,14 +29,20 @@ extension HiveServer {
         !table.flushScheduled && now &- table.lastPassEndedAt >= Self.burstWindow
     }
 
-    /// Writes a broadcast to every session of this worker in this pass (`ConnectionTable.broadcastThrough`),
-    /// counted and timed like one that waits for the deferred flush.
-    func broadcastThrough(_ frames: ByteBuffer, messages: Int, startedAt start: UInt64) {
+    /// Writes a broadcast's encoded frames to this worker's sessions (logged for a hand-over, counted, timed from
+    /// `start`). One that comes `alone` (not in a batch of records) is written in its own pass when
+    /// `writesThrough` says so (`ConnectionTable.broadcastThrough`); otherwise it is queued for the deferred
+    /// flush, which this schedules.
+    func broadcastHere(_ frames: ByteBuffer, messages: Int, startedAt start: UInt64, alone: Bool) {
+        handOverLog?.record(.broadcast(frames, messages: messages))
         guard !table.sessions.isEmpty else { return }
-        let reached = table.broadcastThrough(encodedFrames: frames, messages: messages)
+        let through = alone && writesThrough(at: Clock.monotonicNanoseconds())
+        let reached = through
+            ? table.broadcastThrough(encodedFrames: frames, messages: messages)
+            : table.broadcast(encodedFrames: frames, messages: messages, flush: false)
         registry.increment(worker: workerID, .messagesOut, by: UInt64(reached * messages))
         broadcastWritten(startedAt: start)
-        passEnded()
+        if through { passEnded() } else { deferFlush() }
     }
 
     /// Every write is out: the broadcasts' latency is known, and the burst window starts (`writesThrough(at:)`).
@@ -101,12 +105,9 @@ extension HiveServer {
                 registry.increment(worker: workerID, .messagesOut)
             }
         case .broadcast(let frames, let messages):
-            handOverLog?.record(.broadcast(ByteBuffer(bytes: frames), messages: messages))
-            guard !table.sessions.isEmpty else { return }
+            // Only ever in a batch (`deliver(_:)`), which the deferred flush sends.
             let start = Clock.monotonicNanoseconds()
-            let reached = table.broadcast(encodedFrames: ByteBuffer(bytes: frames), messages: messages, flush: flush)
-            registry.increment(worker: workerID, .messagesOut, by: UInt64(reached * messages))
-            broadcastWritten(startedAt: start)
+            broadcastHere(ByteBuffer(bytes: frames), messages: messages, startedAt: start, alone: false)
         case .disconnect(let id, let code, let reason):
             if let session = table.sessions[id] {
                 session.close(code: WebSocketErrorCode(codeNumber: Int(code)), reason: reason)

@@ -184,17 +184,7 @@ public final class HiveServer: @unchecked Sendable {
         }
         guard !toReplacement else { return }
         let count = messages.count
-        onLoop {
-            self.handOverLog?.record(.broadcast(frames, messages: count))
-            if self.writesThrough(at: Clock.monotonicNanoseconds()) {
-                return self.broadcastThrough(frames, messages: count, startedAt: start)
-            }
-            guard !self.table.sessions.isEmpty else { return }
-            let reached = self.table.broadcast(encodedFrames: frames, messages: count, flush: false)
-            self.registry.increment(worker: self.workerID, .messagesOut, by: UInt64(reached * count))
-            self.broadcastWritten(startedAt: start)
-            self.deferFlush()
-        }
+        onLoop { self.broadcastHere(frames, messages: count, startedAt: start, alone: true) }
     }
 
     /// Whether a connection with this id is open (any protocol): Swoole's `exist`. A snapshot: it may close right
