@@ -92,6 +92,8 @@ final class PublisherLane: @unchecked Sendable {
     }
 
     var pendingCount: Int { lock.withLock { pending } }
+    /// Publishes the thread has not taken yet (once taken, a batch is written on the connection it has then).
+    var queuedCount: Int { lock.withLock { queue.count } }
 
     /// Queues one publish, or resumes `continuation` at once with the reason it cannot be queued.
     func enqueue(channel: String, payload: [UInt8], history: HistoryTarget?,

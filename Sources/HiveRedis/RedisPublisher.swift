@@ -120,6 +120,8 @@ package final class RedisPublisher: Sendable {
 
     /// Publishes queued or waiting for a reply now, over all connections (for tests and status).
     var pendingCount: Int { lanes.reduce(0) { $0 + $1.pendingCount } }
+    /// Publishes no connection's thread has taken yet (for tests).
+    var queuedCount: Int { lanes.reduce(0) { $0 + $1.queuedCount } }
 }
 
 /// Where a history publish goes: the channel's keys and how much it keeps.

@@ -25,12 +25,15 @@ final class RedisPublisherTests: XCTestCase {
         )
     }
 
-    /// Polls until `publisher` has `count` publishes queued or waiting for a reply.
-    private func waitForPending(_ publisher: RedisPublisher, _ count: Int, file: StaticString = #filePath, line: UInt = #line) async throws {
+    /// Polls until `publisher` has `count` publishes queued or waiting for a reply; with `taken`, also until its
+    /// threads have taken every one of them (each then written on the connection the thread had).
+    private func waitForPending(_ publisher: RedisPublisher, _ count: Int, taken: Bool = false,
+                                file: StaticString = #filePath, line: UInt = #line) async throws {
         let deadline = Monotonic.seconds() + 5
-        while publisher.pendingCount != count {
+        while publisher.pendingCount != count || (taken && publisher.queuedCount != 0) {
             guard Monotonic.seconds() < deadline else {
-                return XCTFail("pending stayed at \(publisher.pendingCount), expected \(count)", file: file, line: line)
+                return XCTFail("pending stayed at \(publisher.pendingCount) (\(publisher.queuedCount) not taken), expected \(count)",
+                               file: file, line: line)
             }
             try await Task.sleep(nanoseconds: 5_000_000)
         }
@@ -184,7 +187,9 @@ final class RedisPublisherTests: XCTestCase {
                 return await group.reduce(into: []) { $0.append($1) }
             }
         }
-        try await waitForPending(publisher, 10)
+        // Taken by the thread, so written on the live connection: the kill then loses them (connection lost).
+        // Killed before the thread takes them, they would find no connection and fail as unreachable instead.
+        try await waitForPending(publisher, 10, taken: true)
         redis.kill(SIGKILL)
         let errors = try await within(10, "the waiting publishes to fail") { await waiting.value }
         XCTAssertEqual(errors.compactMap { $0?.code }, Array(repeating: .connectionLost, count: 10))
