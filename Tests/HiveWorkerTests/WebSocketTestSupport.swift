@@ -71,7 +71,7 @@ func makeFixture(
 /// Ticks the handler's keep-alive as the worker's sweep does, from time 0 of the embedded loop.
 func startKeepAliveSweep(on channel: EmbeddedChannel, limits: WebSocketLimits, handler: WebSocketFrameHandler) {
     guard let period = KeepAliveSweep.period(for: limits) else { return }
-    KeepAliveSweep(eventLoop: channel.embeddedEventLoop) { [weak handler] in handler.map { [$0] } ?? [] }
+    KeepAliveSweep(eventLoop: channel.embeddedEventLoop) { [weak handler] now in handler?.keepAliveTick(now: now) }
         .start(period: period)
 }
 

@@ -84,7 +84,7 @@ func runHandler(_ input: FuzzInput, maxMessageSize: Int, echo: Bool) {
     let handler = WebSocketFrameHandler(limits: limits, delegate: delegate)
     delegate.handler = handler
     try! channel.pipeline.syncOperations.addHandler(handler)
-    let sweep = KeepAliveSweep(eventLoop: channel.embeddedEventLoop) { [weak handler] in handler.map { [$0] } ?? [] }
+    let sweep = KeepAliveSweep(eventLoop: channel.embeddedEventLoop) { [weak handler] now in handler?.keepAliveTick(now: now) }
     sweep.start(period: KeepAliveSweep.period(for: limits)!)
     try! channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9001)).wait()
 

@@ -91,7 +91,7 @@ public final class HiveServer: @unchecked Sendable {
     func startKeepAlive() {
         let pings = KeepAliveSweep.period(for: webSocketLimits)
         let table = self.table
-        let sweep = KeepAliveSweep(eventLoop: eventLoop) { table.sweepSessions(keepAlive: pings != nil) }
+        let sweep = KeepAliveSweep(eventLoop: eventLoop) { now in table.sweepSessions(now: pings == nil ? nil : now) }
         sweep.start(period: pings ?? .seconds(1))
         keepAlive = sweep
     }

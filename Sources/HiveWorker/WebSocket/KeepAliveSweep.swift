@@ -9,7 +9,7 @@ import NIOCore
 /// interval and the pong timeout, and never more than a second.
 final class KeepAliveSweep {
     private let eventLoop: EventLoop
-    private let handlers: () -> [WebSocketFrameHandler]
+    private let tick: (NIODeadline) -> Void
     private var task: RepeatedTask?
 
     /// The sweep period for these limits (nil: keep-alive is off).
@@ -19,10 +19,11 @@ final class KeepAliveSweep {
         return .nanoseconds(max(TimeAmount.milliseconds(10).nanoseconds, min(tenth, TimeAmount.seconds(1).nanoseconds)))
     }
 
-    /// - Parameter handlers: The handlers to tick, read at every tick on the event loop.
-    init(eventLoop: EventLoop, handlers: @escaping () -> [WebSocketFrameHandler]) {
+    /// - Parameter tick: Gives the time to every handler (`WebSocketFrameHandler.keepAliveTick`); called on the
+    ///   event loop every `period`.
+    init(eventLoop: EventLoop, tick: @escaping (NIODeadline) -> Void) {
         self.eventLoop = eventLoop
-        self.handlers = handlers
+        self.tick = tick
     }
 
     /// Starts ticking every `period`. Call on the event loop.
@@ -32,7 +33,7 @@ final class KeepAliveSweep {
         // Holds the sweep until `stop` cancels the task.
         let sweep = NIOLoopBound(self, eventLoop: self.eventLoop)
         self.task = self.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
-            sweep.value.tick()
+            sweep.value.tick(sweep.value.eventLoop.now)
         }
     }
 
@@ -40,13 +41,6 @@ final class KeepAliveSweep {
     func stop() {
         self.task?.cancel()
         self.task = nil
-    }
-
-    private func tick() {
-        let now = self.eventLoop.now
-        for handler in self.handlers() {
-            handler.keepAliveTick(now: now)
-        }
     }
 }
 
