@@ -16,7 +16,7 @@
 #                                             (6 at 20,000 descriptors): time to accept, RSS per connection, broadcasts
 #                                             reaching all, then a worker killed and 10,000 clients connecting at once
 #                                             (opt-in: about 2.5 GB of memory and 2-3 minutes; one run)
-#   BENCH_INTERLEAVE=1 scripts/bench.sh  the paced fan-out scenarios alternate with their C reference run by run
+#   BENCH_INTERLEAVE=1 scripts/bench.sh  the fan-out scenarios (paced and back to back) alternate with their C reference run by run
 #                                    (hive, C, hive, C, ...; a fresh hive per run), so a drift of the machine
 #                                    within the sitting reaches both sides of each ratio alike
 #   BENCH_NO_DOC=1 scripts/bench.sh  a full run that leaves Docs/BENCHMARKS.md alone (a full run rewrites its
@@ -356,7 +356,7 @@ reload_bench() { # name clients seconds rate every processes
 fanout_reference() { # name clients messages rate(- for back to back) processes mode(coalesce|per-frame)
   local name=$1 clients=$2 messages=$3 rate=$4 processes=$5 mode=$6 run
   if [[ "$mode" == per-frame ]]; then named "$name" || return 0; else want "$name" || return 0; fi
-  [[ " $PAIRED " == *" $name "* ]] && return 0 # already run, alternating with hive's (paced_pair)
+  [[ " $PAIRED " == *" $name "* ]] && return 0 # already run, alternating with hive's (fanout_pair)
   log "== $name: C fan-out reference ($mode), $clients clients, $messages messages of 64 B, rate $rate, $processes generator process(es)"
   local extra=()
   [[ "$rate" != - ]] && extra=(--rate "$rate")
@@ -370,9 +370,10 @@ fanout_reference() { # name clients messages rate(- for back to back) processes 
   stop_fanout_reference
 }
 
-# A paced fan-out scenario on hive; with BENCH_INTERLEAVE=1 also its C reference, alternating run by run.
+# A paced or back-to-back fan-out scenario on hive; with BENCH_INTERLEAVE=1 also its C reference (coalescing),
+# alternating run by run.
 PAIRED=""
-paced_pair() { # hive-name reference-name clients messages rate processes
+fanout_pair() { # hive-name reference-name clients messages rate processes
   local hive=$1 reference=$2 run
   shift 2
   if [[ "${BENCH_INTERLEAVE:-0}" != 1 ]]; then
@@ -670,11 +671,11 @@ if [[ "$QUICK" == 1 ]]; then
   recovery_kill9 recovery_kill9 200 300 100
   connections conn_100k 6000 1000
 else
-  fanout fanout_1k_b2b 1000 1000 - 2
-  fanout fanout_10k_b2b 10000 100 - 2
-  paced_pair fanout_10k_20ps fanout_c_10k_20ps 10000 100 20 2
-  paced_pair fanout_10k_5ps fanout_c_10k_5ps 10000 50 5 2
-  paced_pair fanout_1k_20ps fanout_c_1k_20ps 1000 100 20 2
+  fanout_pair fanout_1k_b2b fanout_c_1k_b2b 1000 1000 - 2
+  fanout_pair fanout_10k_b2b fanout_c_10k_b2b 10000 100 - 2
+  fanout_pair fanout_10k_20ps fanout_c_10k_20ps 10000 100 20 2
+  fanout_pair fanout_10k_5ps fanout_c_10k_5ps 10000 50 5 2
+  fanout_pair fanout_1k_20ps fanout_c_1k_20ps 1000 100 20 2
   http_wrk http_hello 10
   http_wrk http_c_reference 10 reference
   # Issue 14: a 1 KB POST echoed back, Hive's demo (POST /echo) against the C reference.
@@ -1045,12 +1046,13 @@ if pairs:
         lines.append("Run by run (BENCH_INTERLEAVE=1: each hive run right before its C run), median [min-max] of the "
                      "pairs' Hive / C ratios:")
         lines.append("")
-        lines.append("| scenario | pairs | Hive / C p50 | Hive / C p99 | Hive / C server CPU per message |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("| scenario | pairs | Hive / C p50 | Hive / C p99 | Hive / C deliveries/s | Hive / C server CPU per message |")
+        lines.append("|---|---|---|---|---|---|")
         for h, c in pairs:
             p50 = pair_ratios(h, c, "latency.p50Us")
             lines.append(f"| {h[len('fanout_'):]} | {len(p50)} | {pair_spread(p50)} | "
                          f"{pair_spread(pair_ratios(h, c, 'latency.p99Us'))} | "
+                         f"{pair_spread(pair_ratios(h, c, 'deliveriesPerSecond'))} | "
                          f"{pair_spread(pair_ratios(h, c, 'hiveMicrosPerMessage'))} |")
 # Issue 13, side by side: the history script against a plain PUBLISH, envelopes against none (medians of this run).
 if runs.get("history_publish") and runs.get("plain_publish") or runs.get("envelope_latency"):
