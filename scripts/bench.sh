@@ -10,7 +10,7 @@
 #                                             (channels_20ps: the same paced at 20/s)
 #   BENCH_ONLY=channels_floor scripts/bench.sh  channels_20ps beside a paced broadcast to 100 clients on hive and on
 #                                             the C reference, and the C reference's to 10,000 (what bounds the ratio)
-#   BENCH_ONLY=fanout_vs_c scripts/bench.sh   the paced fan-out scenarios on hive and on the C fan-out reference,
+#   BENCH_ONLY=fanout_vs_c scripts/bench.sh   the fan-out scenarios (paced and bursts) on hive and on the C fan-out reference,
 #                                             side by side with their ratio (fanout_c_* alone: the reference only)
 #   BENCH_ONLY=conn_100k scripts/bench.sh    100,000 WebSocket clients over ceil(100k / (ulimit -n - 2,000)) workers
 #                                             (6 at 20,000 descriptors): time to accept, RSS per connection, broadcasts
@@ -44,9 +44,10 @@ QUICK=${BENCH_QUICK:-0}
 RUNS=${BENCH_RUNS:-3}
 [[ "$QUICK" == 1 ]] && RUNS=1
 ONLY=${BENCH_ONLY:-}
-# A group name: the fan-out latency scenarios on hive and on the C reference, for the side-by-side ratio.
+# A group name: the fan-out scenarios (latency and bursts) on hive and on the C reference, for the side-by-side ratio.
 [[ " $ONLY " == *" fanout_vs_c "* ]] &&
   ONLY="$ONLY fanout_1k_20ps fanout_10k_5ps fanout_10k_20ps fanout_c_1k_20ps fanout_c_10k_5ps fanout_c_10k_20ps"
+[[ " $ONLY " == *" fanout_vs_c "* ]] && ONLY="$ONLY fanout_1k_b2b fanout_10k_b2b fanout_c_1k_b2b fanout_c_10k_b2b"
 # A group name: the channels scenario with what bounds its ratio on this machine: a paced message to 100 clients as
 # a broadcast on hive and on the C reference (the same kernel work per delivery as a channel message to 100),
 # and the C reference's paced broadcast to 10,000.
