@@ -30,10 +30,11 @@ final class ConnectionTable {
 
     func add(_ id: ConnectionID, channel: Channel) { plainChannels[id] = channel }
 
-    /// The sessions in socket-descriptor order, for broadcasts written through (`broadcastThrough`): made again
-    /// on the first such broadcast after a session came or went. Descriptor order is about the order the master
-    /// accepted the connections, the order their kernel memory was allocated in; a pass in the dictionary's hash
-    /// order cost about a tenth more CPU (Docs/BENCHMARKS.md, round 9).
+    /// The sessions in socket-descriptor order, for every broadcast pass (written through, or queued for the
+    /// deferred flush, which then writes in the same order): made again on the first broadcast after a session
+    /// came or went. Descriptor order is about the order the master accepted the connections, the order their
+    /// kernel memory was allocated in; a pass in the dictionary's hash order cost about a tenth more CPU when
+    /// written through (Docs/BENCHMARKS.md, round 9) and a burst about 5 % of its deliveries/s (round 11).
     @exclusivity(unchecked) private var lane: [WebSocketSession] = []
     @exclusivity(unchecked) private var laneIsStale = true
 
@@ -83,12 +84,13 @@ final class ConnectionTable {
 
     /// Writes encoded frames to every established WebSocket of this worker: they were encoded once, and the same
     /// buffer (reference-counted, not copied) goes to each connection; sessions with permessage-deflate get the
-    /// frames compressed once per window size (`CompressedFrames`). Returns how many it reached.
+    /// frames compressed once per window size (`CompressedFrames`). In descriptor order, so the deferred flush
+    /// writes in that order too. Returns how many it reached.
     @discardableResult
     func broadcast(encodedFrames: ByteBuffer, messages: Int, flush: Bool) -> Int {
         var reached = 0
         var compressed = CompressedFrames(plain: encodedFrames, compressor: compressor)
-        for session in sessions.values {
+        for session in sessionsInDescriptorOrder() {
             // The plain frames passed as they are (borrowed): a copy chosen by a conditional expression cost a
             // retain and a release of their buffer per session.
             let sent = session.deflateWindowBits == 0
@@ -106,15 +108,9 @@ final class ConnectionTable {
     /// one pass over the sessions instead of the queueing pass and the deferred flush's. Returns how many it reached.
     @discardableResult
     func broadcastThrough(encodedFrames: ByteBuffer, messages: Int) -> Int {
-        if laneIsStale {
-            lane.removeAll(keepingCapacity: true)
-            lane.append(contentsOf: sessions.values)
-            lane.sort { $0.socket < $1.socket }
-            laneIsStale = false
-        }
         var reached = 0
         var compressed = CompressedFrames(plain: encodedFrames, compressor: compressor)
-        for session in lane {
+        for session in sessionsInDescriptorOrder() {
             let sent = session.deflateWindowBits == 0
                 ? session.writeThrough(encodedFrames, messages: messages)
                 : session.send(
@@ -123,6 +119,17 @@ final class ConnectionTable {
             if sent { reached += 1 }
         }
         return reached
+    }
+
+    /// `lane`, made again if a session came or went since it was last made.
+    private func sessionsInDescriptorOrder() -> [WebSocketSession] {
+        if laneIsStale {
+            lane.removeAll(keepingCapacity: true)
+            lane.append(contentsOf: sessions.values)
+            lane.sort { $0.socket < $1.socket }
+            laneIsStale = false
+        }
+        return lane
     }
 
     /// The worker's shared compressor and inflater for permessage-deflate, made when the first client negotiates
