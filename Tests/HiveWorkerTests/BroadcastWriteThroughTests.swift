@@ -135,4 +135,64 @@ final class BroadcastWriteThroughTests: XCTestCase {
         XCTAssertFalse(direct(first.peer).contains(frame("b")[2]), "nothing to the closed one's descriptor")
         try finish([second.channel])
     }
+
+    /// The sessions of a pass, in descriptor order (the order they were established here).
+    private func establishPassOf(_ count: Int, chunk: Int, _ hive: HiveServer) throws -> [(channel: EmbeddedChannel, peer: Int32, id: ConnectionID)] {
+        hive.table.passChunk = chunk
+        let connections = try (0..<count).map { _ in try establish(hive) }
+        hive.table.lastPassEndedAt = 0
+        return connections
+    }
+
+    func testAPass_writesAChunkOfSessions_thenTheRestAfterTheLoopPolled() throws {
+        let hive = makeHive()
+        let connections = try establishPassOf(3, chunk: 1, hive)
+
+        hive.deliver([.broadcast(frames: frame("one"), messages: 1)])
+        XCTAssertEqual(direct(connections[0].peer), frame("one"), "the first chunk at once")
+        XCTAssertEqual(direct(connections[1].peer), [], "the next after the pause")
+        XCTAssertFalse(hive.table.sessions[connections[1].id]!.isFlushed, "a hand-over waits for the pass")
+        loop.advanceTime(by: HiveServer.passPause)
+        XCTAssertEqual(direct(connections[1].peer), frame("one"))
+        loop.advanceTime(by: HiveServer.passPause)
+        XCTAssertEqual(direct(connections[2].peer), frame("one"))
+        XCTAssertNil(hive.table.throughPass)
+        XCTAssertEqual(hive.registry.worker(0, .messagesOut).load(ordering: .relaxed), 3)
+        for connection in connections { XCTAssertEqual(try outbound(connection.channel), [], "nothing through NIO") }
+        try finish(connections.map(\.channel))
+    }
+
+    func testABroadcastArrivingDuringAPass_endsIt_theSessionsNotReachedGetBothInOneWrite() throws {
+        let hive = makeHive()
+        let connections = try establishPassOf(3, chunk: 1, hive)
+
+        hive.deliver([.broadcast(frames: frame("one"), messages: 1)])
+        hive.deliver([.broadcast(frames: frame("two"), messages: 1)])
+        XCTAssertNil(hive.table.throughPass, "the second ended the pass")
+        XCTAssertTrue(hive.table.flushScheduled)
+        loop.run()
+        loop.advanceTime(by: HiveServer.passPause)  // the pass's continuation finds it over
+        XCTAssertEqual(direct(connections[0].peer), frame("one") + frame("two"))
+        for connection in connections[1...] {
+            XCTAssertEqual(direct(connection.peer), frame("one") + frame("two"), "in order, in one write")
+        }
+        XCTAssertEqual(hive.registry.worker(0, .messagesOut).load(ordering: .relaxed), 6)
+        try finish(connections.map(\.channel))
+    }
+
+    func testAPushDuringAPass_followsTheBroadcastOnASessionThePassHadNotReached() throws {
+        let hive = makeHive()
+        let connections = try establishPassOf(3, chunk: 1, hive)
+
+        hive.deliver([.broadcast(frames: frame("one"), messages: 1)])
+        hive.deliver(.push(connections[2].id, opcode: 1, payload: Array("p".utf8)))
+        XCTAssertEqual(direct(connections[2].peer), frame("one") + frame("p"), "the broadcast first")
+        loop.run()
+        loop.advanceTime(by: HiveServer.passPause)
+        XCTAssertEqual(direct(connections[0].peer), frame("one"))
+        XCTAssertEqual(direct(connections[1].peer), frame("one"), "queued when the pass ended, flushed after")
+        XCTAssertFalse(hive.table.flushScheduled)
+        XCTAssertNil(hive.table.throughPass)
+        try finish(connections.map(\.channel))
+    }
 }

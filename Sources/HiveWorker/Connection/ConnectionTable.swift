@@ -103,22 +103,70 @@ final class ConnectionTable {
         return reached
     }
 
-    /// Writes encoded frames to every established WebSocket of this worker in this pass, in descriptor order
-    /// (`WebSocketSession.writeThrough`): for a broadcast that comes alone (`HiveServer.writesThrough(at:)`),
-    /// one pass over the sessions instead of the queueing pass and the deferred flush's. Returns how many it reached.
-    @discardableResult
-    func broadcastThrough(encodedFrames: ByteBuffer, messages: Int) -> Int {
+    /// A broadcast being written through (`HiveServer.writeThrough`): its frames, the sessions it goes to (the lane
+    /// when it began: its own copy) and how far it got. It is written a chunk of sessions at a time, the event loop
+    /// polling between chunks; a message that arrives meanwhile for any of this worker's sessions first queues the
+    /// pass's frames for the sessions it has not reached (`queueRestOfPass`), so one that follows a broadcast in a
+    /// burst leaves with it, in one write per connection, and never before it.
+    struct ThroughPass {
+        let frames: ByteBuffer
+        let messages: Int
+        let sessions: [WebSocketSession]
+        var next = 0
+        var compressed: CompressedFrames
+    }
+    @exclusivity(unchecked) private(set) var throughPass: ThroughPass?
+    /// Sessions a pass writes before the event loop polls again (`HiveServer.continuePass`): about 1 ms of sends.
+    var passChunk = 128
+    /// Counts the passes begun, so a pass's continuation knows whether its pass is still the one under way.
+    private(set) var throughPasses: UInt64 = 0
+
+    /// Begins writing a broadcast through to every established WebSocket of this worker, in descriptor order.
+    func beginPass(encodedFrames: ByteBuffer, messages: Int) {
+        throughPasses &+= 1
+        throughPass = ThroughPass(
+            frames: encodedFrames, messages: messages, sessions: sessionsInDescriptorOrder(),
+            compressed: CompressedFrames(plain: encodedFrames, compressor: compressor)
+        )
+    }
+
+    /// Writes the pass to its next `limit` sessions (`WebSocketSession.writeThrough`: straight to the socket when
+    /// nothing is queued ahead); returns how many it reached and whether it is done (then it is over).
+    func continuePass(limit: Int) -> (reached: Int, done: Bool) {
+        guard var pass = throughPass else { return (0, true) }
+        throughPass = nil  // while it writes: a session's `send` must not queue the rest of it
+        let end = min(pass.sessions.count, pass.next + limit)
         var reached = 0
-        var compressed = CompressedFrames(plain: encodedFrames, compressor: compressor)
-        for session in sessionsInDescriptorOrder() {
+        while pass.next < end {
+            let session = pass.sessions[pass.next]
+            pass.next += 1
             let sent = session.deflateWindowBits == 0
-                ? session.writeThrough(encodedFrames, messages: messages)
+                ? session.writeThrough(pass.frames, messages: pass.messages)
                 : session.send(
-                    encodedFrames: compressed.frames(windowBits: Int(session.deflateWindowBits)), messages: messages, flush: true
+                    encodedFrames: pass.compressed.frames(windowBits: Int(session.deflateWindowBits)),
+                    messages: pass.messages, flush: true
                 )
             if sent { reached += 1 }
         }
-        return reached
+        let done = pass.next >= pass.sessions.count
+        if !done { throughPass = pass }
+        return (reached, done)
+    }
+
+    /// Ends the pass under way by queueing its frames for the sessions it has not reached, for the deferred flush
+    /// (which the caller schedules). Returns how many it reached and how many messages each got.
+    func queueRestOfPass() -> (reached: Int, messages: Int) {
+        guard var pass = throughPass else { return (0, 0) }
+        throughPass = nil
+        var reached = 0
+        while pass.next < pass.sessions.count {
+            let session = pass.sessions[pass.next]
+            pass.next += 1
+            let frames = session.deflateWindowBits == 0
+                ? pass.frames : pass.compressed.frames(windowBits: Int(session.deflateWindowBits))
+            if session.send(encodedFrames: frames, messages: pass.messages, flush: false) { reached += 1 }
+        }
+        return (reached, pass.messages)
     }
 
     /// `lane`, made again if a session came or went since it was last made.

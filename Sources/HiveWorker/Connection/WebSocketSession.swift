@@ -73,7 +73,8 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
 
     /// Nothing waits to be written: no frame pending here, none unfinished in NIO (a reload hands a connection
     /// over only then, so no byte is left behind in this process).
-    var isFlushed: Bool { pending.isEmpty && frameHandler.unfinishedWrites == 0 }
+    /// (A broadcast pass under way may not have reached it yet.)
+    var isFlushed: Bool { pending.isEmpty && frameHandler.unfinishedWrites == 0 && hive.table.throughPass == nil }
 
     /// The frames of `pending`. A paced message finds none and leaves alone: held here, among the session's hot
     /// fields, instead of in an array's heap buffer (one more cache line to touch per session in each of a
@@ -131,6 +132,8 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
     @discardableResult
     func send(encodedFrames: ByteBuffer, messages: Int, flush: Bool = true) -> Bool {
         guard !isClosing else { return false }
+        // A broadcast pass under way may not have reached this session: its frames go first (`HiveServer.endPass`).
+        if hive.table.throughPass != nil { hive.endPass() }
         let size = encodedFrames.readableBytes
         // Rare path: only a client over the limit pays for the look at NIO's queue. The cap applies to the backlog
         // a message joins, so one message larger than the cap still goes to a client that keeps up.
@@ -161,7 +164,7 @@ final class WebSocketSession: WebSocketFrameHandlerDelegate {
         return true
     }
 
-    /// Writes a broadcast's plain frames in the pass that delivers them (`ConnectionTable.broadcastThrough`):
+    /// Writes a broadcast's plain frames in the pass that delivers them (`ConnectionTable.continuePass`):
     /// straight to the socket when nothing is queued ahead of them, reading only this object;
     /// what the kernel does not take goes to NIO, in order. Otherwise (frames or NIO writes queued, the channel
     /// closed or closing) `send` with a flush, which applies every check. Returns whether it was sent or queued.
