@@ -20,11 +20,11 @@ extension HiveServer {
     /// A broadcast arriving further than this after the last write pass ended is written in its own pass.
     static let burstWindow: UInt64 = 1_000_000
 
-    /// Whether a broadcast arriving `now` is written through to each connection (`writeThrough`), rather than
-    /// queued for the deferred flush: when no pass is under way, nothing waits for a flush and the last pass ended
-    /// over `burstWindow` ago. A paced stream then costs one pass over the sessions instead of two. The messages
-    /// of a burst arrive while a pass runs, or right after it: they queue behind the deferred flush and leave
-    /// together, one write per connection.
+    /// Whether a broadcast arriving `now` is written through to each connection (`ConnectionTable.beginPass`),
+    /// rather than queued for the deferred flush: when no pass is under way, nothing waits for a flush and the
+    /// last pass ended over `burstWindow` ago. A paced stream then costs one pass over the sessions instead of
+    /// two. The messages of a burst arrive while a pass runs, or right after it: they queue behind the deferred
+    /// flush and leave together, one write per connection.
     func writesThrough(at now: UInt64) -> Bool {
         table.throughPass == nil && !table.flushScheduled && now &- table.lastPassEndedAt >= Self.burstWindow
     }

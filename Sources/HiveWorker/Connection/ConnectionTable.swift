@@ -103,7 +103,7 @@ final class ConnectionTable {
         return reached
     }
 
-    /// A broadcast being written through (`HiveServer.writeThrough`): its frames, the sessions it goes to (the lane
+    /// A broadcast being written through (`HiveServer.broadcastHere`): its frames, the sessions it goes to (the lane
     /// when it began: its own copy) and how far it got. It is written a chunk of sessions at a time, the event loop
     /// polling between chunks; a message that arrives meanwhile for any of this worker's sessions first queues the
     /// pass's frames for the sessions it has not reached (`queueRestOfPass`), so one that follows a broadcast in a
